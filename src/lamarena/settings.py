@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     bootstrap_rounds: int = Field(default=10_000, ge=0)
     min_battles: int = Field(default=10, ge=0)
     seed: int = 0
+    debug: bool = Field(default=False, description="Show tracebacks instead of one-line errors.")
 
 
 def load_settings(**overrides: object) -> Settings:

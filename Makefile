@@ -1,0 +1,38 @@
+# The only entry points: setup | system | check | test | bench | run.  CI runs `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP_FLAGS ?= --quiet --disable-pip-version-check
+OUT ?= out
+
+.PHONY: setup system check test bench run clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
+	$(PY) -m pip install $(PIP_FLAGS) -e '.[dev]'
+	touch $@
+
+system:
+	./scripts/install-system-deps
+
+check: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# pytest exits 5 when it collects no test; make treats any non-zero exit as a failure.
+test: setup system check
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) benchmarks/ranking.py
+
+# Until the web arena lands: simulate a study's worth of votes and print the leaderboard.
+run: setup
+	mkdir -p $(OUT)
+	$(VENV)/bin/lamarena simulate --models 8 --votes 7500 --seed 0 --study --out $(OUT)/simulated.jsonl
+	$(VENV)/bin/lamarena leaderboard --votes $(OUT)/simulated.jsonl --from jsonl
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache

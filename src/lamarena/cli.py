@@ -1,0 +1,306 @@
+"""The ``lamarena`` command line: parse, build settings, call one function, print.
+
+Every command exits 0 on success and 1 with a single ``error: ...`` line on bad input (set
+``LAMARENA_DEBUG=1`` for the traceback). ``--json`` output is one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from lamarena.errors import InvalidInputError, LamarenaError
+from lamarena.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="lamarena",
+    help="Evaluate Large Audio Models: a voting arena, static benchmarks, and their gap.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+votes_app = typer.Typer(help="Import and export battle votes.", no_args_is_help=True)
+app.add_typer(votes_app, name="votes")
+
+
+class VoteFormat(StrEnum):
+    """Formats ``votes import`` and ``leaderboard --votes`` read."""
+
+    TALK_ARENA = "talk-arena"
+    FASTCHAT = "fastchat"
+    JSONL = "jsonl"
+
+
+class CiMethod(StrEnum):
+    """How the leaderboard's confidence intervals are computed."""
+
+    BOOTSTRAP = "bootstrap"
+    ANALYTIC = "analytic"
+
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="SQLAlchemy URL (default: LAMARENA_DATABASE_URL or sqlite)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+
+
+def _open_store(settings: Settings) -> Any:
+    """Create the engine for the configured database and bring its schema to head."""
+    from lamarena.store import make_engine, migrate_to_head
+
+    engine = make_engine(settings.database_url)
+    migrate_to_head(engine)
+    return engine
+
+
+def _load_battles(settings: Settings, votes: Path | None, fmt: VoteFormat | None) -> pd.DataFrame:
+    """Battles from a votes file (when given) or from the store."""
+    if votes is not None:
+        from lamarena.store import read_battle_records, records_to_frame
+
+        if fmt is None:
+            raise InvalidInputError("--votes needs --from talk-arena|fastchat|jsonl")
+        return records_to_frame(read_battle_records(votes, fmt.value))
+    engine = _open_store(settings)
+    try:
+        from lamarena.store import load_battles_frame
+
+        return load_battles_frame(engine)
+    finally:
+        engine.dispose()
+
+
+def _parse_controls(control: str | None) -> tuple[str, ...]:
+    """``"length,latency"`` -> ``("length", "latency")``, rejecting unknown names."""
+    if not control:
+        return ()
+    names = tuple(part.strip() for part in control.split(",") if part.strip())
+    unknown = sorted(set(names) - {"length", "latency"})
+    if unknown:
+        raise InvalidInputError(
+            f"--control: unknown control {', '.join(unknown)}; use length, latency or both"
+        )
+    return names
+
+
+@app.command()
+def leaderboard(
+    db: DbOption = None,
+    votes: Annotated[
+        Path | None, typer.Option(help="Rank the votes in this file instead of the database.")
+    ] = None,
+    from_: Annotated[
+        VoteFormat | None, typer.Option("--from", help="Format of the --votes file.")
+    ] = None,
+    bootstrap: Annotated[
+        int | None, typer.Option(min=0, help="Bootstrap rounds (default 10,000).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the bootstrap.")] = None,
+    min_battles: Annotated[
+        int | None, typer.Option(min=0, help="Fewer battles than this: provisional.")
+    ] = None,
+    control: Annotated[
+        str | None, typer.Option(help="Adjust ratings for reply style: length,latency.")
+    ] = None,
+    ci: Annotated[CiMethod, typer.Option(help="Confidence interval method.")] = CiMethod.BOOTSTRAP,
+    as_json: JsonOption = False,
+) -> None:
+    """Bradley-Terry ratings with confidence intervals and pairwise tests."""
+    from lamarena.analysis.leaderboard import build_leaderboard
+
+    if db is not None and votes is not None:
+        raise InvalidInputError("give either --db or --votes, not both")
+    settings = load_settings(
+        database_url=db, bootstrap_rounds=bootstrap, seed=seed, min_battles=min_battles
+    )
+    battles = _load_battles(settings, votes, from_)
+    result = build_leaderboard(
+        battles,
+        n_resamples=settings.bootstrap_rounds,
+        seed=settings.seed,
+        min_battles=settings.min_battles,
+        control=_parse_controls(control),
+        ci=ci.value,
+    )
+    document = result.to_dict()
+    if as_json:
+        typer.echo(json.dumps(document, indent=2))
+        return
+    _print_leaderboard(document)
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _print_leaderboard(document: dict[str, Any]) -> None:
+    """Render the leaderboard document as rich tables: ranked, provisional, significant gaps."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    rows = document["models"]
+    ranked = [row for row in rows if not row["provisional"]]
+    provisional = [row for row in rows if row["provisional"]]
+    title = f"lamarena leaderboard: {document['n_battles']} battles"
+    table = Table(title=title, title_justify="left")
+    for column, justify in [
+        ("#", "right"),
+        ("model", "left"),
+        ("rating", "right"),
+        ("95% CI", "right"),
+        ("battles", "right"),
+        ("win rate", "right"),
+    ]:
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for rank, row in enumerate(ranked, start=1):
+        table.add_row(
+            str(rank),
+            row["model"],
+            _fmt(row["rating"], ".0f"),
+            f"{_fmt(row['ci_low'], '.0f')} to {_fmt(row['ci_high'], '.0f')}",
+            str(row["battles"]),
+            _fmt(row["win_rate"], ".1%"),
+        )
+    console.print(table)
+    if provisional:
+        apart = Table(
+            title="provisional: too few battles, or no finite rating (all wins, all losses, "
+            "or not connected to the rest)",
+            title_justify="left",
+        )
+        for column in ("model", "rating", "battles", "win rate"):
+            apart.add_column(column)
+        for row in provisional:
+            apart.add_row(
+                row["model"],
+                _fmt(row["rating"], ".0f"),
+                str(row["battles"]),
+                _fmt(row["win_rate"], ".1%"),
+            )
+        console.print(apart)
+    pairs = document.get("pairwise") or []
+    significant = sum(1 for pair in pairs if pair.get("significant"))
+    console.print(
+        f"{significant} of {len(pairs)} model pairs differ significantly "
+        "(Holm-corrected, alpha 0.05); see --json for every pair."
+    )
+
+
+@app.command()
+def simulate(
+    models: Annotated[
+        str, typer.Option(help="How many models (N) or their names (NAME,NAME,...).")
+    ],
+    votes: Annotated[int, typer.Option(min=1, help="How many battles to draw.")],
+    out: Annotated[Path, typer.Option(help="Output JSONL file.")],
+    seed: Annotated[int, typer.Option(help="Seed for strengths and outcomes.")] = 0,
+    study: Annotated[
+        bool, typer.Option("--study", help="Add query transcripts drawn by topic.")
+    ] = False,
+    tie_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.1,
+    length_effect: Annotated[
+        float, typer.Option(help="Elo points gained by the longer reply (style bias).")
+    ] = 0.0,
+    latency_effect: Annotated[
+        float, typer.Option(help="Elo points lost by the slower first token (style bias).")
+    ] = 0.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Draw battles from known strengths and write them as battle-record JSONL."""
+    from lamarena.analysis.simulate import parse_strengths, simulate_battles
+    from lamarena.store import records_from_frame, write_battle_records
+
+    if out.suffix != ".jsonl":
+        raise InvalidInputError(f"--out {out}: simulated votes are written as .jsonl")
+    strengths = parse_strengths(models, seed=seed)
+    battles = simulate_battles(
+        strengths,
+        votes,
+        seed=seed,
+        tie_rate=tie_rate,
+        length_effect=length_effect,
+        latency_effect=latency_effect,
+        study=study,
+    )
+    written = write_battle_records(records_from_frame(battles), out)
+    summary = {"out": str(out), "battles": written, "strengths": dict(strengths)}
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        typer.echo(f"wrote {written} simulated battles among {len(strengths)} models to {out}")
+
+
+@votes_app.command("import")
+def votes_import(
+    file: Annotated[Path, typer.Argument(help="The votes file to import.")],
+    from_: Annotated[VoteFormat, typer.Option("--from", help="Format of the file.")],
+    db: DbOption = None,
+) -> None:
+    """Import a votes file into the store, all or nothing."""
+    from lamarena.store import import_votes
+
+    settings = load_settings(database_url=db)
+    engine = _open_store(settings)
+    try:
+        count = import_votes(engine, file, from_.value)
+    finally:
+        engine.dispose()
+    typer.echo(f"imported {count} battles from {file}")
+
+
+@votes_app.command("export")
+def votes_export(
+    out: Annotated[Path, typer.Argument(help="OUT.jsonl or OUT.parquet.")],
+    db: DbOption = None,
+) -> None:
+    """Export every stored battle to JSONL or Parquet."""
+    from lamarena.store import export_votes
+
+    settings = load_settings(database_url=db)
+    engine = _open_store(settings)
+    try:
+        count = export_votes(engine, out)
+    finally:
+        engine.dispose()
+    typer.echo(f"exported {count} battles to {out}")
+
+
+def main() -> None:
+    """Run the CLI: usage errors and lamarena errors become one ``error:`` line on stderr.
+
+    Exit status: 0 on success, 1 for a lamarena error (bad data, bad file), 2 for a usage error.
+    """
+    try:
+        status = app(standalone_mode=False)
+    except typer.TyperException as exc:
+        # Usage errors (exit 2); with no arguments at all the "message" is the help text.
+        message = exc.format_message()
+        typer.echo(message if "\n" in message else f"error: {message}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except LamarenaError as exc:
+        if load_settings().debug:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        if load_settings().debug:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        sys.exit(1)
+    sys.exit(status if isinstance(status, int) else 0)
