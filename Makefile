@@ -20,6 +20,7 @@ system:
 check: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 # pytest exits 5 when it collects no test; make treats any non-zero exit as a failure.
 test: setup system check

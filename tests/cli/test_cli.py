@@ -1,0 +1,241 @@
+"""The ``lamarena`` command run as a user runs it: a real subprocess, real files, real SQLite."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+QUICK = ["--bootstrap", "200", "--seed", "3"]
+
+
+def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lamarena", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture
+def simulated(tmp_path: Path) -> Path:
+    out = tmp_path / "sim.jsonl"
+    result = ok(
+        run_cli(
+            "simulate",
+            "--models",
+            "strong,middle,weak",
+            "--votes",
+            "600",
+            "--seed",
+            "1",
+            "--study",
+            "--out",
+            out,
+            cwd=tmp_path,
+        )
+    )
+    assert "600" in result.stdout
+    return out
+
+
+def test_simulate_writes_one_battle_record_per_line(simulated: Path) -> None:
+    lines = simulated.read_text().splitlines()
+    assert len(lines) == 600
+    first = json.loads(lines[0])
+    for field in ("battle_id", "model_a", "model_b", "winner", "latency_a", "query_transcript"):
+        assert field in first
+    assert first["model_a"] != first["model_b"]
+    assert first["query_transcript"]
+    assert {json.loads(line)["winner"] for line in lines} <= {
+        "model_a",
+        "model_b",
+        "tie",
+        "both_bad",
+    }
+
+
+def test_simulate_is_reproducible_with_a_seed(tmp_path: Path) -> None:
+    outs = []
+    for name in ("a.jsonl", "b.jsonl"):
+        ok(
+            run_cli(
+                "simulate",
+                "--models",
+                "4",
+                "--votes",
+                "50",
+                "--seed",
+                "9",
+                "--out",
+                name,
+                cwd=tmp_path,
+            )
+        )
+        outs.append(
+            [
+                (r["model_a"], r["model_b"], r["winner"])
+                for r in map(json.loads, (tmp_path / name).read_text().splitlines())
+            ]
+        )
+    assert outs[0] == outs[1]
+
+
+def test_leaderboard_json_from_votes_file_ranks_known_strengths(
+    simulated: Path, tmp_path: Path
+) -> None:
+    result = ok(
+        run_cli(
+            "leaderboard", "--votes", simulated, "--from", "jsonl", "--json", *QUICK, cwd=tmp_path
+        )
+    )
+    document = json.loads(result.stdout)
+    assert document["n_battles"] == 600
+    ranked = [row["model"] for row in document["models"] if not row["provisional"]]
+    # strengths from names are listed strongest first by parse_strengths' spread
+    assert ranked == ["strong", "middle", "weak"]
+    for row in document["models"]:
+        assert row["ci_low"] <= row["rating"] <= row["ci_high"]
+        assert 0.0 <= row["win_rate"] <= 1.0
+    assert abs(sum(row["rating"] for row in document["models"]) / 3 - 1000) < 1e-6
+    assert len(document["pairwise"]) == 3
+
+
+def test_import_then_leaderboard_from_database_matches_file(
+    simulated: Path, tmp_path: Path
+) -> None:
+    db = f"sqlite:///{tmp_path / 'arena.db'}"
+    result = ok(run_cli("votes", "import", simulated, "--from", "jsonl", "--db", db, cwd=tmp_path))
+    assert "imported 600" in result.stdout
+    from_db = json.loads(
+        ok(run_cli("leaderboard", "--db", db, "--json", *QUICK, cwd=tmp_path)).stdout
+    )
+    from_file = json.loads(
+        ok(
+            run_cli(
+                "leaderboard",
+                "--votes",
+                simulated,
+                "--from",
+                "jsonl",
+                "--json",
+                *QUICK,
+                cwd=tmp_path,
+            )
+        ).stdout
+    )
+    assert from_db == from_file
+
+
+def test_export_round_trip_keeps_every_field(simulated: Path, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'arena.db'}"
+    ok(run_cli("votes", "import", simulated, "--from", "jsonl", "--db", db, cwd=tmp_path))
+    ok(run_cli("votes", "export", tmp_path / "out.jsonl", "--db", db, cwd=tmp_path))
+    original = sorted(
+        map(json.loads, simulated.read_text().splitlines()), key=lambda r: r["battle_id"]
+    )
+    exported = sorted(
+        map(json.loads, (tmp_path / "out.jsonl").read_text().splitlines()),
+        key=lambda r: r["battle_id"],
+    )
+    assert exported == original
+
+
+def test_bad_import_prints_one_line_and_changes_nothing(simulated: Path, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'arena.db'}"
+    ok(run_cli("votes", "import", simulated, "--from", "jsonl", "--db", db, cwd=tmp_path))
+    bad = tmp_path / "bad.jsonl"
+    rows = [json.loads(line) for line in simulated.read_text().splitlines()[:5]]
+    for i, row in enumerate(rows):
+        row["battle_id"] = f"new-{i}"
+    rows[3]["winner"] = "model_c"
+    bad.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = run_cli("votes", "import", bad, "--from", "jsonl", "--db", db, cwd=tmp_path)
+    assert result.returncode == 1
+    message = result.stderr.strip()
+    assert message.startswith("error: ")
+    assert "\n" not in message
+    assert "winner" in message
+    assert "4" in message  # the fourth record (line 4) is named
+    ok(run_cli("votes", "export", tmp_path / "after.jsonl", "--db", db, cwd=tmp_path))
+    assert len((tmp_path / "after.jsonl").read_text().splitlines()) == 600
+
+
+def test_leaderboard_on_empty_database_says_there_are_no_votes(tmp_path: Path) -> None:
+    result = run_cli("leaderboard", "--db", f"sqlite:///{tmp_path / 'empty.db'}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_one_win_model_is_provisional_not_a_huge_number(tmp_path: Path) -> None:
+    votes = tmp_path / "votes.json"
+    records = {}
+    for i in range(40):
+        records[str(i)] = {
+            "model_a": "a",
+            "model_b": "b",
+            "outcome": [0, 1, 0.5][i % 3],
+            "why": "",
+            "model_a_latency": 1.0,
+            "model_b_latency": 2.0,
+            "audio_hash": f"h{i}",
+        }
+    records["40"] = {
+        "model_a": "lucky",
+        "model_b": "a",
+        "outcome": 0,
+        "why": "",
+        "audio_hash": "x",
+        "model_a_latency": 1.0,
+        "model_b_latency": 1.0,
+    }
+    votes.write_text(json.dumps({"_default": records}))
+    result = ok(
+        run_cli(
+            "leaderboard", "--votes", votes, "--from", "talk-arena", "--json", *QUICK, cwd=tmp_path
+        )
+    )
+    rows = {row["model"]: row for row in json.loads(result.stdout)["models"]}
+    assert rows["lucky"]["provisional"] is True
+    assert rows["lucky"]["rating"] is None or rows["lucky"]["rating"] < 1500
+    assert rows["a"]["provisional"] is False
+    table = ok(
+        run_cli("leaderboard", "--votes", votes, "--from", "talk-arena", *QUICK, cwd=tmp_path)
+    ).stdout
+    assert "provisional" in table
+    assert "lucky" in table
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["leaderboard", "--bogus"], "--bogus"),
+        (["leaderboard", "--control", "colour"], "colour"),
+        (["leaderboard", "--votes", "missing.jsonl", "--from", "jsonl"], "missing.jsonl"),
+        (["leaderboard", "--votes", "x.jsonl"], "--from"),
+        (["simulate", "--models", "3", "--votes", "5", "--out", "x.csv"], ".jsonl"),
+        (["votes", "export", "out.csv", "--db", "sqlite:///e.db"], "out.csv"),
+    ],
+)
+def test_bad_input_exits_non_zero_with_one_line(
+    args: list[str], needle: str, tmp_path: Path
+) -> None:
+    (tmp_path / "x.jsonl").write_text("")
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert needle in lines[0]
