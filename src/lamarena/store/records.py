@@ -1,0 +1,347 @@
+"""The battle record: the one schema of exported and imported battles (DESIGN.md).
+
+A :class:`BattleRecord` is one battle with its vote, as written to JSONL (one record per line)
+or Parquet, and as read back by the importers. :func:`records_to_frame` turns records into the
+DataFrame the analysis layer consumes; :func:`records_from_frame` goes the other way (used by
+``lamarena simulate``).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+import pandas as pd
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from lamarena.errors import InvalidInputError, RecordError
+from lamarena.store.tables import ID_LENGTH, MODEL_NAME_LENGTH
+
+__all__ = [
+    "FRAME_COLUMNS",
+    "BattleRecord",
+    "Latency",
+    "Winner",
+    "battles_frame_from_columns",
+    "record_error_from_validation",
+    "records_from_frame",
+    "records_to_frame",
+]
+
+Identifier = Annotated[str, Field(min_length=1, max_length=ID_LENGTH)]
+ModelName = Annotated[str, Field(min_length=1, max_length=MODEL_NAME_LENGTH)]
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+FRAME_COLUMNS = (
+    "battle_id",
+    "model_a",
+    "model_b",
+    "winner",
+    "chars_a",
+    "chars_b",
+    "ttft_a_s",
+    "ttft_b_s",
+    "total_a_s",
+    "total_b_s",
+    "query_transcript",
+    "created_at",
+)
+"""Columns of :func:`records_to_frame` (and of ``repo.battles_frame``), in order."""
+
+_STRING_COLUMNS = ("battle_id", "model_a", "model_b", "winner", "query_transcript")
+_NUMBER_COLUMNS = ("chars_a", "chars_b", "ttft_a_s", "ttft_b_s", "total_a_s", "total_b_s")
+_SIMULATED_START = datetime(2025, 1, 1, tzinfo=UTC)
+_SIMULATED_SPACING = timedelta(seconds=30)
+_ID_NAMESPACE = uuid.UUID("5d0f6f2e-6f0e-4d55-9a59-6c616d617265")
+
+
+class Winner(StrEnum):
+    """The outcome of a vote; the values are DESIGN.md's wire strings."""
+
+    MODEL_A = "model_a"
+    MODEL_B = "model_b"
+    TIE = "tie"
+    BOTH_BAD = "both_bad"
+
+
+class Latency(BaseModel):
+    """Timings of one reply: time to first token, total time (seconds) and length (characters)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ttft_s: Seconds | None = None
+    total_s: Seconds | None = None
+    chars: Annotated[int, Field(ge=0)] | None = None
+
+    def is_empty(self) -> bool:
+        """Whether no timing is known."""
+        return self.ttft_s is None and self.total_s is None and self.chars is None
+
+
+class BattleRecord(BaseModel):
+    """One battle with its vote, as exported to and imported from JSONL or Parquet.
+
+    ``created_at`` is converted to UTC. A ``latency_*`` object with no known field is stored as
+    ``None``. Text fields keep their exact content (no stripping); ``None`` (unknown) and ``""``
+    (empty) stay distinct.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    battle_id: Identifier
+    created_at: AwareDatetime
+    session_id: Identifier | None = None
+    participant_id: Identifier | None = None
+    model_a: ModelName
+    model_b: ModelName
+    winner: Winner
+    query_audio_sha256: Annotated[str, Field(max_length=ID_LENGTH)] | None = None
+    query_transcript: str | None = None
+    reply_a: str | None = None
+    reply_b: str | None = None
+    latency_a: Latency | None = None
+    latency_b: Latency | None = None
+    error_a: str | None = None
+    error_b: str | None = None
+    feedback_text: str | None = None
+    audio_kept: StrictBool = False
+    source: Annotated[str, Field(min_length=1, max_length=32)] = "arena"
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        # PostgreSQL cannot store NUL in text, and no database stores lone surrogates.
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise ValueError("contains a NUL character, which the database cannot store")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError("is not valid Unicode (a lone surrogate)") from exc
+        return value
+
+    @field_validator("battle_id", "session_id", "participant_id", "model_a", "model_b")
+    @classmethod
+    def _no_surrounding_space(cls, value: str | None) -> str | None:
+        if value is not None and value != value.strip():
+            raise ValueError(f"{value!r} starts or ends with white space")
+        return value
+
+    @field_validator("created_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    @field_validator("model_b")
+    @classmethod
+    def _distinct_models(cls, value: str, info: ValidationInfo) -> str:
+        if value == info.data.get("model_a"):
+            raise ValueError(f"{value!r} is the same model as model_a; a battle needs two")
+        return value
+
+    @field_validator("participant_id")
+    @classmethod
+    def _participant_needs_session(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("session_id") is None:
+            raise ValueError("a participant_id needs a session_id")
+        return value
+
+    @field_validator("latency_a", "latency_b")
+    @classmethod
+    def _empty_latency_is_none(cls, value: Latency | None) -> Latency | None:
+        return None if value is None or value.is_empty() else value
+
+    @field_validator("audio_kept")
+    @classmethod
+    def _kept_needs_session(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("session_id") is None:
+            raise ValueError("audio_kept is true only with consent, which needs a session_id")
+        return value
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def record_error_from_validation(
+    source: str,
+    record: str,
+    exc: ValidationError,
+    *,
+    field_names: Mapping[str, str] | None = None,
+) -> RecordError:
+    """Turn a pydantic error into a one-line :class:`RecordError` naming the first bad field.
+
+    Args:
+        source: the file (or other input) the record came from.
+        record: how to name the record: its id or its line/position.
+        exc: the validation error of that record.
+        field_names: the input's own name for a record field (``{"feedback_text": "why"}``), so
+            the message names the field the user sees in their file.
+
+    Returns:
+        The error to raise (``raise ... from exc``).
+    """
+    first = exc.errors(include_url=False)[0]
+    names = field_names or {}
+    field = ".".join(names.get(str(part), str(part)) for part in first["loc"]) or "(record)"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "missing":
+        problem = "is missing"
+    elif first["type"] == "extra_forbidden":
+        problem = "is not a field of a battle record"
+    elif first["type"] == "value_error":  # our validators say what was wrong themselves
+        problem = message
+    else:
+        problem = f"{_short_repr(first.get('input'))}: {message}"
+    problem = " ".join(problem.split())  # one line, whatever the input held
+    return RecordError(source, record, field, problem)
+
+
+def battles_frame_from_columns(columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
+    """Build the analysis DataFrame from one sequence per column of :data:`FRAME_COLUMNS`.
+
+    Strings use pandas' string dtype (missing as NaN), numbers are float64 (NaN where unknown)
+    and ``created_at`` is ``datetime64[us, UTC]``.
+    """
+    data: dict[str, Any] = {}
+    for name in _STRING_COLUMNS:
+        data[name] = pd.Series(list(columns[name]), dtype="str")
+    for name in _NUMBER_COLUMNS:
+        values = [math.nan if value is None else value for value in columns[name]]
+        data[name] = pd.Series(values, dtype="float64")
+    created = pd.to_datetime(pd.Series(list(columns["created_at"]), dtype=object), utc=True)
+    data["created_at"] = created.astype("datetime64[us, UTC]")
+    return pd.DataFrame({name: data[name] for name in FRAME_COLUMNS})
+
+
+def records_to_frame(records: Iterable[BattleRecord]) -> pd.DataFrame:
+    """Turn battle records into the DataFrame the analysis layer consumes.
+
+    Args:
+        records: the battles.
+
+    Returns:
+        One row per battle with the columns of :data:`FRAME_COLUMNS`: ``battle_id, model_a,
+        model_b, winner`` (wire strings), ``chars_a, chars_b, ttft_a_s, ttft_b_s, total_a_s,
+        total_b_s`` (float, NaN where unknown), ``query_transcript`` and ``created_at`` (UTC).
+    """
+    columns: dict[str, list[Any]] = {name: [] for name in FRAME_COLUMNS}
+    for record in records:
+        columns["battle_id"].append(record.battle_id)
+        columns["model_a"].append(record.model_a)
+        columns["model_b"].append(record.model_b)
+        columns["winner"].append(record.winner.value)
+        for side, latency in (("a", record.latency_a), ("b", record.latency_b)):
+            columns[f"chars_{side}"].append(latency.chars if latency else None)
+            columns[f"ttft_{side}_s"].append(latency.ttft_s if latency else None)
+            columns[f"total_{side}_s"].append(latency.total_s if latency else None)
+        columns["query_transcript"].append(record.query_transcript)
+        columns["created_at"].append(record.created_at)
+    return battles_frame_from_columns(columns)
+
+
+def _cell(value: Any) -> Any:
+    """A frame cell as a plain Python value, with every kind of missing as None."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item) and not isinstance(value, str):
+        value = item()
+        if isinstance(value, float) and math.isnan(value):
+            return None
+    return value
+
+
+def _whole_number(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def records_from_frame(
+    frame: pd.DataFrame,
+    *,
+    source: str = "simulate",
+    namespace: str = "simulate",
+    start: datetime = _SIMULATED_START,
+    battles_per_session: int = 10,
+) -> list[BattleRecord]:
+    """Turn a DataFrame of battles (for example simulated ones) into battle records.
+
+    The frame needs ``model_a, model_b, winner`` and may have any of ``chars_a, chars_b,
+    ttft_a_s, ttft_b_s, total_a_s, total_b_s, query_transcript, battle_id, created_at,
+    session_id, participant_id, feedback_text``. Missing ids and times are generated
+    deterministically from the row position: the same frame and ``namespace`` always give the
+    same records (use a different ``namespace`` per run to import several runs into one store).
+
+    Args:
+        frame: one row per battle.
+        source: the ``source`` of every record.
+        namespace: seeds the generated battle and session ids.
+        start: ``created_at`` of the first generated battle; later ones follow 30 s apart.
+        battles_per_session: how many consecutive battles share a generated session.
+
+    Returns:
+        The records, in row order.
+
+    Raises:
+        InvalidInputError: a required column is missing or ``battles_per_session`` < 1.
+        RecordError: a row is not a valid battle (naming its 1-based row and the field).
+    """
+    missing = [name for name in ("model_a", "model_b", "winner") if name not in frame.columns]
+    if missing:
+        raise InvalidInputError(f"battles frame: missing column(s) {', '.join(missing)}")
+    if battles_per_session < 1:
+        raise InvalidInputError(
+            f"battles_per_session must be at least 1, got {battles_per_session}"
+        )
+    if start.tzinfo is None:
+        raise InvalidInputError(f"start {start.isoformat()} must be timezone-aware")
+    records: list[BattleRecord] = []
+    for position, row in enumerate(frame.to_dict(orient="records")):
+        cells = {str(key): _cell(value) for key, value in row.items()}
+        session_number = position // battles_per_session
+        fields: dict[str, Any] = {
+            "battle_id": cells.get("battle_id")
+            or str(uuid.uuid5(_ID_NAMESPACE, f"{namespace}/battle/{position}")),
+            "created_at": cells.get("created_at") or start + position * _SIMULATED_SPACING,
+            "session_id": cells.get("session_id")
+            or str(uuid.uuid5(_ID_NAMESPACE, f"{namespace}/session/{session_number}")),
+            "participant_id": cells.get("participant_id"),
+            "model_a": cells["model_a"],
+            "model_b": cells["model_b"],
+            "winner": cells["winner"],
+            "query_transcript": cells.get("query_transcript"),
+            "feedback_text": cells.get("feedback_text"),
+            "source": source,
+        }
+        for side in ("a", "b"):
+            fields[f"latency_{side}"] = {
+                "ttft_s": cells.get(f"ttft_{side}_s"),
+                "total_s": cells.get(f"total_{side}_s"),
+                "chars": _whole_number(cells.get(f"chars_{side}")),
+            }
+        try:
+            records.append(BattleRecord.model_validate(fields))
+        except ValidationError as exc:
+            raise record_error_from_validation("battles frame", str(position + 1), exc) from exc
+    return records

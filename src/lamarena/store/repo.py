@@ -1,0 +1,273 @@
+"""Repository functions over a SQLAlchemy session.
+
+Each function takes an open :class:`sqlalchemy.orm.Session` and never commits: the caller (a
+service such as ``votes.import_votes`` or an arena route) owns the transaction, so one request or
+one import is all-or-nothing (STYLE.md B4). The whole-store functions live in
+:mod:`lamarena.store.bulk` and are re-exported here. The arena uses :func:`create_session`,
+:func:`create_battle`, :func:`add_reply` and :func:`record_vote`; imports use
+:func:`insert_battle_records`; exports and the leaderboard use :func:`load_battle_records` and
+:func:`battles_frame`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from lamarena.errors import AlreadyVoted, InvalidInputError, NotFound
+from lamarena.store.bulk import battles_frame, insert_battle_records, load_battle_records
+from lamarena.store.records import Winner
+from lamarena.store.tables import SIDES, Battle, Participant, Reply, Vote
+from lamarena.store.tables import Session as SessionRow
+
+__all__ = [
+    "add_reply",
+    "battles_frame",
+    "create_battle",
+    "create_participant",
+    "create_session",
+    "existing_battle_ids",
+    "insert_battle_records",
+    "load_battle_records",
+    "record_vote",
+    "session_participants",
+    "table_counts",
+]
+
+logger = logging.getLogger(__name__)
+
+_IN_CHUNK = 500  # ids per IN (...) query, well under every driver's parameter limit
+
+
+def _now(value: datetime | None) -> datetime:
+    return datetime.now(UTC) if value is None else value
+
+
+def create_participant(
+    session: Session, participant_id: str, *, created_at: datetime | None = None
+) -> None:
+    """Add a participant known by an external id (a Prolific pid, say) unless it exists."""
+    if session.get(Participant, participant_id) is None:
+        session.add(Participant(id=participant_id, created_at=_now(created_at)))
+        session.flush()
+
+
+def create_session(
+    session: Session,
+    *,
+    session_id: str | None = None,
+    participant_id: str | None = None,
+    consent_keep_audio: bool = False,
+    created_at: datetime | None = None,
+) -> str:
+    """Add an arena session (one visit) and return its id.
+
+    Args:
+        session: the database session.
+        session_id: the id to use; a new UUID when None.
+        participant_id: the external id of the participant, created if new.
+        consent_keep_audio: whether the participant agreed that their audio may be kept.
+        created_at: when the session started; now when None.
+
+    Returns:
+        The session id.
+    """
+    created_at = _now(created_at)
+    if participant_id is not None:
+        create_participant(session, participant_id, created_at=created_at)
+    row = SessionRow(
+        id=session_id or str(uuid.uuid4()),
+        participant_id=participant_id,
+        created_at=created_at,
+        consent_keep_audio=consent_keep_audio,
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def create_battle(
+    session: Session,
+    *,
+    model_a: str,
+    model_b: str,
+    session_id: str | None = None,
+    query_audio_sha256: str | None = None,
+    query_transcript: str | None = None,
+    kept_audio_path: str | None = None,
+    source: str = "arena",
+    battle_id: str | None = None,
+    created_at: datetime | None = None,
+) -> str:
+    """Add a battle (no replies, no vote yet) and return its id.
+
+    Args:
+        session: the database session.
+        model_a: the model shown as A.
+        model_b: the model shown as B; must differ from ``model_a``.
+        session_id: the arena session the battle belongs to.
+        query_audio_sha256: the sha256 of the recorded query.
+        query_transcript: what the query said, if transcribed.
+        kept_audio_path: where the query audio was kept; only allowed with consent.
+        source: where the battle comes from (``arena``, ``simulate``, ...).
+        battle_id: the id to use; a new UUID when None.
+        created_at: when the battle started; now when None.
+
+    Returns:
+        The battle id.
+
+    Raises:
+        InvalidInputError: the two models are the same, or audio is kept without consent.
+        NotFound: ``session_id`` does not exist.
+    """
+    if model_a == model_b:
+        raise InvalidInputError(f"a battle needs two different models, got {model_a!r} twice")
+    consent = False
+    if session_id is not None:
+        owner = session.get(SessionRow, session_id)
+        if owner is None:
+            raise NotFound(f"session {session_id!r} does not exist")
+        consent = owner.consent_keep_audio
+    if kept_audio_path is not None and not consent:
+        raise InvalidInputError("query audio may be kept only when the session consented to it")
+    row = Battle(
+        id=battle_id or str(uuid.uuid4()),
+        session_id=session_id,
+        created_at=_now(created_at),
+        model_a=model_a,
+        model_b=model_b,
+        query_audio_sha256=query_audio_sha256,
+        query_transcript=query_transcript,
+        audio_kept=kept_audio_path is not None,
+        kept_audio_path=kept_audio_path,
+        source=source,
+    )
+    session.add(row)
+    session.flush()
+    logger.debug("battle %s created: %s vs %s", row.id, model_a, model_b)
+    return row.id
+
+
+def add_reply(
+    session: Session,
+    battle_id: str,
+    side: str,
+    *,
+    text: str | None = None,
+    ttft_s: float | None = None,
+    total_s: float | None = None,
+    chars: int | None = None,
+    error: str | None = None,
+) -> None:
+    """Store what one side of a battle answered (once per side).
+
+    Raises:
+        InvalidInputError: ``side`` is not ``a`` or ``b``, or the side already has a reply.
+        NotFound: the battle does not exist.
+    """
+    if side not in SIDES:
+        raise InvalidInputError(f"side must be 'a' or 'b', got {side!r}")
+    if session.get(Battle, battle_id) is None:
+        raise NotFound(f"battle {battle_id!r} does not exist")
+    try:
+        with session.begin_nested():
+            session.add(
+                Reply(
+                    battle_id=battle_id,
+                    side=side,
+                    text=text,
+                    ttft_s=ttft_s,
+                    total_s=total_s,
+                    chars=chars,
+                    error=error,
+                )
+            )
+    except IntegrityError as exc:
+        raise InvalidInputError(f"battle {battle_id!r} already has a reply on side {side}") from exc
+
+
+def record_vote(
+    session: Session,
+    battle_id: str,
+    winner: Winner | str,
+    *,
+    feedback_text: str | None = None,
+    session_id: str | None = None,
+    created_at: datetime | None = None,
+) -> None:
+    """Store the vote of a battle; a battle has at most one.
+
+    Args:
+        session: the database session.
+        battle_id: the battle voted on.
+        winner: ``model_a``, ``model_b``, ``tie`` or ``both_bad``.
+        feedback_text: the voter's optional reason.
+        session_id: if given, the battle must belong to this arena session.
+        created_at: when the vote was cast; now when None.
+
+    Raises:
+        InvalidInputError: ``winner`` is not one of the four values.
+        NotFound: the battle does not exist (or is not ``session_id``'s).
+        AlreadyVoted: the battle already has its vote (also when a concurrent vote wins the race).
+    """
+    try:
+        winner = Winner(winner)
+    except ValueError as exc:
+        allowed = ", ".join(member.value for member in Winner)
+        raise InvalidInputError(f"winner {winner!r} is not one of {allowed}") from exc
+    battle = session.get(Battle, battle_id)
+    if battle is None or (session_id is not None and battle.session_id != session_id):
+        raise NotFound(f"battle {battle_id!r} does not exist")
+    if session.scalar(select(Vote.id).where(Vote.battle_id == battle_id)) is not None:
+        raise AlreadyVoted(f"battle {battle_id!r} already has a vote")
+    try:
+        # A savepoint keeps the caller's transaction usable when the unique index says no.
+        with session.begin_nested():
+            session.add(
+                Vote(
+                    battle_id=battle_id,
+                    winner=winner.value,
+                    feedback_text=feedback_text,
+                    created_at=_now(created_at),
+                )
+            )
+    except IntegrityError as exc:
+        raise AlreadyVoted(f"battle {battle_id!r} already has a vote") from exc
+    logger.info("vote on battle %s: %s", battle_id, winner.value)
+
+
+def existing_battle_ids(session: Session, battle_ids: Iterable[str]) -> set[str]:
+    """Return those of ``battle_ids`` that are already stored."""
+    wanted = list(dict.fromkeys(battle_ids))
+    found: set[str] = set()
+    for start in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[start : start + _IN_CHUNK]
+        found.update(session.scalars(select(Battle.id).where(Battle.id.in_(chunk))))
+    return found
+
+
+def session_participants(session: Session, session_ids: Iterable[str]) -> dict[str, str | None]:
+    """Map those of ``session_ids`` that are stored to their participant (None if unknown)."""
+    wanted = list(dict.fromkeys(session_ids))
+    owners: dict[str, str | None] = {}
+    for start in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[start : start + _IN_CHUNK]
+        rows = session.execute(
+            select(SessionRow.id, SessionRow.participant_id).where(SessionRow.id.in_(chunk))
+        )
+        owners.update({row.id: row.participant_id for row in rows})
+    return owners
+
+
+def table_counts(session: Session) -> dict[str, int]:
+    """Count the rows of every table (for messages, health checks and tests)."""
+    return {
+        table.__tablename__: session.scalar(select(func.count()).select_from(table)) or 0
+        for table in (Participant, SessionRow, Battle, Reply, Vote)
+    }

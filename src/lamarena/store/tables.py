@@ -1,0 +1,186 @@
+"""SQLAlchemy table models of the battle store.
+
+One *battle* is one recorded query answered by two anonymous models (``replies``, side ``a`` and
+``b``) and judged by one ``votes`` row. Battles belong to a ``sessions`` row (one visit, with its
+audio consent), which may belong to a ``participants`` row (an external id such as a Prolific
+pid). Timestamps are stored UTC-aware on every database: :class:`UTCDateTime` attaches UTC to the
+naive values SQLite returns and refuses naive values on the way in.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "ID_LENGTH",
+    "MODEL_NAME_LENGTH",
+    "SIDES",
+    "WINNERS",
+    "Base",
+    "Battle",
+    "Participant",
+    "Reply",
+    "Session",
+    "UTCDateTime",
+    "Vote",
+]
+
+ID_LENGTH = 128
+"""Longest battle, session or participant id the store accepts."""
+
+MODEL_NAME_LENGTH = 200
+"""Longest model name the store accepts."""
+
+WINNERS = ("model_a", "model_b", "tie", "both_bad")
+"""The wire values of a vote, as in DESIGN.md (``records.Winner`` mirrors them)."""
+
+SIDES = ("a", "b")
+
+# Named constraints keep Alembic batch mode (SQLite) and autogenerate comparisons stable.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime column that always reads back in UTC.
+
+    PostgreSQL stores ``timestamptz``; SQLite stores text without an offset, so values are
+    converted to UTC before they are written and UTC is attached when they are read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert an aware datetime to UTC (naive datetimes are a programming error)."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: timestamps must be UTC-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Return the stored value as an aware datetime in UTC."""
+        if value is None:
+            return None
+        if not isinstance(value, datetime):  # pragma: no cover - drivers return datetimes
+            raise TypeError(f"unexpected timestamp value {value!r}")
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{value}'" for value in values)
+    return f"{column} IN ({quoted})"
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every lamarena table."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
+
+
+class Participant(Base):
+    """A person taking part, known by an external id (for example a Prolific pid)."""
+
+    __tablename__ = "participants"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    created_at: Mapped[datetime]
+
+
+class Session(Base):
+    """One visit to the arena: its participant (if known) and its audio consent."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    participant_id: Mapped[str | None] = mapped_column(
+        ForeignKey("participants.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime]
+    consent_keep_audio: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Battle(Base):
+    """One query answered by two anonymous models."""
+
+    __tablename__ = "battles"
+    __table_args__ = (
+        CheckConstraint("model_a <> model_b", name="distinct_models"),
+        CheckConstraint("kept_audio_path IS NULL OR audio_kept", name="audio_path_needs_consent"),
+        Index("ix_battles_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    session_id: Mapped[str | None] = mapped_column(
+        ForeignKey("sessions.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime]
+    model_a: Mapped[str] = mapped_column(String(MODEL_NAME_LENGTH))
+    model_b: Mapped[str] = mapped_column(String(MODEL_NAME_LENGTH))
+    query_audio_sha256: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    query_transcript: Mapped[str | None] = mapped_column(Text)
+    audio_kept: Mapped[bool] = mapped_column(Boolean, default=False)
+    kept_audio_path: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(32))
+
+
+class Reply(Base):
+    """What one side of a battle answered, with its timings (all optional)."""
+
+    __tablename__ = "replies"
+    __table_args__ = (
+        UniqueConstraint("battle_id", "side"),
+        CheckConstraint(_in("side", SIDES), name="side"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    battle_id: Mapped[str] = mapped_column(ForeignKey("battles.id", ondelete="CASCADE"))
+    side: Mapped[str] = mapped_column(String(1))
+    text: Mapped[str | None] = mapped_column(Text)
+    ttft_s: Mapped[float | None] = mapped_column(Float)
+    total_s: Mapped[float | None] = mapped_column(Float)
+    chars: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Vote(Base):
+    """The one vote of a battle."""
+
+    __tablename__ = "votes"
+    __table_args__ = (CheckConstraint(_in("winner", WINNERS), name="winner"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    battle_id: Mapped[str] = mapped_column(
+        ForeignKey("battles.id", ondelete="CASCADE"), unique=True
+    )
+    winner: Mapped[str] = mapped_column(String(16))
+    feedback_text: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]

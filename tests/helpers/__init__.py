@@ -1,0 +1,1 @@
+"""Builders and throwaway services shared by the tests."""

@@ -1,0 +1,56 @@
+import ast
+import importlib
+import inspect
+import pkgutil
+from pathlib import Path
+
+import pytest
+
+import lamarena.store
+
+STORE_DIR = Path(lamarena.store.__file__).parent
+MODULES = ["lamarena.store"] + [
+    info.name
+    for info in pkgutil.iter_modules(lamarena.store.__path__, "lamarena.store.")
+    if not info.name.endswith(".migrations")
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_all_lists_every_public_class_and_function(name):
+    module = importlib.import_module(name)
+    defined_here = {
+        attr
+        for attr, value in vars(module).items()
+        if not attr.startswith("_")
+        and (inspect.isclass(value) or inspect.isfunction(value))
+        and value.__module__ == name
+    }
+    assert defined_here <= set(module.__all__)
+    assert all(hasattr(module, attr) for attr in module.__all__)
+
+
+def test_package_exports_the_cli_services():
+    for attr in ("import_votes", "export_votes", "load_battles_frame", "migrate_to_head"):
+        assert attr in lamarena.store.__all__
+
+
+def test_store_imports_nothing_of_lamarena_but_errors():
+    imported: set[str] = set()
+    for path in STORE_DIR.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+    lamarena_modules = {name for name in imported if name.split(".")[0] == "lamarena"}
+    outside = {name for name in lamarena_modules if not name.startswith("lamarena.store")}
+    assert "lamarena.store.records" in lamarena_modules  # the scan sees our own imports
+    assert outside == {"lamarena.errors"}
+
+
+def test_migrations_ship_inside_the_package():
+    versions = sorted(p.name for p in (STORE_DIR / "migrations" / "versions").glob("*.py"))
+    assert versions == ["0001_initial.py"]
+    assert (STORE_DIR / "migrations" / "env.py").is_file()
+    assert (STORE_DIR / "migrations" / "script.py.mako").is_file()

@@ -1,0 +1,191 @@
+from datetime import UTC, datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+from sqlalchemy import select
+
+from lamarena.errors import AlreadyVoted, InvalidInputError, NotFound
+from lamarena.store import repo
+from lamarena.store.db import make_sessionmaker
+from lamarena.store.records import BattleRecord, Latency, Winner, records_to_frame
+from lamarena.store.tables import Battle, Vote
+
+T0 = datetime(2025, 5, 1, 9, 30, 0, 123456, tzinfo=UTC)
+
+
+def _record(number: int, **overrides) -> BattleRecord:
+    fields = {
+        "battle_id": f"battle-{number}",
+        "created_at": T0 + timedelta(minutes=number),
+        "session_id": "session-1",
+        "participant_id": "prolific-abc",
+        "model_a": "gpt4o",
+        "model_b": "qwen2-audio",
+        "winner": Winner.MODEL_A,
+        "query_audio_sha256": "ab" * 32,
+        "query_transcript": f"question {number}",
+        "reply_a": "answer a",
+        "reply_b": "answer b",
+        "latency_a": Latency(ttft_s=0.5, total_s=1.25, chars=8),
+        "latency_b": Latency(ttft_s=0.75, total_s=2.0, chars=8),
+        "feedback_text": "a was clearer",
+        "audio_kept": True,
+    }
+    fields.update(overrides)
+    return BattleRecord(**fields)
+
+
+def test_inserted_records_load_back_equal(engine):
+    records = [
+        _record(1),
+        _record(2, winner=Winner.BOTH_BAD, latency_b=None, reply_b=None, error_b="timeout"),
+        _record(3, session_id=None, participant_id=None, audio_kept=False, reply_a=""),
+    ]
+    with make_sessionmaker(engine).begin() as session:
+        assert repo.insert_battle_records(session, records) == 3
+
+    with make_sessionmaker(engine).begin() as session:
+        loaded = repo.load_battle_records(session)
+        counts = repo.table_counts(session)
+
+    assert loaded == records
+    assert loaded[1].latency_b is None and loaded[1].error_b == "timeout"
+    assert loaded[2].reply_a == "" and loaded[2].reply_b == "answer b"
+    assert counts == {"participants": 1, "sessions": 1, "battles": 3, "replies": 6, "votes": 3}
+
+
+def test_timestamps_read_back_utc_aware(engine):
+    offset = timezone(timedelta(hours=-7))
+    record = _record(1, created_at=datetime(2025, 5, 1, 2, 0, 0, 7, tzinfo=offset))
+    with make_sessionmaker(engine).begin() as session:
+        repo.insert_battle_records(session, [record])
+    with make_sessionmaker(engine).begin() as session:
+        created = session.scalar(select(Battle.created_at))
+        voted = session.scalar(select(Vote.created_at))
+    assert created == datetime(2025, 5, 1, 9, 0, 0, 7, tzinfo=UTC)
+    assert created.utcoffset() == timedelta(0) and voted.utcoffset() == timedelta(0)
+
+
+def test_arena_flow_creates_battle_replies_and_vote(engine):
+    factory = make_sessionmaker(engine)
+    with factory.begin() as session:
+        session_id = repo.create_session(
+            session, participant_id="prolific-xyz", consent_keep_audio=True
+        )
+        battle_id = repo.create_battle(
+            session,
+            model_a="gpt4o",
+            model_b="gemini",
+            session_id=session_id,
+            query_audio_sha256="cd" * 32,
+            kept_audio_path="audio/x.flac",
+        )
+        repo.add_reply(session, battle_id, "a", text="hi", ttft_s=0.1, total_s=0.9, chars=2)
+        repo.add_reply(session, battle_id, "b", error="model 'gemini': timed out")
+        repo.record_vote(session, battle_id, "tie", feedback_text="meh", session_id=session_id)
+
+    with factory.begin() as session:
+        (record,) = repo.load_battle_records(session)
+    assert record.battle_id == battle_id
+    assert record.participant_id == "prolific-xyz"
+    assert record.winner is Winner.TIE
+    assert record.audio_kept is True
+    assert record.latency_a == Latency(ttft_s=0.1, total_s=0.9, chars=2)
+    assert record.latency_b is None and record.error_b == "model 'gemini': timed out"
+    assert record.created_at.tzinfo is not None
+
+
+def test_second_vote_raises_already_voted_and_keeps_the_first(engine):
+    factory = make_sessionmaker(engine)
+    with factory.begin() as session:
+        battle_id = repo.create_battle(session, model_a="m1", model_b="m2")
+        repo.record_vote(session, battle_id, Winner.MODEL_A)
+
+    with factory.begin() as session:
+        with pytest.raises(AlreadyVoted):
+            repo.record_vote(session, battle_id, Winner.MODEL_B)
+        # the transaction is still usable after the refusal
+        assert session.scalar(select(Vote.winner).where(Vote.battle_id == battle_id)) == "model_a"
+
+    with factory.begin() as session:
+        assert session.scalars(select(Vote.winner)).all() == ["model_a"]
+
+
+def test_unique_index_refuses_a_second_vote_that_skips_the_check(engine, monkeypatch):
+    # Simulates the race: another worker's vote lands between our check and our insert.
+    factory = make_sessionmaker(engine)
+    with factory.begin() as session:
+        battle_id = repo.create_battle(session, model_a="m1", model_b="m2")
+        repo.record_vote(session, battle_id, "model_b")
+    with factory.begin() as session:
+        monkeypatch.setattr(session, "scalar", lambda *args, **kwargs: None)
+        with pytest.raises(AlreadyVoted):
+            repo.record_vote(session, battle_id, "tie")
+        monkeypatch.undo()
+        # the savepoint was rolled back; the outer transaction still works
+        assert session.scalars(select(Vote.winner)).all() == ["model_b"]
+
+
+def test_vote_on_unknown_or_foreign_battle_is_not_found(engine):
+    factory = make_sessionmaker(engine)
+    with factory.begin() as session:
+        mine = repo.create_session(session)
+        battle_id = repo.create_battle(session, model_a="m1", model_b="m2", session_id=mine)
+        with pytest.raises(NotFound):
+            repo.record_vote(session, "no-such-battle", "tie")
+        with pytest.raises(NotFound):
+            repo.record_vote(session, battle_id, "tie", session_id="someone-else")
+        assert session.scalar(select(Vote.id)) is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"model_a": "same", "model_b": "same"}, "two different models"),
+        ({"model_a": "m1", "model_b": "m2", "kept_audio_path": "x.wav"}, "only when the session"),
+    ],
+)
+def test_create_battle_rejects_bad_battles(engine, kwargs, message):
+    with (
+        make_sessionmaker(engine).begin() as session,
+        pytest.raises(InvalidInputError, match=message),
+    ):
+        repo.create_battle(session, **kwargs)
+
+
+def test_record_vote_rejects_unknown_winner(engine):
+    with make_sessionmaker(engine).begin() as session:
+        battle_id = repo.create_battle(session, model_a="m1", model_b="m2")
+        with pytest.raises(InvalidInputError, match="'draw' is not one of model_a, model_b"):
+            repo.record_vote(session, battle_id, "draw")
+
+
+def test_battle_without_vote_is_not_loaded(engine):
+    with make_sessionmaker(engine).begin() as session:
+        repo.create_battle(session, model_a="m1", model_b="m2")
+        assert repo.load_battle_records(session) == []
+        assert repo.battles_frame(session).empty
+
+
+def test_battles_frame_matches_records_to_frame(engine):
+    records = [_record(1), _record(2, latency_a=None, query_transcript=None), _record(3)]
+    with make_sessionmaker(engine).begin() as session:
+        repo.insert_battle_records(session, records)
+        frame = repo.battles_frame(session)
+    expected = records_to_frame(records)
+    pd.testing.assert_frame_equal(frame, expected)
+    assert frame.loc[1, "ttft_a_s"] != frame.loc[1, "ttft_a_s"]  # NaN where unknown
+    assert frame.loc[0, "total_b_s"] == 2.0
+
+
+def test_add_reply_refuses_a_second_reply_unknown_battle_and_bad_side(engine):
+    with make_sessionmaker(engine).begin() as session:
+        battle_id = repo.create_battle(session, model_a="m1", model_b="m2")
+        repo.add_reply(session, battle_id, "a", text="first")
+        with pytest.raises(InvalidInputError, match="already has a reply on side a"):
+            repo.add_reply(session, battle_id, "a", text="second")
+        with pytest.raises(InvalidInputError, match="side must be 'a' or 'b'"):
+            repo.add_reply(session, battle_id, "c", text="third")
+        with pytest.raises(NotFound):
+            repo.add_reply(session, "no-such-battle", "b", text="fourth")
+        assert repo.table_counts(session)["replies"] == 1
