@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.databases import DatabaseFactory
+
 QUICK = ["--bootstrap", "200", "--seed", "3"]
 
 
@@ -138,8 +140,10 @@ def test_import_then_leaderboard_from_database_matches_file(
     assert from_db == from_file
 
 
-def test_export_round_trip_keeps_every_field(simulated: Path, tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'arena.db'}"
+def test_export_round_trip_keeps_every_field(
+    simulated: Path, tmp_path: Path, databases: DatabaseFactory
+) -> None:
+    db = databases.url(migrated=False)
     ok(run_cli("votes", "import", simulated, "--from", "jsonl", "--db", db, cwd=tmp_path))
     ok(run_cli("votes", "export", tmp_path / "out.jsonl", "--db", db, cwd=tmp_path))
     original = sorted(
@@ -152,8 +156,10 @@ def test_export_round_trip_keeps_every_field(simulated: Path, tmp_path: Path) ->
     assert exported == original
 
 
-def test_bad_import_prints_one_line_and_changes_nothing(simulated: Path, tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'arena.db'}"
+def test_bad_import_prints_one_line_and_changes_nothing(
+    simulated: Path, tmp_path: Path, databases: DatabaseFactory
+) -> None:
+    db = databases.url()
     ok(run_cli("votes", "import", simulated, "--from", "jsonl", "--db", db, cwd=tmp_path))
     bad = tmp_path / "bad.jsonl"
     rows = [json.loads(line) for line in simulated.read_text().splitlines()[:5]]

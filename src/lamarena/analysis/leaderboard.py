@@ -1,0 +1,377 @@
+"""The leaderboard: ratings with intervals, provisional models apart, and every pairwise test.
+
+:func:`build_leaderboard` is what ``lamarena leaderboard`` and ``GET /api/leaderboard`` print
+(DESIGN.md "Ratings"): Bradley-Terry ratings on the Elo scale (Bradley & Terry 1952; Chiang et al.
+2024), bootstrap percentile or analytic (sandwich) intervals, empirical win rates, and Wald tests
+of every rated pair with Holm's correction.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pandas as pd
+
+from lamarena.analysis.battles import count_pairs, validate_battles, win_rates
+from lamarena.analysis.ranking import (
+    DEFAULT_MIN_BATTLES,
+    PROVISIONAL_REASONS,
+    BradleyTerryResult,
+    bootstrap_bradley_terry_result,
+    fit_bradley_terry_result,
+    pairwise_tests,
+)
+from lamarena.analysis.style_control import parse_control
+from lamarena.errors import InsufficientData, InvalidInputError
+
+__all__ = [
+    "LeaderboardResult",
+    "ModelRow",
+    "PairRow",
+    "StyleRow",
+    "build_leaderboard",
+]
+
+logger = logging.getLogger(__name__)
+
+_NO_BATTLES = (
+    "no battles to rank yet: vote in the arena (lamarena serve) or import votes "
+    "(lamarena votes import FILE --from FORMAT), then build the leaderboard again"
+)
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One model of the leaderboard (Elo; None where there is no finite value).
+
+    Attributes:
+        model: its name.
+        rating: Elo rating, None when its maximum-likelihood rating does not exist.
+        ci_low: lower interval bound, None when absent or unbounded.
+        ci_high: upper interval bound, None when absent or unbounded.
+        battles: battles it took part in.
+        win_rate: (wins + ties / 2) / battles, both-bad votes counting as ties.
+        provisional: reported apart (see ``reasons``).
+        reasons: codes from :data:`lamarena.analysis.ranking.PROVISIONAL_REASONS`.
+    """
+
+    model: str
+    rating: float | None
+    ci_low: float | None
+    ci_high: float | None
+    battles: int
+    win_rate: float
+    provisional: bool
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PairRow:
+    """The test of one pair of rated models, the higher-rated first.
+
+    Attributes:
+        model_a: the higher-rated model.
+        model_b: the other.
+        diff: rating difference (Elo), at least 0.
+        se: its standard error.
+        p_value: two-sided Wald p-value.
+        p_holm: Holm-adjusted p-value over all pairs.
+        significant: ``p_holm`` below 1 - confidence.
+        win_rate_a: share of their battles A won (ties half), None if they never met.
+        battles: battles between them.
+    """
+
+    model_a: str
+    model_b: str
+    diff: float
+    se: float
+    p_value: float
+    p_holm: float
+    significant: bool
+    win_rate_a: float | None
+    battles: int
+
+
+@dataclass(frozen=True)
+class StyleRow:
+    """One style coefficient (Elo points per unit of the normalised difference).
+
+    Attributes:
+        control: ``length`` or ``latency``.
+        coefficient: Elo points gained by the reply with the whole (+1) difference.
+        ci_low: lower interval bound.
+        ci_high: upper interval bound.
+    """
+
+    control: str
+    coefficient: float
+    ci_low: float | None
+    ci_high: float | None
+
+
+@dataclass(frozen=True)
+class LeaderboardResult:
+    """The leaderboard and the settings that produced it.
+
+    Attributes:
+        n_battles: every battle given.
+        models: rated non-provisional models by rating, then provisional ones.
+        pairwise: tests of every pair of rated models.
+        style: style coefficients (empty without control).
+        method: ``bradley_terry_mle`` or ``bradley_terry_style_control``.
+        ci: ``bootstrap`` or ``analytic``.
+        confidence: interval coverage (and 1 - the tests' family-wise alpha).
+        n_resamples: bootstrap rounds (0 for analytic intervals).
+        seed: bootstrap seed.
+        min_battles: provisional threshold.
+        control: style controls.
+        n_used: battles between rated models.
+        centred_on: the models whose ratings average 1000 (the rated non-provisional ones).
+    """
+
+    n_battles: int
+    models: tuple[ModelRow, ...]
+    pairwise: tuple[PairRow, ...]
+    style: tuple[StyleRow, ...]
+    method: str
+    ci: str
+    confidence: float
+    n_resamples: int
+    seed: int | None
+    min_battles: int
+    control: tuple[str, ...]
+    n_used: int
+    centred_on: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The DESIGN.md ``leaderboard --json`` document; JSON-safe (no NaN, no numpy types).
+
+        Returns:
+            ``{"n_battles", "models": [{"model", "rating", "ci_low", "ci_high", "battles",
+            "win_rate", "provisional", "provisional_reasons"}], "pairwise": [{"model_a",
+            "model_b", "diff", "se", "p_value", "p_holm", "significant", "win_rate_a",
+            "battles"}], ...}`` plus the settings (``method, ci, confidence, n_resamples, seed,
+            min_battles, controls, n_used, scale, centred_on``) and ``style_coefficients``.
+        """
+        return {
+            "n_battles": self.n_battles,
+            "models": [
+                {
+                    "model": row.model,
+                    "rating": _json_float(row.rating),
+                    "ci_low": _json_float(row.ci_low),
+                    "ci_high": _json_float(row.ci_high),
+                    "battles": row.battles,
+                    "win_rate": _json_float(row.win_rate),
+                    "provisional": row.provisional,
+                    "provisional_reasons": [PROVISIONAL_REASONS[code] for code in row.reasons],
+                }
+                for row in self.models
+            ],
+            "pairwise": [
+                {
+                    "model_a": pair.model_a,
+                    "model_b": pair.model_b,
+                    "diff": _json_float(pair.diff),
+                    "se": _json_float(pair.se),
+                    "p_value": _json_float(pair.p_value),
+                    "p_holm": _json_float(pair.p_holm),
+                    "significant": pair.significant,
+                    "win_rate_a": _json_float(pair.win_rate_a),
+                    "battles": pair.battles,
+                }
+                for pair in self.pairwise
+            ],
+            "style_coefficients": {
+                row.control: {
+                    "elo_per_unit": _json_float(row.coefficient),
+                    "ci_low": _json_float(row.ci_low),
+                    "ci_high": _json_float(row.ci_high),
+                }
+                for row in self.style
+            },
+            "method": self.method,
+            "ci": self.ci,
+            "confidence": self.confidence,
+            "n_resamples": self.n_resamples,
+            "seed": self.seed,
+            "min_battles": self.min_battles,
+            "controls": list(self.control),
+            "n_used": self.n_used,
+            "scale": "elo: P(a beats b) = 1 / (1 + 10^((r_b - r_a) / 400)); centred_on mean 1000",
+            "centred_on": list(self.centred_on),
+        }
+
+
+def _json_float(value: float | None) -> float | None:
+    """A finite Python float, or None for None, NaN and infinities."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def build_leaderboard(
+    battles: pd.DataFrame,
+    *,
+    n_resamples: int = 10_000,
+    seed: int | None = 0,
+    min_battles: int = DEFAULT_MIN_BATTLES,
+    control: Sequence[str] | str = (),
+    ci: Literal["bootstrap", "analytic"] = "bootstrap",
+    confidence: float = 0.95,
+) -> LeaderboardResult:
+    """Rank the models of a set of battles.
+
+    Ratings are Bradley-Terry maximum-likelihood estimates on the Elo scale (Bradley & Terry
+    1952; Chiang et al. 2024; ties and both-bad half a win each way), style-controlled with
+    ``control``. Intervals are bootstrap percentiles over ``n_resamples`` rounds (as the study,
+    10,000 by default) or, with ``ci="analytic"`` or ``n_resamples=0``, Wald intervals from the
+    sandwich covariance. Pairwise Wald tests use the bootstrap (or sandwich) covariance and Holm's
+    correction at level ``1 - confidence``.
+
+    Args:
+        battles: one row per battle (see :func:`lamarena.analysis.battles.validate_battles`).
+        n_resamples: bootstrap rounds.
+        seed: bootstrap seed.
+        min_battles: models with fewer battles are provisional.
+        control: style controls, among ``length`` and ``latency``.
+        ci: ``bootstrap`` or ``analytic``.
+        confidence: interval coverage, between 0 and 1.
+
+    Returns:
+        The leaderboard; :meth:`LeaderboardResult.to_dict` gives the JSON document.
+
+    Raises:
+        InsufficientData: no battles at all.
+        InvalidInputError: malformed battles or options.
+    """
+    clean = validate_battles(battles)
+    control = parse_control(control)
+    if ci not in ("bootstrap", "analytic"):
+        raise InvalidInputError(f"ci must be 'bootstrap' or 'analytic', got {ci!r}")
+    if not 0.0 < confidence < 1.0:
+        raise InvalidInputError(f"confidence must be between 0 and 1, got {confidence}")
+    if n_resamples < 0:
+        raise InvalidInputError(f"n_resamples must be 0 or more, got {n_resamples}")
+    if clean.empty:
+        raise InsufficientData(_NO_BATTLES)
+    fit = fit_bradley_terry_result(clean, min_battles=min_battles, control=control)
+    method = "analytic" if ci == "analytic" or n_resamples == 0 else "bootstrap"
+    bounds, covariance, style = _uncertainty(clean, fit, method, n_resamples, seed, confidence)
+    tests = pairwise_tests(fit.ratings, covariance, alpha=1.0 - confidence)
+    return LeaderboardResult(
+        n_battles=fit.n_battles,
+        models=_model_rows(clean, fit, bounds),
+        pairwise=_pair_rows(clean, tests),
+        style=style,
+        method=fit.method,
+        ci=method,
+        confidence=confidence,
+        n_resamples=n_resamples if method == "bootstrap" else 0,
+        seed=seed,
+        min_battles=min_battles,
+        control=control,
+        n_used=fit.n_used,
+        centred_on=tuple(sorted(fit.centred_on)),
+    )
+
+
+def _uncertainty(
+    battles: pd.DataFrame,
+    fit: BradleyTerryResult,
+    method: str,
+    n_resamples: int,
+    seed: int | None,
+    confidence: float,
+) -> tuple[pd.DataFrame, pd.DataFrame, tuple[StyleRow, ...]]:
+    """Rating intervals, the covariance for the tests, and the style rows."""
+    if method == "bootstrap" and len(fit.ratings) >= 2:
+        boot = bootstrap_bradley_terry_result(
+            battles, rounds=n_resamples, seed=seed, control=fit.control, fit=fit
+        )
+        if boot.unconverged:
+            logger.warning("bootstrap: %d rounds did not converge", boot.unconverged)
+        bounds = boot.intervals(confidence)
+        covariance = boot.covariance()
+        style_bounds = boot.style_intervals(confidence)
+    else:
+        bounds = fit.intervals(confidence)
+        covariance = fit.robust_covariance
+        style_bounds = fit.style_intervals(confidence)
+    style = tuple(
+        StyleRow(
+            control=name,
+            coefficient=float(fit.style_coefficients[name]),
+            ci_low=_json_float(style_bounds.loc[name, "ci_low"]),
+            ci_high=_json_float(style_bounds.loc[name, "ci_high"]),
+        )
+        for name in fit.control
+    )
+    return bounds, covariance, style
+
+
+def _model_rows(
+    battles: pd.DataFrame, fit: BradleyTerryResult, bounds: pd.DataFrame
+) -> tuple[ModelRow, ...]:
+    """Rated non-provisional models by rating, rated provisional ones, then unrated ones."""
+    rates = win_rates(battles)
+    rows = []
+    for name in rates.index:
+        rated = name in fit.ratings.index
+        rows.append(
+            ModelRow(
+                model=name,
+                rating=float(fit.ratings[name]) if rated else None,
+                ci_low=_json_float(bounds.loc[name, "ci_low"]) if rated else None,
+                ci_high=_json_float(bounds.loc[name, "ci_high"]) if rated else None,
+                battles=int(rates.loc[name, "battles"]),
+                win_rate=float(rates.loc[name, "win_rate"]),
+                provisional=name in fit.provisional,
+                reasons=tuple(fit.reasons.get(name, ())),
+            )
+        )
+
+    def key(row: ModelRow) -> tuple[int, float, float, str]:
+        if row.rating is not None:
+            return (int(row.provisional), -row.rating, 0.0, row.model)
+        return (2, 0.0, -row.win_rate, row.model)
+
+    return tuple(sorted(rows, key=key))
+
+
+def _pair_rows(battles: pd.DataFrame, tests: pd.DataFrame) -> tuple[PairRow, ...]:
+    """Pairwise tests joined with the empirical head-to-head record."""
+    counts = count_pairs(battles)
+    index = {name: i for i, name in enumerate(counts.models)}
+    record = {
+        (int(i), int(j)): (float(s), float(n))
+        for i, j, s, n in zip(
+            counts.first, counts.second, counts.first_score, counts.battles, strict=True
+        )
+    }
+    rows = []
+    for test in tests.itertuples(index=False):
+        i, j = index[str(test.model_a)], index[str(test.model_b)]
+        score, games = record.get((min(i, j), max(i, j)), (0.0, 0.0))
+        rate = None
+        if games > 0:
+            rate = score / games if i < j else 1.0 - score / games
+        rows.append(
+            PairRow(
+                model_a=str(test.model_a),
+                model_b=str(test.model_b),
+                diff=float(test.diff),
+                se=float(test.se),
+                p_value=float(test.p_value),
+                p_holm=float(test.p_holm),
+                significant=bool(test.significant),
+                win_rate_a=rate,
+                battles=int(games),
+            )
+        )
+    return tuple(rows)

@@ -1,0 +1,154 @@
+"""The leaderboard document: DESIGN.md keys, JSON safety, ordering, provisional models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.builders import frame
+from lamarena.analysis.leaderboard import build_leaderboard
+from lamarena.analysis.simulate import parse_strengths, simulate_battles
+from lamarena.errors import InsufficientData, InvalidInputError
+
+MODEL_KEYS = {"model", "rating", "ci_low", "ci_high", "battles", "win_rate", "provisional"}
+PAIR_KEYS = {"model_a", "model_b", "diff", "se", "p_value", "p_holm", "significant", "win_rate_a"}
+
+
+@pytest.fixture(scope="module")
+def battles() -> pd.DataFrame:
+    simulated = simulate_battles(parse_strengths("5", seed=2), 1500, seed=2, both_bad_rate=0.05)
+    extra = frame(
+        [("lucky", "model-1", "model_a")]  # unbeaten: no rating
+        + [("rookie", "model-2", w) for w in ["model_a", "model_b", "tie"]]  # rated, few battles
+        + [("island-a", "island-b", w) for w in ["model_a", "model_b"]]  # not connected
+    )
+    return pd.concat([simulated, extra], ignore_index=True)
+
+
+def test_document_has_design_keys_and_is_strict_json(battles: pd.DataFrame) -> None:
+    document = build_leaderboard(battles, n_resamples=500, seed=1).to_dict()
+    text = json.dumps(document, allow_nan=False)
+    assert json.loads(text) == document
+    assert document["n_battles"] == len(battles)
+    assert len(document["models"]) == 9
+    for row in document["models"]:
+        assert set(row) >= MODEL_KEYS
+        assert isinstance(row["battles"], int)
+        assert isinstance(row["provisional"], bool)
+    rated = 6  # five simulated models and the rookie
+    assert len(document["pairwise"]) == rated * (rated - 1) // 2
+    for pair in document["pairwise"]:
+        assert set(pair) >= PAIR_KEYS
+        assert pair["diff"] >= 0
+        assert pair["p_holm"] >= pair["p_value"]
+    assert document["ci"] == "bootstrap"
+    assert document["seed"] == 1
+    assert document["n_resamples"] == 500
+
+
+def test_models_sorted_rated_then_provisional_with_null_ratings(battles: pd.DataFrame) -> None:
+    rows = build_leaderboard(battles, n_resamples=300, seed=0).to_dict()["models"]
+    flags = [row["provisional"] for row in rows]
+    assert flags == sorted(flags)  # every non-provisional model comes first
+    ranked = [row["rating"] for row in rows if not row["provisional"]]
+    assert ranked == sorted(ranked, reverse=True)
+    settled = [r["rating"] for r in rows if not r["provisional"]]
+    assert abs(np.mean(settled) - 1000) < 1e-6
+    by_name = {row["model"]: row for row in rows}
+    assert by_name["rookie"]["provisional"] and by_name["rookie"]["rating"] is not None
+    for name in ("lucky", "island-a", "island-b"):
+        row = by_name[name]
+        assert row["provisional"] is True
+        assert row["rating"] is None and row["ci_low"] is None and row["ci_high"] is None
+        assert row["provisional_reasons"]
+    assert [row["model"] for row in rows][-3:] == ["lucky", "island-a", "island-b"]
+    assert by_name["lucky"]["win_rate"] == 1.0
+
+
+def test_intervals_contain_ratings_and_methods_agree(battles: pd.DataFrame) -> None:
+    boot = build_leaderboard(battles, n_resamples=2000, seed=4).to_dict()["models"]
+    analytic = build_leaderboard(battles, ci="analytic").to_dict()
+    assert analytic["ci"] == "analytic" and analytic["n_resamples"] == 0
+    for b_row, a_row in zip(boot, analytic["models"], strict=True):
+        assert b_row["model"] == a_row["model"]
+        if b_row["rating"] is None or b_row["model"] == "rookie":
+            continue
+        assert b_row["ci_low"] < b_row["rating"] < b_row["ci_high"]
+        assert b_row["ci_low"] == pytest.approx(a_row["ci_low"], abs=8)
+        assert b_row["ci_high"] == pytest.approx(a_row["ci_high"], abs=8)
+
+
+def test_pairwise_win_rate_is_the_head_to_head_record() -> None:
+    battles = frame(
+        [("x", "y", "model_a")] * 6
+        + [("y", "x", "model_a")] * 3
+        + [("x", "y", "tie")] * 2
+        + [("x", "z", w) for w in ["model_a", "model_b"] * 5]
+        + [("y", "z", w) for w in ["model_a", "model_b"] * 5]
+    )
+    pairs = build_leaderboard(battles, ci="analytic").to_dict()["pairwise"]
+    pair = next(p for p in pairs if {p["model_a"], p["model_b"]} == {"x", "y"})
+    rate_x = (6 + 1) / 11
+    expected = rate_x if pair["model_a"] == "x" else 1 - rate_x
+    assert pair["win_rate_a"] == pytest.approx(expected)
+    assert pair["battles"] == 11
+
+
+def test_rarely_beaten_model_has_unbounded_upper_interval(battles: pd.DataFrame) -> None:
+    base = battles[battles["model_a"].str.startswith("model")]
+    base = base[base["model_b"].str.startswith("model")]
+    star = frame(
+        [("star", "model-1", "model_a")] * 8
+        + [("model-2", "star", "model_b")] * 8
+        + [("star", "model-3", "model_b")]
+    )
+    rows = build_leaderboard(pd.concat([base, star]), n_resamples=1000, seed=0).to_dict()
+    row = next(r for r in rows["models"] if r["model"] == "star")
+    assert row["rating"] is not None and row["ci_low"] is not None
+    assert row["ci_high"] is None
+
+
+def test_style_control_is_reported(battles: pd.DataFrame) -> None:
+    simulated = battles[battles["chars_a"].notna()]
+    document = build_leaderboard(
+        simulated, n_resamples=100, seed=0, control=("length", "latency")
+    ).to_dict()
+    assert document["method"] == "bradley_terry_style_control"
+    assert document["controls"] == ["length", "latency"]
+    length = document["style_coefficients"]["length"]
+    assert length["ci_low"] < length["elo_per_unit"] < length["ci_high"]
+
+
+def test_zero_battles_raise_an_actionable_error() -> None:
+    with pytest.raises(InsufficientData, match="votes import"):
+        build_leaderboard(frame([]))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"ci": "jackknife"}, "ci must be"),
+        ({"confidence": 1.5}, "confidence"),
+        ({"n_resamples": -1}, "n_resamples"),
+        ({"control": ("colour",)}, "colour"),
+    ],
+)
+def test_bad_options_are_rejected(kwargs: dict, match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        build_leaderboard(frame([("a", "b", "tie")]), **kwargs)
+
+
+def test_same_seed_same_document(battles: pd.DataFrame) -> None:
+    first = build_leaderboard(battles, n_resamples=200, seed=9).to_dict()
+    shuffled = battles.sample(frac=1.0, random_state=0)
+    assert build_leaderboard(shuffled, n_resamples=200, seed=9).to_dict() == first
+
+
+def test_no_rated_models_still_lists_every_model() -> None:
+    document = build_leaderboard(frame([("a", "b", "model_a")]), n_resamples=10).to_dict()
+    assert [row["model"] for row in document["models"]] == ["a", "b"]
+    assert all(row["provisional"] and row["rating"] is None for row in document["models"])
+    assert document["pairwise"] == []

@@ -1,0 +1,120 @@
+"""Simulated battles: shape, reproducibility, and the probabilities they are drawn from."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lamarena.analysis.simulate import TOPIC_SHARES, parse_strengths, simulate_battles
+from lamarena.errors import InvalidInputError
+
+COLUMNS = [
+    "model_a",
+    "model_b",
+    "winner",
+    "chars_a",
+    "chars_b",
+    "ttft_a_s",
+    "ttft_b_s",
+    "total_a_s",
+    "total_b_s",
+]
+
+
+def test_named_models_get_evenly_spaced_strengths_strongest_first() -> None:
+    strengths = parse_strengths("strong, middle ,weak")
+    assert list(strengths) == ["strong", "middle", "weak"]
+    assert list(strengths.values()) == [1200.0, 1000.0, 800.0]
+
+
+def test_counted_models_are_shuffled_by_seed_reproducibly() -> None:
+    first = parse_strengths("8", seed=1)
+    assert list(first) == [f"model-{i}" for i in range(1, 9)]
+    assert sorted(first.values()) == pytest.approx(list(np.linspace(800, 1200, 8)))
+    assert parse_strengths("8", seed=1) == first
+    assert parse_strengths("8", seed=2) != first
+    assert next(iter(parse_strengths("12", seed=0))) == "model-01"
+
+
+@pytest.mark.parametrize("spec", ["1", "0", "a", "a,,b", "a,b,a", ""])
+def test_bad_model_specs_are_rejected(spec: str) -> None:
+    with pytest.raises(InvalidInputError):
+        parse_strengths(spec)
+
+
+def test_battles_have_the_documented_columns_and_never_self_pairs() -> None:
+    battles = simulate_battles(parse_strengths("5"), 2000, seed=0, both_bad_rate=0.05)
+    assert list(battles.columns) == COLUMNS
+    assert (battles["model_a"] != battles["model_b"]).all()
+    assert set(battles["winner"]) == {"model_a", "model_b", "tie", "both_bad"}
+    assert (battles["chars_a"] >= 1).all()
+    assert (battles["total_a_s"] > battles["ttft_a_s"]).all()
+    # every ordered pair is about equally frequent
+    pairs = battles.groupby(["model_a", "model_b"]).size()
+    assert len(pairs) == 20
+    assert pairs.min() > 0.6 * pairs.mean()
+
+
+def test_same_seed_same_battles() -> None:
+    strengths = parse_strengths("a,b,c")
+    first = simulate_battles(strengths, 300, seed=9, study=True)
+    assert first.equals(simulate_battles(strengths, 300, seed=9, study=True))
+    assert not first.equals(simulate_battles(strengths, 300, seed=10, study=True))
+
+
+def test_outcomes_follow_bradley_terry_with_ties_counting_half() -> None:
+    battles = simulate_battles({"a": 1100.0, "b": 1000.0}, 40_000, seed=1, tie_rate=0.2)
+    a_first = battles["model_a"] == "a"
+    score_a = np.where(
+        battles["winner"] == "tie",
+        0.5,
+        np.where(a_first, battles["winner"] == "model_a", battles["winner"] == "model_b"),
+    )
+    expected = 1 / (1 + 10 ** (-100 / 400))
+    assert score_a.mean() == pytest.approx(expected, abs=0.01)
+    tie_rate = (battles["winner"] == "tie").mean()
+    assert tie_rate == pytest.approx(0.2 * 2 * (1 - expected), abs=0.01)
+
+
+def test_equal_models_tie_at_the_given_rate() -> None:
+    battles = simulate_battles({"a": 1000.0, "b": 1000.0}, 20_000, seed=2, tie_rate=0.3)
+    assert (battles["winner"] == "tie").mean() == pytest.approx(0.3, abs=0.015)
+
+
+def test_length_effect_favours_longer_replies() -> None:
+    battles = simulate_battles({"a": 1000.0, "b": 1000.0}, 20_000, seed=3, length_effect=400.0)
+    longer_a = battles["chars_a"] > battles["chars_b"]
+    a_won = battles["winner"] == "model_a"
+    assert a_won[longer_a].mean() > a_won[~longer_a].mean() + 0.05
+
+
+def test_study_queries_follow_the_topic_shares() -> None:
+    battles = simulate_battles(parse_strengths("4"), 20_000, seed=4, study=True)
+    assert list(battles.columns) == [*COLUMNS, "topic", "query_transcript"]
+    shares = battles["topic"].value_counts(normalize=True)
+    for topic, share in TOPIC_SHARES.items():
+        assert shares[topic] == pytest.approx(share, abs=0.015)
+    queries = battles["query_transcript"]
+    assert queries.map(lambda q: isinstance(q, str) and 5 < len(q) < 120).all()
+    assert "{" not in "".join(queries.head(500))
+    assert queries.nunique() > 100
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"tie_rate": -0.1}, "tie_rate"),
+        ({"tie_rate": 0.7, "both_bad_rate": 0.4}, "at most 1"),
+        ({"n_battles": -1}, "n_battles"),
+    ],
+)
+def test_bad_simulation_settings_are_rejected(kwargs: dict, match: str) -> None:
+    arguments = {"n_battles": 10, **kwargs}
+    n_battles = arguments.pop("n_battles")
+    with pytest.raises(InvalidInputError, match=match):
+        simulate_battles({"a": 1000.0, "b": 900.0}, n_battles, **arguments)
+
+
+def test_single_model_cannot_be_simulated() -> None:
+    with pytest.raises(InvalidInputError, match="at least 2"):
+        simulate_battles({"a": 1000.0}, 10)

@@ -1,0 +1,130 @@
+"""Style-controlled Bradley-Terry: recovers true strengths under a style bias, matches a GLM."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+from analysis.builders import ELO_PER_LOGIT, outcome
+from lamarena.analysis.ranking import (
+    bootstrap_bradley_terry_result,
+    fit_bradley_terry,
+    fit_bradley_terry_result,
+)
+from lamarena.analysis.simulate import parse_strengths, simulate_battles
+from lamarena.errors import InvalidInputError
+
+LENGTH_EFFECT_ELO = 300.0
+LATENCY_EFFECT_ELO = 150.0
+
+
+@pytest.fixture(scope="module")
+def strengths() -> pd.Series:
+    values = pd.Series(parse_strengths("8", seed=21))
+    return values - values.mean() + 1000.0
+
+
+@pytest.fixture(scope="module")
+def biased(strengths: pd.Series) -> pd.DataFrame:
+    return simulate_battles(
+        strengths.to_dict(),
+        20_000,
+        seed=21,
+        length_effect=LENGTH_EFFECT_ELO,
+        latency_effect=LATENCY_EFFECT_ELO,
+    )
+
+
+def test_style_control_recovers_true_strengths_where_plain_bt_is_biased(
+    strengths: pd.Series, biased: pd.DataFrame
+) -> None:
+    controlled = fit_bradley_terry_result(biased, control=("length", "latency"))
+    plain = fit_bradley_terry_result(biased)
+    z_controlled = (controlled.ratings - strengths) / controlled.intervals().se
+    z_plain = (plain.ratings - strengths) / plain.intervals().se
+    assert z_controlled.abs().max() < 3.5, z_controlled
+    assert (z_controlled**2).mean() < 2.5  # about 1 when the intervals are right
+    assert z_plain.abs().max() > 8.0, z_plain
+    coefficients = controlled.style_intervals()
+    assert coefficients.loc["length", "ci_low"] < LENGTH_EFFECT_ELO
+    assert coefficients.loc["length", "ci_high"] > LENGTH_EFFECT_ELO
+    # the latency feature is (ttft_a - ttft_b) / sum: a slower first token loses
+    assert coefficients.loc["latency", "ci_low"] < -LATENCY_EFFECT_ELO
+    assert coefficients.loc["latency", "ci_high"] > -LATENCY_EFFECT_ELO
+
+
+def test_no_style_effect_gives_near_zero_coefficients_and_plain_ratings(
+    strengths: pd.Series,
+) -> None:
+    battles = simulate_battles(strengths.to_dict(), 8000, seed=22)
+    controlled = fit_bradley_terry_result(battles, control="length")
+    ci = controlled.style_intervals(0.999)
+    assert ci.loc["length", "ci_low"] < 0 < ci.loc["length", "ci_high"]
+    plain = fit_bradley_terry(battles)
+    gap = (controlled.ratings - plain[controlled.ratings.index]).abs()
+    assert (gap < 3 * controlled.intervals().se).all()
+
+
+def test_controlled_fit_matches_statsmodels_glm(biased: pd.DataFrame) -> None:
+    sample = biased.iloc[:3000]
+    result = fit_bradley_terry_result(sample, control=("length", "latency"))
+    models = sorted(result.ratings.index)
+    columns = []
+    for name in models[1:]:
+        columns.append(
+            (sample["model_a"] == name).to_numpy(float)
+            - (sample["model_b"] == name).to_numpy(float)
+        )
+    length = (sample["chars_a"] - sample["chars_b"]) / (sample["chars_a"] + sample["chars_b"])
+    latency = (sample["ttft_a_s"] - sample["ttft_b_s"]) / (sample["ttft_a_s"] + sample["ttft_b_s"])
+    design = np.column_stack([*columns, length, latency])
+    glm = sm.GLM(outcome(sample["winner"]), design, family=sm.families.Binomial())
+    fitted = glm.fit(tol=1e-12)
+    theta = result.ratings[models].to_numpy() / ELO_PER_LOGIT
+    np.testing.assert_allclose(theta[1:] - theta[0], fitted.params[:-2], atol=1e-7)
+    np.testing.assert_allclose(
+        result.style_coefficients.to_numpy() / ELO_PER_LOGIT, fitted.params[-2:], atol=1e-7
+    )
+    robust = glm.fit(tol=1e-12, cov_type="HC0").cov_params()[-2:, -2:]
+    np.testing.assert_allclose(
+        result.style_robust_covariance.to_numpy() / ELO_PER_LOGIT**2, robust, rtol=1e-6
+    )
+
+
+def test_controlled_bootstrap_agrees_with_the_sandwich(biased: pd.DataFrame) -> None:
+    sample = biased.iloc[:5000]
+    fit = fit_bradley_terry_result(sample, control="length")
+    boot = bootstrap_bradley_terry_result(sample, rounds=400, seed=3, control="length", fit=fit)
+    assert boot.unconverged == 0
+    assert list(boot.style_samples.columns) == ["length"]
+    se = fit.intervals().se
+    np.testing.assert_allclose(boot.samples.std()[se.index], se, rtol=0.2)
+    style_se = np.sqrt(fit.style_robust_covariance.loc["length", "length"])
+    assert boot.style_samples["length"].std() == pytest.approx(style_se, rel=0.2)
+    again = bootstrap_bradley_terry_result(
+        sample.sample(frac=1.0, random_state=0), rounds=400, seed=3, control="length"
+    )
+    np.testing.assert_allclose(again.samples.to_numpy(), boot.samples.to_numpy(), atol=1e-8)
+
+
+def test_missing_style_columns_are_named(biased: pd.DataFrame) -> None:
+    with pytest.raises(InvalidInputError, match=r"chars_a and chars_b.*chars_b"):
+        fit_bradley_terry_result(biased.drop(columns=["chars_b"]), control="length")
+
+
+def test_rows_lacking_style_values_are_counted_and_named(biased: pd.DataFrame) -> None:
+    broken = biased.iloc[:200].copy()
+    broken.loc[[5, 17], "ttft_b_s"] = np.nan
+    with pytest.raises(InvalidInputError) as info:
+        fit_bradley_terry_result(broken, control=("length", "latency"))
+    message = str(info.value)
+    assert "ttft_b_s" in message
+    assert "2 row(s)" in message
+    assert "row 5" in message
+
+
+def test_unknown_control_is_rejected(biased: pd.DataFrame) -> None:
+    with pytest.raises(InvalidInputError, match="colour"):
+        fit_bradley_terry_result(biased.iloc[:50], control=("colour",))
