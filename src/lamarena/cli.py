@@ -144,43 +144,59 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _gap_to_next(pairs: list[dict[str, Any]], model: str, following: str) -> str:
+    """The Holm-adjusted p-value of ``model`` against the next model down, starred if real."""
+    for pair in pairs:
+        if {pair["model_a"], pair["model_b"]} == {model, following}:
+            star = " *" if pair["significant"] else ""
+            return f"p={pair['p_holm']:.3g}{star}"
+    return "-"
+
+
 def _print_leaderboard(document: dict[str, Any]) -> None:
-    """Render the leaderboard document as rich tables: ranked, provisional, significant gaps."""
+    """Render the leaderboard document: ranked models, then provisional ones apart."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     rows = document["models"]
+    pairs = document.get("pairwise") or []
     ranked = [row for row in rows if not row["provisional"]]
     provisional = [row for row in rows if row["provisional"]]
-    title = f"lamarena leaderboard: {document['n_battles']} battles"
-    table = Table(title=title, title_justify="left")
-    for column, justify in [
-        ("#", "right"),
-        ("model", "left"),
-        ("rating", "right"),
-        ("95% CI", "right"),
-        ("battles", "right"),
-        ("win rate", "right"),
-    ]:
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for rank, row in enumerate(ranked, start=1):
-        table.add_row(
-            str(rank),
-            row["model"],
-            _fmt(row["rating"], ".0f"),
-            f"{_fmt(row['ci_low'], '.0f')} to {_fmt(row['ci_high'], '.0f')}",
-            str(row["battles"]),
-            _fmt(row["win_rate"], ".1%"),
+    level = f"{document.get('confidence', 0.95):.0%}"
+    console.print(f"lamarena leaderboard: {document['n_battles']} battles")
+    if ranked:
+        table = Table()
+        table.add_column("#", justify="right")
+        table.add_column("model")
+        table.add_column("rating", justify="right")
+        table.add_column(f"{level} CI", justify="right")
+        table.add_column("battles", justify="right")
+        table.add_column("win rate", justify="right")
+        table.add_column("vs next", justify="right")
+        for rank, row in enumerate(ranked, start=1):
+            following = ranked[rank]["model"] if rank < len(ranked) else None
+            table.add_row(
+                str(rank),
+                row["model"],
+                _fmt(row["rating"], ".0f"),
+                f"{_fmt(row['ci_low'], '.0f')} to {_fmt(row['ci_high'], '.0f')}",
+                str(row["battles"]),
+                _fmt(row["win_rate"], ".1%"),
+                _gap_to_next(pairs, row["model"], following) if following else "",
+            )
+        console.print(table)
+        console.print(
+            "vs next: Holm-adjusted p-value of the gap to the model below; * = significant at 0.05."
         )
-    console.print(table)
+    else:
+        console.print(
+            "No model has a firm rating yet: each has too few battles or no finite rating."
+        )
     if provisional:
-        apart = Table(
-            title="provisional: too few battles, or no finite rating (all wins, all losses, "
-            "or not connected to the rest)",
-            title_justify="left",
-        )
-        for column in ("model", "rating", "battles", "win rate"):
+        console.print("Provisional (not ranked):")
+        apart = Table()
+        for column in ("model", "rating", "battles", "win rate", "why"):
             apart.add_column(column)
         for row in provisional:
             apart.add_row(
@@ -188,58 +204,13 @@ def _print_leaderboard(document: dict[str, Any]) -> None:
                 _fmt(row["rating"], ".0f"),
                 str(row["battles"]),
                 _fmt(row["win_rate"], ".1%"),
+                "; ".join(row.get("provisional_reasons") or []),
             )
         console.print(apart)
-    pairs = document.get("pairwise") or []
-    significant = sum(1 for pair in pairs if pair.get("significant"))
+    significant = sum(1 for pair in pairs if pair["significant"])
     console.print(
-        f"{significant} of {len(pairs)} model pairs differ significantly "
-        "(Holm-corrected, alpha 0.05); see --json for every pair."
+        f"{significant} of {len(pairs)} model pairs differ significantly; --json for all."
     )
-
-
-@app.command()
-def simulate(
-    models: Annotated[
-        str, typer.Option(help="How many models (N) or their names (NAME,NAME,...).")
-    ],
-    votes: Annotated[int, typer.Option(min=1, help="How many battles to draw.")],
-    out: Annotated[Path, typer.Option(help="Output JSONL file.")],
-    seed: Annotated[int, typer.Option(help="Seed for strengths and outcomes.")] = 0,
-    study: Annotated[
-        bool, typer.Option("--study", help="Add query transcripts drawn by topic.")
-    ] = False,
-    tie_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.1,
-    length_effect: Annotated[
-        float, typer.Option(help="Elo points gained by the longer reply (style bias).")
-    ] = 0.0,
-    latency_effect: Annotated[
-        float, typer.Option(help="Elo points lost by the slower first token (style bias).")
-    ] = 0.0,
-    as_json: JsonOption = False,
-) -> None:
-    """Draw battles from known strengths and write them as battle-record JSONL."""
-    from lamarena.analysis.simulate import parse_strengths, simulate_battles
-    from lamarena.store import records_from_frame, write_battle_records
-
-    if out.suffix != ".jsonl":
-        raise InvalidInputError(f"--out {out}: simulated votes are written as .jsonl")
-    strengths = parse_strengths(models, seed=seed)
-    battles = simulate_battles(
-        strengths,
-        votes,
-        seed=seed,
-        tie_rate=tie_rate,
-        length_effect=length_effect,
-        latency_effect=latency_effect,
-        study=study,
-    )
-    written = write_battle_records(records_from_frame(battles), out)
-    summary = {"out": str(out), "battles": written, "strengths": dict(strengths)}
-    if as_json:
-        typer.echo(json.dumps(summary, indent=2))
-    else:
-        typer.echo(f"wrote {written} simulated battles among {len(strengths)} models to {out}")
 
 
 @votes_app.command("import")
