@@ -213,6 +213,50 @@ def _print_leaderboard(document: dict[str, Any]) -> None:
     )
 
 
+@app.command()
+def simulate(
+    models: Annotated[
+        str, typer.Option(help="How many models (N) or their names (NAME,NAME,...).")
+    ],
+    votes: Annotated[int, typer.Option(min=1, help="How many battles to draw.")],
+    out: Annotated[Path, typer.Option(help="Output JSONL file.")],
+    seed: Annotated[int, typer.Option(help="Seed for strengths and outcomes.")] = 0,
+    study: Annotated[
+        bool, typer.Option("--study", help="Add query transcripts drawn by topic.")
+    ] = False,
+    tie_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.1,
+    length_effect: Annotated[
+        float, typer.Option(help="Elo points gained by the longer reply (style bias).")
+    ] = 0.0,
+    latency_effect: Annotated[
+        float, typer.Option(help="Elo points lost by the slower first token (style bias).")
+    ] = 0.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Draw battles from known strengths and write them as battle-record JSONL."""
+    from lamarena.analysis.simulate import parse_strengths, simulate_battles
+    from lamarena.store import records_from_frame, write_battle_records
+
+    if out.suffix != ".jsonl":
+        raise InvalidInputError(f"--out {out}: simulated votes are written as .jsonl")
+    strengths = parse_strengths(models, seed=seed)
+    battles = simulate_battles(
+        strengths,
+        votes,
+        seed=seed,
+        tie_rate=tie_rate,
+        length_effect=length_effect,
+        latency_effect=latency_effect,
+        study=study,
+    )
+    written = write_battle_records(records_from_frame(battles), out)
+    summary = {"out": str(out), "battles": written, "strengths": dict(strengths)}
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        typer.echo(f"wrote {written} simulated battles among {len(strengths)} models to {out}")
+
+
 @votes_app.command("import")
 def votes_import(
     file: Annotated[Path, typer.Argument(help="The votes file to import.")],
