@@ -39,6 +39,7 @@ class VoteFormat(StrEnum):
     TALK_ARENA = "talk-arena"
     FASTCHAT = "fastchat"
     JSONL = "jsonl"
+    PARQUET = "parquet"
 
 
 class CiMethod(StrEnum):
@@ -70,7 +71,7 @@ def _load_battles(settings: Settings, votes: Path | None, fmt: VoteFormat | None
         from lamarena.store import read_battle_records, records_to_frame
 
         if fmt is None:
-            raise InvalidInputError("--votes needs --from talk-arena|fastchat|jsonl")
+            raise InvalidInputError("--votes needs --from talk-arena|fastchat|jsonl|parquet")
         return records_to_frame(read_battle_records(votes, fmt.value))
     engine = _open_store(settings)
     try:

@@ -245,3 +245,33 @@ def test_bad_input_exits_non_zero_with_one_line(
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ")
     assert needle in lines[0]
+
+
+def test_parquet_export_imports_back_into_a_fresh_database(
+    simulated: Path, tmp_path: Path, databases: DatabaseFactory
+) -> None:
+    first, second = databases.url(migrated=False), databases.url(migrated=False)
+    ok(run_cli("votes", "import", simulated, "--from", "jsonl", "--db", first, cwd=tmp_path))
+    ok(run_cli("votes", "export", tmp_path / "out.parquet", "--db", first, cwd=tmp_path))
+    result = ok(
+        run_cli(
+            "votes",
+            "import",
+            tmp_path / "out.parquet",
+            "--from",
+            "parquet",
+            "--db",
+            second,
+            cwd=tmp_path,
+        )
+    )
+    assert "imported 600" in result.stdout
+    ok(run_cli("votes", "export", tmp_path / "again.jsonl", "--db", second, cwd=tmp_path))
+    original = sorted(
+        map(json.loads, simulated.read_text().splitlines()), key=lambda r: r["battle_id"]
+    )
+    again = sorted(
+        map(json.loads, (tmp_path / "again.jsonl").read_text().splitlines()),
+        key=lambda r: r["battle_id"],
+    )
+    assert again == original
