@@ -21,6 +21,7 @@ check: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 # pytest exits 5 when it collects no test; make treats any non-zero exit as a failure.
 test: setup system check
@@ -36,4 +37,4 @@ run: setup
 	$(VENV)/bin/lamarena leaderboard --votes $(OUT)/simulated.jsonl --from jsonl
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache .mypy_cache

@@ -12,7 +12,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, SupportsFloat, cast
 
 import pandas as pd
 
@@ -307,8 +307,8 @@ def _uncertainty(
         StyleRow(
             control=name,
             coefficient=float(fit.style_coefficients[name]),
-            ci_low=_json_float(style_bounds.loc[name, "ci_low"]),
-            ci_high=_json_float(style_bounds.loc[name, "ci_high"]),
+            ci_low=_json_float(cast(float, style_bounds.loc[name, "ci_low"])),
+            ci_high=_json_float(cast(float, style_bounds.loc[name, "ci_high"])),
         )
         for name in fit.control
     )
@@ -365,10 +365,10 @@ def _pair_rows(battles: pd.DataFrame, tests: pd.DataFrame) -> tuple[PairRow, ...
             PairRow(
                 model_a=str(test.model_a),
                 model_b=str(test.model_b),
-                diff=float(test.diff),
-                se=float(test.se),
-                p_value=float(test.p_value),
-                p_holm=float(test.p_holm),
+                diff=float(cast(SupportsFloat, test.diff)),
+                se=float(cast(SupportsFloat, test.se)),
+                p_value=float(cast(SupportsFloat, test.p_value)),
+                p_holm=float(cast(SupportsFloat, test.p_holm)),
                 significant=bool(test.significant),
                 win_rate_a=rate,
                 battles=int(games),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -240,8 +241,9 @@ def controlled_design(
     winner = used["winner"].to_numpy(dtype=object)
     outcome = np.where(winner == "model_a", 1.0, np.where(winner == "model_b", 0.0, 0.5))
     return make_design(
-        a[inside].to_numpy(dtype=np.intp),
-        b[inside].to_numpy(dtype=np.intp),
+        # pandas-stubs widen ``to_numpy(dtype=np.intp)`` to ``integer[Any]``.
+        cast("NDArray[np.intp]", a[inside].to_numpy(dtype=np.intp)),
+        cast("NDArray[np.intp]", b[inside].to_numpy(dtype=np.intp)),
         outcome,
         features,
         len(names),
