@@ -8,6 +8,7 @@ place; nothing from a third-party library crosses a package boundary untranslate
 
     LamarenaError
     ├── ConfigError          bad settings, models.yaml or a missing optional extra
+    ├── DatabaseError        the database cannot be reached, or refused a read or write
     ├── InvalidInputError    a file or value given by the user that cannot be used (ValueError)
     │   ├── RecordError      one record of an imported file, naming the record and the field
     │   └── AudioError       audio that cannot be decoded or is out of bounds
@@ -28,6 +29,7 @@ __all__ = [
     "AlreadyVoted",
     "AudioError",
     "ConfigError",
+    "DatabaseError",
     "InsufficientData",
     "InvalidInputError",
     "LamarenaError",
@@ -62,6 +64,12 @@ class ConfigError(LamarenaError):
     """Settings, a models.yaml entry or an installed extra are wrong or missing."""
 
     code = "config_error"
+
+
+class DatabaseError(LamarenaError):
+    """The database cannot be reached, or refused a read or a write (nothing was changed)."""
+
+    code = "database_error"
 
 
 class InvalidInputError(LamarenaError, ValueError):
