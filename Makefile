@@ -9,13 +9,14 @@ OUT ?= out
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
+	./scripts/install-system-deps runtime
+	test -x $(PY) || python3 -m venv $(VENV) || { rm -rf $(VENV); exit 1; }
 	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
 	$(PY) -m pip install $(PIP_FLAGS) -e '.[dev]'
 	touch $@
 
 system:
-	./scripts/install-system-deps
+	./scripts/install-system-deps test
 
 check: setup
 	$(VENV)/bin/ruff check .

@@ -293,28 +293,42 @@ def votes_export(
     typer.echo(f"exported {count} battles to {out}")
 
 
+def _debug_requested() -> bool:
+    """Whether ``LAMARENA_DEBUG`` asks for tracebacks; a broken environment means no."""
+    try:
+        return load_settings().debug
+    except LamarenaError:
+        return False
+
+
 def main() -> None:
     """Run the CLI: usage errors and lamarena errors become one ``error:`` line on stderr.
 
-    Exit status: 0 on success, 1 for a lamarena error (bad data, bad file), 2 for a usage error.
+    Exit status: 0 on success, 1 for a lamarena error (bad data, bad file, bad settings,
+    database unreachable), 2 for a usage error (unknown option, missing argument).
     """
+    debug = _debug_requested()
     try:
         status = app(standalone_mode=False)
     except typer.TyperException as exc:
-        # Usage errors (exit 2); with no arguments at all the "message" is the help text.
         message = exc.format_message()
-        typer.echo(message if "\n" in message else f"error: {message}", err=True)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            # The "error" is the help text, which the rich formatter may already have printed.
+            if message.strip():
+                typer.echo(message, err=True)
+        else:
+            typer.echo(f"error: {' '.join(message.split())}", err=True)
         sys.exit(exc.exit_code)
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
     except LamarenaError as exc:
-        if load_settings().debug:
+        if debug:
             raise
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
         sys.exit(1)
     except OSError as exc:
-        if load_settings().debug:
+        if debug:
             raise
         where = f": {exc.filename}" if exc.filename else ""
         typer.echo(f"error: {exc.strerror or exc}{where}", err=True)

@@ -7,9 +7,12 @@ Precedence: defaults < ``.env`` < ``LAMARENA_*`` environment variables < CLI fla
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lamarena.errors import ConfigError
 
 __all__ = ["DEFAULT_DATABASE_URL", "Settings", "load_settings"]
 
@@ -43,7 +46,21 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build settings from the environment, then apply non-None overrides (CLI flags)."""
-    settings = Settings()
+    """Build settings from the environment, with non-None overrides (CLI flags) on top.
+
+    Raises:
+        ConfigError: a ``LAMARENA_*`` variable or an override has a value of the wrong kind.
+    """
     update = {key: value for key, value in overrides.items() if value is not None}
-    return settings.model_copy(update=update) if update else settings
+    try:
+        return Settings(**update)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(_describe(error, update) for error in exc.errors())
+        raise ConfigError(f"invalid settings: {problems}") from exc
+
+
+def _describe(error: Any, overrides: dict[str, object]) -> str:
+    """One validation problem, named as the user wrote it (a flag or an environment variable)."""
+    field = str(error["loc"][0]) if error["loc"] else "?"
+    where = f"--{field.replace('_', '-')}" if field in overrides else f"LAMARENA_{field.upper()}"
+    return f"{where}={error.get('input')!r}: {error['msg']}"
