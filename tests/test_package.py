@@ -72,3 +72,14 @@ def test_settings_are_frozen_and_validated(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("LAMARENA_PORT", "70000")
     with pytest.raises(ValueError, match="port"):
         Settings()
+
+
+def test_load_settings_turns_bad_values_into_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LAMARENA_WORKERS", "zero")
+    with pytest.raises(errors.ConfigError, match="LAMARENA_WORKERS='zero'"):
+        load_settings()
+    monkeypatch.delenv("LAMARENA_WORKERS")
+    with pytest.raises(errors.ConfigError, match="--min-battles=-2"):
+        load_settings(min_battles=-2)
