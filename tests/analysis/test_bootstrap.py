@@ -134,3 +134,15 @@ def test_bootstrap_ignores_battles_of_unrated_models_but_keeps_their_weight(
     boot = bootstrap_bradley_terry_result(with_extra, rounds=50, seed=0)
     assert "lucky" not in boot.samples.columns
     assert boot.samples.shape == (50, 6)
+
+
+def test_zero_width_bootstrap_interval_only_for_models_flagged_only_ties() -> None:
+    # review reproduction: every resample of five ties is five ties again
+    battles = frame([("a", "b", "tie")] * 5)
+    fit = fit_bradley_terry_result(battles)
+    intervals = bootstrap_bradley_terry_result(battles, rounds=200, seed=0, fit=fit).intervals()
+    exact = intervals.index[intervals["ci_low"] == intervals["ci_high"]]
+    assert list(exact) == ["a", "b"]
+    for model in exact:
+        assert model in fit.provisional
+        assert "only_ties" in fit.reasons[model]

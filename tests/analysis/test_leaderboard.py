@@ -152,3 +152,61 @@ def test_no_rated_models_still_lists_every_model() -> None:
     assert [row["model"] for row in document["models"]] == ["a", "b"]
     assert all(row["provisional"] and row["rating"] is None for row in document["models"])
     assert document["pairwise"] == []
+
+
+ONLY_TIES = "only ties or both-bad votes against the rated models"
+
+
+@pytest.mark.parametrize("ci", ["bootstrap", "analytic"])
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [("a", "b", "tie")] * 5,
+        [("a", "b", "tie")] * 12 + [("b", "c", "both_bad")] * 12,
+    ],
+    ids=["5-ties", "24-ties-and-both-bad"],
+)
+def test_all_ties_give_flagged_models_and_no_zero_width_interval(
+    ci: str, rows: list[tuple[str, str, str]]
+) -> None:
+    document = build_leaderboard(frame(rows), ci=ci, n_resamples=300, seed=0).to_dict()
+    document = json.loads(json.dumps(document, allow_nan=False))
+    assert document["models"]
+    for row in document["models"]:
+        assert row["rating"] == pytest.approx(1000.0)
+        assert row["provisional"] is True
+        assert any(reason.startswith(ONLY_TIES) for reason in row["provisional_reasons"])
+        assert row["ci_low"] < row["rating"] - 50 and row["ci_high"] > row["rating"] + 50
+    for pair in document["pairwise"]:
+        assert pair["se"] > 0 and not pair["significant"]
+
+
+@pytest.mark.parametrize("ci", ["bootstrap", "analytic"])
+def test_pair_that_only_tied_is_never_significant(ci: str) -> None:
+    # a beats b 600-400; c only ties, 50 times with each: its MLE sits halfway, and every
+    # bootstrap resample of it is ties again, which made "a > c" look significant (p ~ 1e-7)
+    rows = [("a", "b", "model_a")] * 600 + [("a", "b", "model_b")] * 400
+    rows += [("a", "c", "tie")] * 50 + [("c", "b", "tie")] * 50
+    document = build_leaderboard(frame(rows), ci=ci, n_resamples=2000, seed=0).to_dict()
+    pairs = {frozenset((p["model_a"], p["model_b"])): p for p in document["pairwise"]}
+    assert pairs[frozenset("ab")]["significant"]
+    for other in "ab":
+        pair = pairs[frozenset(("c", other))]
+        assert pair["diff"] > 25 and not pair["significant"]
+    models = {row["model"]: row for row in document["models"]}
+    assert models["c"]["provisional"] and not models["a"]["provisional"]
+    assert [row["model"] for row in document["models"]][-1] == "c"
+    assert models["c"]["ci_high"] - models["c"]["ci_low"] > 100
+
+
+def test_ties_do_not_change_the_leaderboard_of_models_with_decisive_battles(
+    battles: pd.DataFrame,
+) -> None:
+    before = build_leaderboard(battles, ci="analytic").to_dict()
+    extra = frame([("tied", "model-1", "tie")] * 12)
+    after = build_leaderboard(pd.concat([battles, extra], ignore_index=True), ci="analytic")
+    rows = {row["model"]: row for row in after.to_dict()["models"]}
+    assert rows["tied"]["provisional"]
+    for row in before["models"]:
+        if row["rating"] is not None:
+            assert rows[row["model"]]["ci_low"] == pytest.approx(row["ci_low"], abs=1e-6)

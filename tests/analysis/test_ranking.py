@@ -123,6 +123,43 @@ def test_sandwich_is_tighter_than_model_based_when_ties_are_common() -> None:
     assert (robust < model).all()
 
 
+def test_all_ties_give_provisional_models_with_model_based_intervals_not_zero_width() -> None:
+    # review reproduction: the sandwich meat ties * (1/2 - p)^2 is 0 at p = 1/2
+    result = fit_bradley_terry_result(frame([("a", "b", "tie")] * 12 + [("b", "c", "tie")] * 12))
+    assert result.reasons == dict.fromkeys("abc", ("only_ties",))
+    assert result.ratings.to_dict() == pytest.approx({"a": 1000.0, "b": 1000.0, "c": 1000.0})
+    intervals = result.intervals()
+    assert (intervals["ci_low"] < intervals["ci_high"]).all()
+    assert (intervals["se"] > 40).all()
+    # every battle is a tie, so the guarded sandwich is exactly the model-based covariance
+    np.testing.assert_allclose(result.robust_covariance, result.covariance, rtol=1e-9)
+    tests = pairwise_tests(result.ratings, result.robust_covariance)
+    assert (tests["se"] > 0).all()
+    assert not tests["significant"].any()
+
+
+def test_model_that_only_tied_is_provisional_and_not_locked_to_its_opponent() -> None:
+    decisive = [("a", "b", w) for w in ["model_a", "model_b"] * 10]
+    rows = decisive + [("a", "c", "tie")] * 12 + [("c", "loser", "model_a")] * 3
+    result = fit_bradley_terry_result(frame(rows))
+    # the win over an unrated model does not count: it carries no information on the ratings
+    assert result.reasons["c"] == ("only_ties",)
+    assert result.reasons["loser"] == ("no_wins", "few_battles")
+    assert "a" not in result.provisional and "b" not in result.provisional
+    assert set(result.centred_on) == {"a", "b"}
+    assert result.ratings["c"] == pytest.approx(result.ratings["a"])
+    cov = result.robust_covariance
+    # before the guard the a - c difference had a sandwich variance of 0
+    assert cov.loc["a", "a"] + cov.loc["c", "c"] - 2 * cov.loc["a", "c"] > 50.0**2
+    # as a provisional model hanging on one edge, c neither moves nor widens the others
+    alone = fit_bradley_terry_result(frame(decisive))
+    pd.testing.assert_frame_equal(
+        cov.loc[["a", "b"], ["a", "b"]], alone.robust_covariance, rtol=1e-9, atol=1e-9
+    )
+    intervals = result.intervals()
+    assert (intervals["ci_high"] - intervals["ci_low"] > 100).all()
+
+
 def test_unbeaten_model_is_provisional_not_a_huge_number() -> None:
     rows = [("a", "b", w) for w in ["model_a", "model_b", "tie"] * 10]
     rows += [("lucky", "a", "model_a")]
@@ -204,6 +241,24 @@ def test_pairwise_tests_holm_and_order() -> None:
     assert tests["significant"].equals(tests["p_holm"] < 0.05)
 
 
+def test_pairwise_fallback_takes_the_larger_variance_only_for_the_listed_models() -> None:
+    names = ["a", "b", "c"]
+    ratings = pd.Series([1100.0, 1000.0, 900.0], index=names)
+    tight = pd.DataFrame(np.eye(3) * 10.0, index=names, columns=names)
+    wide = pd.DataFrame(np.eye(3) * 5000.0, index=names, columns=names)
+    plain = pairwise_tests(ratings, tight).set_index(["model_a", "model_b"])
+    guarded = pairwise_tests(ratings, tight, fallback=wide, fallback_models=["c"])
+    guarded = guarded.set_index(["model_a", "model_b"])
+    assert guarded.loc[("a", "b"), "se"] == pytest.approx(np.sqrt(20.0))
+    assert guarded.loc[("a", "c"), "se"] == pytest.approx(np.sqrt(10000.0))
+    assert guarded.loc[("b", "c"), "se"] == pytest.approx(np.sqrt(10000.0))
+    assert plain["significant"].all()
+    assert guarded["significant"].tolist() == [True, False, False]
+    # a fallback never narrows: the tight one as fallback changes nothing
+    again = pairwise_tests(ratings, wide, fallback=tight, fallback_models=names)
+    pd.testing.assert_frame_equal(again, pairwise_tests(ratings, wide))
+
+
 # --- invariants -----------------------------------------------------------------------------
 
 _models = st.sampled_from(["m0", "m1", "m2", "m3", "m4"])
@@ -264,9 +319,36 @@ def test_ratings_are_finite_moderate_and_centred_whenever_they_exist(rows) -> No
         assert set(result.centred_on) == set(result.ratings.index) - result.provisional
     # with at most 60 battles the MLE, when it exists, cannot be astronomically far apart
     assert (result.ratings - 1000.0).abs().max() < 2000.0
-    assert set(result.ratings.index).isdisjoint(
-        {m for m, r in result.reasons.items() if r[0] != "few_battles"}
-    )
+    for model, codes in result.reasons.items():
+        assert (model in result.ratings.index) == _UNRATED_CODES.isdisjoint(codes)
+    # no interval pretends to be exact: zero width only for the model that defines the scale
+    # when it is the one model the ratings are centred on
+    lone = set(result.centred_on) if len(result.centred_on) == 1 else set()
+    for robust in (True, False):
+        se = result.intervals(robust=robust)["se"].drop(list(lone))
+        assert (se > 1.0).all(), (robust, se)
+
+
+_UNRATED_CODES = {"no_losses", "no_wins", "not_connected"}
+
+
+def _decisive(rows: list[tuple[str, str, str]], rated: set[str]) -> set[str]:
+    """Models that won or lost outright against a model of ``rated``."""
+    return {
+        name
+        for a, b, w in rows
+        if a in rated and b in rated and w in ("model_a", "model_b")
+        for name in (a, b)
+    }
+
+
+@_INVARIANT
+@given(_battles)
+def test_only_ties_flags_exactly_the_rated_models_without_a_decisive_battle(rows) -> None:
+    result = fit_bradley_terry_result(frame(rows))
+    rated = set(result.ratings.index)
+    flagged = {m for m, codes in result.reasons.items() if "only_ties" in codes}
+    assert flagged == rated - _decisive(rows, rated)
 
 
 def test_model_with_few_battles_neither_moves_nor_widens_the_others() -> None:

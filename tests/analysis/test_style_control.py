@@ -128,3 +128,16 @@ def test_rows_lacking_style_values_are_counted_and_named(biased: pd.DataFrame) -
 def test_unknown_control_is_rejected(biased: pd.DataFrame) -> None:
     with pytest.raises(InvalidInputError, match="colour"):
         fit_bradley_terry_result(biased.iloc[:50], control=("colour",))
+
+
+def test_style_controlled_sandwich_falls_back_to_model_based_for_a_model_that_only_tied() -> None:
+    battles = simulate_battles(parse_strengths("4", seed=3), 800, seed=3)
+    tied = battles[battles["model_a"] == "model-1"].head(12).copy()
+    tied["model_a"] = "tied"  # 12 ties with the other models, style columns kept
+    tied["winner"] = "tie"
+    result = fit_bradley_terry_result(pd.concat([battles, tied]), control=("length",))
+    assert result.reasons["tied"] == ("only_ties",)
+    robust = result.intervals()["se"]
+    model_based = result.intervals(robust=False)["se"]
+    # the squared residuals (1/2 - p)^2 of its ties gave it a third of the model-based se
+    assert robust["tied"] == pytest.approx(model_based["tied"], rel=0.05)

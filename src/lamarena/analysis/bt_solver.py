@@ -38,6 +38,7 @@ __all__ = [
     "main_component",
     "newton_pairs",
     "pseudo_inverse_laplacian",
+    "tie_only_models",
     "unbounded_flags",
 ]
 
@@ -178,6 +179,17 @@ def covariances(
     1980). With ties the two differ: counting a tie as half a win is a quasi-likelihood, and the
     sandwich is the consistent one.
 
+    One exception keeps the sandwich from claiming a precision the data do not have. The squared
+    residual of a tie, ``(1/2 - p)^2``, is fixed by the fit rather than observed; for a model
+    none of whose battles was decisive it is all the meat sees, and it vanishes at ``p = 1/2``
+    (a model that only tied one other model, or every model of an all-ties group, would get a
+    zero variance). A sample of half wins says nothing about how much the outcomes vary, so the
+    battles of such a model enter ``M`` with the binomial variance ``p (1 - p)`` instead: the
+    largest variance an outcome in [0, 1] with mean ``p`` can have, the one the model-based
+    covariance assumes. When every battle of the group is a tie the sandwich is then exactly the
+    model-based covariance; when no model is in that case (any model with a win or a loss) it is
+    unchanged. Such models are flagged provisional (``only_ties``) by ``ranking.py``.
+
     Args:
         first: ``(P,)`` first model of each pair.
         second: ``(P,)`` second model of each pair.
@@ -194,9 +206,36 @@ def covariances(
     prob = expit(theta[first] - theta[second])
     fisher = laplacian(size, first, second, total * prob * (1.0 - prob))
     meat_weights = first_wins * (1.0 - prob) ** 2 + second_wins * prob**2 + ties * (0.5 - prob) ** 2
+    only_ties = tie_only_models(size, first, second, first_wins + second_wins)
+    unseen = only_ties[first] | only_ties[second]
+    meat_weights = np.where(unseen, total * prob * (1.0 - prob), meat_weights)
     meat = laplacian(size, first, second, meat_weights)
     bread = pseudo_inverse_laplacian(fisher)
     return bread, bread @ meat @ bread
+
+
+def tie_only_models(
+    n_models: int,
+    first: NDArray[np.intp],
+    second: NDArray[np.intp],
+    decisive: NDArray[np.float64],
+) -> NDArray[np.bool_]:
+    """Which models have no decisive battle (never won or lost outright, only tied).
+
+    Args:
+        n_models: number of models ``K``.
+        first: ``(P,)`` first model of each pair.
+        second: ``(P,)`` second model of each pair.
+        decisive: ``(P,)`` battles of each pair won by either side.
+
+    Returns:
+        ``(K,)`` flags.
+    """
+    outright = np.zeros(n_models)
+    np.add.at(outright, first, decisive)
+    np.add.at(outright, second, decisive)
+    flags: NDArray[np.bool_] = outright == 0
+    return flags
 
 
 def newton_pairs(

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, SupportsFloat, cast
 
+import numpy as np
 import pandas as pd
 
 from lamarena.analysis.battles import count_pairs, validate_battles, win_rates
@@ -232,7 +233,10 @@ def build_leaderboard(
     ``control``. Intervals are bootstrap percentiles over ``n_resamples`` rounds (as the study,
     10,000 by default) or, with ``ci="analytic"`` or ``n_resamples=0``, Wald intervals from the
     sandwich covariance. Pairwise Wald tests use the bootstrap (or sandwich) covariance and Holm's
-    correction at level ``1 - confidence``.
+    correction at level ``1 - confidence``. A rated model with no decisive battle (only ties and
+    both-bad votes) is provisional (``only_ties``): half wins cannot show how much its results
+    vary, so the sandwich uses the model-based variance for its battles, and with the bootstrap
+    its interval and its tests take the wider of the bootstrap and that analytic variance.
 
     Args:
         battles: one row per battle (see :func:`lamarena.analysis.battles.validate_battles`).
@@ -263,7 +267,13 @@ def build_leaderboard(
     fit = fit_bradley_terry_result(clean, min_battles=min_battles, control=control)
     method = "analytic" if ci == "analytic" or n_resamples == 0 else "bootstrap"
     bounds, covariance, style = _uncertainty(clean, fit, method, n_resamples, seed, confidence)
-    tests = pairwise_tests(fit.ratings, covariance, alpha=1.0 - confidence)
+    tests = pairwise_tests(
+        fit.ratings,
+        covariance,
+        alpha=1.0 - confidence,
+        fallback=fit.robust_covariance,
+        fallback_models=_only_ties(fit),
+    )
     return LeaderboardResult(
         n_battles=fit.n_battles,
         models=_model_rows(clean, fit, bounds),
@@ -296,7 +306,7 @@ def _uncertainty(
         )
         if boot.unconverged:
             logger.warning("bootstrap: %d rounds did not converge", boot.unconverged)
-        bounds = boot.intervals(confidence)
+        bounds = _widen(boot.intervals(confidence), fit.intervals(confidence), _only_ties(fit))
         covariance = boot.covariance()
         style_bounds = boot.style_intervals(confidence)
     else:
@@ -313,6 +323,28 @@ def _uncertainty(
         for name in fit.control
     )
     return bounds, covariance, style
+
+
+def _only_ties(fit: BradleyTerryResult) -> tuple[str, ...]:
+    """The rated models with no decisive battle (provisional with reason ``only_ties``)."""
+    return tuple(name for name in fit.ratings.index if "only_ties" in fit.reasons.get(name, ()))
+
+
+def _widen(bounds: pd.DataFrame, analytic: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
+    """Bootstrap bounds, widened to cover the analytic interval for ``models``.
+
+    Every resample of a model with no decisive battle is all ties again, so its bootstrap spread
+    reflects only the other models (zero when its whole group only tied); the guarded sandwich
+    interval (the model-based variance for its battles) is then the honest one, and the wider of
+    the two is reported.
+    """
+    out = bounds.copy()
+    rows = list(models)
+    out.loc[rows, "ci_low"] = np.minimum(bounds.loc[rows, "ci_low"], analytic.loc[rows, "ci_low"])
+    out.loc[rows, "ci_high"] = np.maximum(
+        bounds.loc[rows, "ci_high"], analytic.loc[rows, "ci_high"]
+    )
+    return out
 
 
 def _model_rows(

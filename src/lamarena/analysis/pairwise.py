@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
@@ -35,7 +37,12 @@ def holm_adjust(p_values: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def pairwise_tests(
-    ratings: pd.Series, covariance: pd.DataFrame, *, alpha: float = 0.05
+    ratings: pd.Series,
+    covariance: pd.DataFrame,
+    *,
+    alpha: float = 0.05,
+    fallback: pd.DataFrame | None = None,
+    fallback_models: Collection[str] = (),
 ) -> pd.DataFrame:
     """Wald z-test of every rating difference, with Holm's step-down correction.
 
@@ -43,10 +50,19 @@ def pairwise_tests(
     covariance of the ratings (analytic or bootstrap); two-sided p-values are adjusted for all
     pairs by Holm (1979) with :func:`holm_adjust`.
 
+    ``fallback`` guards the pairs whose variance ``covariance`` cannot estimate: for a pair with
+    a model of ``fallback_models``, ``se^2`` is the larger of the two covariances' values. The
+    leaderboard passes the (guarded) sandwich covariance and the models with no decisive battle:
+    every bootstrap resample of such a model is all ties again, so the bootstrap variance of its
+    differences comes from the other models alone and can be far too small (a model that only
+    tied two others would otherwise differ "significantly" from both).
+
     Args:
         ratings: ratings by model (Elo).
         covariance: their covariance (Elo^2), indexed by model.
         alpha: family-wise error rate for ``significant``.
+        fallback: a second covariance (Elo^2) bounding the variance of the pairs below.
+        fallback_models: the models whose pairs use the larger variance.
 
     Returns:
         One row per pair, higher-rated model first (pairs in rating order): ``model_a, model_b,
@@ -62,6 +78,14 @@ def pairwise_tests(
     first, second = np.triu_indices(len(names), k=1)
     diff = values[first] - values[second]
     variance = cov[first, first] + cov[second, second] - 2.0 * cov[first, second]
+    if fallback is not None:
+        other = fallback.loc[names, names].to_numpy()
+        bound = other[first, first] + other[second, second] - 2.0 * other[first, second]
+        guarded = np.isin(
+            np.array(names, dtype=object), np.array(list(fallback_models), dtype=object)
+        )
+        pick = guarded[first] | guarded[second]
+        variance = np.where(pick, np.maximum(variance, bound), variance)
     se = np.sqrt(np.clip(variance, 0.0, None))
     positive = se > 0
     z = np.divide(diff, se, out=np.zeros_like(diff), where=positive)

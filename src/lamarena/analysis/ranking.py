@@ -8,7 +8,13 @@ is half a win each way. Ratings are maximum-likelihood estimates on the battles 
 pair; they exist only for the models of the largest strongly connected component of the "scored
 against" graph (see :func:`lamarena.analysis.bt_solver.main_component`). Every other model is
 *provisional* and has no rating, never a huge number; a rated model with fewer than
-``min_battles`` battles is provisional too but keeps its rating.
+``min_battles`` battles is provisional too but keeps its rating, and so is a rated model with no
+decisive battle against the rated models (only ties and both-bad votes): its rating exists, but a
+half win is the same outcome every time, so neither the sandwich nor the bootstrap can see how much
+its results vary (both would give a zero-width interval). Its analytic variance falls back to the
+model-based one (see :func:`lamarena.analysis.bt_solver.covariances`); its raw bootstrap interval
+may still have zero width (the ``only_ties`` reason says why it is not to be trusted), and the
+leaderboard widens it to the analytic one (see ``leaderboard.build_leaderboard``).
 
 Uncertainty: :meth:`BradleyTerryResult.intervals` (normal approximation from the observed Fisher
 information, or its sandwich), :func:`bootstrap_bradley_terry` (numerics in ``bootstrap.py``) and
@@ -32,7 +38,13 @@ from lamarena.analysis.bootstrap import (
     resample_battles,
     resample_pairs,
 )
-from lamarena.analysis.bt_solver import ELO_CENTER, ELO_SCALE, covariances, newton_pairs
+from lamarena.analysis.bt_solver import (
+    ELO_CENTER,
+    ELO_SCALE,
+    covariances,
+    newton_pairs,
+    tie_only_models,
+)
 from lamarena.analysis.pairwise import holm_adjust, pairwise_tests
 from lamarena.analysis.style_control import (
     controlled_design,
@@ -63,6 +75,10 @@ PROVISIONAL_REASONS: dict[str, str] = {
     "no_wins": "never won or tied: its maximum-likelihood rating is minus infinity",
     "not_connected": "not compared both ways with the main group of models",
     "few_battles": "fewer battles than the minimum",
+    "only_ties": (
+        "only ties or both-bad votes against the rated models: its uncertainty cannot be "
+        "estimated from half wins"
+    ),
 }
 """Why a model is provisional, keyed by the codes in :attr:`BradleyTerryResult.reasons`."""
 
@@ -74,12 +90,16 @@ class BradleyTerryResult:
     Attributes:
         ratings: Elo ratings of the rated models, highest first.
         battles: battles of every model (rated or not), by model.
-        provisional: models reported apart (no rating, or too few battles).
+        provisional: models reported apart (no rating, too few battles, or no decisive
+            battle: see :data:`PROVISIONAL_REASONS`).
         reasons: for each provisional model, codes from :data:`PROVISIONAL_REASONS`.
         covariance: model-based covariance of the centred ratings (Elo^2): the pseudo-inverse of
             the observed Fisher information.
         robust_covariance: sandwich covariance (Elo^2), valid when the half-win treatment of
-            ties makes the model misspecified (White 1980).
+            ties makes the model misspecified (White 1980); the battles of a model with no
+            decisive battle enter it with the binomial variance (see
+            :func:`lamarena.analysis.bt_solver.covariances`), so it never gives such a model a
+            zero variance.
         style_coefficients: Elo points per unit of each style control (empty without control).
         style_covariance: model-based covariance of the style coefficients (Elo^2).
         style_robust_covariance: sandwich covariance of the style coefficients (Elo^2).
@@ -116,7 +136,10 @@ class BradleyTerryResult:
             confidence: coverage of the two-sided intervals.
             robust: use the sandwich covariance (default; it is the right one when ties are
                 present, since counting a tie as half a win is not the Bradley-Terry likelihood
-                of any tie model) rather than the inverse Fisher information.
+                of any tie model) rather than the inverse Fisher information. For a model whose
+                battles are all ties the sandwich uses the model-based variance of those battles
+                (a sample of half wins says nothing about their spread), so no interval has zero
+                width.
 
         Returns:
             Indexed like :attr:`ratings`: ``rating, se, ci_low, ci_high``.
@@ -149,7 +172,12 @@ def _check_confidence(confidence: float) -> None:
 def _reasons(
     counts: PairCounts, rated: PairCounts, min_battles: int
 ) -> tuple[pd.Series, dict[str, tuple[str, ...]]]:
-    """Battles per model and why each provisional model is provisional."""
+    """Battles per model and why each provisional model is provisional.
+
+    A rated model is ``only_ties`` when none of its battles against rated models (the ones the fit
+    uses) was won or lost outright; battles against unrated models carry no information on the
+    ratings, so a decisive one there does not count.
+    """
     size = len(counts.models)
     scored = np.zeros(size)
     conceded = np.zeros(size)
@@ -161,6 +189,13 @@ def _reasons(
     np.add.at(games, counts.first, counts.battles)
     np.add.at(games, counts.second, counts.battles)
     is_rated = np.isin(np.array(counts.models, dtype=object), np.array(rated.models, dtype=object))
+    inside = is_rated[counts.first] & is_rated[counts.second]
+    only_ties = tie_only_models(
+        size,
+        counts.first[inside],
+        counts.second[inside],
+        (counts.first_wins + counts.second_wins)[inside],
+    )
     reasons: dict[str, tuple[str, ...]] = {}
     for i, name in enumerate(counts.models):
         found = []
@@ -171,6 +206,8 @@ def _reasons(
                 found.append("no_wins")
             else:
                 found.append("not_connected")
+        elif only_ties[i]:
+            found.append("only_ties")
         if games[i] < min_battles:
             found.append("few_battles")
         if found:
@@ -229,7 +266,8 @@ def fit_bradley_terry_result(
         control: style controls, among ``length`` and ``latency``.
 
     Returns:
-        The fit; models without a finite MLE are provisional and absent from ``ratings``.
+        The fit; models without a finite MLE are provisional and absent from ``ratings``; rated
+        models with too few battles or no decisive battle are provisional but rated.
 
     Raises:
         InvalidInputError: malformed battles, a negative ``min_battles`` or bad control columns.

@@ -27,7 +27,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy.special import expit
 
-from lamarena.analysis.bt_solver import NewtonResult, laplacian, unbounded_flags
+from lamarena.analysis.bt_solver import NewtonResult, laplacian, tie_only_models, unbounded_flags
 from lamarena.errors import InvalidInputError
 
 __all__ = [
@@ -279,10 +279,17 @@ def information(
 
     Returns:
         ``(H, M)``: ``H = sum p(1-p) x x^T`` and ``M = sum (y - p)^2 x x^T``, both ``(D, D)``;
-        ``H+ M H+`` is the sandwich covariance (White 1980).
+        ``H+ M H+`` is the sandwich covariance (White 1980). As in
+        :func:`lamarena.analysis.bt_solver.covariances`, a battle of a model with no decisive
+        battle enters ``M`` with ``p(1-p)`` instead: its squared residual ``(1/2 - p)^2`` is
+        fixed by the fit and says nothing about how much that model's outcomes vary.
     """
     prob = expit(_linear(design, phi[None, :]))[0]
-    weights = np.stack([prob * (1.0 - prob), np.square(design.outcome - prob)])
+    fisher = prob * (1.0 - prob)
+    decisive = design.pair_sums((design.outcome != 0.5).astype(np.float64)[None, :])[0]
+    only_ties = tie_only_models(design.n_models, design.first, design.second, decisive)
+    unseen = np.repeat(only_ties[design.first] | only_ties[design.second], design.counts)
+    weights = np.stack([fisher, np.where(unseen, fisher, np.square(design.outcome - prob))])
     both = _assemble(design, weights)
     return both[0], both[1]
 
