@@ -220,6 +220,43 @@ GOOD_LINE = json.dumps(
         (
             "v.jsonl",
             "jsonl",
+            "\n".join(
+                [
+                    GOOD_LINE.replace('"x"', '"x", "session_id": "s1"'),
+                    GOOD_LINE.replace('"x"', '"y", "session_id": "s1", "participant_id": "p1"'),
+                ]
+            ),
+            "v.jsonl: record 2: field 'participant_id': is 'p1', but session 's1' has no "
+            "participant (record 1); every battle of a session needs the same participant_id",
+        ),
+        (
+            "v.jsonl",
+            "jsonl",
+            "\n".join(
+                [
+                    GOOD_LINE.replace('"x"', '"x", "session_id": "s1", "participant_id": "p1"'),
+                    GOOD_LINE.replace('"x"', '"y", "session_id": "s1"'),
+                    GOOD_LINE.replace('"x"', '"z", "session_id": "s1", "participant_id": "p2"'),
+                ]
+            ),
+            "v.jsonl: record 2: field 'participant_id': is null, but session 's1' belongs to "
+            "participant 'p1' (record 1)",
+        ),
+        (
+            "v.jsonl",
+            "jsonl",
+            "\n".join(
+                [
+                    GOOD_LINE.replace('"x"', '"x", "session_id": "s1"'),
+                    GOOD_LINE.replace('"x"', '"y", "session_id": "s1", "participant_id": "p1"'),
+                    GOOD_LINE.replace('"x"', '"z", "session_id": "s1", "participant_id": "p2"'),
+                ]
+            ),
+            "record 2: field 'participant_id': is 'p1', but session 's1' has no participant",
+        ),
+        (
+            "v.jsonl",
+            "jsonl",
             GOOD_LINE.replace('"tie"', '"tie", "winer": 1'),
             "record 1: field 'winer': is not a field of a battle record",
         ),

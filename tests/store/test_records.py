@@ -1,3 +1,4 @@
+import math
 from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
@@ -67,6 +68,16 @@ def test_empty_latency_becomes_none_and_partial_latency_is_kept():
         ({"latency_a": {"ttft_s": -1}}, "latency_a.ttft_s", "greater than or equal to 0"),
         ({"latency_a": {"total_s": float("nan")}}, "latency_a.total_s", "finite"),
         ({"latency_a": {"chars": 1.5}}, "latency_a.chars", "integer"),
+        ({"latency_a": {"chars": 2**31}}, "latency_a.chars", "less than or equal to 2147483647"),
+        ({"latency_b": {"chars": -1}}, "latency_b.chars", "greater than or equal to 0"),
+        ({"latency_b": {"ttft_s": float("inf")}}, "latency_b.ttft_s", "finite"),
+        ({"latency_b": {"total_s": -1e-300}}, "latency_b.total_s", "greater than or equal"),
+        (
+            {"created_at": "0001-01-01T00:00:00+01:00"},
+            "created_at",
+            "0001-01-01T00:00:00+01:00 is outside years 1 to 9999 once converted to UTC",
+        ),
+        ({"created_at": "9999-12-31T23:59:59-00:01"}, "created_at", "outside years 1 to 9999"),
         ({"winer": "tie"}, "winer", "is not a field of a battle record"),
         ({"participant_id": "p1"}, "participant_id", "needs a session_id"),
         ({"audio_kept": True}, "audio_kept", "needs a session_id"),
@@ -83,6 +94,13 @@ def test_invalid_records_give_one_line_errors_naming_the_field(changes, field, p
     assert problem in message
     assert "\n" not in message
     assert error.field == field
+
+
+def test_latency_bounds_fit_every_database():
+    top = Latency(ttft_s=5e-324, total_s=1.7976931348623157e308, chars=2**31 - 1)
+    assert top.chars == 2147483647
+    zero = Latency(ttft_s=-0.0, total_s=0.0)
+    assert math.copysign(1.0, zero.ttft_s) == 1.0  # SQLite cannot keep -0.0: store 0.0
 
 
 def test_error_message_field_names_can_be_renamed():

@@ -1,3 +1,4 @@
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pandas as pd
@@ -189,3 +190,52 @@ def test_add_reply_refuses_a_second_reply_unknown_battle_and_bad_side(engine):
         with pytest.raises(NotFound):
             repo.add_reply(session, "no-such-battle", "b", text="fourth")
         assert repo.table_counts(session)["replies"] == 1
+
+
+NO_SESSION = "no stored session"
+
+
+@pytest.mark.parametrize(
+    ("stored", "records", "message"),
+    [
+        (
+            NO_SESSION,
+            [_record(1), _record(2, participant_id=None, audio_kept=False)],
+            "battle 'battle-2': participant_id None differs: session 'session-1' belongs to "
+            "participant 'prolific-abc' in these records; nothing was written",
+        ),
+        (
+            NO_SESSION,
+            [_record(1, participant_id=None, audio_kept=False), _record(2)],
+            "participant_id 'prolific-abc' differs: session 'session-1' has no participant in "
+            "these records",
+        ),
+        (
+            "prolific-abc",
+            [_record(3, participant_id="prolific-other")],
+            "session 'session-1' belongs to participant 'prolific-abc' in the database",
+        ),
+        (
+            "prolific-abc",
+            [_record(3, participant_id=None)],
+            "session 'session-1' belongs to participant 'prolific-abc' in the database",
+        ),
+        (
+            None,
+            [_record(3)],
+            "participant_id 'prolific-abc' differs: session 'session-1' has no participant in "
+            "the database",
+        ),
+    ],
+)
+def test_insert_never_changes_the_participant_of_a_session(engine, stored, records, message):
+    factory = make_sessionmaker(engine)
+    if stored is not NO_SESSION:
+        with factory.begin() as session:
+            repo.create_session(session, session_id="session-1", participant_id=stored)
+    with factory.begin() as session:
+        before = repo.table_counts(session)
+    with factory.begin() as session, pytest.raises(InvalidInputError, match=re.escape(message)):
+        repo.insert_battle_records(session, records)
+    with factory.begin() as session:
+        assert repo.table_counts(session) == before

@@ -177,8 +177,95 @@ BAD_FILES = [
         _lines(
             {**GOOD, "battle_id": "n1", "session_id": "s-0001", "participant_id": "someone-else"}
         ),
-        "session 's-0001' already belongs to participant '5f8e1c2a9b3d4e6f7a8b9c0d'",
+        "record n1: field 'participant_id': is 'someone-else', but in the database session "
+        "'s-0001' belongs to participant '5f8e1c2a9b3d4e6f7a8b9c0d'; nothing was imported",
         id="jsonl-session-of-another-participant",
+    ),
+    pytest.param(
+        "v.jsonl",
+        "jsonl",
+        _lines({**GOOD, "battle_id": "n1", "session_id": "s-0001"}),
+        "record n1: field 'participant_id': is null, but in the database session 's-0001' "
+        "belongs to participant '5f8e1c2a9b3d4e6f7a8b9c0d'",
+        id="jsonl-no-participant-for-a-session-that-has-one",
+    ),
+    pytest.param(
+        "v.jsonl",
+        "jsonl",
+        _lines({**GOOD, "battle_id": "n1", "session_id": "s-0002", "participant_id": "p-new"}),
+        "record n1: field 'participant_id': is 'p-new', but in the database session 's-0002' "
+        "has no participant",
+        id="jsonl-participant-for-a-session-without-one",
+    ),
+    pytest.param(
+        "v.jsonl",
+        "jsonl",
+        _lines(
+            {**GOOD, "battle_id": "n1", "session_id": "s9", "participant_id": "p1"},
+            {**GOOD, "battle_id": "n2", "session_id": "s9", "participant_id": "p2"},
+        ),
+        "record 2: field 'participant_id': is 'p2', but session 's9' belongs to participant "
+        "'p1' (record 1)",
+        id="jsonl-two-participants-in-one-session",
+    ),
+    pytest.param(
+        "v.jsonl",
+        "jsonl",
+        _lines(
+            {**GOOD, "battle_id": "n1", "session_id": "s9"},
+            {**GOOD, "battle_id": "n2", "session_id": "s9", "participant_id": "p1"},
+        ),
+        "record 2: field 'participant_id': is 'p1', but session 's9' has no participant (record 1)",
+        id="jsonl-null-then-participant-in-one-session",
+    ),
+    pytest.param(
+        "v.jsonl",
+        "jsonl",
+        _lines(
+            {**GOOD, "battle_id": "n1", "session_id": "s9", "participant_id": "p1"},
+            {**GOOD, "battle_id": "n2", "session_id": "s9", "participant_id": None},
+        ),
+        "record 2: field 'participant_id': is null, but session 's9' belongs to participant "
+        "'p1' (record 1)",
+        id="jsonl-participant-then-null-in-one-session",
+    ),
+    pytest.param(
+        "v.jsonl",
+        "jsonl",
+        _lines(
+            {**GOOD, "battle_id": "n1"},
+            {**GOOD, "battle_id": "n2", "latency_b": {"chars": 2**40}},
+        ),
+        "record 2: field 'latency_b.chars': 1099511627776: Input should be less than or equal "
+        "to 2147483647",
+        id="jsonl-chars-beyond-32-bits",
+    ),
+    pytest.param(
+        "votes.json",
+        "talk-arena",
+        json.dumps(
+            {
+                "_default": {
+                    "g1": {"model_a": "a", "model_b": "b", "outcome": 0},
+                    "g2": {
+                        "model_a": "a",
+                        "model_b": "b",
+                        "outcome": 0,
+                        "model_a_latency": {"response_length": 2**63},
+                    },
+                }
+            }
+        ),
+        "record g2: field 'model_a_latency.response_length': 9223372036854775808: Input should "
+        "be less than or equal to 2147483647",
+        id="talk-arena-length-beyond-64-bits",
+    ),
+    pytest.param(
+        "v.jsonl",
+        "jsonl",
+        _lines({**GOOD, "battle_id": "n1", "created_at": "0001-01-01T00:30:00+01:00"}),
+        "record 1: field 'created_at': 0001-01-01T00:30:00+01:00 is outside years 1 to 9999",
+        id="jsonl-time-before-year-1-in-utc",
     ),
     pytest.param(
         "v.jsonl",
@@ -207,6 +294,113 @@ def test_bad_file_changes_nothing_and_names_record_and_field(
     assert message in text
     assert "\n" not in text
     assert _counts(engine) == before
+
+
+EXTREMES = [
+    {
+        **GOOD,
+        "battle_id": "first",
+        "created_at": "0001-01-01T00:00:00Z",
+        "latency_a": {"ttft_s": 5e-324, "total_s": 1.7976931348623157e308, "chars": 2**31 - 1},
+        "latency_b": {"ttft_s": -0.0, "total_s": 0.0, "chars": 0},
+    },
+    {**GOOD, "battle_id": "last", "created_at": "9999-12-31T23:59:59.999999Z"},
+]
+
+
+@pytest.mark.parametrize("server_time_zone", ["Etc/GMT-14", "Etc/GMT+12"])
+def test_extreme_values_round_trip_on_every_database(databases, tmp_path, server_time_zone):
+    # The same file imports and exports unchanged on SQLite and on PostgreSQL, whatever the
+    # server's time zone (year 9999 at UTC+14 or year 1 at UTC-12 would leave years 1-9999).
+    engine = databases.engine()
+    if databases.kind == "postgresql":
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                f"ALTER DATABASE \"{engine.url.database}\" SET timezone TO '{server_time_zone}'"
+            )
+        engine.dispose()
+    path = tmp_path / "extremes.jsonl"
+    path.write_text(_lines(*EXTREMES), "utf-8")
+    expected = read_battle_records(path, "jsonl")
+
+    assert import_votes(engine, path, "jsonl") == 2
+    assert export_votes(engine, tmp_path / "out.jsonl") == 2
+
+    assert load_battle_records(engine) == expected
+    exported = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert exported[0]["created_at"] == "0001-01-01T00:00:00Z"
+    assert exported[0]["latency_a"] == {
+        "ttft_s": 5e-324,
+        "total_s": 1.7976931348623157e308,
+        "chars": 2147483647,
+    }
+    assert exported[0]["latency_b"] == {"ttft_s": 0.0, "total_s": 0.0, "chars": 0}
+    assert "-0.0" not in (tmp_path / "out.jsonl").read_text()
+    assert exported[1]["created_at"] == "9999-12-31T23:59:59.999999Z"
+    assert len(load_battles_frame(engine)) == 2
+
+
+SHARED_SESSIONS = [
+    {**GOOD, "battle_id": "p1-1", "session_id": "s1", "participant_id": "prolific-1"},
+    {**GOOD, "battle_id": "none-1", "session_id": "s2", "participant_id": None},
+    {**GOOD, "battle_id": "p1-2", "session_id": "s1", "participant_id": "prolific-1"},
+    {**GOOD, "battle_id": "p2-1", "session_id": "s3", "participant_id": "prolific-2"},
+    {**GOOD, "battle_id": "p1-3", "session_id": "s4", "participant_id": "prolific-1"},
+    {**GOOD, "battle_id": "none-2", "session_id": "s2"},
+    {**GOOD, "battle_id": "p2-2", "session_id": "s3", "participant_id": "prolific-2"},
+    {**GOOD, "battle_id": "nobody"},
+]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_participants_of_shared_sessions_round_trip(databases, tmp_path, suffix):
+    path = tmp_path / "in.jsonl"
+    path.write_text(_lines(*SHARED_SESSIONS), "utf-8")
+    expected = _by_id(read_battle_records(path, "jsonl"))
+    first, second = databases.engine(), databases.engine()
+
+    assert import_votes(first, path, "jsonl") == 8
+    assert export_votes(first, tmp_path / f"one{suffix}") == 8
+    assert import_votes(second, tmp_path / f"one{suffix}", suffix.lstrip(".")) == 8
+
+    assert _by_id(load_battle_records(first)) == expected
+    assert _by_id(load_battle_records(second)) == expected
+    owners = {r.battle_id: r.participant_id for r in load_battle_records(second)}
+    assert owners == {
+        "p1-1": "prolific-1",
+        "p1-2": "prolific-1",
+        "p1-3": "prolific-1",
+        "p2-1": "prolific-2",
+        "p2-2": "prolific-2",
+        "none-1": None,
+        "none-2": None,
+        "nobody": None,
+    }
+    counts = _counts(second)
+    assert (counts["participants"], counts["sessions"], counts["battles"]) == (2, 4, 8)
+
+
+def test_more_battles_of_a_stored_session_keep_its_participant(engine, tmp_path):
+    import_votes(engine, SAMPLE, "jsonl")
+    path = tmp_path / "more.jsonl"
+    path.write_text(
+        _lines(
+            {
+                **GOOD,
+                "battle_id": "n1",
+                "session_id": "s-0001",
+                "participant_id": "5f8e1c2a9b3d4e6f7a8b9c0d",
+            },
+            {**GOOD, "battle_id": "n2", "session_id": "s-0002"},
+        ),
+        "utf-8",
+    )
+    assert import_votes(engine, path, "jsonl") == 2
+    owners = {r.battle_id: r.participant_id for r in load_battle_records(engine)}
+    assert owners["n1"] == "5f8e1c2a9b3d4e6f7a8b9c0d" and owners["n2"] is None
+    assert owners["b7c1e0de-0001-4a3b-9d1e-000000000003"] is None  # s-0002 left as it was
+    counts = _counts(engine)
+    assert (counts["participants"], counts["sessions"], counts["battles"]) == (1, 2, 6)
 
 
 def test_importing_the_same_file_twice_is_refused(engine):

@@ -16,12 +16,14 @@ import pandas as pd
 from sqlalchemy import and_, insert, select
 from sqlalchemy.orm import Session, aliased
 
+from lamarena.errors import InvalidInputError
 from lamarena.store.records import (
     FRAME_COLUMNS,
     BattleRecord,
     Latency,
     Winner,
     battles_frame_from_columns,
+    describe_session_owner,
 )
 from lamarena.store.tables import Battle, Participant, Reply, Vote
 from lamarena.store.tables import Session as SessionRow
@@ -42,16 +44,44 @@ def _existing(session: Session, column: Any, ids: Sequence[str]) -> set[str]:
     return found
 
 
+def _stored_owners(session: Session, session_ids: Sequence[str]) -> dict[str, str | None]:
+    owners: dict[str, str | None] = {}
+    for start in range(0, len(session_ids), _IN_CHUNK):
+        chunk = session_ids[start : start + _IN_CHUNK]
+        rows = session.execute(
+            select(SessionRow.id, SessionRow.participant_id).where(SessionRow.id.in_(chunk))
+        )
+        owners.update({row.id: row.participant_id for row in rows})
+    return owners
+
+
+def _participant_conflict(
+    record: BattleRecord, session_id: str, owner: str | None, where: str
+) -> InvalidInputError:
+    return InvalidInputError(
+        f"battle {record.battle_id!r}: participant_id {record.participant_id!r} differs: "
+        f"{describe_session_owner(session_id, owner)} {where}; nothing was written"
+    )
+
+
 def insert_battle_records(session: Session, records: Sequence[BattleRecord]) -> int:
     """Insert battles with their replies and votes (and any new sessions and participants).
 
     The records are expected to be validated and free of duplicate ids (the importers check
-    both); a battle id already stored makes the flush fail with IntegrityError. Sessions that
-    already exist are reused as they are; a new session gets the earliest ``created_at`` of its
-    battles and consents to keeping audio if any of its battles has ``audio_kept``.
+    both); a battle id already stored makes the flush fail with IntegrityError. A participant
+    belongs to a session, so every record of a session must give the session's participant
+    (``None`` included): the one of its first record for a new session, the stored one for a
+    session that exists. Nothing is ever filled in or changed, as that would change the
+    participant of other battles. Sessions that already exist are otherwise reused as they are;
+    a new session gets the earliest ``created_at`` of its battles and consents to keeping audio
+    if any of its battles has ``audio_kept``.
 
     Returns:
         The number of battles inserted.
+
+    Raises:
+        InvalidInputError: records of one session give different participants, or differ from
+            the participant of their stored session; checked before anything is written.
     """
     participants: dict[str, datetime] = {}
     sessions: dict[str, dict[str, Any]] = {}
@@ -69,17 +99,27 @@ def insert_battle_records(session: Session, records: Sequence[BattleRecord]) -> 
                     "consent_keep_audio": False,
                 },
             )
+            if row["participant_id"] != record.participant_id:
+                raise _participant_conflict(
+                    record, record.session_id, row["participant_id"], "in these records"
+                )
             row["created_at"] = min(row["created_at"], record.created_at)
             row["consent_keep_audio"] = row["consent_keep_audio"] or record.audio_kept
-            row["participant_id"] = row["participant_id"] or record.participant_id
+    stored = _stored_owners(session, list(sessions))
+    for record in records:
+        if record.session_id is None or record.session_id not in stored:
+            continue
+        if stored[record.session_id] != record.participant_id:
+            raise _participant_conflict(
+                record, record.session_id, stored[record.session_id], "in the database"
+            )
     known_participants = _existing(session, Participant.id, list(participants))
     new_participants = [
         {"id": key, "created_at": created}
         for key, created in participants.items()
         if key not in known_participants
     ]
-    known_sessions = _existing(session, SessionRow.id, list(sessions))
-    new_sessions = [row for key, row in sessions.items() if key not in known_sessions]
+    new_sessions = [row for key, row in sessions.items() if key not in stored]
     battles: list[dict[str, Any]] = []
     replies: list[dict[str, Any]] = []
     votes: list[dict[str, Any]] = []

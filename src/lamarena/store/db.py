@@ -3,26 +3,38 @@
 ``make_engine`` builds an engine for a SQLAlchemy URL (``sqlite:///path`` or
 ``postgresql+psycopg://...``); ``migrate_to_head`` brings its schema up to date with the
 Alembic migrations shipped inside this package, and is meant to run on every start.
+
+The store's services (``migrate_to_head`` and those of :mod:`lamarena.store.votes`) run their
+database work inside :func:`database_errors`, so a database that cannot be reached or that
+refuses a statement surfaces as one :class:`~lamarena.errors.DatabaseError`, never as a
+SQLAlchemy or driver exception.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.resources import files
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.engine import URL, ExceptionContext, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
-from lamarena.errors import ConfigError
+from lamarena.errors import ConfigError, DatabaseError
 
 __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
     "alembic_config",
+    "database_error",
+    "database_errors",
     "make_engine",
     "make_sessionmaker",
     "migrate_to_head",
@@ -42,7 +54,13 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
 
     SQLite connections get ``journal_mode=WAL``, ``foreign_keys=ON`` and a busy timeout, and
     SQLAlchemy (not the ``sqlite3`` driver) emits ``BEGIN``, so transactions, savepoints and
-    transactional DDL behave as on PostgreSQL. A ``postgresql://`` URL uses psycopg 3.
+    transactional DDL behave as on PostgreSQL. A ``postgresql://`` URL uses psycopg 3, and its
+    connections use the time zone UTC, so every timestamp the store can hold (years 1 to 9999 in
+    UTC) reads back whatever the server's ``TimeZone`` setting is.
+
+    The engine connects lazily: a database that cannot be reached is reported (as
+    :class:`~lamarena.errors.DatabaseError`, see :func:`database_errors`) by the first service
+    that uses it, usually :func:`migrate_to_head`.
 
     Args:
         url: a SQLAlchemy URL, ``sqlite:///path/to/file.db`` or ``postgresql+psycopg://...``.
@@ -52,26 +70,62 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
         The engine; the caller disposes of it.
 
     Raises:
-        ConfigError: the URL cannot be parsed or names a database the store does not support.
+        ConfigError: the URL cannot be parsed, names a database the store does not support, or
+            its driver is not installed.
     """
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise ConfigError(f"database URL {str(url)!r} is not a SQLAlchemy URL: {exc}") from exc
     backend = parsed.get_backend_name()
+    shown = parsed.render_as_string(hide_password=True)
+    if backend not in ("postgresql", "sqlite"):
+        raise ConfigError(
+            f"database URL {shown!r}: use sqlite:///path or postgresql+psycopg://user@host/dbname"
+        )
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        if backend == "postgresql":
+            engine = create_engine(parsed, echo=echo, pool_pre_ping=True)
+        else:
+            engine = create_engine(parsed, echo=echo)
+    except ImportError as exc:
+        raise ConfigError(
+            f"database URL {shown!r}: its driver ({exc.name or parsed.drivername}) is not "
+            "installed; use sqlite:///path or postgresql+psycopg://user@host/dbname"
+        ) from exc
+    except ArgumentError as exc:
+        detail = " ".join(str(exc).split())
+        raise ConfigError(f"database URL {shown!r} cannot be used: {detail}") from exc
+    event.listen(engine, "handle_error", _note_connect_failure)
     if backend == "postgresql":
-        if parsed.drivername == "postgresql":
-            parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, echo=echo, pool_pre_ping=True)
-    if backend == "sqlite":
-        engine = create_engine(parsed, echo=echo)
+        event.listen(engine, "connect", _postgresql_on_connect)
+    else:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
-        return engine
-    raise ConfigError(
-        f"database URL {parsed.render_as_string(hide_password=True)!r}: use sqlite:///path "
-        "or postgresql+psycopg://user@host/dbname"
-    )
+    return engine
+
+
+_CONNECT_FAILED = "_lamarena_connect_failed"
+
+
+def _note_connect_failure(context: ExceptionContext) -> None:
+    # Only here can a failed connect be told from a failed COMMIT (both have no statement):
+    # SQLAlchemy reports a connect failure with no connection. database_error reads the mark.
+    if context.connection is None and context.sqlalchemy_exception is not None:
+        setattr(context.sqlalchemy_exception, _CONNECT_FAILED, True)
+
+
+def _postgresql_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Timestamps are stored as timestamptz; reading them in UTC keeps year 9999 (or year 1)
+    # from overflowing into year 10000 (or 0) in a server time zone east (or west) of UTC.
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    try:
+        dbapi_connection.execute("SET TIME ZONE 'UTC'")
+    finally:
+        dbapi_connection.autocommit = autocommit
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -127,13 +181,103 @@ def migrate_to_head(engine: Engine) -> None:
 
     Args:
         engine: the engine of the database to migrate.
+
+    Raises:
+        DatabaseError: the database cannot be reached, refused the migration, or is at a
+            schema revision this version of lamarena does not know; nothing was changed.
     """
     config = alembic_config()
-    with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
-            )
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
-    logger.info("database schema is at head (%s)", engine.url.render_as_string(hide_password=True))
+    shown = engine.url.render_as_string(hide_password=True)
+    with database_errors(engine, "migrating the schema", "nothing was changed"):
+        try:
+            with engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                    )
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        except CommandError as exc:
+            raise DatabaseError(
+                f"database {shown}: cannot migrate the schema ({_one_line(str(exc))}); is it "
+                "from a newer version of lamarena? Nothing was changed"
+            ) from exc
+    logger.info("database schema is at head (%s)", shown)
+
+
+_MAX_DETAIL = 200
+_CONNECT_NOISE = re.compile(
+    r"^(?:connection failed:\s*)?(?:connection to server (?:at|on) .*? failed:\s*)?(?:FATAL:\s*)?"
+)
+_CONNECT_HINTS = {
+    "sqlite": "check --db / LAMARENA_DATABASE_URL and that the file's directory exists and "
+    "is writable",
+    "postgresql": "check --db / LAMARENA_DATABASE_URL and that the server is running",
+}
+
+
+def _one_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()] or ["unknown error"]
+    line = " ".join(lines[0].split())
+    return line if len(line) <= _MAX_DETAIL else line[: _MAX_DETAIL - 3] + "..."
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own words, first line only, without psycopg's connection preamble."""
+    original = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    reason = _one_line(_CONNECT_NOISE.sub("", str(original).strip()) or str(original))
+    if len(reason) > 1 and reason[0].isupper() and reason[1].islower():
+        reason = reason[0].lower() + reason[1:]  # "Connection refused" -> "connection refused"
+    return reason
+
+
+def database_error(engine: Engine, exc: BaseException, doing: str, then: str) -> DatabaseError:
+    """Describe a failure of the database in one actionable line.
+
+    Args:
+        engine: the engine whose database failed; its URL is named with any password hidden.
+        exc: what SQLAlchemy or the driver raised.
+        doing: what the store was doing, for example ``"reading the battles"``.
+        then: what it means or what to do when the database answered but refused, for example
+            ``"nothing was imported"``.
+
+    Returns:
+        The error to raise (``raise ... from exc``), for example ``database
+        postgresql+psycopg://nobody@127.0.0.1:1/x: cannot connect (connection refused); check
+        --db / LAMARENA_DATABASE_URL and that the server is running``.
+    """
+    shown = engine.url.render_as_string(hide_password=True)
+    reason = _reason(exc)
+    hint = _CONNECT_HINTS.get(engine.dialect.name, _CONNECT_HINTS["postgresql"])
+    if isinstance(exc, PoolTimeoutError) or getattr(exc, _CONNECT_FAILED, False):
+        return DatabaseError(f"database {shown}: cannot connect ({reason}); {hint}")
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return DatabaseError(
+            f"database {shown}: lost the connection while {doing} ({reason}); {then}; {hint}"
+        )
+    if isinstance(exc, OverflowError):
+        reason = f"a number too large for the database: {reason}"
+    return DatabaseError(f"database {shown}: {doing} failed ({reason}); {then}")
+
+
+@contextmanager
+def database_errors(engine: Engine, doing: str, then: str) -> Iterator[None]:
+    """Turn a failure of the database inside the block into :class:`DatabaseError`.
+
+    Catches what a driver raises (``sqlalchemy.exc.DBAPIError``, including its
+    ``OperationalError`` and ``IntegrityError``), a pool timeout and ``OverflowError`` (a
+    Python number the driver cannot convert); lamarena's own errors pass through. Handle
+    expected refusals (an ``IntegrityError`` meaning "already voted", say) inside the block.
+
+    Args:
+        engine: the engine used inside the block.
+        doing: what the block does, for the message (see :func:`database_error`).
+        then: what a refusal means, for the message.
+
+    Raises:
+        DatabaseError: the block failed because of the database.
+    """
+    try:
+        yield
+    except (DBAPIError, PoolTimeoutError, OverflowError) as exc:
+        raise database_error(engine, exc, doing, then) from exc

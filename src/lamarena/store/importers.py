@@ -38,7 +38,12 @@ import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from lamarena.errors import InvalidInputError, RecordError
-from lamarena.store.records import BattleRecord, Winner, record_error_from_validation
+from lamarena.store.records import (
+    BattleRecord,
+    Winner,
+    describe_session_owner,
+    record_error_from_validation,
+)
 
 __all__ = ["BattleFormat", "read_battle_records"]
 
@@ -354,7 +359,17 @@ def _read_parquet(path: Path, source: str) -> Iterator[tuple[str, BattleRecord]]
 # --- entry point ----------------------------------------------------------------------------
 
 
+def _shown(participant_id: str | None) -> str:
+    return "null" if participant_id is None else repr(participant_id)
+
+
 def _check_unique(source: str, labelled: list[tuple[str, BattleRecord]], id_field: str) -> None:
+    """Refuse reused battle ids, and sessions whose battles disagree on the participant.
+
+    A participant belongs to a session, not to a battle, so every battle of a session must give
+    the same ``participant_id`` (``null`` included); anything else could not be stored without
+    changing some battle's participant.
+    """
     first_label: dict[str, str] = {}
     owner: dict[str, tuple[str | None, str]] = {}
     for label, record in labelled:
@@ -369,14 +384,15 @@ def _check_unique(source: str, labelled: list[tuple[str, BattleRecord]], id_fiel
         first_label[record.battle_id] = label
         if record.session_id is None:
             continue
-        known = owner.setdefault(record.session_id, (record.participant_id, label))
-        if record.participant_id is not None and known[0] not in (None, record.participant_id):
+        known, known_label = owner.setdefault(record.session_id, (record.participant_id, label))
+        if record.participant_id != known:
             raise RecordError(
                 source,
                 label,
                 "participant_id",
-                f"session {record.session_id!r} belongs to participant {known[0]!r} "
-                f"in record {known[1]}",
+                f"is {_shown(record.participant_id)}, but "
+                f"{describe_session_owner(record.session_id, known)} (record {known_label}); "
+                "every battle of a session needs the same participant_id",
             )
 
 
@@ -396,8 +412,9 @@ def read_battle_records(
     Raises:
         InvalidInputError: the file is missing, is not UTF-8 or not JSON (with line and column),
             or is not in the format named.
-        RecordError: a record is invalid or reuses a battle id; the one-line message names the
-            file, the record (id or line/position) and the field.
+        RecordError: a record is invalid, reuses a battle id, or gives another
+            ``participant_id`` than an earlier battle of its session; the one-line message names
+            the file, the record (id or line/position) and the field.
     """
     path = Path(path)
     source = str(path)

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import pandas as pd
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -28,7 +29,7 @@ from pydantic import (
 )
 
 from lamarena.errors import InvalidInputError, RecordError
-from lamarena.store.tables import ID_LENGTH, MODEL_NAME_LENGTH
+from lamarena.store.tables import ID_LENGTH, INTEGER_MAX, MODEL_NAME_LENGTH
 
 __all__ = [
     "FRAME_COLUMNS",
@@ -36,6 +37,7 @@ __all__ = [
     "Latency",
     "Winner",
     "battles_frame_from_columns",
+    "describe_session_owner",
     "record_error_from_validation",
     "records_from_frame",
     "records_to_frame",
@@ -43,7 +45,17 @@ __all__ = [
 
 Identifier = Annotated[str, Field(min_length=1, max_length=ID_LENGTH)]
 ModelName = Annotated[str, Field(min_length=1, max_length=MODEL_NAME_LENGTH)]
-Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+def _positive_zero(value: float) -> float:
+    # -0.0 passes ge=0, but SQLite reads it back as 0.0: store 0.0 on every database.
+    return value + 0.0
+
+
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False), AfterValidator(_positive_zero)]
+"""A duration: finite, not negative (a double on every database)."""
+Count = Annotated[int, Field(ge=0, le=INTEGER_MAX)]
+"""A count stored in an ``Integer`` column: 0 to 2**31 - 1 on every database."""
 
 FRAME_COLUMNS = (
     "battle_id",
@@ -78,13 +90,18 @@ class Winner(StrEnum):
 
 
 class Latency(BaseModel):
-    """Timings of one reply: time to first token, total time (seconds) and length (characters)."""
+    """Timings of one reply: time to first token, total time (seconds) and length (characters).
+
+    Every value fits every database the store supports, so SQLite and PostgreSQL accept the same
+    files: seconds are finite and not negative (``-0.0`` becomes ``0.0``), ``chars`` is at most
+    2**31 - 1 (the column is a 32-bit integer on PostgreSQL).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     ttft_s: Seconds | None = None
     total_s: Seconds | None = None
-    chars: Annotated[int, Field(ge=0)] | None = None
+    chars: Count | None = None
 
     def is_empty(self) -> bool:
         """Whether no timing is known."""
@@ -94,9 +111,11 @@ class Latency(BaseModel):
 class BattleRecord(BaseModel):
     """One battle with its vote, as exported to and imported from JSONL or Parquet.
 
-    ``created_at`` is converted to UTC. A ``latency_*`` object with no known field is stored as
-    ``None``. Text fields keep their exact content (no stripping); ``None`` (unknown) and ``""``
-    (empty) stay distinct.
+    ``created_at`` is converted to UTC (a time whose UTC date falls outside years 1 to 9999 is
+    invalid). A ``latency_*`` object with no known field is stored as ``None``. Text fields keep
+    their exact content (no stripping); ``None`` (unknown) and ``""`` (empty) stay distinct.
+    A participant belongs to a session: every record of one session gives the same
+    ``participant_id`` (checked by the importers and the store).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -143,7 +162,12 @@ class BattleRecord(BaseModel):
     @field_validator("created_at")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError as exc:  # 0001-01-01T00:00+01:00 is in year 0 in UTC
+            raise ValueError(
+                f"{value.isoformat()} is outside years 1 to 9999 once converted to UTC"
+            ) from exc
 
     @field_validator("model_b")
     @classmethod
@@ -170,6 +194,17 @@ class BattleRecord(BaseModel):
         if value and info.data.get("session_id") is None:
             raise ValueError("audio_kept is true only with consent, which needs a session_id")
         return value
+
+
+def describe_session_owner(session_id: str, participant_id: str | None) -> str:
+    """Say who a session belongs to, for error messages.
+
+    Returns:
+        ``session 's1' belongs to participant 'p1'`` or ``session 's1' has no participant``.
+    """
+    if participant_id is None:
+        return f"session {session_id!r} has no participant"
+    return f"session {session_id!r} belongs to participant {participant_id!r}"
 
 
 def _short_repr(value: Any, limit: int = 60) -> str:

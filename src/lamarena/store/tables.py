@@ -31,6 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "ID_LENGTH",
+    "INTEGER_MAX",
     "MODEL_NAME_LENGTH",
     "SIDES",
     "WINNERS",
@@ -48,6 +49,9 @@ ID_LENGTH = 128
 
 MODEL_NAME_LENGTH = 200
 """Longest model name the store accepts."""
+
+INTEGER_MAX = 2**31 - 1
+"""Largest value of an ``Integer`` column on every database (32-bit on PostgreSQL)."""
 
 WINNERS = ("model_a", "model_b", "tie", "both_bad")
 """The wire values of a vote, as in DESIGN.md (``records.Winner`` mirrors them)."""

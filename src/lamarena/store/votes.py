@@ -1,7 +1,9 @@
 """Vote import and export: the services behind ``lamarena votes import|export``.
 
 Each service owns its transaction: an import validates the whole file first, then writes every
-battle in one transaction, so a bad file (or a battle already stored) changes nothing.
+battle in one transaction, so a bad file (or a battle already stored) changes nothing. A
+database that cannot be reached, or that refuses a read or a write, is reported as one
+:class:`~lamarena.errors.DatabaseError` naming the database (password hidden).
 """
 
 from __future__ import annotations
@@ -16,14 +18,30 @@ from sqlalchemy.exc import IntegrityError
 
 from lamarena.errors import InvalidInputError, RecordError
 from lamarena.store import repo
-from lamarena.store.db import make_sessionmaker
+from lamarena.store.db import database_errors, make_sessionmaker
 from lamarena.store.exporters import EXPORT_SUFFIXES, write_battle_records
 from lamarena.store.importers import BattleFormat, read_battle_records
-from lamarena.store.records import BattleRecord
+from lamarena.store.records import BattleRecord, describe_session_owner
 
 __all__ = ["export_votes", "import_votes", "load_battle_records", "load_battles_frame"]
 
 logger = logging.getLogger(__name__)
+
+_READ_HINT = "check that --db names a lamarena database"
+_UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE
+_SQLITE_DUPLICATE_KEY = ("SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_UNIQUE")
+
+
+def _is_duplicate_key(exc: IntegrityError) -> bool:
+    """Whether the database refused a row because its key is already stored.
+
+    Other integrity failures (a trigger's ``RAISE(ABORT, ...)`` on SQLite, a foreign key whose
+    row went away) are failures of the database, not of the file.
+    """
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return bool(sqlstate == _UNIQUE_VIOLATION)
+    return getattr(exc.orig, "sqlite_errorname", None) in _SQLITE_DUPLICATE_KEY
 
 
 def _check_against_database(
@@ -39,16 +57,17 @@ def _check_against_database(
             f"is already in the database{others}; nothing was imported",
         )
     for record in records:
-        if record.session_id not in owners or record.participant_id is None:
+        if record.session_id is None or record.session_id not in owners:
             continue
         owner = owners[record.session_id]
-        if owner is not None and owner != record.participant_id:
+        if owner != record.participant_id:
+            given = "null" if record.participant_id is None else repr(record.participant_id)
             raise RecordError(
                 source,
                 record.battle_id,
                 "participant_id",
-                f"session {record.session_id!r} already belongs to participant {owner!r} "
-                "in the database",
+                f"is {given}, but in the database "
+                f"{describe_session_owner(record.session_id, owner)}; nothing was imported",
             )
 
 
@@ -56,6 +75,11 @@ def import_votes(
     engine: Engine, path: str | Path, fmt: BattleFormat, *, imported_at: datetime | None = None
 ) -> int:
     """Import a battle file into the store, all or nothing.
+
+    A participant belongs to a session, so a record whose session is already stored must give
+    that session's participant exactly (``null`` when it has none): a stored session's
+    participant is never filled in or changed, since that would change the participant of the
+    battles already stored in it.
 
     Args:
         engine: the store's engine (already migrated).
@@ -68,18 +92,26 @@ def import_votes(
 
     Raises:
         InvalidInputError: the file cannot be read or parsed, a record is invalid (RecordError),
-            or a battle id is already stored; in every case nothing is written.
+            a battle id is already stored, or a record's participant differs from its stored
+            session's (RecordError); in every case nothing is written.
+        DatabaseError: the database cannot be reached or refused the import; nothing is written.
     """
     source = str(path)
     records = read_battle_records(path, fmt, imported_at=imported_at)
     session_ids = sorted({record.session_id for record in records if record.session_id})
-    with make_sessionmaker(engine).begin() as session:
+    with (
+        database_errors(engine, f"importing {source}", "nothing was imported"),
+        make_sessionmaker(engine).begin() as session,
+    ):
         taken = repo.existing_battle_ids(session, (record.battle_id for record in records))
         owners = repo.session_participants(session, session_ids)
         _check_against_database(source, records, taken, owners)
         try:
             count = repo.insert_battle_records(session, records)
-        except IntegrityError as exc:  # a concurrent writer stored one of these ids meanwhile
+        except IntegrityError as exc:
+            if not _is_duplicate_key(exc):
+                raise  # a DatabaseError, from database_errors
+            # A concurrent writer stored one of these ids meanwhile.
             detail = " ".join(str(exc.orig).split())[:200]
             raise InvalidInputError(
                 f"{source}: the database refused the battles ({detail}); nothing was imported"
@@ -89,8 +121,15 @@ def import_votes(
 
 
 def load_battle_records(engine: Engine) -> list[BattleRecord]:
-    """Load every voted battle of the store, oldest first."""
-    with make_sessionmaker(engine).begin() as session:
+    """Load every voted battle of the store, oldest first.
+
+    Raises:
+        DatabaseError: the database cannot be reached or refused the read.
+    """
+    with (
+        database_errors(engine, "reading the battles", _READ_HINT),
+        make_sessionmaker(engine).begin() as session,
+    ):
         return repo.load_battle_records(session)
 
 
@@ -107,6 +146,7 @@ def export_votes(engine: Engine, out_path: str | Path) -> int:
     Raises:
         InvalidInputError: the suffix is neither ``.jsonl`` nor ``.parquet`` or the directory
             cannot be written.
+        DatabaseError: the database cannot be reached or refused the read; no file is written.
     """
     out_path = Path(out_path)
     if out_path.suffix.lower() not in EXPORT_SUFFIXES:
@@ -123,6 +163,12 @@ def load_battles_frame(engine: Engine) -> pd.DataFrame:
     Returns:
         Columns ``battle_id, model_a, model_b, winner, chars_a, chars_b, ttft_a_s, ttft_b_s,
         total_a_s, total_b_s, query_transcript, created_at`` (see ``records.FRAME_COLUMNS``).
+
+    Raises:
+        DatabaseError: the database cannot be reached or refused the read.
     """
-    with make_sessionmaker(engine).begin() as session:
+    with (
+        database_errors(engine, "reading the battles", _READ_HINT),
+        make_sessionmaker(engine).begin() as session,
+    ):
         return repo.battles_frame(session)
