@@ -244,6 +244,7 @@ def test_one_win_model_is_provisional_not_a_huge_number(tmp_path: Path) -> None:
             ["leaderboard", "--votes", "x.jsonl", "--from", "jsonl", "--db", "sqlite:///e.db"],
             "either --db or --votes",
         ),
+        (["leaderboard", "--db", "sqlite:////nonexistent-dir/x.db"], "cannot connect"),
     ],
 )
 def test_bad_input_exits_non_zero_with_one_line(
