@@ -1,0 +1,269 @@
+"""models.yaml: the list of contestants, validated into typed specs.
+
+A typo fails loudly: YAML duplicate keys are refused, unknown keys are refused (``extra="forbid"``),
+and every message names the file, the entry (its name and position) and the key. Secrets are
+never in the file, only the *name* of the environment variable that holds them (``api_key_env``).
+
+.. code-block:: yaml
+
+    models:
+      - name: gpt4o
+        kind: openai
+        model: gpt-4o-audio-preview
+        api_key_env: OPENAI_API_KEY
+      - name: whisper-llama
+        kind: pipeline
+        asr: {kind: openai-transcription, model: whisper-1}
+        llm: {kind: openai, model: meta-llama/Meta-Llama-3-8B-Instruct, base_url: http://127.0.0.1:8001/v1}
+      - name: qwen2-audio-local
+        kind: local
+        model: Qwen/Qwen2-Audio-7B-Instruct
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from lamarena.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_SYSTEM_PROMPT",
+    "AsrSpec",
+    "GeminiSpec",
+    "LlmSpec",
+    "LocalSpec",
+    "ModelSpec",
+    "ModelsConfig",
+    "OpenAISpec",
+    "PipelineSpec",
+    "load_models_config",
+    "parse_models_config",
+]
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful assistant. Respond conversationally to the speech provided."
+)
+"""The text part the study sent with every spoken query (Talk Arena)."""
+
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][\w.:+-]*$")]
+EnvVar = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Remote(_Spec):
+    """Fields shared by every remote service."""
+
+    model: str = Field(min_length=1)
+    base_url: str | None = None
+    api_key_env: EnvVar | None = None
+    timeout_s: PositiveSeconds = 60.0
+    connect_timeout_s: PositiveSeconds = 10.0
+    max_retries: int = Field(default=2, ge=0, le=10)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
+class _Generation(_Spec):
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0, le=32_768)
+
+
+class OpenAISpec(_Remote, _Generation):
+    """Chat completions with an audio part (GPT-4o audio, vLLM, any compatible server)."""
+
+    name: Name
+    kind: Literal["openai"]
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    modalities: list[Literal["text", "audio"]] | None = None
+    max_concurrency: int | None = Field(default=None, gt=0)
+
+
+class GeminiSpec(_Remote, _Generation):
+    """Google Gemini through google-genai, audio inline."""
+
+    name: Name
+    kind: Literal["gemini"]
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    max_concurrency: int | None = Field(default=None, gt=0)
+
+
+class AsrSpec(_Spec):
+    """The speech recogniser of a pipeline."""
+
+    kind: Literal["openai-transcription", "local-whisper"]
+    model: str = Field(min_length=1)
+    base_url: str | None = None
+    api_key_env: EnvVar | None = None
+    timeout_s: PositiveSeconds = 60.0
+
+
+class LlmSpec(_Generation):
+    """The text LLM of a pipeline."""
+
+    kind: Literal["openai", "gemini", "local"]
+    model: str = Field(min_length=1)
+    base_url: str | None = None
+    api_key_env: EnvVar | None = None
+    timeout_s: PositiveSeconds = 60.0
+    gguf_file: str | None = None
+
+
+class PipelineSpec(_Spec):
+    """ASR then a text LLM: the study's "ASR pipeline" baseline."""
+
+    name: Name
+    kind: Literal["pipeline"]
+    asr: AsrSpec
+    llm: LlmSpec
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    max_concurrency: int | None = Field(default=None, gt=0)
+
+
+class LocalSpec(_Generation):
+    """An in-process Hugging Face audio LM (Qwen2-Audio family): a hub id or a local path."""
+
+    name: Name
+    kind: Literal["local"]
+    model: str = Field(min_length=1)
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    device: str | None = None
+    dtype: Literal["float32", "bfloat16", "float16"] | None = None
+    max_concurrency: int | None = Field(default=1, gt=0)
+
+
+ModelSpec = Annotated[
+    OpenAISpec | GeminiSpec | PipelineSpec | LocalSpec, Field(discriminator="kind")
+]
+"""One entry of models.yaml, told apart by ``kind``."""
+
+
+class ModelsConfig(_Spec):
+    """The whole models.yaml file."""
+
+    models: list[ModelSpec] = Field(min_length=1)
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, models: list[Any]) -> list[Any]:
+        seen: set[str] = set()
+        for spec in models:
+            if spec.name in seen:
+                raise ValueError(f"model name '{spec.name}' is used twice; names must be unique")
+            seen.add(spec.name)
+        return models
+
+    def get(self, name: str) -> OpenAISpec | GeminiSpec | PipelineSpec | LocalSpec:
+        """The spec called ``name``.
+
+        Raises:
+            ConfigError: no model has that name (the message lists those that exist).
+        """
+        for spec in self.models:
+            if spec.name == name:
+                return spec
+        names = ", ".join(spec.name for spec in self.models)
+        raise ConfigError(f"no model named '{name}'; models: {names}")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key repeated in one mapping (a silent override otherwise)."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise ConfigError(
+                f"line {key_node.start_mark.line + 1}: key '{key}' appears twice in one entry"
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
+def _entry_label(raw: Any, index: int) -> str:
+    name = None
+    if isinstance(raw, dict) and isinstance(raw.get("models"), list):
+        entries = raw["models"]
+        if index < len(entries) and isinstance(entries[index], dict):
+            name = entries[index].get("name")
+    return f"model '{name}' (entry {index + 1})" if name else f"entry {index + 1}"
+
+
+def _describe(error: Any, raw: Any) -> str:
+    loc = list(error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if loc == ["models"]:
+        return message
+    where = "models.yaml"
+    if len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int):
+        where = _entry_label(raw, loc[1])
+        loc = loc[2:]
+        if loc and loc[0] in {"openai", "gemini", "pipeline", "local"}:
+            loc = loc[1:]  # the discriminator's tag, not a key the user wrote
+    key = ".".join(str(part) for part in loc)
+    if error["type"] == "missing":
+        message = "is missing"
+    elif error["type"] == "extra_forbidden":
+        message = "unknown key (check its spelling)"
+    elif error["type"] == "union_tag_invalid":
+        message = "kind must be one of openai, gemini, pipeline, local"
+        key = key or "kind"
+    elif error["type"] == "union_tag_not_found":
+        message = "is missing: every model needs a kind (openai, gemini, pipeline, local)"
+        key = "kind"
+    return f"{where}: key '{key}': {message}" if key else f"{where}: {message}"
+
+
+def parse_models_config(text: str, *, source: str = "models.yaml") -> ModelsConfig:
+    """Validate the text of a models.yaml file.
+
+    Raises:
+        ConfigError: bad YAML, a repeated key, an unknown key, a wrong value or a duplicate name;
+            the message names the file, the entry and the key.
+    """
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc.message}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from exc
+    if not isinstance(raw, dict) or "models" not in raw:
+        raise ConfigError(f"{source}: expected a mapping with a 'models:' list at the top")
+    try:
+        return ModelsConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{source}: {_describe(first, raw)}{more}") from exc
+
+
+def load_models_config(path: str | Path) -> ModelsConfig:
+    """Read and validate a models.yaml file (see :func:`parse_models_config`).
+
+    Raises:
+        ConfigError: the file cannot be read or is not a valid models.yaml.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the models file ({exc.strerror})") from exc
+    return parse_models_config(text, source=str(path))
