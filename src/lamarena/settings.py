@@ -6,15 +6,16 @@ Precedence: defaults < ``.env`` < ``LAMARENA_*`` environment variables < CLI fla
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lamarena.errors import ConfigError
 
-__all__ = ["DEFAULT_DATABASE_URL", "Settings", "load_settings"]
+__all__ = ["DEFAULT_DATABASE_URL", "Settings", "load_settings", "read_secret"]
 
 DEFAULT_DATABASE_URL = "sqlite:///lamarena.db"
 
@@ -42,6 +43,14 @@ class Settings(BaseSettings):
     bootstrap_rounds: int = Field(default=10_000, ge=0)
     min_battles: int = Field(default=10, ge=0)
     seed: int = 0
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "lamarena",
+        description="Converted offline model weights and other caches.",
+    )
+    local_device: str = Field(default="cpu", description="torch device of in-process models.")
+    local_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    model_first_token_timeout_s: float = Field(default=60.0, gt=0)
+    model_total_timeout_s: float = Field(default=180.0, gt=0)
     debug: bool = Field(default=False, description="Show tracebacks instead of one-line errors.")
 
 
@@ -64,3 +73,13 @@ def _describe(error: Any, overrides: dict[str, object]) -> str:
     field = str(error["loc"][0]) if error["loc"] else "?"
     where = f"--{field.replace('_', '-')}" if field in overrides else f"LAMARENA_{field.upper()}"
     return f"{where}={error.get('input')!r}: {error['msg']}"
+
+
+def read_secret(env_var: str) -> str | None:
+    """The value of the environment variable named in models.yaml (``api_key_env``), if set.
+
+    Secrets are read here, at the moment an adapter is built, and never stored in settings,
+    logs or exports.
+    """
+    value = os.environ.get(env_var)
+    return value or None

@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from lamarena.errors import ConfigError
 
@@ -54,6 +61,15 @@ EnvVar = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
 
 
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value
+
+
+BaseUrl = Annotated[str, AfterValidator(_http_url)]
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -62,18 +78,11 @@ class _Remote(_Spec):
     """Fields shared by every remote service."""
 
     model: str = Field(min_length=1)
-    base_url: str | None = None
+    base_url: BaseUrl | None = None
     api_key_env: EnvVar | None = None
     timeout_s: PositiveSeconds = 60.0
     connect_timeout_s: PositiveSeconds = 10.0
     max_retries: int = Field(default=2, ge=0, le=10)
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value
 
 
 class _Generation(_Spec):
@@ -105,7 +114,7 @@ class AsrSpec(_Spec):
 
     kind: Literal["openai-transcription", "local-whisper"]
     model: str = Field(min_length=1)
-    base_url: str | None = None
+    base_url: BaseUrl | None = None
     api_key_env: EnvVar | None = None
     timeout_s: PositiveSeconds = 60.0
 
@@ -115,7 +124,7 @@ class LlmSpec(_Generation):
 
     kind: Literal["openai", "gemini", "local"]
     model: str = Field(min_length=1)
-    base_url: str | None = None
+    base_url: BaseUrl | None = None
     api_key_env: EnvVar | None = None
     timeout_s: PositiveSeconds = 60.0
     gguf_file: str | None = None
@@ -212,7 +221,7 @@ def _describe(error: Any, raw: Any) -> str:
     loc = list(error["loc"])
     message = str(error["msg"]).removeprefix("Value error, ")
     if loc == ["models"]:
-        return message
+        return "the 'models:' list is empty" if error["type"] == "too_short" else message
     where = "models.yaml"
     if len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int):
         where = _entry_label(raw, loc[1])
