@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lamarena.errors import InvalidInputError, LamarenaError
+from lamarena.errors import InvalidInputError, LamarenaError, ModelError
 from lamarena.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -31,6 +31,8 @@ app = typer.Typer(
 )
 votes_app = typer.Typer(help="Import and export battle votes.", no_args_is_help=True)
 app.add_typer(votes_app, name="votes")
+models_app = typer.Typer(help="List and probe the configured models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 
 class VoteFormat(StrEnum):
@@ -54,6 +56,10 @@ DbOption = Annotated[
     typer.Option("--db", help="SQLAlchemy URL (default: LAMARENA_DATABASE_URL or sqlite)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="models.yaml (default: the built-in offline models)."),
+]
 
 
 def _open_store(settings: Settings) -> Any:
@@ -256,6 +262,78 @@ def simulate(
         typer.echo(json.dumps(summary, indent=2))
     else:
         typer.echo(f"wrote {written} simulated battles among {len(strengths)} models to {out}")
+
+
+@models_app.command("list")
+def models_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """List the models of models.yaml, or the built-in offline models."""
+    from lamarena.models.registry import model_entries
+
+    entries = model_entries(load_settings(models_config=config))
+    rows = [entry.describe() for entry in entries]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        label = "offline" if row["offline"] else "remote"
+        typer.echo(f"{row['name']:<28} {row['kind']:<9} {label:<8} {row['model']}")
+        if row.get("description"):
+            typer.echo(f"{'':<28} {row['description']}")
+
+
+@models_app.command("check")
+def models_check(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Ask every model a short spoken question and report whether and how fast it answers."""
+    import asyncio
+
+    from lamarena.models.registry import check_models
+
+    settings = load_settings(models_config=config)
+    results = asyncio.run(check_models(settings))
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+    else:
+        for row in results:
+            if row["ok"]:
+                typer.echo(
+                    f"{row['name']:<28} ok    ttft {row['ttft_s']:.2f} s  total "
+                    f"{row['total_s']:.2f} s  {row['reply']!r}"
+                )
+            else:
+                typer.echo(f"{row['name']:<28} FAIL  {row['error']}")
+    if not all(row["ok"] for row in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def ask(
+    model: Annotated[str, typer.Argument(help="A model name (see `lamarena models list`).")],
+    audio: Annotated[Path, typer.Argument(help="The spoken query: wav, flac, ogg, mp3, webm.")],
+    config: ConfigOption = None,
+    prompt: Annotated[
+        str | None, typer.Option(help="Text sent with the audio (default: the model's prompt).")
+    ] = None,
+) -> None:
+    """Stream one model's reply to a recorded query; timings go to stderr."""
+    import asyncio
+
+    from lamarena.audio import AudioLimits, load_audio
+    from lamarena.models.registry import ask_model
+
+    settings = load_settings(models_config=config)
+    clip = load_audio(audio, limits=AudioLimits(max_duration_s=None, max_bytes=None))
+
+    def show(delta: str) -> None:
+        typer.echo(delta, nl=False)
+
+    reply = asyncio.run(ask_model(settings, model, clip, prompt=prompt, on_delta=show))
+    typer.echo("")
+    if reply.transcript is not None:
+        typer.echo(f"transcript: {reply.transcript}", err=True)
+    ttft = "-" if reply.ttft_s is None else f"{reply.ttft_s:.2f} s"
+    typer.echo(f"ttft {ttft}, total {reply.total_s:.2f} s, {reply.chars} chars", err=True)
+    if reply.error is not None:
+        raise ModelError(model, reply.error.removeprefix(f"model '{model}': "))
 
 
 @votes_app.command("import")

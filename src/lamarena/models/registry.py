@@ -1,0 +1,332 @@
+"""Build adapters from models.yaml specs (or the built-in offline models), by ``kind``.
+
+Each kind's adapter module is imported only when a model of that kind is built, so the package
+loads without optional extras; a missing extra is a :class:`~lamarena.errors.ConfigError` that
+gives the exact ``pip install`` line. API keys are read from the environment variable the spec
+names, at build time, and never kept anywhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from lamarena.audio import AudioClip, decode_audio
+from lamarena.errors import ConfigError
+from lamarena.models.base import AudioModel, ModelTimeouts, Reply, TextModel, Transcriber
+from lamarena.models.config import (
+    AsrSpec,
+    GeminiSpec,
+    LlmSpec,
+    LocalSpec,
+    ModelsConfig,
+    OpenAISpec,
+    PipelineSpec,
+    load_models_config,
+)
+from lamarena.models.runtime import DeltaCallback, run_model
+from lamarena.settings import Settings, read_secret
+
+__all__ = ["ModelEntry", "ask_model", "check_models", "model_entries"]
+
+_EXTRA_FOR_MODULE = {
+    "lamarena.models.local": "local",
+    "lamarena.models.offline": "local",
+}
+
+Spec = OpenAISpec | GeminiSpec | PipelineSpec | LocalSpec
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model that can be built: what ``models list`` shows, and how to make the adapter."""
+
+    name: str
+    kind: str
+    model: str
+    offline: bool
+    system_prompt: str
+    build: Callable[[], AudioModel]
+    description: str = ""
+    max_concurrency: int | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The ``models list --json`` row."""
+        row: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "model": self.model,
+            "offline": self.offline,
+        }
+        if self.description:
+            row["description"] = self.description
+        return row
+
+
+def _module(name: str) -> Any:
+    """Import an adapter module, turning a missing optional dependency into a ConfigError."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        extra = _EXTRA_FOR_MODULE.get(name)
+        hint = f"pip install 'lamarena[{extra}]'" if extra else "pip install lamarena"
+        missing = exc.name or "a package"
+        raise ConfigError(f"{name} needs {missing}, which is not installed: {hint}") from exc
+
+
+def _api_key(owner: str, env_var: str | None) -> str | None:
+    """The key in ``env_var``; a named but unset variable is an error naming it."""
+    if env_var is None:
+        return None
+    key = read_secret(env_var)
+    if key is None:
+        raise ConfigError(f"model '{owner}' needs the environment variable {env_var} (its API key)")
+    return key
+
+
+def _openai(spec: OpenAISpec) -> AudioModel:
+    module = _module("lamarena.models.openai_compat")
+    model: AudioModel = module.OpenAIChatModel(
+        spec.name,
+        spec.model,
+        base_url=spec.base_url,
+        api_key=_api_key(spec.name, spec.api_key_env),
+        timeouts=ModelTimeouts(connect_s=spec.connect_timeout_s, first_token_s=spec.timeout_s),
+        max_retries=spec.max_retries,
+        modalities=spec.modalities,
+        temperature=spec.temperature,
+        max_tokens=spec.max_tokens,
+    )
+    return model
+
+
+def _gemini(spec: GeminiSpec) -> AudioModel:
+    module = _module("lamarena.models.gemini")
+    model: AudioModel = module.GeminiModel(
+        spec.name,
+        spec.model,
+        base_url=spec.base_url,
+        api_key=_api_key(spec.name, spec.api_key_env or "GEMINI_API_KEY"),
+        timeouts=ModelTimeouts(connect_s=spec.connect_timeout_s, first_token_s=spec.timeout_s),
+        max_retries=spec.max_retries,
+        temperature=spec.temperature,
+        max_tokens=spec.max_tokens,
+    )
+    return model
+
+
+def _transcriber(owner: str, spec: AsrSpec, settings: Settings) -> Transcriber:
+    if spec.kind == "openai-transcription":
+        module = _module("lamarena.models.openai_compat")
+        remote: Transcriber = module.OpenAITranscriber(
+            f"{owner}/asr",
+            spec.model,
+            base_url=spec.base_url,
+            api_key=_api_key(owner, spec.api_key_env),
+            timeouts=ModelTimeouts(first_token_s=spec.timeout_s),
+        )
+        return remote
+    module = _module("lamarena.models.local")
+    local: Transcriber = module.FasterWhisperTranscriber(
+        f"{owner}/asr", spec.model, device=settings.local_device
+    )
+    return local
+
+
+def _text_model(owner: str, spec: LlmSpec, settings: Settings) -> TextModel:
+    name = f"{owner}/llm"
+    timeouts = ModelTimeouts(first_token_s=spec.timeout_s)
+    common = {"temperature": spec.temperature, "max_tokens": spec.max_tokens}
+    if spec.kind == "openai":
+        module = _module("lamarena.models.openai_compat")
+        openai_llm: TextModel = module.OpenAIChatModel(
+            name,
+            spec.model,
+            base_url=spec.base_url,
+            api_key=_api_key(owner, spec.api_key_env),
+            timeouts=timeouts,
+            **common,
+        )
+        return openai_llm
+    if spec.kind == "gemini":
+        module = _module("lamarena.models.gemini")
+        gemini_llm: TextModel = module.GeminiModel(
+            name,
+            spec.model,
+            base_url=spec.base_url,
+            api_key=_api_key(owner, spec.api_key_env or "GEMINI_API_KEY"),
+            timeouts=timeouts,
+            **common,
+        )
+        return gemini_llm
+    module = _module("lamarena.models.local")
+    local_llm: TextModel = module.LocalTextLM(
+        name,
+        spec.model,
+        gguf_file=spec.gguf_file,
+        cache_dir=settings.cache_dir,
+        device=settings.local_device,
+        dtype=settings.local_dtype,
+        max_new_tokens=spec.max_tokens,
+        temperature=spec.temperature,
+    )
+    return local_llm
+
+
+def _pipeline(spec: PipelineSpec, settings: Settings) -> AudioModel:
+    module = _module("lamarena.models.pipeline")
+    model: AudioModel = module.PipelineModel(
+        spec.name,
+        _transcriber(spec.name, spec.asr, settings),
+        _text_model(spec.name, spec.llm, settings),
+    )
+    return model
+
+
+def _local(spec: LocalSpec, settings: Settings) -> AudioModel:
+    module = _module("lamarena.models.local")
+    model: AudioModel = module.LocalAudioLM(
+        spec.name,
+        spec.model,
+        device=spec.device or settings.local_device,
+        dtype=spec.dtype or settings.local_dtype,
+        max_new_tokens=spec.max_tokens,
+        temperature=spec.temperature,
+    )
+    return model
+
+
+def _is_offline(spec: Spec) -> bool:
+    if isinstance(spec, LocalSpec):
+        return True
+    if isinstance(spec, PipelineSpec):
+        return spec.asr.kind == "local-whisper" and spec.llm.kind == "local"
+    return False
+
+
+def _build(spec: Spec, settings: Settings) -> AudioModel:
+    if isinstance(spec, OpenAISpec):
+        return _openai(spec)
+    if isinstance(spec, GeminiSpec):
+        return _gemini(spec)
+    if isinstance(spec, PipelineSpec):
+        return _pipeline(spec, settings)
+    return _local(spec, settings)
+
+
+def _entry(spec: Spec, settings: Settings) -> ModelEntry:
+    model = (
+        f"{spec.asr.model} -> {spec.llm.model}" if isinstance(spec, PipelineSpec) else spec.model
+    )
+    return ModelEntry(
+        name=spec.name,
+        kind=spec.kind,
+        model=model,
+        offline=_is_offline(spec),
+        system_prompt=spec.system_prompt,
+        build=lambda: _build(spec, settings),
+        max_concurrency=spec.max_concurrency,
+    )
+
+
+def model_entries(settings: Settings) -> list[ModelEntry]:
+    """The models of ``settings.models_config``, or the built-in offline models without one.
+
+    Raises:
+        ConfigError: the models file is invalid, or the offline extra is missing.
+    """
+    if settings.models_config is None:
+        offline = _module("lamarena.models.offline")
+        entries: list[ModelEntry] = offline.builtin_offline_entries(settings)
+        return entries
+    config: ModelsConfig = load_models_config(settings.models_config)
+    return [_entry(spec, settings) for spec in config.models]
+
+
+def _find(entries: list[ModelEntry], name: str) -> ModelEntry:
+    for entry in entries:
+        if entry.name == name:
+            return entry
+    names = ", ".join(entry.name for entry in entries)
+    raise ConfigError(f"no model named '{name}'; models: {names}")
+
+
+def _timeouts(settings: Settings) -> ModelTimeouts:
+    return ModelTimeouts(
+        first_token_s=settings.model_first_token_timeout_s,
+        total_s=settings.model_total_timeout_s,
+    )
+
+
+async def ask_model(
+    settings: Settings,
+    name: str,
+    clip: AudioClip,
+    *,
+    prompt: str | None = None,
+    on_delta: DeltaCallback | None = None,
+) -> Reply:
+    """Build the model called ``name`` and collect its reply to ``clip``.
+
+    Raises:
+        ConfigError: no such model, a missing key or a missing extra.
+    """
+    entry = _find(model_entries(settings), name)
+    model = entry.build()
+    try:
+        return await run_model(
+            model,
+            clip,
+            entry.system_prompt if prompt is None else prompt,
+            timeouts=_timeouts(settings),
+            on_delta=on_delta,
+        )
+    finally:
+        await _close(model)
+
+
+async def _close(model: object) -> None:
+    close = getattr(model, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def probe_clip() -> AudioClip:
+    """The packaged probe: espeak-ng saying "Please say hello." (1.6 s, 16 kHz)."""
+    data = resources.files("lamarena.data").joinpath("probe.wav").read_bytes()
+    return decode_audio(data)
+
+
+async def check_models(settings: Settings) -> list[dict[str, Any]]:
+    """Probe every model at once with the packaged question; one row per model.
+
+    A model that cannot even be built (missing key, missing extra) gets a failed row, so one
+    broken entry does not hide the state of the others.
+    """
+    clip = probe_clip()
+    entries = model_entries(settings)
+
+    async def probe(entry: ModelEntry) -> dict[str, Any]:
+        row: dict[str, Any] = {"name": entry.name, "kind": entry.kind, "offline": entry.offline}
+        try:
+            model = entry.build()
+        except ConfigError as exc:
+            return {**row, "ok": False, "error": exc.message}
+        try:
+            reply = await run_model(model, clip, entry.system_prompt, timeouts=_timeouts(settings))
+        finally:
+            await _close(model)
+        return {
+            **row,
+            "ok": reply.ok,
+            "ttft_s": reply.ttft_s,
+            "total_s": reply.total_s,
+            "reply": reply.text[:80],
+            "error": reply.error,
+        }
+
+    return list(await asyncio.gather(*(probe(entry) for entry in entries)))
