@@ -95,6 +95,7 @@ def _openai(spec: OpenAISpec) -> AudioModel:
         spec.model,
         base_url=spec.base_url,
         api_key=_api_key(spec.name, spec.api_key_env),
+        api_key_env=spec.api_key_env,
         timeouts=ModelTimeouts(connect_s=spec.connect_timeout_s, first_token_s=spec.timeout_s),
         max_retries=spec.max_retries,
         modalities=spec.modalities,
@@ -111,6 +112,7 @@ def _gemini(spec: GeminiSpec) -> AudioModel:
         spec.model,
         base_url=spec.base_url,
         api_key=_api_key(spec.name, spec.api_key_env or "GEMINI_API_KEY"),
+        api_key_env=spec.api_key_env or "GEMINI_API_KEY",
         timeouts=ModelTimeouts(connect_s=spec.connect_timeout_s, first_token_s=spec.timeout_s),
         max_retries=spec.max_retries,
         temperature=spec.temperature,
@@ -127,6 +129,7 @@ def _transcriber(owner: str, spec: AsrSpec, settings: Settings) -> Transcriber:
             spec.model,
             base_url=spec.base_url,
             api_key=_api_key(owner, spec.api_key_env),
+            api_key_env=spec.api_key_env,
             timeouts=ModelTimeouts(first_token_s=spec.timeout_s),
         )
         return remote
@@ -148,6 +151,7 @@ def _text_model(owner: str, spec: LlmSpec, settings: Settings) -> TextModel:
             spec.model,
             base_url=spec.base_url,
             api_key=_api_key(owner, spec.api_key_env),
+            api_key_env=spec.api_key_env,
             timeouts=timeouts,
             **common,
         )
@@ -159,6 +163,7 @@ def _text_model(owner: str, spec: LlmSpec, settings: Settings) -> TextModel:
             spec.model,
             base_url=spec.base_url,
             api_key=_api_key(owner, spec.api_key_env or "GEMINI_API_KEY"),
+            api_key_env=spec.api_key_env or "GEMINI_API_KEY",
             timeouts=timeouts,
             **common,
         )

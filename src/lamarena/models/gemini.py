@@ -1,0 +1,328 @@
+"""Google Gemini through google-genai, with the spoken query as inline WAV.
+
+:class:`GeminiModel` streams ``generate_content_stream`` with the prompt and the clip as two parts
+of one user turn; :meth:`GeminiModel.stream_text` answers text under a system instruction, so a
+Gemini model can also be the LLM half of an ASR pipeline. ``base_url`` points the SDK elsewhere
+(a proxy, or a loopback fake in tests).
+
+As in :mod:`lamarena.models.openai_compat`: one ``httpx2.AsyncClient`` per instance with a large
+connection pool, the SDK's own retries off (they also repeat timeouts and connection errors), our
+retries on 429 and 5xx before the first delta, and every failure translated to a
+:class:`~lamarena.errors.ModelError` subclass. google-genai sends each request with its own
+timeout, *none* unless ``HttpOptions.timeout`` is set (and that one value would bound connect and
+read alike and be sent to the server as a deadline for the whole reply), so a request hook puts
+the client's connect and read limits back on every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from typing import Any
+
+import httpx2
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from lamarena.audio import AudioClip, to_wav_bytes
+from lamarena.errors import ConfigError, ModelError, ModelTimeout, ModelUnavailable
+from lamarena.models.base import ModelTimeouts
+
+__all__ = ["DEFAULT_API_VERSION", "DEFAULT_BASE_URL", "DEFAULT_MAX_CONNECTIONS", "GeminiModel"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+"""The Gemini API, used when a spec gives no ``base_url``."""
+
+DEFAULT_API_VERSION = "v1beta"
+"""Pinned, so the SDK's default (and its environment override) cannot move it."""
+
+DEFAULT_MAX_CONNECTIONS = 128
+"""Connection pool size of each adapter."""
+
+_MAX_BACKOFF_S = 8.0
+
+_Hook = Callable[[httpx2.Request], Coroutine[Any, Any, None]]
+
+
+def _restore_client_timeout(client: httpx2.AsyncClient) -> _Hook:
+    """A request hook giving back the client's own timeouts when the SDK switched them off."""
+
+    async def hook(request: httpx2.Request) -> None:
+        limits = request.extensions.get("timeout") or {}
+        if all(value is None for value in limits.values()):
+            request.extensions = {**request.extensions, "timeout": client.timeout.as_dict()}
+
+    return hook
+
+
+def _is_transient(code: int) -> bool:
+    return code == 429 or code >= 500
+
+
+def _backoff_s(attempt: int, base_s: float) -> float:
+    """Exponential backoff with 25 % jitter, capped at 8 s."""
+    return min(base_s * 2.0 ** (attempt - 1) * (1.0 - 0.25 * random.random()), _MAX_BACKOFF_S)
+
+
+def _error_reasons(details: Any) -> set[str]:
+    """The ``reason`` fields of a Google error body's ``details`` (e.g. ``API_KEY_INVALID``)."""
+    error = details.get("error", details) if isinstance(details, dict) else None
+    items = error.get("details") if isinstance(error, dict) else None
+    if not isinstance(items, list):
+        return set()
+    return {str(item["reason"]) for item in items if isinstance(item, dict) and "reason" in item}
+
+
+class GeminiModel:
+    """A Gemini model answering spoken queries with streamed text (AudioModel and TextModel)."""
+
+    name: str
+
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        *,
+        api_key: str | None,
+        api_key_env: str | None = None,
+        base_url: str | None = None,
+        api_version: str = DEFAULT_API_VERSION,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        timeouts: ModelTimeouts | None = None,
+        max_retries: int = 2,
+        retry_backoff_s: float = 0.5,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        http_client: httpx2.AsyncClient | None = None,
+    ) -> None:
+        """Configure the adapter; no request is made here.
+
+        Args:
+            name: the model's name in models.yaml.
+            model: the Gemini model id (``gemini-2.0-flash``, ...).
+            api_key: the key itself (the registry reads it from ``api_key_env``).
+            api_key_env: the variable's name, only to say which one to check in messages.
+            base_url: the API root without the version; Google's when None.
+            api_version: the path segment after ``base_url``.
+            temperature: sampling temperature; the server's default when None.
+            max_tokens: longest reply (``max_output_tokens``); the server's default when None.
+            timeouts: ``connect_s`` and ``first_token_s`` become the HTTP connect and read
+                limits (the read limit bounds every silence, not just the first).
+            max_retries: how often a 429 or 5xx is retried before the first delta.
+            retry_backoff_s: the first retry's delay; each next one doubles (at most 8 s).
+            max_connections: size of the connection pool (requests beyond it wait).
+            http_client: an ``httpx2.AsyncClient`` to use instead of one of its own; its owner
+                closes it, and its own timeouts and limits apply.
+
+        Raises:
+            ConfigError: no API key, or a negative ``max_retries``.
+        """
+        if not api_key:
+            hint = api_key_env or "the variable named by api_key_env in models.yaml"
+            raise ConfigError(f"model '{name}': Gemini needs an API key; set {hint}")
+        if max_retries < 0:
+            raise ConfigError(f"model '{name}': max_retries must be 0 or more, not {max_retries}")
+        self.name = name
+        self.model = model
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.timeouts = timeouts or ModelTimeouts()
+        self.max_retries = max_retries
+        self._retry_backoff_s = retry_backoff_s
+        self._api_key_env = api_key_env
+        self._generation = {"temperature": temperature, "max_output_tokens": max_tokens}
+        self._owns_http = http_client is None
+        self._http = http_client or httpx2.AsyncClient(
+            timeout=httpx2.Timeout(
+                connect=self.timeouts.connect_s,
+                read=self.timeouts.first_token_s,
+                write=self.timeouts.first_token_s,
+                pool=self.timeouts.first_token_s,
+            ),
+            limits=httpx2.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        )
+        hooks = self._http.event_hooks
+        hooks["request"] = [*hooks["request"], _restore_client_timeout(self._http)]
+        self._http.event_hooks = hooks
+        self._client = genai.Client(
+            api_key=api_key,
+            vertexai=False,
+            http_options=types.HttpOptions(
+                base_url=self.base_url,
+                api_version=api_version,
+                httpx_async_client=self._http,
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return f"GeminiModel(name={self.name!r}, model={self.model!r}, base_url={self.base_url!r})"
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients (an injected one is left to its owner)."""
+        self._client.close()  # the SDK's own sync client, unused but opened
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def stream(self, clip: AudioClip, prompt: str) -> AsyncIterator[str]:
+        """Yield the reply's text deltas to a spoken query, in order.
+
+        Args:
+            clip: the query, mono 16 kHz (sent inline as WAV).
+            prompt: the text part sent before the audio (system prompt or task instruction).
+
+        Raises:
+            ModelError: the service refused the request, blocked it, or the reply broke off;
+                ModelTimeout and ModelUnavailable where they apply.
+        """
+        audio = types.Part.from_bytes(data=to_wav_bytes(clip), mime_type="audio/wav")
+        contents: list[types.Part | str] = [prompt, audio] if prompt else [audio]
+        async for delta in self._stream(contents, system=None):
+            yield delta
+
+    async def stream_text(self, text: str, prompt: str) -> AsyncIterator[str]:
+        """Yield the reply's deltas to the user message ``text`` under system prompt ``prompt``.
+
+        Raises:
+            ModelError: as for :meth:`stream`.
+        """
+        async for delta in self._stream([text], system=prompt or None):
+            yield delta
+
+    def _config(self, system: str | None) -> types.GenerateContentConfig:
+        return types.GenerateContentConfig(
+            system_instruction=system,
+            temperature=self._generation["temperature"],
+            max_output_tokens=self._generation["max_output_tokens"],
+        )
+
+    async def _open(
+        self, contents: list[types.Part | str], system: str | None
+    ) -> tuple[AsyncIterator[types.GenerateContentResponse], types.GenerateContentResponse | None]:
+        """Send the request (retrying 429 and 5xx) and wait for its first chunk."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                chunks = await self._client.aio.models.generate_content_stream(
+                    model=self.model,
+                    contents=contents,
+                    config=self._config(system),
+                )
+                iterator = aiter(chunks)
+                return iterator, await anext(iterator, None)
+            except genai_errors.APIError as exc:
+                if _is_transient(exc.code) and attempt <= self.max_retries:
+                    delay = _backoff_s(attempt, self._retry_backoff_s)
+                    logger.info(
+                        "model %s: HTTP %d from %s; retry %d of %d in %.2f s",
+                        self.name,
+                        exc.code,
+                        self.base_url,
+                        attempt,
+                        self.max_retries,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                raise self._translate(exc, attempt) from exc
+            except (genai_errors.UnknownApiResponseError, httpx2.HTTPError) as exc:
+                raise self._translate(exc, attempt) from exc
+
+    async def _stream(
+        self, contents: list[types.Part | str], system: str | None
+    ) -> AsyncIterator[str]:
+        iterator, first = await self._open(contents, system)
+        try:
+            if first is None:
+                return
+            for text in self._texts(first):
+                yield text
+            async for chunk in iterator:
+                for text in self._texts(chunk):
+                    yield text
+        except (
+            genai_errors.APIError,
+            genai_errors.UnknownApiResponseError,
+            httpx2.HTTPError,
+        ) as exc:
+            raise self._translate(exc) from exc
+        finally:
+            close = getattr(iterator, "aclose", None)
+            if close is not None:
+                await close()
+
+    def _texts(self, chunk: types.GenerateContentResponse) -> Iterator[str]:
+        """The text parts of one chunk (thoughts left out); a blocked prompt is an error."""
+        if not chunk.candidates:
+            feedback = chunk.prompt_feedback
+            if feedback is not None and feedback.block_reason is not None:
+                reason = getattr(feedback.block_reason, "value", feedback.block_reason)
+                raise ModelError(self.name, f"the prompt was blocked by the service ({reason})")
+            return
+        content = chunk.candidates[0].content
+        for part in (content.parts if content is not None else None) or []:
+            if part.text and not part.thought:
+                yield part.text
+
+    def _key_hint(self) -> str:
+        if self._api_key_env:
+            return f"check {self._api_key_env}"
+        return "check the variable named by api_key_env in models.yaml, e.g. GEMINI_API_KEY"
+
+    def _translate(self, exc: Exception, attempts: int = 1) -> ModelError:
+        """The ModelError subclass, with an actionable message, for an SDK or HTTP error."""
+        if isinstance(exc, httpx2.ConnectTimeout):
+            return ModelTimeout(
+                self.name,
+                f"could not connect to {self.base_url} within {self.timeouts.connect_s:g} s",
+            )
+        if isinstance(exc, httpx2.TimeoutException):
+            return ModelTimeout(
+                self.name,
+                f"{self.base_url} sent nothing for {self.timeouts.first_token_s:g} s "
+                "(read timeout)",
+            )
+        if isinstance(exc, httpx2.ConnectError):
+            return ModelUnavailable(
+                self.name,
+                f"cannot reach {self.base_url} ({type(exc).__name__}): check base_url in "
+                "models.yaml and the network",
+            )
+        if isinstance(exc, httpx2.HTTPError):
+            return ModelUnavailable(
+                self.name, f"the connection to {self.base_url} failed ({type(exc).__name__})"
+            )
+        if isinstance(exc, genai_errors.APIError):
+            return self._translate_status(exc, attempts)
+        return ModelError(self.name, f"unreadable reply from {self.base_url}: {exc}")
+
+    def _translate_status(self, exc: genai_errors.APIError, attempts: int) -> ModelError:
+        code = exc.code
+        detail = " ".join(str(exc.message or exc.status or "no message").split())[:500]
+        reasons = _error_reasons(exc.details)
+        if code == 401 or "API_KEY_INVALID" in reasons or "API key not valid" in detail:
+            return ModelUnavailable(
+                self.name, f"the API key was refused by {self.base_url} ({self._key_hint()})"
+            )
+        if code == 403:
+            return ModelUnavailable(
+                self.name, f"access denied by {self.base_url} (403: {detail}); {self._key_hint()}"
+            )
+        if code == 404:
+            return ModelUnavailable(
+                self.name,
+                f"model '{self.model}' not found at {self.base_url} (404: {detail}); check "
+                "model and base_url in models.yaml",
+            )
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        if code == 429:
+            return ModelUnavailable(self.name, f"rate limited (429){tries}: {detail}")
+        if code >= 500:
+            return ModelUnavailable(self.name, f"server error {code}{tries}: {detail}")
+        return ModelError(self.name, f"the request was rejected ({code}): {detail}")

@@ -1,0 +1,470 @@
+"""OpenAI chat completions with an audio part, and OpenAI-style transcription.
+
+:class:`OpenAIChatModel` talks to any server that speaks the chat completions API with
+``input_audio`` content parts: GPT-4o audio, vLLM serving Qwen2-Audio, and the like. It also
+answers plain text (:meth:`OpenAIChatModel.stream_text`), so it can be the LLM half of an ASR
+pipeline. :class:`OpenAITranscriber` calls ``/audio/transcriptions`` (whisper-1 or a compatible
+server).
+
+Each instance owns one ``httpx2.AsyncClient`` (the HTTP client of openai 3.x) with a connection
+pool large enough for the arena's and the benchmark runner's concurrency, reused by every
+request; nothing here serialises requests. Retries are ours, not the SDK's (whose retries also
+repeat timeouts, so a stalled server would hold a request three times its read timeout): a 429
+or 5xx before the first delta is retried with jittered exponential backoff, and anything else
+fails at once as a :class:`~lamarena.errors.ModelError` subclass with a message a user can act
+on. The API key is passed in by the registry; it is never logged and never part of a repr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Literal, TypeVar
+
+import httpx2
+import openai
+from openai import AsyncOpenAI, omit
+from openai.types.chat import (
+    ChatCompletionAudioParam,
+    ChatCompletionChunk,
+    ChatCompletionContentPartParam,
+    ChatCompletionMessageParam,
+)
+
+from lamarena.audio import AudioClip, to_wav_bytes
+from lamarena.errors import ConfigError, ModelError, ModelTimeout, ModelUnavailable
+from lamarena.models.base import ModelTimeouts
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_CONNECTIONS", "OpenAIChatModel", "OpenAITranscriber"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+"""Used when a spec gives no ``base_url``."""
+
+DEFAULT_MAX_CONNECTIONS = 128
+"""Connection pool size of each adapter: above the concurrency the arena and runner ask for."""
+
+_MAX_BACKOFF_S = 8.0
+_NO_KEY = "no-key"
+"""Sent when no key is configured (servers without auth ignore it); the SDK would otherwise
+read ``OPENAI_API_KEY`` itself, and lamarena reads the environment only through its settings."""
+
+_T = TypeVar("_T")
+
+Modality = Literal["text", "audio"]
+AudioOutputFormat = Literal["wav", "aac", "mp3", "flac", "opus", "pcm16"]
+
+
+def _http_timeout(timeouts: ModelTimeouts) -> httpx2.Timeout:
+    """Connect limit, and a read limit (the longest silence between bytes) of ``first_token_s``."""
+    return httpx2.Timeout(
+        connect=timeouts.connect_s,
+        read=timeouts.first_token_s,
+        write=timeouts.first_token_s,
+        pool=timeouts.first_token_s,
+    )
+
+
+def _is_transient(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+def _retry_after_s(headers: httpx2.Headers) -> float | None:
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def _backoff_s(attempt: int, base_s: float, retry_after_s: float | None) -> float:
+    """Exponential backoff with 25 % jitter; a server's Retry-After wins, capped at 8 s."""
+    delay = base_s * 2.0 ** (attempt - 1) * (1.0 - 0.25 * random.random())
+    if retry_after_s is not None:
+        delay = max(delay, retry_after_s)
+    return min(delay, _MAX_BACKOFF_S)
+
+
+class _OpenAIService:
+    """What both adapters share: the client, retries and the error mapping."""
+
+    name: str
+
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        *,
+        base_url: str | None,
+        api_key: str | None,
+        api_key_env: str | None,
+        timeouts: ModelTimeouts | None,
+        max_retries: int,
+        retry_backoff_s: float,
+        max_connections: int,
+        http_client: httpx2.AsyncClient | None,
+    ) -> None:
+        if max_retries < 0:
+            raise ConfigError(f"model '{name}': max_retries must be 0 or more, not {max_retries}")
+        self.name = name
+        self.model = model
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.timeouts = timeouts or ModelTimeouts()
+        self.max_retries = max_retries
+        self._retry_backoff_s = retry_backoff_s
+        self._api_key = api_key or None
+        self._api_key_env = api_key_env
+        self._owns_http = http_client is None
+        timeout = _http_timeout(self.timeouts)
+        self._http = http_client or httpx2.AsyncClient(
+            timeout=timeout,
+            limits=httpx2.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        )
+        self._client = AsyncOpenAI(
+            api_key=self._api_key or _NO_KEY,
+            base_url=self.base_url,
+            timeout=timeout,
+            max_retries=0,
+            http_client=self._http,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(name={self.name!r}, model={self.model!r}, "
+            f"base_url={self.base_url!r})"
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (unless it was passed in, in which case its owner closes it)."""
+        if self._owns_http:
+            await self._client.close()
+
+    async def _with_retries(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``call``; retry it on 429 and 5xx; translate every SDK error."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await call()
+            except openai.APIStatusError as exc:
+                # A 429 for an exhausted quota is not transient: waiting will not refill it.
+                retryable = _is_transient(exc.status_code) and exc.code != "insufficient_quota"
+                if retryable and attempt <= self.max_retries:
+                    delay = _backoff_s(
+                        attempt, self._retry_backoff_s, _retry_after_s(exc.response.headers)
+                    )
+                    logger.info(
+                        "model %s: HTTP %d from %s; retry %d of %d in %.2f s",
+                        self.name,
+                        exc.status_code,
+                        self.base_url,
+                        attempt,
+                        self.max_retries,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                raise self._translate(exc, attempt) from exc
+            except openai.OpenAIError as exc:
+                raise self._translate(exc, attempt) from exc
+
+    def _redact(self, text: str) -> str:
+        if self._api_key and len(self._api_key) >= 4:
+            text = text.replace(self._api_key, "***")
+        return text
+
+    def _server_message(self, exc: openai.APIError) -> str:
+        body = exc.body
+        message: object = None
+        if isinstance(body, dict):
+            message = body.get("message") or body.get("detail")
+        elif isinstance(body, str) and body.strip():
+            message = body.strip()
+        text = str(message) if message else exc.message
+        return self._redact(" ".join(text.split())[:500])
+
+    def _key_hint(self) -> str:
+        if self._api_key_env:
+            return f"check {self._api_key_env}"
+        return "check the variable named by api_key_env in models.yaml, e.g. OPENAI_API_KEY"
+
+    def _translate(self, exc: openai.OpenAIError, attempts: int = 1) -> ModelError:
+        """The ModelError subclass, with an actionable message, for an SDK error."""
+        if isinstance(exc, openai.APITimeoutError):
+            if isinstance(exc.__cause__, httpx2.ConnectTimeout):
+                return ModelTimeout(
+                    self.name,
+                    f"could not connect to {self.base_url} within {self.timeouts.connect_s:g} s",
+                )
+            return ModelTimeout(
+                self.name,
+                f"{self.base_url} sent nothing for {self.timeouts.first_token_s:g} s "
+                "(read timeout)",
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__
+            reason = f" ({type(cause).__name__})" if cause is not None else ""
+            return ModelUnavailable(
+                self.name,
+                f"cannot reach {self.base_url}{reason}: check base_url in models.yaml and that "
+                "the server is running",
+            )
+        if isinstance(exc, openai.APIStatusError):
+            return self._translate_status(exc, attempts)
+        if isinstance(exc, openai.APIError):
+            return ModelError(self.name, f"the reply failed: {self._server_message(exc)}")
+        return ModelError(self.name, self._redact(str(exc)))
+
+    def _translate_status(self, exc: openai.APIStatusError, attempts: int) -> ModelError:
+        status = exc.status_code
+        detail = self._server_message(exc)
+        if status == 401:
+            if self._api_key is None:
+                return ModelUnavailable(
+                    self.name,
+                    f"{self.base_url} requires an API key and none is configured: set "
+                    "api_key_env in models.yaml to the name of the variable that holds it",
+                )
+            return ModelUnavailable(
+                self.name, f"the API key was refused by {self.base_url} ({self._key_hint()})"
+            )
+        if status == 403:
+            return ModelUnavailable(
+                self.name, f"access denied by {self.base_url} (403: {detail}); {self._key_hint()}"
+            )
+        if status == 404:
+            return ModelUnavailable(
+                self.name,
+                f"model '{self.model}' not found at {self.base_url} (404: {detail}); check "
+                "model and base_url in models.yaml",
+            )
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        if status == 429:
+            return ModelUnavailable(self.name, f"rate limited (429){tries}: {detail}")
+        if status >= 500:
+            return ModelUnavailable(self.name, f"server error {status}{tries}: {detail}")
+        return ModelError(self.name, f"the request was rejected ({status}): {detail}")
+
+
+def _delta_texts(chunk: ChatCompletionChunk) -> Iterator[str]:
+    """The text of one streamed chunk: content, a spoken reply's transcript, or a refusal."""
+    for choice in chunk.choices:
+        if choice.index != 0:
+            continue
+        delta = choice.delta
+        if delta.content:
+            yield delta.content
+        if delta.audio is not None and delta.audio.transcript:
+            yield delta.audio.transcript
+        if delta.refusal:
+            yield delta.refusal
+
+
+class OpenAIChatModel(_OpenAIService):
+    """A Large Audio Model behind the chat completions API (an AudioModel and a TextModel).
+
+    The spoken query goes as a user message of two parts, the prompt as text and the clip as
+    base64 WAV (16 kHz mono). With ``modalities=["text", "audio"]`` (GPT-4o audio models, which
+    only answer that way) the reply's text is the streamed ``delta.audio.transcript``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str | None = None,
+        modalities: Sequence[Modality] | None = None,
+        audio_voice: str = "alloy",
+        audio_format: AudioOutputFormat = "pcm16",
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        timeouts: ModelTimeouts | None = None,
+        max_retries: int = 2,
+        retry_backoff_s: float = 0.5,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        http_client: httpx2.AsyncClient | None = None,
+    ) -> None:
+        """Configure the adapter; no request is made here.
+
+        Args:
+            name: the model's name in models.yaml.
+            model: the server's model id (``gpt-4o-audio-preview``, a vLLM model path, ...).
+            base_url: the API root, ending in ``/v1``; OpenAI's when None.
+            api_key: the key itself (the registry reads it from ``api_key_env``); None for
+                servers without auth.
+            api_key_env: the variable's name, only to say which one to check in messages.
+            modalities: output modalities; None or ``["text"]`` for text, ``["text", "audio"]``
+                for GPT-4o audio models (the text then comes from the spoken reply's
+                transcript).
+            audio_voice: the voice of a spoken reply (with an ``audio`` modality).
+            audio_format: the format of a spoken reply; streaming needs ``pcm16``.
+            temperature: sampling temperature; the server's default when None.
+            max_tokens: longest reply; the server's default when None.
+            timeouts: ``connect_s`` and ``first_token_s`` become the HTTP connect and read
+                limits (the read limit bounds every silence, not just the first).
+            max_retries: how often a 429 or 5xx is retried before the first delta.
+            retry_backoff_s: the first retry's delay; each next one doubles (at most 8 s).
+            max_connections: size of the connection pool (requests beyond it wait).
+            http_client: an ``httpx2.AsyncClient`` to use instead of one of its own; its owner
+                closes it, and its own timeouts and limits apply.
+
+        Raises:
+            ConfigError: an unknown modality or a negative ``max_retries``.
+        """
+        super().__init__(
+            name,
+            model,
+            base_url=base_url,
+            api_key=api_key,
+            api_key_env=api_key_env,
+            timeouts=timeouts,
+            max_retries=max_retries,
+            retry_backoff_s=retry_backoff_s,
+            max_connections=max_connections,
+            http_client=http_client,
+        )
+        chosen: list[Modality] = list(modalities) if modalities else ["text"]
+        unknown = sorted(set(chosen) - {"text", "audio"})
+        if unknown:
+            raise ConfigError(
+                f"model '{name}': unknown modalities {unknown}; use ['text'] or ['text', 'audio']"
+            )
+        self.modalities: list[Modality] = chosen
+        self._audio_out: ChatCompletionAudioParam | None = (
+            {"voice": audio_voice, "format": audio_format} if "audio" in chosen else None
+        )
+        self._temperature = temperature
+        self._max_tokens = max_tokens
+
+    async def stream(self, clip: AudioClip, prompt: str) -> AsyncIterator[str]:
+        """Yield the reply's text deltas to a spoken query, in order.
+
+        Args:
+            clip: the query, mono 16 kHz (sent as WAV).
+            prompt: the text part sent before the audio (system prompt or task instruction).
+
+        Raises:
+            ModelError: the server refused the request or the reply broke off;
+                ModelTimeout and ModelUnavailable where they apply.
+        """
+        audio = base64.b64encode(to_wav_bytes(clip)).decode("ascii")
+        parts: list[ChatCompletionContentPartParam] = []
+        if prompt:
+            parts.append({"type": "text", "text": prompt})
+        parts.append({"type": "input_audio", "input_audio": {"data": audio, "format": "wav"}})
+        async for delta in self._stream([{"role": "user", "content": parts}]):
+            yield delta
+
+    async def stream_text(self, text: str, prompt: str) -> AsyncIterator[str]:
+        """Yield the reply's deltas to the user message ``text`` under system prompt ``prompt``.
+
+        Raises:
+            ModelError: as for :meth:`stream`.
+        """
+        messages: list[ChatCompletionMessageParam] = []
+        if prompt:
+            messages.append({"role": "system", "content": prompt})
+        messages.append({"role": "user", "content": text})
+        async for delta in self._stream(messages):
+            yield delta
+
+    async def _stream(self, messages: list[ChatCompletionMessageParam]) -> AsyncIterator[str]:
+        stream = await self._with_retries(
+            lambda: self._client.chat.completions.create(
+                model=self.model,
+                messages=messages,
+                stream=True,
+                modalities=self.modalities if self._audio_out is not None else omit,
+                audio=self._audio_out if self._audio_out is not None else omit,
+                temperature=self._temperature if self._temperature is not None else omit,
+                max_tokens=self._max_tokens if self._max_tokens is not None else omit,
+            )
+        )
+        try:
+            async for chunk in stream:
+                for text in _delta_texts(chunk):
+                    yield text
+        except openai.OpenAIError as exc:
+            raise self._translate(exc) from exc
+        finally:
+            await stream.close()
+
+
+class OpenAITranscriber(_OpenAIService):
+    """Speech to text through ``/audio/transcriptions`` (a Transcriber)."""
+
+    def __init__(
+        self,
+        name: str,
+        model: str = "whisper-1",
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str | None = None,
+        language: str | None = None,
+        timeouts: ModelTimeouts | None = None,
+        max_retries: int = 2,
+        retry_backoff_s: float = 0.5,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        http_client: httpx2.AsyncClient | None = None,
+    ) -> None:
+        """Configure the transcriber; no request is made here.
+
+        Args:
+            name: the name used in messages (the registry uses ``<pipeline>/asr``).
+            model: the server's ASR model id.
+            base_url: the API root, ending in ``/v1``; OpenAI's when None.
+            api_key: the key itself; None for servers without auth.
+            api_key_env: the variable's name, only to say which one to check in messages.
+            language: an ISO-639-1 hint (``en``); detected by the server when None.
+            timeouts: ``connect_s`` and ``first_token_s`` become the connect and read limits.
+            max_retries: how often a 429 or 5xx is retried.
+            retry_backoff_s: the first retry's delay; each next one doubles (at most 8 s).
+            max_connections: size of the connection pool.
+            http_client: an ``httpx2.AsyncClient`` to use (its owner closes it).
+
+        Raises:
+            ConfigError: a negative ``max_retries``.
+        """
+        super().__init__(
+            name,
+            model,
+            base_url=base_url,
+            api_key=api_key,
+            api_key_env=api_key_env,
+            timeouts=timeouts,
+            max_retries=max_retries,
+            retry_backoff_s=retry_backoff_s,
+            max_connections=max_connections,
+            http_client=http_client,
+        )
+        self.language = language
+
+    async def transcribe(self, clip: AudioClip) -> str:
+        """The transcript of ``clip`` (sent as 16 kHz WAV), stripped of surrounding space.
+
+        Raises:
+            ModelError: the server refused or failed; ModelTimeout and ModelUnavailable where
+                they apply.
+        """
+        wav = to_wav_bytes(clip)
+        result = await self._with_retries(
+            lambda: self._client.audio.transcriptions.create(
+                model=self.model,
+                file=("query.wav", wav, "audio/wav"),
+                language=self.language if self.language is not None else omit,
+            )
+        )
+        return result.text.strip()

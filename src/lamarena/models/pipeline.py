@@ -1,0 +1,103 @@
+"""ASR then a text LLM: the study's "ASR pipeline" baseline, built from two adapters.
+
+:class:`PipelineModel` transcribes the query with any :class:`~lamarena.models.base.Transcriber`
+and answers the transcript with any :class:`~lamarena.models.base.TextModel`, the transcript as
+the user message and the prompt as the system prompt. It is a
+:class:`~lamarena.models.base.TranscribingModel`, so :func:`lamarena.models.runtime.run_model`
+keeps the transcript on the reply. A failure of either part is re-raised as the same
+:class:`~lamarena.errors.ModelError` subclass under the pipeline's name, naming the part.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from lamarena.audio import AudioClip
+from lamarena.errors import ModelError, ModelTimeout, ModelUnavailable
+from lamarena.models.base import TextModel, Transcriber
+
+__all__ = ["PipelineModel"]
+
+logger = logging.getLogger(__name__)
+
+
+class PipelineModel:
+    """Speech recognition, then a text LLM on the transcript (a TranscribingModel)."""
+
+    name: str
+
+    def __init__(self, name: str, transcriber: Transcriber, llm: TextModel) -> None:
+        """Join two adapters into one model.
+
+        Args:
+            name: the pipeline's name in models.yaml.
+            transcriber: the ASR front end.
+            llm: the text model that answers the transcript.
+        """
+        self.name = name
+        self.transcriber = transcriber
+        self.llm = llm
+
+    def __repr__(self) -> str:
+        return (
+            f"PipelineModel(name={self.name!r}, transcriber={self.transcriber.name!r}, "
+            f"llm={self.llm.name!r})"
+        )
+
+    def _wrap(self, part: str, part_name: str, exc: ModelError) -> ModelError:
+        """``exc`` under the pipeline's name, of the same kind, naming the part that failed."""
+        message = f"{part} '{part_name}' failed: {exc.message}"
+        if isinstance(exc, ModelTimeout):
+            return ModelTimeout(self.name, message)
+        if isinstance(exc, ModelUnavailable):
+            return ModelUnavailable(self.name, message)
+        return ModelError(self.name, message)
+
+    async def transcribe(self, clip: AudioClip) -> str:
+        """The transcript the LLM will answer.
+
+        Raises:
+            ModelError: the ASR failed (same subclass, naming the ASR), or heard no speech.
+        """
+        try:
+            transcript = (await self.transcriber.transcribe(clip)).strip()
+        except ModelError as exc:
+            raise self._wrap("the ASR", self.transcriber.name, exc) from exc
+        if not transcript:
+            raise ModelError(
+                self.name,
+                f"heard no speech: the ASR '{self.transcriber.name}' returned an empty "
+                "transcript; speak closer to the microphone and try again",
+            )
+        logger.debug("pipeline %s: transcript of %d characters", self.name, len(transcript))
+        return transcript
+
+    async def stream_transcript(self, transcript: str, prompt: str) -> AsyncIterator[str]:
+        """Yield the LLM's deltas to ``transcript`` under system prompt ``prompt``.
+
+        Raises:
+            ModelError: the LLM failed (same subclass, naming the LLM).
+        """
+        try:
+            async for delta in self.llm.stream_text(transcript, prompt):
+                yield delta
+        except ModelError as exc:
+            raise self._wrap("the LLM", self.llm.name, exc) from exc
+
+    async def stream(self, clip: AudioClip, prompt: str) -> AsyncIterator[str]:
+        """Transcribe ``clip``, then yield the LLM's deltas to the transcript.
+
+        Raises:
+            ModelError: either part failed, or the ASR heard no speech.
+        """
+        transcript = await self.transcribe(clip)
+        async for delta in self.stream_transcript(transcript, prompt):
+            yield delta
+
+    async def aclose(self) -> None:
+        """Close both parts (those that hold connections have an ``aclose``)."""
+        for part in (self.transcriber, self.llm):
+            close = getattr(part, "aclose", None)
+            if close is not None:
+                await close()

@@ -1,0 +1,286 @@
+"""A small OpenAI-compatible server for adapter tests, scriptable from the test.
+
+It serves ``POST /v1/chat/completions`` (server-sent events: ``data: {chunk}`` lines, then
+``data: [DONE]``) and ``POST /v1/audio/transcriptions`` (multipart upload, JSON ``{"text"}``).
+Every request is recorded (JSON body, or form fields and the uploaded file) so a test can look
+at what the adapter sent. A test scripts failures on the shared :class:`FakeOpenAI` object while
+the server runs in another thread:
+
+- ``fail_next(500, times=2)`` answers the next two requests with HTTP 500 (then normally);
+- ``stall_s = 5`` waits that long before answering (until the client gives up or the server
+  stops), to exercise the client's read timeout;
+- ``hold_after_first()`` sends the first delta and then waits for the returned gate, which proves
+  the client sees deltas as they arrive rather than when the reply ends;
+- ``first_token_delay_s`` / ``delta_delay_s`` add latency (the concurrency benchmark uses them);
+- ``audio_transcript = True`` streams the text as ``delta.audio.transcript`` with PCM audio
+  chunks, as GPT-4o does when asked for ``modalities=["text", "audio"]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from helpers.servers import ServerThread
+
+__all__ = [
+    "DEFAULT_DELTAS",
+    "Failure",
+    "FakeOpenAI",
+    "FakeOpenAIServer",
+    "RecordedRequest",
+]
+
+DEFAULT_DELTAS = ("The capital", " of France", " is Paris.")
+
+_ERROR_TYPES = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("permission_error", None),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One scripted error answer."""
+
+    status: int
+    message: str
+    retry_after_s: float | None = None
+    code: str | None = None
+
+
+@dataclass
+class RecordedRequest:
+    """What the server received, in arrival order."""
+
+    path: str
+    headers: dict[str, str]
+    json: dict[str, Any] | None = None
+    form: dict[str, str] = field(default_factory=dict)
+    file: bytes | None = None
+    file_name: str | None = None
+    file_type: str | None = None
+    received_at: float = field(default_factory=time.perf_counter)
+
+
+def _parse_multipart(content_type: str, body: bytes) -> EmailMessage:
+    """A multipart/form-data body as an email message (no python-multipart needed)."""
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    return BytesParser(policy=HTTP).parsebytes(head + body)
+
+
+class FakeOpenAI:
+    """The script and the record of an OpenAI-compatible fake; ``app`` is its ASGI app."""
+
+    def __init__(
+        self,
+        *,
+        deltas: tuple[str, ...] = DEFAULT_DELTAS,
+        transcript: str = "What is the capital of France?",
+        first_token_delay_s: float = 0.0,
+        delta_delay_s: float = 0.0,
+    ) -> None:
+        self.deltas = deltas
+        self.transcript = transcript
+        self.first_token_delay_s = first_token_delay_s
+        self.delta_delay_s = delta_delay_s
+        self.audio_transcript = False
+        self.stall_s = 0.0
+        self.gate_timeout_s = 5.0
+        self.gate_timed_out: bool | None = None
+        self.requests: list[RecordedRequest] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._gate: threading.Event | None = None
+        self._failures: deque[Failure] = deque()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self.app = self._build_app()
+
+    # -- scripting -------------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        status: int,
+        message: str | None = None,
+        *,
+        times: int = 1,
+        retry_after_s: float | None = None,
+        code: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` requests with HTTP ``status`` and an OpenAI error body.
+
+        ``code`` overrides the error's ``code`` field (e.g. ``insufficient_quota`` on a 429).
+        """
+        text = message or f"scripted failure {status}"
+        with self._lock:
+            self._failures.extend(Failure(status, text, retry_after_s, code) for _ in range(times))
+
+    def hold_after_first(self) -> threading.Event:
+        """Make the next streams wait after their first delta until the returned event is set."""
+        self._gate = threading.Event()
+        self.gate_timed_out = None
+        return self._gate
+
+    def serve(self) -> FakeOpenAIServer:
+        """A server for this fake (use it as a context manager)."""
+        return FakeOpenAIServer(self)
+
+    # -- what was received -----------------------------------------------------------------
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        """The chat completion requests received so far."""
+        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    @property
+    def transcription_requests(self) -> list[RecordedRequest]:
+        """The transcription requests received so far."""
+        return [r for r in self.requests if r.path.endswith("/audio/transcriptions")]
+
+    # -- the app ---------------------------------------------------------------------------
+
+    def _next_failure(self) -> Failure | None:
+        with self._lock:
+            return self._failures.popleft() if self._failures else None
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    async def _stall(self, request: Request) -> None:
+        deadline = time.monotonic() + self.stall_s
+        while time.monotonic() < deadline and not self._stopping.is_set():
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(0.02)
+
+    @staticmethod
+    def _error_response(failure: Failure) -> Response:
+        kind, code = _ERROR_TYPES.get(failure.status, ("server_error", None))
+        if failure.code is not None:
+            code = failure.code
+        headers = {}
+        if failure.retry_after_s is not None:
+            headers["retry-after"] = f"{failure.retry_after_s:g}"
+        body = {"error": {"message": failure.message, "type": kind, "param": None, "code": code}}
+        return JSONResponse(body, status_code=failure.status, headers=headers)
+
+    def _chunk(self, model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        chunk = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        return f"data: {json.dumps(chunk)}\n\n".encode()
+
+    def _text_delta(self, text: str) -> dict[str, Any]:
+        if not self.audio_transcript:
+            return {"content": text}
+        pcm = base64.b64encode(b"\x00\x00" * 240).decode()
+        return {"audio": {"id": "audio_fake", "data": pcm, "transcript": text}}
+
+    async def _wait_gate(self, gate: threading.Event) -> None:
+        deadline = time.monotonic() + self.gate_timeout_s
+        while not gate.is_set():
+            if time.monotonic() > deadline or self._stopping.is_set():
+                self.gate_timed_out = True
+                return
+            await asyncio.sleep(0.002)
+        self.gate_timed_out = False
+
+    async def _chat_stream(self, model: str) -> AsyncIterator[bytes]:
+        gate = self._gate
+        try:
+            yield self._chunk(model, {"role": "assistant", "content": ""})
+            if self.first_token_delay_s:
+                await asyncio.sleep(self.first_token_delay_s)
+            for index, text in enumerate(self.deltas):
+                if index and self.delta_delay_s:
+                    await asyncio.sleep(self.delta_delay_s)
+                yield self._chunk(model, self._text_delta(text))
+                if index == 0 and gate is not None:
+                    await self._wait_gate(gate)
+            yield self._chunk(model, {}, finish="stop")
+            yield b"data: [DONE]\n\n"
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _build_app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request) -> Response:
+            body = await request.json()
+            self._record(RecordedRequest(request.url.path, dict(request.headers), json=body))
+            failure = self._next_failure()
+            if failure is not None:
+                return self._error_response(failure)
+            if self.stall_s:
+                await self._stall(request)
+            with self._lock:
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            return StreamingResponse(
+                self._chat_stream(str(body.get("model", ""))), media_type="text/event-stream"
+            )
+
+        @app.post("/v1/audio/transcriptions")
+        async def transcriptions(request: Request) -> Response:
+            message = _parse_multipart(request.headers["content-type"], await request.body())
+            recorded = RecordedRequest(request.url.path, dict(request.headers))
+            for part in message.iter_parts():
+                name = part.get_param("name", header="content-disposition")
+                payload = part.get_payload(decode=True)
+                assert isinstance(payload, bytes)
+                if part.get_filename() is not None:
+                    recorded.file = payload
+                    recorded.file_name = part.get_filename()
+                    recorded.file_type = part.get_content_type()
+                else:
+                    recorded.form[str(name)] = payload.decode()
+            self._record(recorded)
+            failure = self._next_failure()
+            if failure is not None:
+                return self._error_response(failure)
+            if self.stall_s:
+                await self._stall(request)
+            return JSONResponse({"text": self.transcript})
+
+        return app
+
+
+class FakeOpenAIServer(ServerThread):
+    """A ServerThread that also releases the fake's stalls and gates when it stops."""
+
+    def __init__(self, fake: FakeOpenAI) -> None:
+        super().__init__(fake.app)
+        self._fake = fake
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI base URL of this server (``.../v1``)."""
+        return f"{self.url}/v1"
+
+    def stop(self) -> None:
+        self._fake._stopping.set()
+        super().stop()
