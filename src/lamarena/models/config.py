@@ -260,7 +260,9 @@ def parse_models_config(text: str, *, source: str = "models.yaml") -> ModelsConf
     try:
         return ModelsConfig.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        errors = exc.errors()
+        # A misspelt key also makes the right key "missing": name the misspelling first.
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
         raise ConfigError(f"{source}: {_describe(first, raw)}{more}") from exc
 

@@ -11,7 +11,9 @@ keeps the transcript on the reply. A failure of either part is re-raised as the 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from typing import cast
 
 from lamarena.audio import AudioClip
 from lamarena.errors import ModelError, ModelTimeout, ModelUnavailable
@@ -79,9 +81,13 @@ class PipelineModel:
         Raises:
             ModelError: the LLM failed (same subclass, naming the LLM).
         """
+        # aclosing: when our reader stops early, the LLM's stream (and its generation) stops now,
+        # not whenever the garbage collector gets to it.
+        deltas = cast("AsyncGenerator[str, None]", self.llm.stream_text(transcript, prompt))
         try:
-            async for delta in self.llm.stream_text(transcript, prompt):
-                yield delta
+            async with aclosing(deltas):
+                async for delta in deltas:
+                    yield delta
         except ModelError as exc:
             raise self._wrap("the LLM", self.llm.name, exc) from exc
 
@@ -92,8 +98,10 @@ class PipelineModel:
             ModelError: either part failed, or the ASR heard no speech.
         """
         transcript = await self.transcribe(clip)
-        async for delta in self.stream_transcript(transcript, prompt):
-            yield delta
+        deltas = cast("AsyncGenerator[str, None]", self.stream_transcript(transcript, prompt))
+        async with aclosing(deltas):
+            async for delta in deltas:
+                yield delta
 
     async def aclose(self) -> None:
         """Close both parts (those that hold connections have an ``aclose``)."""

