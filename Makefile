@@ -32,6 +32,7 @@ test: setup system check
 
 bench: setup
 	$(PY) benchmarks/ranking.py
+	$(PY) benchmarks/models.py
 
 # Until the web arena lands: simulate a study's worth of votes and print the leaderboard.
 run: setup
