@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
@@ -30,6 +29,7 @@ from google.genai import types
 from lamarena.audio import AudioClip, to_wav_bytes
 from lamarena.errors import ConfigError, ModelError, ModelTimeout, ModelUnavailable
 from lamarena.models.base import ModelTimeouts
+from lamarena.models.retry import backoff_s, is_transient_status
 
 __all__ = ["DEFAULT_API_VERSION", "DEFAULT_BASE_URL", "DEFAULT_MAX_CONNECTIONS", "GeminiModel"]
 
@@ -44,7 +44,6 @@ DEFAULT_API_VERSION = "v1beta"
 DEFAULT_MAX_CONNECTIONS = 128
 """Connection pool size of each adapter."""
 
-_MAX_BACKOFF_S = 8.0
 
 _Hook = Callable[[httpx2.Request], Coroutine[Any, Any, None]]
 
@@ -58,15 +57,6 @@ def _restore_client_timeout(client: httpx2.AsyncClient) -> _Hook:
             request.extensions = {**request.extensions, "timeout": client.timeout.as_dict()}
 
     return hook
-
-
-def _is_transient(code: int) -> bool:
-    return code == 429 or code >= 500
-
-
-def _backoff_s(attempt: int, base_s: float) -> float:
-    """Exponential backoff with 25 % jitter, capped at 8 s."""
-    return min(base_s * 2.0 ** (attempt - 1) * (1.0 - 0.25 * random.random()), _MAX_BACKOFF_S)
 
 
 def _error_reasons(details: Any) -> set[str]:
@@ -217,8 +207,8 @@ class GeminiModel:
                 iterator = aiter(chunks)
                 return iterator, await anext(iterator, None)
             except genai_errors.APIError as exc:
-                if _is_transient(exc.code) and attempt <= self.max_retries:
-                    delay = _backoff_s(attempt, self._retry_backoff_s)
+                if is_transient_status(exc.code) and attempt <= self.max_retries:
+                    delay = backoff_s(attempt, self._retry_backoff_s)
                     logger.info(
                         "model %s: HTTP %d from %s; retry %d of %d in %.2f s",
                         self.name,

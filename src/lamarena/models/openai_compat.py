@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Literal, TypeVar
 
@@ -37,6 +36,7 @@ from openai.types.chat import (
 from lamarena.audio import AudioClip, to_wav_bytes
 from lamarena.errors import ConfigError, ModelError, ModelTimeout, ModelUnavailable
 from lamarena.models.base import ModelTimeouts
+from lamarena.models.retry import backoff_s, is_transient_status
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_CONNECTIONS", "OpenAIChatModel", "OpenAITranscriber"]
 
@@ -48,7 +48,6 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MAX_CONNECTIONS = 128
 """Connection pool size of each adapter: above the concurrency the arena and runner ask for."""
 
-_MAX_BACKOFF_S = 8.0
 _NO_KEY = "no-key"
 """Sent when no key is configured (servers without auth ignore it); the SDK would otherwise
 read ``OPENAI_API_KEY`` itself, and lamarena reads the environment only through its settings."""
@@ -69,10 +68,6 @@ def _http_timeout(timeouts: ModelTimeouts) -> httpx2.Timeout:
     )
 
 
-def _is_transient(status: int) -> bool:
-    return status == 429 or status >= 500
-
-
 def _retry_after_s(headers: httpx2.Headers) -> float | None:
     value = headers.get("retry-after")
     if value is None:
@@ -82,14 +77,6 @@ def _retry_after_s(headers: httpx2.Headers) -> float | None:
     except ValueError:
         return None
     return seconds if seconds >= 0 else None
-
-
-def _backoff_s(attempt: int, base_s: float, retry_after_s: float | None) -> float:
-    """Exponential backoff with 25 % jitter; a server's Retry-After wins, capped at 8 s."""
-    delay = base_s * 2.0 ** (attempt - 1) * (1.0 - 0.25 * random.random())
-    if retry_after_s is not None:
-        delay = max(delay, retry_after_s)
-    return min(delay, _MAX_BACKOFF_S)
 
 
 class _OpenAIService:
@@ -157,9 +144,11 @@ class _OpenAIService:
                 return await call()
             except openai.APIStatusError as exc:
                 # A 429 for an exhausted quota is not transient: waiting will not refill it.
-                retryable = _is_transient(exc.status_code) and exc.code != "insufficient_quota"
+                retryable = (
+                    is_transient_status(exc.status_code) and exc.code != "insufficient_quota"
+                )
                 if retryable and attempt <= self.max_retries:
-                    delay = _backoff_s(
+                    delay = backoff_s(
                         attempt, self._retry_backoff_s, _retry_after_s(exc.response.headers)
                     )
                     logger.info(
