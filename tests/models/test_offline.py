@@ -130,7 +130,7 @@ async def test_the_gguf_converts_once_and_later_loads_use_the_cache(
     again = LocalTextLM(
         "again", llm.model, gguf_file=llm.gguf_file, cache_dir=offline_cache, local_files_only=True
     )
-    with caplog.at_level(logging.INFO, logger="lamarena.models.local"):
+    with caplog.at_level(logging.INFO, logger="lamarena.models.gguf"):
         await again.load()
     messages = [record.getMessage() for record in caplog.records]
     assert any(message.startswith("using ") for message in messages)

@@ -8,8 +8,8 @@ closed browser tab, a timeout) stops the generation at the next token.
 
 A model is a Hugging Face id or a local directory; ``local_files_only=True`` never touches the
 network (a hub id must then already be in the local Hugging Face cache). A GGUF checkpoint is
-dequantised once into safetensors under a cache directory (:func:`_convert_gguf`), so later loads
-are plain safetensors loads.
+dequantised once into safetensors under a cache directory (see :mod:`lamarena.models.gguf`), so
+later loads are plain safetensors loads.
 
 torch, transformers and faster-whisper are imported on first use, so importing this module is
 cheap; a missing one is a :class:`~lamarena.errors.ConfigError` naming the extra to install.
@@ -20,14 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import hashlib
 import importlib
 import importlib.util
 import inspect
 import logging
-import shutil
 import threading
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from time import perf_counter
@@ -35,6 +32,7 @@ from typing import Any, Self
 
 from lamarena.audio import AudioClip
 from lamarena.errors import ConfigError, ModelError
+from lamarena.models.gguf import GGUFConversionError, convert_gguf
 
 __all__ = [
     "DEFAULT_MAX_NEW_TOKENS",
@@ -364,7 +362,7 @@ class LocalTextLM(_HFModel):
 
     ``prompt`` becomes the system turn (followed by ``instruction`` when one is set) and the
     transcript the user turn. A GGUF checkpoint (``gguf_file``) is converted once into
-    safetensors under ``cache_dir`` (:func:`_convert_gguf`).
+    safetensors under ``cache_dir`` (:func:`lamarena.models.gguf.convert_gguf`).
     """
 
     def __init__(
@@ -435,13 +433,13 @@ class LocalTextLM(_HFModel):
             gguf_path = path / gguf_file
             if not gguf_path.is_file():
                 raise _LoadFailure(f"the GGUF file {gguf_path} does not exist")
-            return _convert_gguf(gguf_path, cache_dir)
+            return _convert(gguf_path, cache_dir)
         hub = _import("transformers.utils")
         try:
             cached = hub.cached_file(self.model, gguf_file, local_files_only=self.local_files_only)
         except OSError as exc:
             raise _not_loadable(self.model, self.local_files_only, exc) from exc
-        return _convert_gguf(Path(cached), cache_dir)
+        return _convert(Path(cached), cache_dir)
 
     def stream_text(self, text: str, prompt: str) -> AsyncIterator[str]:
         """Yield the reply to the user message ``text`` under the system prompt ``prompt``.
@@ -552,83 +550,9 @@ def _package_dir(package: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _convert_gguf(gguf_path: Path, cache_dir: Path) -> Path:
-    """Dequantise a GGUF checkpoint once into a safetensors directory under ``cache_dir``.
-
-    The directory is named after the file and a digest of its size and header, so a changed
-    file converts again; it is written beside its final place and renamed into it, so a crash
-    or a second process converting at the same time never leaves a half-written cache. Later
-    calls find it and return at once. Blocking: call it from a worker thread.
-
-    transformers reads the file (``AutoConfig``/``AutoTokenizer`` with ``gguf_file=`` and its
-    GGUF tensor reader, which dequantises with the ``gguf`` package, Q4_1 included). This route
-    needs no ``accelerate``, which ``from_pretrained(gguf_file=...)`` requires, and gives a plain
-    model that ``save_pretrained`` writes (it refuses the one ``from_pretrained`` makes).
-
-    Returns:
-        The directory, loadable with ``from_pretrained``.
-
-    Raises:
-        _LoadFailure: the file cannot be read or converted, or the cache cannot be written.
-    """
-    target = cache_dir / _gguf_cache_name(gguf_path)
-    if (target / "config.json").is_file():
-        logger.info("using %s converted in %s", gguf_path.name, target)
-        return target
-    logger.info("converting %s to safetensors in %s (once)", gguf_path.name, target)
-    staging = cache_dir / f".{target.name}.{uuid.uuid4().hex}.partial"
+def _convert(gguf_path: Path, cache_dir: Path) -> Path:
+    """:func:`convert_gguf`, its failures turned into this module's load failure."""
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        _dequantise_gguf(gguf_path, staging)
-        try:
-            staging.rename(target)
-        except OSError:
-            if not (target / "config.json").is_file():  # not just another process first
-                raise
-    except OSError as exc:
-        raise _LoadFailure(f"cannot write the converted model to {cache_dir}: {exc}") from exc
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-def _gguf_cache_name(gguf_path: Path) -> str:
-    digest = hashlib.sha256(str(gguf_path.stat().st_size).encode())
-    with gguf_path.open("rb") as file:
-        digest.update(file.read(1 << 20))  # the header: metadata, tensor names and types
-    return f"{gguf_path.stem}-{digest.hexdigest()[:12]}"
-
-
-def _dequantise_gguf(gguf_path: Path, out: Path) -> None:
-    transformers = _import("transformers")
-    reader = _import("transformers.modeling_gguf_pytorch_utils")
-    directory, name = str(gguf_path.parent), gguf_path.name
-    try:
-        config = transformers.AutoConfig.from_pretrained(directory, gguf_file=name)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(directory, gguf_file=name)
-        model = transformers.AutoModelForCausalLM.from_config(config)
-        tensors = reader.load_gguf_checkpoint(
-            str(gguf_path), return_tensors=True, model_to_load=model
-        )["tensors"]
-    except (ValueError, KeyError, NotImplementedError, OSError) as exc:
-        raise _LoadFailure(
-            f"cannot convert {gguf_path}: {type(exc).__name__}: {exc} (transformers reads the "
-            "GGUF architectures and quantisation types that it and the gguf package support)"
-        ) from exc
-    result = model.load_state_dict(tensors, strict=False)
-    missing = set(result.missing_keys) - _tied_to_loaded(model, set(tensors))
-    if missing or result.unexpected_keys:
-        raise _LoadFailure(
-            f"cannot convert {gguf_path}: weights missing {sorted(missing)}, "
-            f"unexpected {sorted(result.unexpected_keys)}"
-        )
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-
-
-def _tied_to_loaded(model: Any, loaded: set[str]) -> set[str]:
-    """Parameter names that share their tensor with a loaded one (e.g. a tied ``lm_head``)."""
-    names_by_tensor: dict[int, list[str]] = {}
-    for param_name, param in model.named_parameters(remove_duplicate=False):
-        names_by_tensor.setdefault(id(param), []).append(param_name)
-    return {name for names in names_by_tensor.values() if loaded & set(names) for name in names}
+        return convert_gguf(gguf_path, cache_dir)
+    except GGUFConversionError as exc:
+        raise _LoadFailure(str(exc)) from exc
