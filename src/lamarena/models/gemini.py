@@ -29,7 +29,7 @@ from google.genai import types
 from lamarena.audio import AudioClip, to_wav_bytes
 from lamarena.errors import ConfigError, ModelError, ModelTimeout, ModelUnavailable
 from lamarena.models.base import ModelTimeouts
-from lamarena.models.retry import backoff_s, is_transient_status
+from lamarena.models.retry import backoff_s, is_transient_status, status_error
 
 __all__ = ["DEFAULT_API_VERSION", "DEFAULT_BASE_URL", "DEFAULT_MAX_CONNECTIONS", "GeminiModel"]
 
@@ -300,19 +300,12 @@ class GeminiModel:
             return ModelUnavailable(
                 self.name, f"the API key was refused by {self.base_url} ({self._key_hint()})"
             )
-        if code == 403:
-            return ModelUnavailable(
-                self.name, f"access denied by {self.base_url} (403: {detail}); {self._key_hint()}"
-            )
-        if code == 404:
-            return ModelUnavailable(
-                self.name,
-                f"model '{self.model}' not found at {self.base_url} (404: {detail}); check "
-                "model and base_url in models.yaml",
-            )
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
-        if code == 429:
-            return ModelUnavailable(self.name, f"rate limited (429){tries}: {detail}")
-        if code >= 500:
-            return ModelUnavailable(self.name, f"server error {code}{tries}: {detail}")
-        return ModelError(self.name, f"the request was rejected ({code}): {detail}")
+        return status_error(
+            name=self.name,
+            model=self.model,
+            base_url=self.base_url,
+            status=code,
+            detail=detail,
+            attempts=attempts,
+            key_hint=self._key_hint(),
+        )

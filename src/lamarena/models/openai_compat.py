@@ -36,7 +36,7 @@ from openai.types.chat import (
 from lamarena.audio import AudioClip, to_wav_bytes
 from lamarena.errors import ConfigError, ModelError, ModelTimeout, ModelUnavailable
 from lamarena.models.base import ModelTimeouts
-from lamarena.models.retry import backoff_s, is_transient_status
+from lamarena.models.retry import backoff_s, is_transient_status, status_error
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_CONNECTIONS", "OpenAIChatModel", "OpenAITranscriber"]
 
@@ -226,22 +226,15 @@ class _OpenAIService:
             return ModelUnavailable(
                 self.name, f"the API key was refused by {self.base_url} ({self._key_hint()})"
             )
-        if status == 403:
-            return ModelUnavailable(
-                self.name, f"access denied by {self.base_url} (403: {detail}); {self._key_hint()}"
-            )
-        if status == 404:
-            return ModelUnavailable(
-                self.name,
-                f"model '{self.model}' not found at {self.base_url} (404: {detail}); check "
-                "model and base_url in models.yaml",
-            )
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
-        if status == 429:
-            return ModelUnavailable(self.name, f"rate limited (429){tries}: {detail}")
-        if status >= 500:
-            return ModelUnavailable(self.name, f"server error {status}{tries}: {detail}")
-        return ModelError(self.name, f"the request was rejected ({status}): {detail}")
+        return status_error(
+            name=self.name,
+            model=self.model,
+            base_url=self.base_url,
+            status=status,
+            detail=detail,
+            attempts=attempts,
+            key_hint=self._key_hint(),
+        )
 
 
 def _delta_texts(chunk: ChatCompletionChunk) -> Iterator[str]:

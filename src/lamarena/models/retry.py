@@ -1,4 +1,4 @@
-"""The retry policy every remote adapter shares: which failures are transient, how long to wait.
+"""The policy every remote adapter shares: what is transient, how long to wait, what to say.
 
 Only rate limits (429) and server errors (5xx) are retried, and only before the first delta of a
 reply has arrived; every other 4xx is the caller's mistake and retrying it only wastes time.
@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import random
 
-__all__ = ["MAX_BACKOFF_S", "backoff_s", "is_transient_status"]
+from lamarena.errors import ModelError, ModelUnavailable
+
+__all__ = ["MAX_BACKOFF_S", "backoff_s", "is_transient_status", "status_error"]
 
 MAX_BACKOFF_S = 8.0
 """No wait between two attempts is longer than this."""
@@ -30,3 +32,33 @@ def backoff_s(attempt: int, base_s: float, retry_after_s: float | None = None) -
     if retry_after_s is not None:
         delay = max(delay, retry_after_s)
     return min(delay, MAX_BACKOFF_S)
+
+
+def status_error(
+    *, name: str, model: str, base_url: str, status: int, detail: str, attempts: int, key_hint: str
+) -> ModelError:
+    """The error for an HTTP failure other than a refused key, worded the same for every service.
+
+    Args:
+        name: the adapter's name.
+        model: the model id sent to the service.
+        base_url: where the service was asked.
+        status: the HTTP status.
+        detail: the service's message, already stripped of secrets.
+        attempts: how many requests were made.
+        key_hint: which setting holds the key (never the key).
+    """
+    if status == 403:
+        return ModelUnavailable(name, f"access denied by {base_url} (403: {detail}); {key_hint}")
+    if status == 404:
+        return ModelUnavailable(
+            name,
+            f"model '{model}' not found at {base_url} (404: {detail}); check model and base_url "
+            "in models.yaml",
+        )
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    if status == 429:
+        return ModelUnavailable(name, f"rate limited (429){tries}: {detail}")
+    if status >= 500:
+        return ModelUnavailable(name, f"server error {status}{tries}: {detail}")
+    return ModelError(name, f"the request was rejected ({status}): {detail}")
