@@ -212,3 +212,26 @@ def test_models_list_json_and_check_exit_status(server: FakeOpenAIServer, tmp_pa
     refused = _cli("models", "list", "--config", bad, cwd=tmp_path)
     assert refused.returncode == 1
     assert "model 'x' (entry 1): key 'modle': unknown key" in refused.stderr
+
+
+async def test_a_hub_id_not_on_this_machine_is_never_downloaded(
+    tmp_path: Path, question_clip: AudioClip
+) -> None:
+    config = tmp_path / "local.yaml"
+    config.write_text(
+        "models:\n"
+        "  - name: qwen-hub\n"
+        "    kind: local\n"
+        "    model: Qwen/Qwen2-Audio-7B-Instruct\n"
+        "  - name: qwen-fetch\n"
+        "    kind: local\n"
+        "    model: Qwen/Qwen2-Audio-7B-Instruct\n"
+        "    allow_download: true\n"
+    )
+    settings = load_settings(models_config=config, cache_dir=tmp_path / "cache")
+    offline = {entry.name: entry.offline for entry in model_entries(settings)}
+    assert offline == {"qwen-hub": True, "qwen-fetch": False}
+    reply = await ask_model(settings, "qwen-hub", question_clip)
+    assert reply.error is not None
+    assert "local Hugging Face cache" in reply.error
+    assert reply.total_s < 30

@@ -117,6 +117,7 @@ class AsrSpec(_Spec):
     base_url: BaseUrl | None = None
     api_key_env: EnvVar | None = None
     timeout_s: PositiveSeconds = 60.0
+    allow_download: bool = False
 
 
 class LlmSpec(_Generation):
@@ -128,6 +129,7 @@ class LlmSpec(_Generation):
     api_key_env: EnvVar | None = None
     timeout_s: PositiveSeconds = 60.0
     gguf_file: str | None = None
+    allow_download: bool = False
 
 
 class PipelineSpec(_Spec):
@@ -151,6 +153,10 @@ class LocalSpec(_Generation):
     device: str | None = None
     dtype: Literal["float32", "bfloat16", "float16"] | None = None
     max_concurrency: int | None = Field(default=1, gt=0)
+    allow_download: bool = Field(
+        default=False,
+        description="Fetch a hub id that is not in the local cache; off: weights must be local.",
+    )
 
 
 ModelSpec = Annotated[

@@ -29,7 +29,7 @@ from google.genai import types
 from lamarena.audio import AudioClip, to_wav_bytes
 from lamarena.errors import ConfigError, ModelError, ModelTimeout, ModelUnavailable
 from lamarena.models.base import ModelTimeouts
-from lamarena.models.retry import backoff_s, is_transient_status, status_error
+from lamarena.models.retry import backoff_s, is_transient_status, redact, status_error
 
 __all__ = ["DEFAULT_API_VERSION", "DEFAULT_BASE_URL", "DEFAULT_MAX_CONNECTIONS", "GeminiModel"]
 
@@ -124,6 +124,7 @@ class GeminiModel:
         self.max_retries = max_retries
         self._retry_backoff_s = retry_backoff_s
         self._api_key_env = api_key_env
+        self._api_key = api_key  # only to scrub it from server messages; never shown
         self._generation = {"temperature": temperature, "max_output_tokens": max_tokens}
         self._owns_http = http_client is None
         self._http = http_client or httpx2.AsyncClient(
@@ -220,9 +221,9 @@ class GeminiModel:
                     )
                     await asyncio.sleep(delay)
                     continue
-                raise self._translate(exc, attempt) from exc
+                raise self._translate(exc, attempt) from None  # the SDK error holds the key
             except (genai_errors.UnknownApiResponseError, httpx2.HTTPError) as exc:
-                raise self._translate(exc, attempt) from exc
+                raise self._translate(exc, attempt) from None  # the SDK error holds the key
 
     async def _stream(
         self, contents: list[types.Part | str], system: str | None
@@ -241,7 +242,7 @@ class GeminiModel:
             genai_errors.UnknownApiResponseError,
             httpx2.HTTPError,
         ) as exc:
-            raise self._translate(exc) from exc
+            raise self._translate(exc) from None  # the SDK error holds the key
         finally:
             close = getattr(iterator, "aclose", None)
             if close is not None:
@@ -290,11 +291,15 @@ class GeminiModel:
             )
         if isinstance(exc, genai_errors.APIError):
             return self._translate_status(exc, attempts)
-        return ModelError(self.name, f"unreadable reply from {self.base_url}: {exc}")
+        return ModelError(
+            self.name, redact(f"unreadable reply from {self.base_url}: {exc}", self._api_key)
+        )
 
     def _translate_status(self, exc: genai_errors.APIError, attempts: int) -> ModelError:
         code = exc.code
-        detail = " ".join(str(exc.message or exc.status or "no message").split())[:500]
+        detail = redact(
+            " ".join(str(exc.message or exc.status or "no message").split())[:500], self._api_key
+        )
         reasons = _error_reasons(exc.details)
         if code == 401 or "API_KEY_INVALID" in reasons or "API key not valid" in detail:
             return ModelUnavailable(

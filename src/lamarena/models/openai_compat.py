@@ -36,7 +36,7 @@ from openai.types.chat import (
 from lamarena.audio import AudioClip, to_wav_bytes
 from lamarena.errors import ConfigError, ModelError, ModelTimeout, ModelUnavailable
 from lamarena.models.base import ModelTimeouts
-from lamarena.models.retry import backoff_s, is_transient_status, status_error
+from lamarena.models.retry import backoff_s, is_transient_status, redact, status_error
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_CONNECTIONS", "OpenAIChatModel", "OpenAITranscriber"]
 
@@ -162,14 +162,12 @@ class _OpenAIService:
                     )
                     await asyncio.sleep(delay)
                     continue
-                raise self._translate(exc, attempt) from exc
+                raise self._translate(exc, attempt) from None  # the SDK error holds the key
             except openai.OpenAIError as exc:
-                raise self._translate(exc, attempt) from exc
+                raise self._translate(exc, attempt) from None  # the SDK error holds the key
 
     def _redact(self, text: str) -> str:
-        if self._api_key and len(self._api_key) >= 4:
-            text = text.replace(self._api_key, "***")
-        return text
+        return redact(text, self._api_key)
 
     def _server_message(self, exc: openai.APIError) -> str:
         body = exc.body
@@ -379,7 +377,7 @@ class OpenAIChatModel(_OpenAIService):
                 for text in _delta_texts(chunk):
                     yield text
         except openai.OpenAIError as exc:
-            raise self._translate(exc) from exc
+            raise self._translate(exc) from None  # the SDK error holds the key
         finally:
             await stream.close()
 

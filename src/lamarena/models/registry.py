@@ -135,7 +135,10 @@ def _transcriber(owner: str, spec: AsrSpec, settings: Settings) -> Transcriber:
         return remote
     module = _module("lamarena.models.local")
     local: Transcriber = module.FasterWhisperTranscriber(
-        f"{owner}/asr", spec.model, device=settings.local_device
+        f"{owner}/asr",
+        spec.model,
+        device=settings.local_device,
+        local_files_only=not spec.allow_download,
     )
     return local
 
@@ -178,6 +181,7 @@ def _text_model(owner: str, spec: LlmSpec, settings: Settings) -> TextModel:
         dtype=settings.local_dtype,
         max_new_tokens=spec.max_tokens,
         temperature=spec.temperature,
+        local_files_only=not spec.allow_download,
     )
     return local_llm
 
@@ -201,15 +205,22 @@ def _local(spec: LocalSpec, settings: Settings) -> AudioModel:
         dtype=spec.dtype or settings.local_dtype,
         max_new_tokens=spec.max_tokens,
         temperature=spec.temperature,
+        local_files_only=not spec.allow_download,
     )
     return model
 
 
 def _is_offline(spec: Spec) -> bool:
+    """Whether the model runs with no network: in process, and not allowed to download."""
     if isinstance(spec, LocalSpec):
-        return True
+        return not spec.allow_download
     if isinstance(spec, PipelineSpec):
-        return spec.asr.kind == "local-whisper" and spec.llm.kind == "local"
+        asr, llm = spec.asr, spec.llm
+        return (
+            asr.kind == "local-whisper"
+            and llm.kind == "local"
+            and not (asr.allow_download or llm.allow_download)
+        )
     return False
 
 

@@ -10,7 +10,7 @@ import random
 
 from lamarena.errors import ModelError, ModelUnavailable
 
-__all__ = ["MAX_BACKOFF_S", "backoff_s", "is_transient_status", "status_error"]
+__all__ = ["MAX_BACKOFF_S", "backoff_s", "is_transient_status", "redact", "status_error"]
 
 MAX_BACKOFF_S = 8.0
 """No wait between two attempts is longer than this."""
@@ -32,6 +32,13 @@ def backoff_s(attempt: int, base_s: float, retry_after_s: float | None = None) -
     if retry_after_s is not None:
         delay = max(delay, retry_after_s)
     return min(delay, MAX_BACKOFF_S)
+
+
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with every occurrence of ``secret`` (an API key) replaced by ``***``."""
+    if secret and len(secret) >= 4:
+        return text.replace(secret, "***")
+    return text
 
 
 def status_error(

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from time import perf_counter
+from typing import cast
 
 from lamarena.audio import AudioClip
 from lamarena.errors import ModelError
@@ -78,17 +80,20 @@ async def _run(
                     stream = model.stream_transcript(transcript, prompt)
                 else:
                     stream = model.stream(clip, prompt)
-                async for delta in stream:
-                    if not delta:
-                        continue
-                    if ttft_s is None:
-                        ttft_s = perf_counter() - started
-                        first_token_limit.reschedule(None)
-                    parts.append(delta)
-                    if on_delta is not None:
-                        result = on_delta(delta)
-                        if inspect.isawaitable(result):
-                            await result
+                # aclosing: on a timeout or a cancelled caller the adapter's stream (and any
+                # generation thread behind it) is closed now, not when garbage is collected.
+                async with aclosing(cast("AsyncGenerator[str, None]", stream)) as deltas:
+                    async for delta in deltas:
+                        if not delta:
+                            continue
+                        if ttft_s is None:
+                            ttft_s = perf_counter() - started
+                            first_token_limit.reschedule(None)
+                        parts.append(delta)
+                        if on_delta is not None:
+                            result = on_delta(delta)
+                            if inspect.isawaitable(result):
+                                await result
     except TimeoutError:
         if ttft_s is None:
             error = f"model '{model.name}': no reply after {timeouts.first_token_s:g} s"
