@@ -264,6 +264,40 @@ def simulate(
         typer.echo(f"wrote {written} simulated battles among {len(strengths)} models to {out}")
 
 
+class Sampling(StrEnum):
+    """How the arena draws the two models of a battle."""
+
+    UNIFORM = "uniform"
+    BALANCED = "balanced"
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    db: DbOption = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="Port to listen on.")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes (use PostgreSQL for >1).")
+    ] = None,
+    sampling: Annotated[
+        Sampling | None, typer.Option(help="uniform, or balanced (favour rarely seen pairs).")
+    ] = None,
+) -> None:
+    """Run the web arena (SQLite and the built-in offline models by default)."""
+    from lamarena.arena import run
+
+    settings = load_settings(
+        models_config=config,
+        database_url=db,
+        host=host,
+        port=port,
+        workers=workers,
+        sampling=sampling.value if sampling else None,
+    )
+    run(settings)
+
+
 @models_app.command("list")
 def models_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """List the models of models.yaml, or the built-in offline models."""

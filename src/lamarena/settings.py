@@ -15,7 +15,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lamarena.errors import ConfigError
 
-__all__ = ["DEFAULT_DATABASE_URL", "Settings", "load_settings", "read_secret"]
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "Settings",
+    "export_settings",
+    "load_settings",
+    "read_secret",
+]
 
 DEFAULT_DATABASE_URL = "sqlite:///lamarena.db"
 
@@ -51,6 +57,9 @@ class Settings(BaseSettings):
     local_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     model_first_token_timeout_s: float = Field(default=60.0, gt=0)
     model_total_timeout_s: float = Field(default=180.0, gt=0)
+    sampling: Literal["uniform", "balanced"] = Field(
+        default="uniform", description="How the arena draws pairs: uniform, or rare pairs first."
+    )
     debug: bool = Field(default=False, description="Show tracebacks instead of one-line errors.")
 
 
@@ -83,3 +92,14 @@ def read_secret(env_var: str) -> str | None:
     """
     value = os.environ.get(env_var)
     return value or None
+
+
+def export_settings(settings: Settings) -> None:
+    """Put ``settings`` into this process's ``LAMARENA_*`` environment variables.
+
+    Worker processes started by uvicorn build their own settings from the environment; this is
+    how CLI flags reach them.
+    """
+    for field, value in settings.model_dump(mode="json").items():
+        if value is not None:
+            os.environ[f"LAMARENA_{field.upper()}"] = str(value)

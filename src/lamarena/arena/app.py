@@ -1,0 +1,201 @@
+"""The arena's FastAPI app: :func:`create_app` builds it, its lifespan owns start-up and shut-down.
+
+Nothing is built at import. The lifespan opens the database (``make_engine`` then
+``migrate_to_head``) unless an engine is given, builds the model adapters, and at shut-down
+cancels battles still generating, closes the adapters and disposes of the engine it made. One
+exception handler turns every :class:`~lamarena.errors.LamarenaError` into its HTTP status with
+the body ``{"error": code, "message": ...}``; database and model failures get a generic message
+(the details, which name servers and URLs, go to the log only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import anyio
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+
+from lamarena.arena.routes import battles_router, health_router, leaderboard_router, votes_router
+from lamarena.arena.state import Arena, ArenaModel, ArenaOptions, RateLimited, RepliesPending
+from lamarena.errors import (
+    AlreadyVoted,
+    ConfigError,
+    DatabaseError,
+    InvalidInputError,
+    LamarenaError,
+    ModelError,
+    NotFound,
+)
+from lamarena.models.registry import ModelEntry, model_entries
+from lamarena.settings import Settings, export_settings, load_settings
+from lamarena.store.db import make_engine, migrate_to_head
+
+__all__ = ["create_app", "run"]
+
+logger = logging.getLogger(__name__)
+
+_STATUS: tuple[tuple[type[LamarenaError], int], ...] = (
+    (NotFound, 404),
+    (AlreadyVoted, 409),
+    (RepliesPending, 409),
+    (RateLimited, 429),
+    (InvalidInputError, 422),
+    (ConfigError, 422),
+    (ModelError, 503),
+    (DatabaseError, 503),
+)
+_PRIVATE_MESSAGES: dict[type[LamarenaError], str] = {
+    DatabaseError: "the database is not available right now; try again in a moment",
+    ModelError: "a model is not available right now; try again in a moment",
+    ConfigError: "the arena is misconfigured; tell its operator",
+}
+
+
+def _status_of(exc: LamarenaError) -> int:
+    for cls, status in _STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 400
+
+
+def _public_message(exc: LamarenaError) -> str:
+    for cls, message in _PRIVATE_MESSAGES.items():
+        if isinstance(exc, cls):
+            logger.error("%s: %s", exc.code, exc.message)
+            return message
+    return exc.message
+
+
+async def _lamarena_error(_request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, LamarenaError):  # pragma: no cover - registered for LamarenaError
+        raise exc
+    body = {"error": exc.code, "message": _public_message(exc)}
+    return JSONResponse(body, status_code=_status_of(exc))
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    problems = []
+    for error in getattr(exc, "errors", list)():
+        where = ".".join(str(part) for part in error.get("loc", ())[1:]) or "request"
+        problems.append(f"{where}: {error.get('msg', 'invalid')}")
+    message = "; ".join(problems) or "the request is not valid"
+    return JSONResponse({"error": InvalidInputError.code, "message": message}, status_code=422)
+
+
+async def _close(adapter: object) -> None:
+    close = getattr(adapter, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:  # one adapter failing to close must not keep the others open
+            logger.exception("closing a model adapter failed")
+
+
+def _build_models(entries: Sequence[ModelEntry]) -> dict[str, ArenaModel]:
+    names = [entry.name for entry in entries]
+    if len(set(names)) < 2 or len(set(names)) != len(names):
+        raise ConfigError(
+            f"the arena needs at least two models with different names; configured: {names}"
+        )
+    models: dict[str, ArenaModel] = {}
+    for entry in entries:
+        semaphore = (
+            asyncio.Semaphore(entry.max_concurrency) if entry.max_concurrency is not None else None
+        )
+        models[entry.name] = ArenaModel(entry=entry, adapter=entry.build(), semaphore=semaphore)
+    return models
+
+
+def create_app(
+    settings: Settings,
+    *,
+    entries: list[ModelEntry] | None = None,
+    engine: Engine | None = None,
+    options: ArenaOptions | None = None,
+) -> FastAPI:
+    """Build the arena app; its lifespan connects the database and builds the models.
+
+    Args:
+        settings: where the database and kept audio live, time limits, leaderboard options.
+        entries: the models to pit against each other; ``model_entries(settings)`` when None.
+        engine: a database engine to use as it is (not migrated, not disposed of); when None
+            the lifespan makes one from ``settings.database_url`` and migrates it to head.
+        options: sampling, rate limit and other arena behaviour.
+
+    Returns:
+        The app, ready for uvicorn (its lifespan must run).
+    """
+    arena_options = options or ArenaOptions()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_engine = engine is None
+        db = make_engine(settings.database_url) if engine is None else engine
+        models: dict[str, ArenaModel] = {}
+        try:
+            if own_engine:
+                await anyio.to_thread.run_sync(migrate_to_head, db)
+            chosen = list(entries) if entries is not None else model_entries(settings)
+            # Building a local model loads its weights: keep that off the event loop.
+            models = await anyio.to_thread.run_sync(_build_models, chosen)
+            arena = Arena(settings, db, models, arena_options)
+            app.state.arena = arena
+            logger.info("arena ready with %d models", len(models))
+            yield
+            tasks = list(arena.tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            for model in models.values():
+                await _close(model.adapter)
+            if own_engine:
+                db.dispose()
+
+    app = FastAPI(title="lamarena arena", lifespan=lifespan)
+    app.add_exception_handler(LamarenaError, _lamarena_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for router in (battles_router, votes_router, leaderboard_router, health_router):
+        app.include_router(router)
+    return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """The app for settings read from ``LAMARENA_*`` variables (uvicorn's worker processes)."""
+    settings = load_settings()
+    return create_app(settings, options=ArenaOptions(sampling=settings.sampling))
+
+
+def run(settings: Settings, *, entries: list[ModelEntry] | None = None) -> None:
+    """Serve the arena with uvicorn on ``settings.host:settings.port`` (blocks until stopped).
+
+    With ``settings.workers`` above 1, uvicorn starts that many processes, each building its
+    app from the environment (:func:`create_app_from_environment`); they share nothing but the
+    database, so use PostgreSQL for several workers.
+    """
+    if settings.workers > 1:
+        if entries is not None:
+            raise ConfigError("several workers build their models from models.yaml, not a list")
+        export_settings(settings)
+        uvicorn.run(
+            "lamarena.arena.app:create_app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level="info",
+        )
+        return
+    uvicorn.run(
+        create_app(settings, entries=entries, options=ArenaOptions(sampling=settings.sampling)),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+    )

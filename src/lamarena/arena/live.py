@@ -1,0 +1,86 @@
+"""In-process fan-out of the battles this process is generating.
+
+A :class:`LiveBattle` keeps every event of one battle in order (``delta``, ``done``, ``error``,
+then ``end``); any number of streams follow it, each from the first event, so a stream opened
+late still sees the whole reply. This is only a fast path: the replies are committed to the
+database as each side finishes, and a stream served by another process (or after a restart) reads
+them from there. Nothing here is needed for correctness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+__all__ = ["Event", "LiveBattle", "LiveBattles"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One server-sent event: its name and its JSON data."""
+
+    name: str
+    data: dict[str, Any]
+
+
+class LiveBattle:
+    """The events of one battle being generated, followed by any number of streams."""
+
+    def __init__(self) -> None:
+        self._events: list[Event] = []
+        self._finished = False
+        self._changed = asyncio.Condition()
+
+    async def publish(self, event: Event) -> None:
+        """Append ``event`` and wake every follower."""
+        async with self._changed:
+            self._events.append(event)
+            self._changed.notify_all()
+
+    async def finish(self) -> None:
+        """Publish ``end``; followers stop after it."""
+        async with self._changed:
+            self._events.append(Event("end", {}))
+            self._finished = True
+            self._changed.notify_all()
+
+    def _has_news(self, seen: int) -> bool:
+        return seen < len(self._events) or self._finished
+
+    async def follow(self) -> AsyncIterator[Event]:
+        """Yield every event from the first, waiting for new ones, until ``end``."""
+        seen = 0
+        while True:
+            async with self._changed:
+                await self._changed.wait_for(partial(self._has_news, seen))
+                batch = self._events[seen:]
+                finished = self._finished
+            seen += len(batch)
+            for event in batch:
+                yield event
+            if finished and seen >= len(self._events):
+                return
+
+
+class LiveBattles:
+    """The battles this process is generating now, by id."""
+
+    def __init__(self) -> None:
+        self._battles: dict[str, LiveBattle] = {}
+
+    def start(self, battle_id: str) -> LiveBattle:
+        """Register a new battle and return it."""
+        live = LiveBattle()
+        self._battles[battle_id] = live
+        return live
+
+    def get(self, battle_id: str) -> LiveBattle | None:
+        """The battle if this process is generating it."""
+        return self._battles.get(battle_id)
+
+    def discard(self, battle_id: str) -> None:
+        """Forget a finished battle (its followers keep their reference)."""
+        self._battles.pop(battle_id, None)

@@ -1,0 +1,64 @@
+"""Request and response bodies of the arena's HTTP API (DESIGN.md "Arena HTTP API")."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lamarena.store import Winner
+
+__all__ = [
+    "MAX_FEEDBACK_CHARS",
+    "BattleCreated",
+    "ErrorOut",
+    "Health",
+    "LatencyOut",
+    "Reveal",
+    "VoteIn",
+]
+
+MAX_FEEDBACK_CHARS = 5_000
+
+
+class BattleCreated(BaseModel):
+    """``POST /api/battles``: the new battle."""
+
+    battle_id: str
+
+
+class VoteIn(BaseModel):
+    """``POST /api/battles/{id}/vote``: the voter's judgement."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    winner: Winner
+    feedback_text: str | None = Field(default=None, max_length=MAX_FEEDBACK_CHARS)
+
+
+class LatencyOut(BaseModel):
+    """Server-side timings and length of one reply."""
+
+    ttft_s: float | None
+    total_s: float | None
+    chars: int | None
+
+
+class Reveal(BaseModel):
+    """The answer to a vote: who was behind A and B, and how fast each was."""
+
+    model_a: str
+    model_b: str
+    latency_a: LatencyOut
+    latency_b: LatencyOut
+
+
+class Health(BaseModel):
+    """``GET /healthz``."""
+
+    status: str
+
+
+class ErrorOut(BaseModel):
+    """The body of every error answer."""
+
+    error: str
+    message: str

@@ -1,0 +1,104 @@
+"""What one running arena holds: settings, database, built models, and in-process fast paths.
+
+An :class:`Arena` is built by the app's lifespan (never at import) and stored on
+``app.state.arena``; routes reach it through :data:`lamarena.arena.deps.ArenaDep`. Its in-memory
+parts (live battles, the leaderboard cache, the sampling generator) are caches and fast paths:
+the database holds everything another worker would need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+
+from lamarena.arena.live import LiveBattles
+from lamarena.arena.sampling import Strategy
+from lamarena.audio import AudioLimits
+from lamarena.errors import LamarenaError
+from lamarena.models.base import AudioModel, ModelTimeouts
+from lamarena.models.registry import ModelEntry
+from lamarena.settings import Settings
+from lamarena.store.db import make_sessionmaker
+
+__all__ = ["Arena", "ArenaModel", "ArenaOptions", "RateLimited", "RepliesPending"]
+
+
+class RateLimited(LamarenaError):
+    """A session started more battles than the arena allows per minute (HTTP 429)."""
+
+    code = "rate_limited"
+
+
+class RepliesPending(LamarenaError):
+    """A vote on a battle whose replies are not finished yet (HTTP 409)."""
+
+    code = "replies_pending"
+
+
+@dataclass(frozen=True)
+class ArenaOptions:
+    """Arena behaviour that is not part of :class:`~lamarena.settings.Settings`.
+
+    Attributes:
+        sampling: how pairs are drawn, ``uniform`` or ``balanced`` (towards rare pairs).
+        seed: seed of the pair sampler; None draws one from the OS.
+        battles_per_minute: battles one session may start per minute.
+        leaderboard_resamples: bootstrap rounds of ``GET /api/leaderboard``.
+        audio_limits: bounds on the uploaded query.
+        reply_poll_s: how often a stream not served by the generating process polls the store.
+        lost_reply_grace_s: how long after the total model timeout a missing reply counts as lost.
+    """
+
+    sampling: Strategy = "balanced"
+    seed: int | None = None
+    battles_per_minute: int = 10
+    leaderboard_resamples: int = 1_000
+    audio_limits: AudioLimits = field(default_factory=AudioLimits)
+    reply_poll_s: float = 0.25
+    lost_reply_grace_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class ArenaModel:
+    """A built model of the arena and the limit on its concurrent requests."""
+
+    entry: ModelEntry
+    adapter: AudioModel
+    semaphore: asyncio.Semaphore | None
+
+
+class Arena:
+    """The state of one running arena app (one per process, built in the lifespan)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        models: dict[str, ArenaModel],
+        options: ArenaOptions,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.sessionmaker = make_sessionmaker(engine)
+        self.models = models
+        self.options = options
+        self.timeouts = ModelTimeouts(
+            first_token_s=settings.model_first_token_timeout_s,
+            total_s=settings.model_total_timeout_s,
+        )
+        self.live = LiveBattles()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._rng = random.Random(options.seed)
+        self.rng_lock = threading.Lock()
+        self.leaderboard_lock = threading.Lock()
+        self.leaderboard_cache: tuple[int, dict[str, Any]] | None = None
+
+    @property
+    def rng(self) -> random.Random:
+        """The pair sampler's generator; use it under :attr:`rng_lock`."""
+        return self._rng
