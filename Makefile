@@ -1,10 +1,10 @@
-# The only entry points: setup | system | check | test | bench | run.  CI runs `make test`.
+# The only entry points: setup | system | check | test | bench | run | demo.  CI runs `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 OUT ?= out
 
-.PHONY: setup system check test bench run clean
+.PHONY: setup system check test bench run demo clean
 
 setup: $(VENV)/.installed
 
@@ -34,8 +34,12 @@ bench: setup
 	$(PY) benchmarks/ranking.py
 	$(PY) benchmarks/models.py
 
-# Until the web arena lands: simulate a study's worth of votes and print the leaderboard.
+# The arena on the embedded defaults: SQLite (./lamarena.db) and the built-in offline models.
 run: setup
+	$(VENV)/bin/lamarena serve
+
+# Simulate a study's worth of votes and print the leaderboard.
+demo: setup
 	mkdir -p $(OUT)
 	$(VENV)/bin/lamarena simulate --models 8 --votes 7500 --seed 0 --study --out $(OUT)/simulated.jsonl
 	$(VENV)/bin/lamarena leaderboard --votes $(OUT)/simulated.jsonl --from jsonl

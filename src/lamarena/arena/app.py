@@ -20,9 +20,17 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
-from lamarena.arena.routes import battles_router, health_router, leaderboard_router, votes_router
+from lamarena.arena.routes import (
+    battles_router,
+    health_router,
+    leaderboard_router,
+    pages_router,
+    votes_router,
+)
+from lamarena.arena.routes.pages import STATIC_DIR
 from lamarena.arena.state import Arena, ArenaModel, ArenaOptions, RateLimited, RepliesPending
 from lamarena.errors import (
     AlreadyVoted,
@@ -162,8 +170,9 @@ def create_app(
     app = FastAPI(title="lamarena arena", lifespan=lifespan)
     app.add_exception_handler(LamarenaError, _lamarena_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for router in (battles_router, votes_router, leaderboard_router, health_router):
+    for router in (battles_router, votes_router, leaderboard_router, health_router, pages_router):
         app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 
 

@@ -1,0 +1,246 @@
+// The battle page: record or upload a query, stream both replies, vote, reveal.
+// Every piece of text from the server is set as text (textContent), never parsed as HTML.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const SIDES = ["a", "b"];
+  let recorder = null;
+  let chunks = [];
+  let stream = null;
+  let source = null;
+  let battleId = null;
+  let finished = {};
+
+  function setStatus(text) { $("status").textContent = text; }
+
+  function showMessage(text) {
+    const el = $("message");
+    el.textContent = text;
+    el.hidden = !text;
+  }
+
+  async function errorMessage(response) {
+    try {
+      const body = await response.json();
+      if (body && typeof body.message === "string") { return body.message; }
+    } catch (_e) { /* not JSON */ }
+    return "the server answered " + response.status;
+  }
+
+  function setQueryEnabled(enabled) {
+    $("record").disabled = !enabled;
+    $("file").disabled = !enabled;
+    $("upload").disabled = !enabled || !$("file").files.length;
+  }
+
+  function setVoteEnabled(enabled) {
+    document.querySelectorAll("button.vote").forEach((b) => { b.disabled = !enabled; });
+    $("reason").disabled = !enabled;
+  }
+
+  function resetPanels() {
+    for (const side of SIDES) {
+      $("reply-" + side).textContent = "";
+      $("name-" + side).textContent = "";
+      $("latency-" + side).textContent = "";
+      $("error-" + side).textContent = "";
+      $("error-" + side).hidden = true;
+      $("panel-" + side).classList.remove("done", "failed");
+    }
+  }
+
+  function seconds(value) {
+    return typeof value === "number" ? value.toFixed(2) + " s" : "–";
+  }
+
+  function sideFinished(side) {
+    finished[side] = true;
+    if (SIDES.every((s) => finished[s])) {
+      if (source) { source.close(); source = null; }
+      const failed = SIDES.some((s) => $("panel-" + s).classList.contains("failed"));
+      if (failed) {
+        setStatus("A model failed to answer, so this round cannot be judged.");
+        showNewRound();
+      } else {
+        setStatus("Both answers are in: vote below.");
+        setVoteEnabled(true);
+      }
+    }
+  }
+
+  function showNewRound() {
+    $("reveal").hidden = false;
+    $("reveal-text").textContent = "";
+  }
+
+  function parse(event) {
+    try { return JSON.parse(event.data); } catch (_e) { return null; }
+  }
+
+  function openStream(id) {
+    finished = {};
+    source = new EventSource("/api/battles/" + encodeURIComponent(id) + "/stream");
+    source.addEventListener("delta", (event) => {
+      const data = parse(event);
+      if (data && SIDES.includes(data.side)) {
+        $("reply-" + data.side).textContent += data.text;
+      }
+    });
+    source.addEventListener("done", (event) => {
+      const data = parse(event);
+      if (data && SIDES.includes(data.side)) {
+        $("panel-" + data.side).classList.add("done");
+        sideFinished(data.side);
+      }
+    });
+    source.addEventListener("error", (event) => {
+      // Both a server `error` event (with data) and a broken connection (without) land here.
+      const data = event.data ? parse(event) : null;
+      if (data && SIDES.includes(data.side)) {
+        const el = $("error-" + data.side);
+        el.textContent = data.message || "this model failed to answer";
+        el.hidden = false;
+        $("panel-" + data.side).classList.add("failed");
+        sideFinished(data.side);
+      } else if (source && !SIDES.every((s) => finished[s])) {
+        source.close();
+        source = null;
+        showMessage("The connection to the arena was lost; start a new round.");
+        showNewRound();
+      }
+    });
+    source.addEventListener("end", () => {
+      if (source) { source.close(); source = null; }
+    });
+  }
+
+  async function send(blob, filename) {
+    showMessage("");
+    resetPanels();
+    setQueryEnabled(false);
+    setStatus("Sending your question…");
+    const form = new FormData();
+    form.append("audio", blob, filename);
+    form.append("consent", $("consent").value);
+    if ($("pid").value) { form.append("pid", $("pid").value); }
+    let response;
+    try {
+      response = await fetch("/api/battles", { method: "POST", body: form, credentials: "same-origin" });
+    } catch (_e) {
+      showMessage("Could not reach the arena; check your connection and try again.");
+      setStatus("");
+      setQueryEnabled(true);
+      return;
+    }
+    if (!response.ok) {
+      showMessage(await errorMessage(response));
+      setStatus("");
+      setQueryEnabled(true);
+      return;
+    }
+    battleId = (await response.json()).battle_id;
+    setStatus("The assistants are answering…");
+    openStream(battleId);
+  }
+
+  async function startRecording() {
+    showMessage("");
+    if (!navigator.mediaDevices || !window.MediaRecorder) {
+      showMessage("This browser cannot record audio; upload a file instead.");
+      return;
+    }
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    } catch (_e) {
+      showMessage("The microphone is not available; allow it or upload a file instead.");
+      return;
+    }
+    const type = "audio/webm;codecs=opus";
+    recorder = MediaRecorder.isTypeSupported(type)
+      ? new MediaRecorder(stream, { mimeType: type })
+      : new MediaRecorder(stream);
+    chunks = [];
+    recorder.addEventListener("dataavailable", (event) => {
+      if (event.data && event.data.size) { chunks.push(event.data); }
+    });
+    recorder.addEventListener("stop", () => {
+      stream.getTracks().forEach((t) => t.stop());
+      const mime = recorder.mimeType || "audio/webm";
+      const blob = new Blob(chunks, { type: mime });
+      const ext = mime.includes("ogg") ? "ogg" : mime.includes("mp4") ? "m4a" : "webm";
+      $("recording").hidden = true;
+      send(blob, "query." + ext);
+    });
+    recorder.start();
+    $("record").disabled = true;
+    $("stop").disabled = false;
+    $("recording").hidden = false;
+    setStatus("Recording: speak, then press Stop.");
+  }
+
+  function stopRecording() {
+    $("stop").disabled = true;
+    if (recorder && recorder.state !== "inactive") { recorder.stop(); }
+  }
+
+  async function vote(winner) {
+    setVoteEnabled(false);
+    const reason = $("reason").value.trim();
+    const body = { winner: winner };
+    if (reason) { body.feedback_text = reason; }
+    const response = await fetch("/api/battles/" + encodeURIComponent(battleId) + "/vote", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+      credentials: "same-origin",
+    }).catch(() => null);
+    if (!response) {
+      showMessage("Could not reach the arena; try voting again.");
+      setVoteEnabled(true);
+      return;
+    }
+    if (!response.ok) {
+      showMessage(await errorMessage(response));
+      if (response.status !== 409) { setVoteEnabled(true); }
+      return;
+    }
+    const reveal = await response.json();
+    for (const side of SIDES) {
+      const latency = reveal["latency_" + side] || {};
+      $("name-" + side).textContent = reveal["model_" + side];
+      $("latency-" + side).textContent =
+        "first token " + seconds(latency.ttft_s) + " · total " + seconds(latency.total_s);
+    }
+    $("reveal-text").textContent =
+      "Model A was " + reveal.model_a + "; Model B was " + reveal.model_b + ".";
+    $("reveal").hidden = false;
+    setStatus("Thanks for voting!");
+  }
+
+  function newRound() {
+    if (source) { source.close(); source = null; }
+    battleId = null;
+    finished = {};
+    resetPanels();
+    showMessage("");
+    setStatus("");
+    $("reason").value = "";
+    $("reveal").hidden = true;
+    $("reveal-text").textContent = "";
+    setVoteEnabled(false);
+    setQueryEnabled(true);
+  }
+
+  $("record").addEventListener("click", startRecording);
+  $("stop").addEventListener("click", stopRecording);
+  $("file").addEventListener("change", () => { $("upload").disabled = !$("file").files.length; });
+  $("upload").addEventListener("click", () => {
+    const file = $("file").files[0];
+    if (file) { send(file, file.name); }
+  });
+  document.querySelectorAll("button.vote").forEach((button) => {
+    button.addEventListener("click", () => vote(button.dataset.winner));
+  });
+  $("new-round").addEventListener("click", newRound);
+})();
