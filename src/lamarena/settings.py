@@ -60,6 +60,26 @@ class Settings(BaseSettings):
     sampling: Literal["uniform", "balanced"] = Field(
         default="uniform", description="How the arena draws pairs: uniform, or rare pairs first."
     )
+    completion_votes: int = Field(
+        default=0, ge=0, description="Votes after which a participant sees the completion code."
+    )
+    completion_code: str | None = Field(
+        default=None, description="Code shown after completion_votes votes (e.g. Prolific's)."
+    )
+    static_concurrency: int = Field(
+        default=8, ge=1, description="Concurrent calls per model in a static run."
+    )
+    static_cache: Path | None = Field(
+        default=None,
+        description="SQLite cache of static model and judge calls (default: in cache_dir).",
+    )
+    pedants_model_dir: Path | None = Field(
+        default=None,
+        description="Directory holding qa-metrics' PEDANTS model files; None: the package's own.",
+    )
+    judge_model: str | None = Field(
+        default=None, description="Name (in models.yaml) of the LLM judge for open answers."
+    )
     debug: bool = Field(default=False, description="Show tracebacks instead of one-line errors.")
 
 
