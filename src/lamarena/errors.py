@@ -17,6 +17,9 @@ place; nothing from a third-party library crosses a package boundary untranslate
     │   └── ModelUnavailable
     ├── NotFound             a battle, model or dataset that does not exist
     ├── AlreadyVoted         a second vote on one battle
+    ├── RepliesPending       a vote on a battle whose replies are still being generated
+    ├── RateLimited          too many requests from one arena session
+    ├── Unavailable          a feature this deployment has not configured (no speech recogniser)
     ├── UnknownTask          a static task or dataset name not in the registry
     └── InsufficientData     too few votes or scores for the statistic asked for
 """
@@ -37,7 +40,10 @@ __all__ = [
     "ModelTimeout",
     "ModelUnavailable",
     "NotFound",
+    "RateLimited",
     "RecordError",
+    "RepliesPending",
+    "Unavailable",
     "UnknownTask",
 ]
 
@@ -132,6 +138,24 @@ class AlreadyVoted(LamarenaError):
     """A battle that already has its vote."""
 
     code = "already_voted"
+
+
+class RepliesPending(LamarenaError):
+    """A vote on a battle whose replies are not finished yet (HTTP 409)."""
+
+    code = "replies_pending"
+
+
+class RateLimited(LamarenaError):
+    """An arena session started more battles than allowed per minute (HTTP 429)."""
+
+    code = "rate_limited"
+
+
+class Unavailable(LamarenaError):
+    """A feature this deployment has not set up, such as transcribing spoken reasons (HTTP 503)."""
+
+    code = "unavailable"
 
 
 class UnknownTask(LamarenaError):

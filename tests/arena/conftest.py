@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,9 +26,11 @@ from sqlalchemy import Engine, func, select
 
 from helpers.databases import DatabaseFactory
 from helpers.fake_openai import FakeOpenAI
+from helpers.servers import unused_port
 from helpers.speech import speak
 from lamarena.arena import ArenaOptions, create_app
-from lamarena.models.openai_compat import OpenAIChatModel
+from lamarena.models.base import Transcriber
+from lamarena.models.openai_compat import OpenAIChatModel, OpenAITranscriber
 from lamarena.models.registry import ModelEntry
 from lamarena.settings import Settings
 from lamarena.store.tables import Battle, Participant, Reply, Vote
@@ -110,6 +115,8 @@ class Harness:
     settings: Settings
     entries: list[ModelEntry]
     clients: list[httpx.Client] = field(default_factory=list)
+    asr: FakeOpenAI | None = None
+    transcriber: Transcriber | None = None
 
     def client(self) -> httpx.Client:
         """A new client (a new browser: its own cookie jar)."""
@@ -169,6 +176,7 @@ def start_arena(
         entries=harness.entries,
         engine=harness.engine,
         options=options or ArenaOptions(seed=0),
+        transcriber=harness.transcriber,
     )
     return stack.enter_context(ArenaServer(app))
 
@@ -178,7 +186,10 @@ def harness_factory(databases: DatabaseFactory, tmp_path: Path) -> Iterator[Any]
     """Builds arenas: ``harness_factory(options=...)`` returns a running :class:`Harness`."""
     with ExitStack() as stack:
 
-        def build(*, options: ArenaOptions | None = None) -> Harness:
+        def build(
+            *, options: ArenaOptions | None = None, asr: bool = False, **overrides: Any
+        ) -> Harness:
+            """An arena on the test database; ``asr`` adds a loopback speech recogniser."""
             # Deltas 0.2 s apart, offset by 0.1 s: the two sides' deltas alternate.
             fakes = {
                 "alpha": FakeOpenAI(
@@ -203,8 +214,13 @@ def harness_factory(databases: DatabaseFactory, tmp_path: Path) -> Iterator[Any]
                 model_first_token_timeout_s=10,
                 model_total_timeout_s=20,
                 min_battles=1,
+                **overrides,
             )
             harness = Harness("", engine, fakes, tmp_path / "data", settings, entries)
+            if asr:
+                harness.asr = FakeOpenAI()
+                asr_url = stack.enter_context(harness.asr.serve()).base_url
+                harness.transcriber = OpenAITranscriber("arena/asr", base_url=asr_url, api_key="k")
             harness.url = start_arena(stack, harness, options=options).url
             stack.callback(lambda: [client.close() for client in harness.clients])
             return harness
@@ -216,3 +232,55 @@ def harness_factory(databases: DatabaseFactory, tmp_path: Path) -> Iterator[Any]
 def harness(harness_factory: Any) -> Harness:
     built: Harness = harness_factory()
     return built
+
+
+@pytest.fixture
+def offline_database(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'arena.db'}"
+
+
+@pytest.fixture
+def offline_served(tmp_path: Path, offline_database: str) -> Iterator[str]:
+    """``lamarena serve`` as a user starts it: SQLite and the built-in offline models."""
+    port = unused_port()
+    env = {
+        **os.environ,
+        "LAMARENA_CACHE_DIR": str(tmp_path / "cache"),
+        "LAMARENA_DATA_DIR": str(tmp_path / "data"),
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lamarena",
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            offline_database,
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"serve exited: {process.stderr.read() if process.stderr else ''}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("serve did not answer /healthz within 60 s")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        if process.stderr:
+            process.stderr.close()

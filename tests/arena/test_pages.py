@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,13 +13,34 @@ from lamarena.arena import create_app
 from lamarena.arena.routes.pages import STATIC_DIR
 from lamarena.settings import Settings
 
+from .conftest import make_entry
+
 HOSTILE = '<script>alert("x")</script>'
+# Adapters are built but never called by these tests: nothing listens on port 9.
+ENTRIES = [
+    make_entry("alpha", "http://127.0.0.1:9/v1"),
+    make_entry("beta", "http://127.0.0.1:9/v1"),
+]
+
+
+def _client(tmp_path: Path, **settings: object) -> Iterator[TestClient]:
+    config = Settings(
+        database_url=f"sqlite:///{tmp_path / 'pages.db'}",
+        data_dir=tmp_path,
+        **settings,  # type: ignore[arg-type]
+    )
+    with TestClient(create_app(config, entries=ENTRIES)) as client:
+        yield client
 
 
 @pytest.fixture
-def pages(tmp_path) -> TestClient:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'unused.db'}", data_dir=tmp_path)
-    return TestClient(create_app(settings, entries=[]))
+def pages(tmp_path: Path) -> Iterator[TestClient]:
+    yield from _client(tmp_path)
+
+
+@pytest.fixture
+def study_pages(tmp_path: Path) -> Iterator[TestClient]:
+    yield from _client(tmp_path, completion_votes=10, completion_code="C0DE-42")
 
 
 def test_welcome_has_instructions_unticked_consent_and_start(pages: TestClient) -> None:
@@ -32,6 +55,22 @@ def test_welcome_has_instructions_unticked_consent_and_start(pages: TestClient) 
     assert re.search(r'<form[^>]*action="/arena"', html)
     assert 'id="start"' in html
     assert 'name="pid"' not in html  # nothing to carry
+    assert "completion code" not in html  # no code configured
+
+
+def test_a_study_tells_how_many_votes_earn_the_completion_code(study_pages: TestClient) -> None:
+    assert "After 10 votes you will get a completion code" in study_pages.get("/").text
+    html = study_pages.get("/arena").text
+    assert re.search(r'Votes: <strong id="votes-cast">0</strong> of 10', html)
+    assert 'id="completion"' in html and 'id="completion-code"' in html
+    assert "C0DE-42" not in html  # the code comes with the tenth vote, not before
+
+
+def test_spoken_reasons_need_a_recogniser(pages: TestClient) -> None:
+    # OpenAI chat models have no ASR of their own and no `transcriber` is configured.
+    html = pages.get("/arena").text
+    assert 'id="reason"' in html
+    assert 'id="reason-record"' not in html
 
 
 def test_welcome_carries_pid_into_the_start_form(pages: TestClient) -> None:
@@ -79,6 +118,17 @@ def test_leaderboard_page_has_its_tables(pages: TestClient) -> None:
     for header in ("Rating", "95% CI", "Battles", "Win rate"):
         assert f"<th>{header}</th>" in html
     assert "/static/leaderboard.js" in html
+    assert 'id="intervals-plot"' in html and 'id="matrix-plot"' in html
+    assert '<script src="/vendor/plotly.min.js">' in html
+    assert "cdn" not in html.lower()  # every script comes from the arena itself
+
+
+def test_plotly_is_served_from_the_installed_package(pages: TestClient) -> None:
+    response = pages.get("/vendor/plotly.min.js")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/javascript")
+    assert "max-age" in response.headers["cache-control"]
+    assert len(response.content) > 1_000_000 and b"plotly" in response.content[:2_000].lower()
 
 
 @pytest.mark.parametrize(

@@ -5,68 +5,19 @@ A real process on SQLite and the built-in offline models, and one whole battle o
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
+from sqlalchemy import create_engine, select
 
 from arena.conftest import read_events
-from helpers.servers import unused_port
+from lamarena.store.tables import Battle
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[str]:
-    port = unused_port()
-    env = {
-        **os.environ,
-        "LAMARENA_CACHE_DIR": str(tmp_path / "cache"),
-        "LAMARENA_DATA_DIR": str(tmp_path / "data"),
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lamarena",
-            "serve",
-            "--port",
-            str(port),
-            "--db",
-            f"sqlite:///{tmp_path / 'arena.db'}",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"serve exited: {process.stderr.read() if process.stderr else ''}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("serve did not answer /healthz within 60 s")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        if process.stderr:
-            process.stderr.close()
-
-
-def test_serve_runs_a_battle_on_the_offline_defaults(served: str, speech_wav: bytes) -> None:
-    with httpx.Client(base_url=served, timeout=30) as client:
+def test_serve_runs_a_battle_on_the_offline_defaults(
+    offline_served: str, offline_database: str, speech_wav: bytes
+) -> None:
+    with httpx.Client(base_url=offline_served, timeout=30) as client:
         created = client.post("/api/battles", files={"audio": ("q.wav", speech_wav, "audio/wav")})
         assert created.status_code == 201, created.text
         battle_id = created.json()["battle_id"]
@@ -87,3 +38,22 @@ def test_serve_runs_a_battle_on_the_offline_defaults(served: str, speech_wav: by
         }
         board = client.get("/api/leaderboard").json()
         assert board["n_battles"] == 1
+        # The offline pipelines' own Whisper transcribed the query, and it was kept.
+        engine = create_engine(offline_database)
+        try:
+            deadline = time.monotonic() + 30  # stored once both replies are done
+            transcript = None
+            while transcript is None and time.monotonic() < deadline:
+                with engine.connect() as connection:
+                    transcript = connection.scalar(select(Battle.query_transcript))
+                time.sleep(0.1)
+        finally:
+            engine.dispose()
+        assert transcript is not None and "capital" in transcript.lower()
+        # A spoken reason goes through the same Whisper.
+        said = client.post(
+            f"/api/battles/{battle_id}/feedback-audio",
+            files={"audio": ("why.wav", speech_wav, "audio/wav")},
+        )
+        assert said.status_code == 200, said.text
+        assert "capital" in said.json()["text"].lower()

@@ -31,7 +31,7 @@ from lamarena.arena.routes import (
     votes_router,
 )
 from lamarena.arena.routes.pages import STATIC_DIR
-from lamarena.arena.state import Arena, ArenaModel, ArenaOptions, RateLimited, RepliesPending
+from lamarena.arena.state import Arena, ArenaModel, ArenaOptions
 from lamarena.errors import (
     AlreadyVoted,
     ConfigError,
@@ -40,8 +40,12 @@ from lamarena.errors import (
     LamarenaError,
     ModelError,
     NotFound,
+    RateLimited,
+    RepliesPending,
+    Unavailable,
 )
-from lamarena.models.registry import ModelEntry, model_entries
+from lamarena.models.base import Transcriber
+from lamarena.models.registry import ModelEntry, arena_transcriber, model_entries
 from lamarena.settings import Settings, export_settings, load_settings
 from lamarena.store.db import make_engine, migrate_to_head
 
@@ -58,6 +62,7 @@ _STATUS: tuple[tuple[type[LamarenaError], int], ...] = (
     (ConfigError, 422),
     (ModelError, 503),
     (DatabaseError, 503),
+    (Unavailable, 503),
 )
 _PRIVATE_MESSAGES: dict[type[LamarenaError], str] = {
     DatabaseError: "the database is not available right now; try again in a moment",
@@ -127,6 +132,7 @@ def create_app(
     entries: list[ModelEntry] | None = None,
     engine: Engine | None = None,
     options: ArenaOptions | None = None,
+    transcriber: Transcriber | None = None,
 ) -> FastAPI:
     """Build the arena app; its lifespan connects the database and builds the models.
 
@@ -136,6 +142,9 @@ def create_app(
         engine: a database engine to use as it is (not migrated, not disposed of); when None
             the lifespan makes one from ``settings.database_url`` and migrates it to head.
         options: sampling, rate limit and other arena behaviour.
+        transcriber: the speech recogniser for query transcripts and spoken reasons (the app
+            closes it at shut-down); when None, models.yaml's ``transcriber`` or a pipeline
+            model's ASR (see :func:`~lamarena.models.registry.arena_transcriber`).
 
     Returns:
         The app, ready for uvicorn (its lifespan must run).
@@ -147,13 +156,18 @@ def create_app(
         own_engine = engine is None
         db = make_engine(settings.database_url) if engine is None else engine
         models: dict[str, ArenaModel] = {}
+        built_transcriber: Transcriber | None = None
         try:
             if own_engine:
                 await anyio.to_thread.run_sync(migrate_to_head, db)
             chosen = list(entries) if entries is not None else model_entries(settings)
             # Building a local model loads its weights: keep that off the event loop.
             models = await anyio.to_thread.run_sync(_build_models, chosen)
-            arena = Arena(settings, db, models, arena_options)
+            adapters = [model.adapter for model in models.values()]
+            recogniser = transcriber or arena_transcriber(settings, adapters)
+            if not any(recogniser is getattr(a, "transcriber", None) for a in adapters):
+                built_transcriber = recogniser  # not a model's own ASR: closed at shut-down
+            arena = Arena(settings, db, models, arena_options, transcriber=recogniser)
             app.state.arena = arena
             logger.info("arena ready with %d models", len(models))
             yield
@@ -164,6 +178,8 @@ def create_app(
         finally:
             for model in models.values():
                 await _close(model.adapter)
+            if built_transcriber is not None:
+                await _close(built_transcriber)
             if own_engine:
                 db.dispose()
 

@@ -28,9 +28,17 @@ from sqlalchemy.orm import Session
 from lamarena.arena.live import Event, LiveBattle
 from lamarena.arena.sampling import pair_key, pick_pair
 from lamarena.arena.schemas import LatencyOut, Reveal
-from lamarena.arena.state import Arena, RateLimited, RepliesPending
+from lamarena.arena.state import Arena
 from lamarena.audio import AudioClip
-from lamarena.errors import AlreadyVoted, InvalidInputError, LamarenaError, NotFound
+from lamarena.errors import (
+    AlreadyVoted,
+    InvalidInputError,
+    LamarenaError,
+    NotFound,
+    RateLimited,
+    RepliesPending,
+    Unavailable,
+)
 from lamarena.models.base import Reply as ModelReply
 from lamarena.models.runtime import run_model
 from lamarena.store import Winner
@@ -41,6 +49,8 @@ from lamarena.store.repo import (
     create_participant,
     create_session,
     record_vote,
+    session_vote_count,
+    set_query_transcript,
 )
 from lamarena.store.tables import ID_LENGTH, SIDES, Battle, Reply, Vote
 from lamarena.store.tables import Session as SessionRow
@@ -54,6 +64,7 @@ __all__ = [
     "check_battle_access",
     "open_battle",
     "start_generation",
+    "transcribe_feedback",
 ]
 
 logger = logging.getLogger(__name__)
@@ -257,7 +268,7 @@ def _save_reply(arena: Arena, battle_id: str, side: str, reply: ModelReply) -> N
 
 async def _generate_side(
     arena: Arena, battle: OpenedBattle, side: str, name: str, live: LiveBattle
-) -> None:
+) -> ModelReply:
     model = arena.models[name]
 
     async def forward(text: str) -> None:
@@ -276,22 +287,71 @@ async def _generate_side(
     except LamarenaError as exc:
         logger.error("battle %s side %s: %s", battle.battle_id, side, exc)
         await live.publish(Event("error", {"side": side, "message": _NOT_SAVED_MESSAGE}))
-        return
+        return reply
     if reply.ok:
         done = {"side": side, "ttft_s": reply.ttft_s, "total_s": reply.total_s}
         await live.publish(Event("done", done))
     else:
         await live.publish(Event("error", {"side": side, "message": MODEL_FAILED_MESSAGE}))
+    return reply
+
+
+def _save_transcript(arena: Arena, battle_id: str, transcript: str) -> None:
+    with (
+        database_errors(arena.engine, "storing a transcript", "the transcript was not stored"),
+        arena.sessionmaker.begin() as session,
+    ):
+        set_query_transcript(session, battle_id, transcript)
+
+
+async def _store_transcript(arena: Arena, battle: OpenedBattle, replies: list[ModelReply]) -> None:
+    """Keep what the query said: a pipeline side's transcript, else the arena's recogniser's.
+
+    Runs after both replies are done, so transcription never slows them down; a failure is
+    logged and leaves the transcript empty.
+    """
+    transcript = next((reply.transcript for reply in replies if reply.transcript), None)
+    try:
+        if transcript is None and arena.transcriber is not None:
+            transcript = (await arena.transcriber.transcribe(battle.clip)).strip()
+        if transcript:
+            await anyio.to_thread.run_sync(
+                partial(_save_transcript, arena, battle.battle_id, transcript)
+            )
+    except LamarenaError as exc:
+        logger.warning("battle %s: no query transcript: %s", battle.battle_id, exc)
+    except Exception:  # best effort: a recogniser's own bug must not look like a failed battle
+        logger.exception("battle %s: transcribing the query failed", battle.battle_id)
 
 
 async def _generate(arena: Arena, battle: OpenedBattle, live: LiveBattle) -> None:
     try:
         async with asyncio.TaskGroup() as group:
-            group.create_task(_generate_side(arena, battle, "a", battle.model_a, live))
-            group.create_task(_generate_side(arena, battle, "b", battle.model_b, live))
+            side_a = group.create_task(_generate_side(arena, battle, "a", battle.model_a, live))
+            side_b = group.create_task(_generate_side(arena, battle, "b", battle.model_b, live))
     finally:
         await live.finish()
         arena.live.discard(battle.battle_id)
+    await _store_transcript(arena, battle, [side_a.result(), side_b.result()])
+
+
+async def transcribe_feedback(arena: Arena, clip: AudioClip) -> str:
+    """The text of a spoken reason, by the arena's speech recogniser.
+
+    Raises:
+        Unavailable: this arena has no speech recogniser.
+        ModelError: the recogniser failed.
+        InvalidInputError: nothing intelligible was said.
+    """
+    if arena.transcriber is None:
+        raise Unavailable(
+            "spoken reasons are not available here (no speech recogniser is configured); "
+            "type your reason instead"
+        )
+    text = (await arena.transcriber.transcribe(clip)).strip()
+    if not text:
+        raise InvalidInputError("no words were recognised in the recording; try again or type")
+    return text
 
 
 def check_battle_access(arena: Arena, battle_id: str, session_id: str | None) -> BattleAccess:
@@ -403,9 +463,14 @@ def cast_vote(
                 "judged; start a new battle"
             )
         record_vote(session, battle_id, winner, feedback_text=feedback_text, session_id=session_id)
+        votes_cast = session_vote_count(session, session_id)
+        needed = arena.settings.completion_votes
+        code = arena.settings.completion_code
         return Reveal(
             model_a=battle.model_a,
             model_b=battle.model_b,
             latency_a=_latency(replies["a"]),
             latency_b=_latency(replies["b"]),
+            votes_cast=votes_cast,
+            completion_code=code if code and votes_cast >= needed else None,
         )

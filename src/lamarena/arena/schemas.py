@@ -10,6 +10,7 @@ __all__ = [
     "MAX_FEEDBACK_CHARS",
     "BattleCreated",
     "ErrorOut",
+    "FeedbackTranscript",
     "Health",
     "LatencyOut",
     "Reveal",
@@ -49,6 +50,16 @@ class Reveal(BaseModel):
     model_b: str
     latency_a: LatencyOut
     latency_b: LatencyOut
+    votes_cast: int = Field(description="Votes this session has cast, this one included.")
+    completion_code: str | None = Field(
+        default=None, description="The study's completion code once enough votes are cast."
+    )
+
+
+class FeedbackTranscript(BaseModel):
+    """``POST /api/battles/{id}/feedback-audio``: a spoken reason as text, for the vote."""
+
+    text: str
 
 
 class Health(BaseModel):

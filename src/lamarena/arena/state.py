@@ -19,25 +19,12 @@ from sqlalchemy import Engine
 from lamarena.arena.live import LiveBattles
 from lamarena.arena.sampling import Strategy
 from lamarena.audio import AudioLimits
-from lamarena.errors import LamarenaError
-from lamarena.models.base import AudioModel, ModelTimeouts
+from lamarena.models.base import AudioModel, ModelTimeouts, Transcriber
 from lamarena.models.registry import ModelEntry
 from lamarena.settings import Settings
 from lamarena.store.db import make_sessionmaker
 
-__all__ = ["Arena", "ArenaModel", "ArenaOptions", "RateLimited", "RepliesPending"]
-
-
-class RateLimited(LamarenaError):
-    """A session started more battles than the arena allows per minute (HTTP 429)."""
-
-    code = "rate_limited"
-
-
-class RepliesPending(LamarenaError):
-    """A vote on a battle whose replies are not finished yet (HTTP 409)."""
-
-    code = "replies_pending"
+__all__ = ["Arena", "ArenaModel", "ArenaOptions"]
 
 
 @dataclass(frozen=True)
@@ -81,8 +68,10 @@ class Arena:
         engine: Engine,
         models: dict[str, ArenaModel],
         options: ArenaOptions,
+        transcriber: Transcriber | None = None,
     ) -> None:
         self.settings = settings
+        self.transcriber = transcriber
         self.engine = engine
         self.sessionmaker = make_sessionmaker(engine)
         self.models = models

@@ -18,6 +18,7 @@ never in the file, only the *name* of the environment variable that holds them (
       - name: qwen2-audio-local
         kind: local
         model: Qwen/Qwen2-Audio-7B-Instruct
+    transcriber: {kind: local-whisper, model: tiny.en}   # optional: the arena's own ASR
 """
 
 from __future__ import annotations
@@ -169,6 +170,11 @@ class ModelsConfig(_Spec):
     """The whole models.yaml file."""
 
     models: list[ModelSpec] = Field(min_length=1)
+    transcriber: AsrSpec | None = Field(
+        default=None,
+        description="The arena's speech recogniser for query transcripts and spoken reasons; "
+        "when absent the arena reuses a pipeline model's ASR, if it has one.",
+    )
 
     @field_validator("models")
     @classmethod

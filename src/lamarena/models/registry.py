@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -31,7 +31,7 @@ from lamarena.models.config import (
 from lamarena.models.runtime import DeltaCallback, run_model
 from lamarena.settings import Settings, read_secret
 
-__all__ = ["ModelEntry", "ask_model", "check_models", "model_entries"]
+__all__ = ["ModelEntry", "arena_transcriber", "ask_model", "check_models", "model_entries"]
 
 _EXTRA_FOR_MODULE = {
     "lamarena.models.local": "local",
@@ -261,6 +261,28 @@ def model_entries(settings: Settings) -> list[ModelEntry]:
         return entries
     config: ModelsConfig = load_models_config(settings.models_config)
     return [_entry(spec, settings) for spec in config.models]
+
+
+def arena_transcriber(
+    settings: Settings, adapters: Sequence[AudioModel] = ()
+) -> Transcriber | None:
+    """The speech recogniser the arena uses for query transcripts and spoken reasons.
+
+    models.yaml's ``transcriber`` when it has one; otherwise the ASR of the first pipeline among
+    ``adapters`` (so the built-in offline models need no second Whisper); otherwise None.
+
+    Raises:
+        ConfigError: the models file is invalid, or the extra of a local recogniser is missing.
+    """
+    if settings.models_config is not None:
+        config: ModelsConfig = load_models_config(settings.models_config)
+        if config.transcriber is not None:
+            return _transcriber("arena", config.transcriber, settings)
+    for adapter in adapters:
+        found = getattr(adapter, "transcriber", None)
+        if isinstance(found, Transcriber):
+            return found
+    return None
 
 
 def _find(entries: list[ModelEntry], name: str) -> ModelEntry:

@@ -37,6 +37,8 @@ __all__ = [
     "load_battle_records",
     "record_vote",
     "session_participants",
+    "session_vote_count",
+    "set_query_transcript",
     "table_counts",
 ]
 
@@ -190,6 +192,29 @@ def add_reply(
             )
     except IntegrityError as exc:
         raise InvalidInputError(f"battle {battle_id!r} already has a reply on side {side}") from exc
+
+
+def set_query_transcript(session: Session, battle_id: str, transcript: str) -> None:
+    """Store what a battle's query said (the arena transcribes it after the replies).
+
+    Raises:
+        NotFound: the battle does not exist.
+    """
+    battle = session.get(Battle, battle_id)
+    if battle is None:
+        raise NotFound(f"battle {battle_id!r} does not exist")
+    battle.query_transcript = transcript
+    session.flush()
+
+
+def session_vote_count(session: Session, session_id: str) -> int:
+    """How many battles of arena session ``session_id`` have a vote."""
+    count = session.scalar(
+        select(func.count(Vote.id))
+        .join(Battle, Battle.id == Vote.battle_id)
+        .where(Battle.session_id == session_id)
+    )
+    return int(count or 0)
 
 
 def record_vote(

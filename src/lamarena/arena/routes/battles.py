@@ -24,7 +24,7 @@ from lamarena.audio import decode_audio
 from lamarena.errors import InvalidInputError
 from lamarena.store.tables import ID_LENGTH
 
-__all__ = ["router"]
+__all__ = ["read_upload", "router"]
 
 router = APIRouter(prefix="/api/battles", tags=["battles"])
 
@@ -51,7 +51,7 @@ def _parse_pid(value: str | None) -> str | None:
     return pid
 
 
-async def _read_capped(upload: UploadFile, max_bytes: int | None) -> bytes:
+async def read_upload(upload: UploadFile, max_bytes: int | None) -> bytes:
     """The upload's bytes, reading at most one byte past the limit (decode_audio then says no)."""
     cap = None if max_bytes is None else max_bytes + 1
     parts: list[bytes] = []
@@ -81,7 +81,7 @@ async def create_battle(
     """
     keep = _parse_consent(consent)
     participant_id = _parse_pid(pid)
-    data = await _read_capped(audio, arena.options.audio_limits.max_bytes)
+    data = await read_upload(audio, arena.options.audio_limits.max_bytes)
     clip = await anyio.to_thread.run_sync(
         partial(decode_audio, data, limits=arena.options.audio_limits)
     )

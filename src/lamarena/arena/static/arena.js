@@ -6,8 +6,7 @@
   const $ = (id) => document.getElementById(id);
   const SIDES = ["a", "b"];
   let recorder = null;
-  let chunks = [];
-  let stream = null;
+  let reasonRecorder = null;
   let source = null;
   let battleId = null;
   let finished = {};
@@ -37,6 +36,7 @@
   function setVoteEnabled(enabled) {
     document.querySelectorAll("button.vote").forEach((b) => { b.disabled = !enabled; });
     $("reason").disabled = !enabled;
+    if ($("reason-record")) { $("reason-record").disabled = !enabled; }
   }
 
   function resetPanels() {
@@ -144,35 +144,44 @@
     openStream(battleId);
   }
 
-  async function startRecording() {
-    showMessage("");
+  // Record from the microphone; `done(blob, extension)` gets the recording when it stops.
+  async function openRecorder(done) {
     if (!navigator.mediaDevices || !window.MediaRecorder) {
-      showMessage("This browser cannot record audio; upload a file instead.");
-      return;
+      showMessage("This browser cannot record audio; upload a file or type instead.");
+      return null;
     }
+    let micStream;
     try {
-      stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      micStream = await navigator.mediaDevices.getUserMedia({ audio: true });
     } catch (_e) {
-      showMessage("The microphone is not available; allow it or upload a file instead.");
-      return;
+      showMessage("The microphone is not available; allow it, or upload a file or type instead.");
+      return null;
     }
     const type = "audio/webm;codecs=opus";
-    recorder = MediaRecorder.isTypeSupported(type)
-      ? new MediaRecorder(stream, { mimeType: type })
-      : new MediaRecorder(stream);
-    chunks = [];
-    recorder.addEventListener("dataavailable", (event) => {
-      if (event.data && event.data.size) { chunks.push(event.data); }
+    const rec = MediaRecorder.isTypeSupported(type)
+      ? new MediaRecorder(micStream, { mimeType: type })
+      : new MediaRecorder(micStream);
+    const parts = [];
+    rec.addEventListener("dataavailable", (event) => {
+      if (event.data && event.data.size) { parts.push(event.data); }
     });
-    recorder.addEventListener("stop", () => {
-      stream.getTracks().forEach((t) => t.stop());
-      const mime = recorder.mimeType || "audio/webm";
-      const blob = new Blob(chunks, { type: mime });
+    rec.addEventListener("stop", () => {
+      micStream.getTracks().forEach((t) => t.stop());
+      const mime = rec.mimeType || "audio/webm";
       const ext = mime.includes("ogg") ? "ogg" : mime.includes("mp4") ? "m4a" : "webm";
+      done(new Blob(parts, { type: mime }), ext);
+    });
+    rec.start();
+    return rec;
+  }
+
+  async function startRecording() {
+    showMessage("");
+    recorder = await openRecorder((blob, ext) => {
       $("recording").hidden = true;
       send(blob, "query." + ext);
     });
-    recorder.start();
+    if (!recorder) { return; }
     $("record").disabled = true;
     $("stop").disabled = false;
     $("recording").hidden = false;
@@ -182,6 +191,41 @@
   function stopRecording() {
     $("stop").disabled = true;
     if (recorder && recorder.state !== "inactive") { recorder.stop(); }
+  }
+
+  async function transcribeReason(blob, ext) {
+    const id = battleId;
+    $("reason-status").textContent = "Transcribing…";
+    const form = new FormData();
+    form.append("audio", blob, "reason." + ext);
+    const response = await fetch("/api/battles/" + encodeURIComponent(id) + "/feedback-audio", {
+      method: "POST", body: form, credentials: "same-origin",
+    }).catch(() => null);
+    if (id !== battleId) { return; }
+    if (!response || !response.ok) {
+      $("reason-status").textContent = response
+        ? await errorMessage(response)
+        : "Could not reach the arena; type your reason instead.";
+    } else {
+      const body = await response.json();
+      $("reason").value = body.text;
+      $("reason-status").textContent = "Transcribed: correct it if needed, then vote.";
+    }
+    setVoteEnabled(true);
+  }
+
+  async function startReason() {
+    showMessage("");
+    reasonRecorder = await openRecorder(transcribeReason);
+    if (!reasonRecorder) { return; }
+    setVoteEnabled(false);
+    $("reason-stop").disabled = false;
+    $("reason-status").textContent = "Recording your reason: press Stop when done.";
+  }
+
+  function stopReason() {
+    $("reason-stop").disabled = true;
+    if (reasonRecorder && reasonRecorder.state !== "inactive") { reasonRecorder.stop(); }
   }
 
   async function vote(winner) {
@@ -215,6 +259,11 @@
     $("reveal-text").textContent =
       "Model A was " + reveal.model_a + "; Model B was " + reveal.model_b + ".";
     $("reveal").hidden = false;
+    $("votes-cast").textContent = String(reveal.votes_cast);
+    if (reveal.completion_code) {
+      $("completion-code").textContent = reveal.completion_code;
+      $("completion").hidden = false;
+    }
     setStatus("Thanks for voting!");
   }
 
@@ -226,6 +275,7 @@
     showMessage("");
     setStatus("");
     $("reason").value = "";
+    if ($("reason-status")) { $("reason-status").textContent = ""; }
     $("reveal").hidden = true;
     $("reveal-text").textContent = "";
     setVoteEnabled(false);
@@ -243,4 +293,8 @@
     button.addEventListener("click", () => vote(button.dataset.winner));
   });
   $("new-round").addEventListener("click", newRound);
+  if ($("reason-record")) {
+    $("reason-record").addEventListener("click", startReason);
+    $("reason-stop").addEventListener("click", stopReason);
+  }
 })();

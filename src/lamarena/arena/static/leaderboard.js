@@ -1,8 +1,11 @@
-// The leaderboard page: fill the tables from /api/leaderboard (textContent only).
+// The leaderboard page: tables and plotly figures from /api/leaderboard (text set as text).
+// It polls the API; the server refits only when the number of votes changed.
 "use strict";
 
 (function () {
   const $ = (id) => document.getElementById(id);
+  const POLL_MS = 15000;
+  let shownBattles = -1;
 
   function cell(row, text) {
     const td = document.createElement("td");
@@ -13,26 +16,11 @@
   const num = (v) => (typeof v === "number" && isFinite(v) ? Math.round(v).toString() : "–");
   const pct = (v) => (typeof v === "number" ? (100 * v).toFixed(0) + "%" : "–");
 
-  async function load() {
-    let response;
-    try {
-      response = await fetch("/api/leaderboard");
-    } catch (_e) {
-      $("message").textContent = "Could not reach the arena.";
-      $("message").hidden = false;
-      return;
-    }
-    let body = null;
-    try { body = await response.json(); } catch (_e) { body = null; }
-    if (!response.ok || !body) {
-      $("message").textContent = (body && body.message) || "the server answered " + response.status;
-      $("message").hidden = false;
-      $("summary").textContent = "";
-      return;
-    }
-    const models = body.models || [];
+  function fillTables(models) {
     const ranked = $("ranked").querySelector("tbody");
     const provisional = $("provisional").querySelector("tbody");
+    ranked.replaceChildren();
+    provisional.replaceChildren();
     let rank = 0;
     for (const m of models) {
       const tr = document.createElement("tr");
@@ -53,22 +41,138 @@
         ranked.appendChild(tr);
       }
     }
-    for (const [body_, text] of [[ranked, "No model has a rating yet."], [provisional, "None."]]) {
-      if (!body_.children.length) {
+    for (const [body, text] of [[ranked, "No model has a rating yet."], [provisional, "None."]]) {
+      if (!body.children.length) {
         const tr = document.createElement("tr");
         const td = document.createElement("td");
         td.colSpan = 6;
         td.className = "muted";
         td.textContent = text;
         tr.appendChild(td);
-        body_.appendChild(tr);
+        body.appendChild(tr);
       }
     }
+  }
+
+  function emptyPlot(id, text) {
+    const el = $(id);
+    if (window.Plotly) { window.Plotly.purge(el); }
+    el.replaceChildren();
+    const p = document.createElement("p");
+    p.className = "muted";
+    p.textContent = text;
+    el.appendChild(p);
+  }
+
+  // Ratings as points with horizontal 95% intervals, best at the top.
+  function drawIntervals(models) {
+    const rated = models.filter((m) => !m.provisional && typeof m.rating === "number").reverse();
+    if (!rated.length) { emptyPlot("intervals-plot", "No model has a rating yet."); return; }
+    const hasCi = (m) => typeof m.ci_low === "number" && typeof m.ci_high === "number";
+    const trace = {
+      type: "scatter",
+      mode: "markers",
+      x: rated.map((m) => m.rating),
+      y: rated.map((m) => m.model),
+      marker: { size: 10, color: "#2b6cb0" },
+      error_x: {
+        type: "data",
+        symmetric: false,
+        array: rated.map((m) => (hasCi(m) ? m.ci_high - m.rating : 0)),
+        arrayminus: rated.map((m) => (hasCi(m) ? m.rating - m.ci_low : 0)),
+        thickness: 2,
+      },
+      hovertemplate: "%{y}: %{x:.0f}<extra></extra>",
+    };
+    const layout = {
+      margin: { l: 160, r: 20, t: 10, b: 40 },
+      height: 80 + 40 * rated.length,
+      xaxis: { title: { text: "rating (Elo scale)" }, zeroline: false },
+      yaxis: { automargin: true },
+    };
+    $("intervals-plot").replaceChildren();
+    window.Plotly.react("intervals-plot", [trace], layout, { displayModeBar: false, responsive: true });
+  }
+
+  // Row model's win rate against the column model, from the pairwise rows.
+  function drawMatrix(models, pairwise) {
+    const names = models.map((m) => m.model);
+    if (names.length < 2 || !pairwise.length) {
+      emptyPlot("matrix-plot", "No pair of models has met yet.");
+      return;
+    }
+    const index = new Map(names.map((n, i) => [n, i]));
+    const z = names.map(() => names.map(() => null));
+    const text = names.map(() => names.map(() => ""));
+    for (const p of pairwise) {
+      const i = index.get(p.model_a);
+      const j = index.get(p.model_b);
+      if (i === undefined || j === undefined || typeof p.win_rate_a !== "number") { continue; }
+      const mark = p.significant ? "*" : "";
+      z[i][j] = p.win_rate_a;
+      z[j][i] = 1 - p.win_rate_a;
+      text[i][j] = (100 * p.win_rate_a).toFixed(0) + "%" + mark + " (" + p.battles + ")";
+      text[j][i] = (100 * (1 - p.win_rate_a)).toFixed(0) + "%" + mark + " (" + p.battles + ")";
+    }
+    const trace = {
+      type: "heatmap",
+      x: names,
+      y: names,
+      z: z,
+      text: text,
+      texttemplate: "%{text}",
+      zmin: 0,
+      zmax: 1,
+      colorscale: "RdBu",
+      hovertemplate: "%{y} vs %{x}: %{text}<extra></extra>",
+      colorbar: { title: { text: "win rate" } },
+    };
+    const layout = {
+      margin: { l: 160, r: 20, t: 10, b: 120 },
+      height: 200 + 45 * names.length,
+      xaxis: { title: { text: "opponent" }, automargin: true },
+      yaxis: { autorange: "reversed", automargin: true },
+    };
+    $("matrix-plot").replaceChildren();
+    window.Plotly.react("matrix-plot", [trace], layout, { displayModeBar: false, responsive: true });
+  }
+
+  async function load() {
+    let response;
+    try {
+      response = await fetch("/api/leaderboard");
+    } catch (_e) {
+      $("message").textContent = "Could not reach the arena.";
+      $("message").hidden = false;
+      return;
+    }
+    let body = null;
+    try { body = await response.json(); } catch (_e) { body = null; }
+    if (!response.ok || !body) {
+      $("message").textContent = (body && body.message) || "the server answered " + response.status;
+      $("message").hidden = false;
+      $("summary").textContent = "";
+      return;
+    }
+    $("message").hidden = true;
     const n = body.n_battles || 0;
+    if (n === shownBattles) { return; }
+    shownBattles = n;
+    const models = body.models || [];
+    fillTables(models);
+    if (window.Plotly) {
+      drawIntervals(models);
+      drawMatrix(models, body.pairwise || []);
+    } else {
+      emptyPlot("intervals-plot", "The charts could not be loaded.");
+      emptyPlot("matrix-plot", "The charts could not be loaded.");
+    }
     $("summary").textContent = n
-      ? n + (n === 1 ? " voted battle." : " voted battles.")
+      ? n + (n === 1 ? " voted battle." : " voted battles.") + " Updated " +
+        new Date().toLocaleTimeString() + "."
       : "No votes yet: play a round in the arena.";
   }
 
   load();
+  setInterval(load, POLL_MS);
 })();
