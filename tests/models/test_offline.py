@@ -86,6 +86,8 @@ def test_the_contestants_decode_differently() -> None:
     assert default.llm.temperature is None
     assert concise.llm.temperature == 0.7
     assert concise.llm.instruction == offline.CONCISE_INSTRUCTION
+    # Greedy decoding of a 135M model loops without a repetition penalty.
+    assert default.llm.repetition_penalty == concise.llm.repetition_penalty == 1.2
 
 
 def test_a_missing_weights_package_names_the_install_command(

@@ -240,6 +240,7 @@ class _HFModel(_Lazy):
         max_new_tokens: int | None = None,
         temperature: float | None = None,
         top_p: float | None = None,
+        repetition_penalty: float | None = None,
         local_files_only: bool = False,
     ) -> None:
         """Describe the model; nothing is loaded until the first request (or :meth:`load`).
@@ -252,6 +253,8 @@ class _HFModel(_Lazy):
             max_new_tokens: reply length limit (default :data:`DEFAULT_MAX_NEW_TOKENS`).
             temperature: sample at this temperature; None or 0 decodes greedily.
             top_p: nucleus sampling threshold (with a temperature only).
+            repetition_penalty: above 1 discourages repeating tokens (small greedy models
+                otherwise loop); None leaves the model's default.
             local_files_only: never download; a hub id must already be cached.
 
         Raises:
@@ -267,6 +270,7 @@ class _HFModel(_Lazy):
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.top_p = top_p
+        self.repetition_penalty = repetition_penalty
         self.local_files_only = local_files_only
 
     def _torch_dtype(self) -> Any:
@@ -301,6 +305,8 @@ class _HFModel(_Lazy):
                 options["top_p"] = self.top_p
         else:
             options["do_sample"] = False
+        if self.repetition_penalty is not None:
+            options["repetition_penalty"] = self.repetition_penalty
         if tokenizer.pad_token_id is None:
             options["pad_token_id"] = tokenizer.eos_token_id
         model.generate(
@@ -377,6 +383,7 @@ class LocalTextLM(_HFModel):
         max_new_tokens: int | None = None,
         temperature: float | None = None,
         top_p: float | None = None,
+        repetition_penalty: float | None = None,
         instruction: str = "",
         local_files_only: bool = False,
     ) -> None:
@@ -392,6 +399,7 @@ class LocalTextLM(_HFModel):
             max_new_tokens: reply length limit (default :data:`DEFAULT_MAX_NEW_TOKENS`).
             temperature: sample at this temperature; None or 0 decodes greedily.
             top_p: nucleus sampling threshold (with a temperature only).
+            repetition_penalty: above 1 discourages repeating tokens.
             instruction: appended to every system prompt (a house style, e.g. "Be brief.").
             local_files_only: never download; a hub id must already be cached.
 
@@ -406,6 +414,7 @@ class LocalTextLM(_HFModel):
             max_new_tokens=max_new_tokens,
             temperature=temperature,
             top_p=top_p,
+            repetition_penalty=repetition_penalty,
             local_files_only=local_files_only,
         )
         if gguf_file is not None and cache_dir is None:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONCISE_INSTRUCTION",
+    "OFFLINE_REPETITION_PENALTY",
     "OfflineModelSpec",
     "builtin_offline_entries",
     "builtin_offline_models",
@@ -80,13 +81,16 @@ class OfflineModelSpec:
 
 
 _MODEL = f"whisper tiny.en -> {_SMOLLM2_GGUF}"
+OFFLINE_REPETITION_PENALTY = 1.2
+"""Greedy SmolLM2-135M otherwise falls into loops ("un amière, un amière, ...") on odd input."""
 _SPECS = (
     OfflineModelSpec(
         name="offline-whisper-smollm2",
         kind="pipeline",
         model=_MODEL,
         description=(
-            "offline demo model: Whisper tiny.en (greedy) then SmolLM2-135M-Instruct (greedy)"
+            "offline demo model: Whisper tiny.en (greedy) then SmolLM2-135M-Instruct (greedy, "
+            "repetition penalty 1.2)"
         ),
     ),
     OfflineModelSpec(
@@ -180,6 +184,7 @@ def builtin_offline_models(
         device=device,
         dtype=dtype,
         max_new_tokens=max_new_tokens or 256,
+        repetition_penalty=OFFLINE_REPETITION_PENALTY,
         local_files_only=True,
     )
     return [
