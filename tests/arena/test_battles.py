@@ -245,3 +245,37 @@ def test_leaderboard_after_votes(harness: Harness, speech_wav: bytes) -> None:
     assert document["n_battles"] == 3
     assert {row["model"] for row in document["models"]} == {"alpha", "beta"}
     assert all(row["battles"] == 3 for row in document["models"])
+
+
+def test_a_vote_on_a_battle_whose_replies_never_came_says_so(
+    harness: Harness, speech_wav: bytes
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from lamarena.arena.deps import SESSION_COOKIE
+    from lamarena.store.db import make_sessionmaker
+    from lamarena.store.repo import create_battle
+
+    client = harness.client()
+    created = _create(client, speech_wav)
+    assert created.status_code == 201
+    session_id = client.cookies[SESSION_COOKIE]
+    # Battles of this session whose generation died with a server (no replies stored).
+    with make_sessionmaker(harness.engine).begin() as session:
+        old, recent = (
+            create_battle(
+                session,
+                model_a="alpha",
+                model_b="beta",
+                query_audio_sha256="d" * 64,
+                session_id=session_id,
+                created_at=datetime.now(UTC) - age,
+            )
+            for age in (timedelta(hours=1), timedelta(seconds=1))
+        )
+    lost = client.post(f"/api/battles/{old}/vote", json={"winner": "tie"})
+    assert lost.status_code == 422
+    assert "lost" in lost.json()["message"] and "new battle" in lost.json()["message"]
+    pending = client.post(f"/api/battles/{recent}/vote", json={"winner": "tie"})
+    assert pending.status_code == 409 and pending.json()["error"] == "replies_pending"
+    assert harness.counts()["votes"] == 0

@@ -239,3 +239,79 @@ def test_insert_never_changes_the_participant_of_a_session(engine, stored, recor
         repo.insert_battle_records(session, records)
     with factory.begin() as session:
         assert repo.table_counts(session) == before
+
+
+def test_concurrent_read_then_write_transactions_wait_instead_of_failing(engine):
+    # Each transaction reads, waits until the other has read too, then writes: with a deferred
+    # BEGIN, SQLite refused the second writer at once ("database is locked").
+    import contextlib
+    import threading
+
+    from lamarena.store.db import make_sessionmaker as sessions_for
+
+    with make_sessionmaker(engine).begin() as session:
+        battle_ids = [
+            repo.create_battle(session, model_a="a", model_b="b", query_audio_sha256="c" * 64)
+            for _ in range(4)
+        ]
+    both_read = threading.Barrier(len(battle_ids), timeout=2)
+    failures: list[BaseException] = []
+
+    def vote(battle_id: str) -> None:
+        try:
+            with sessions_for(engine).begin() as session:
+                session.scalar(select(Vote.id).where(Vote.battle_id == battle_id))
+                # IMMEDIATE: the others wait at BEGIN, so they cannot all read first.
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    both_read.wait()
+                repo.record_vote(session, battle_id, "tie")
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=vote, args=(bid,)) for bid in battle_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with make_sessionmaker(engine)() as session:
+        assert len(session.scalars(select(Vote)).all()) == len(battle_ids)
+
+
+def test_reader_reads_without_blocking_a_writer(engine):
+    from lamarena.store.db import reader
+
+    maker = make_sessionmaker(engine)
+    with maker.begin() as session:
+        battle_id = repo.create_battle(
+            session, model_a="a", model_b="b", query_audio_sha256="c" * 64
+        )
+    with make_sessionmaker(reader(engine))() as reading:
+        assert reading.get(Battle, battle_id) is not None  # a read transaction stays open
+        with maker.begin() as writing:  # and a writer still commits (no "database is locked")
+            repo.set_query_transcript(writing, battle_id, "hello")
+    with maker() as session:
+        assert session.get(Battle, battle_id).query_transcript == "hello"
+
+
+def test_transcript_and_session_vote_count(engine):
+    maker = make_sessionmaker(engine)
+    with maker.begin() as session:
+        session_id = repo.create_session(session, session_id="s-1")
+        ids = [
+            repo.create_battle(
+                session,
+                model_a="a",
+                model_b="b",
+                query_audio_sha256="c" * 64,
+                session_id=session_id,
+            )
+            for _ in range(3)
+        ]
+        assert repo.session_vote_count(session, session_id) == 0
+        for battle_id in ids[:2]:
+            repo.record_vote(session, battle_id, "model_a", session_id=session_id)
+        assert repo.session_vote_count(session, session_id) == 2
+        assert repo.session_vote_count(session, "other") == 0
+        with pytest.raises(NotFound):
+            repo.set_query_transcript(session, "missing", "text")

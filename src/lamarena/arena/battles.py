@@ -362,7 +362,7 @@ def check_battle_access(arena: Arena, battle_id: str, session_id: str | None) ->
     """
     with (
         database_errors(arena.engine, "reading a battle", "try again"),
-        arena.sessionmaker() as session,
+        arena.read_sessionmaker() as session,
     ):
         battle = session.get(Battle, battle_id)
         if battle is None or session_id is None or battle.session_id != session_id:
@@ -373,7 +373,7 @@ def check_battle_access(arena: Arena, battle_id: str, session_id: str | None) ->
 def _stored_replies(arena: Arena, battle_id: str) -> dict[str, Reply]:
     with (
         database_errors(arena.engine, "reading replies", "try again"),
-        arena.sessionmaker() as session,
+        arena.read_sessionmaker() as session,
     ):
         rows = session.scalars(select(Reply).where(Reply.battle_id == battle_id))
         return {row.side: row for row in rows}
@@ -399,7 +399,7 @@ async def battle_events(arena: Arena, access: BattleAccess) -> AsyncIterator[Eve
         async for event in live.follow():
             yield event
         return
-    limit_s = arena.settings.model_total_timeout_s + arena.options.lost_reply_grace_s
+    limit_s = _loss_deadline_s(arena)
     deadline = monotonic() + max(
         0.0, limit_s - (datetime.now(UTC) - access.created_at).total_seconds()
     )
@@ -420,6 +420,17 @@ async def battle_events(arena: Arena, access: BattleAccess) -> AsyncIterator[Eve
             break
         await asyncio.sleep(arena.options.reply_poll_s)
     yield Event("end", {})
+
+
+def _loss_deadline_s(arena: Arena) -> float:
+    """Seconds after a battle starts at which a reply still missing counts as lost."""
+    return arena.settings.model_total_timeout_s + arena.options.lost_reply_grace_s
+
+
+def _is_lost(arena: Arena, created_at: datetime) -> bool:
+    if created_at.tzinfo is None:  # SQLite hands back naive UTC
+        created_at = created_at.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - created_at).total_seconds() > _loss_deadline_s(arena)
 
 
 def _latency(reply: Reply) -> LatencyOut:
@@ -455,6 +466,8 @@ def cast_vote(
             for row in session.scalars(select(Reply).where(Reply.battle_id == battle_id))
         }
         if len(replies) < len(SIDES):
+            if _is_lost(arena, battle.created_at):
+                raise InvalidInputError(_LOST_MESSAGE)
             raise RepliesPending("the replies are still being generated; vote when both are done")
         failed = [side.upper() for side in SIDES if replies[side].error is not None]
         if failed:

@@ -27,7 +27,7 @@ def current_leaderboard(arena: Arena) -> dict[str, Any]:
     with arena.leaderboard_lock:
         with (
             database_errors(arena.engine, "reading the votes", "try again"),
-            arena.sessionmaker() as session,
+            arena.read_sessionmaker() as session,
         ):
             n_votes = session.scalar(select(func.count(Vote.id))) or 0
             cached = arena.leaderboard_cache

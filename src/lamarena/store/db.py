@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from lamarena.errors import ConfigError, DatabaseError
 
 __all__ = [
+    "POSTGRES_POOL_SIZE",
     "SQLITE_BUSY_TIMEOUT_MS",
     "alembic_config",
     "database_error",
@@ -38,11 +39,15 @@ __all__ = [
     "make_engine",
     "make_sessionmaker",
     "migrate_to_head",
+    "reader",
 ]
 
 logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
+_READ_ONLY = "lamarena_read_only"
+POSTGRES_POOL_SIZE = 20
+"""Connections each process keeps open to PostgreSQL (the arena's threads share them)."""
 """How long a SQLite connection waits for another writer before failing."""
 
 # Any constant works; it only has to be the same in every process that migrates.
@@ -53,10 +58,12 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     """Create an engine for the store.
 
     SQLite connections get ``journal_mode=WAL``, ``foreign_keys=ON`` and a busy timeout, and
-    SQLAlchemy (not the ``sqlite3`` driver) emits ``BEGIN``, so transactions, savepoints and
-    transactional DDL behave as on PostgreSQL. A ``postgresql://`` URL uses psycopg 3, and its
-    connections use the time zone UTC, so every timestamp the store can hold (years 1 to 9999 in
-    UTC) reads back whatever the server's ``TimeZone`` setting is.
+    SQLAlchemy (not the ``sqlite3`` driver) emits ``BEGIN IMMEDIATE`` (``BEGIN`` through
+    :func:`reader`), so transactions, savepoints and transactional DDL behave as on PostgreSQL
+    and concurrent writers wait for each other instead of failing. A ``postgresql://`` URL uses
+    psycopg 3 (a pool of :data:`POSTGRES_POOL_SIZE`), and its connections use the time zone
+    UTC, so every timestamp the store can hold (years 1 to 9999 in UTC) reads back whatever the
+    server's ``TimeZone`` setting is.
 
     The engine connects lazily: a database that cannot be reached is reported (as
     :class:`~lamarena.errors.DatabaseError`, see :func:`database_errors`) by the first service
@@ -87,7 +94,13 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     try:
         if backend == "postgresql":
-            engine = create_engine(parsed, echo=echo, pool_pre_ping=True)
+            engine = create_engine(
+                parsed,
+                echo=echo,
+                pool_pre_ping=True,
+                pool_size=POSTGRES_POOL_SIZE,
+                max_overflow=POSTGRES_POOL_SIZE // 2,
+            )
         else:
             engine = create_engine(parsed, echo=echo)
     except ImportError as exc:
@@ -143,7 +156,22 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_on_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # A deferred BEGIN that reads and then writes cannot wait for a concurrent writer: SQLite
+    # answers "database is locked" at once, whatever the busy timeout. Taking the write lock at
+    # BEGIN makes writers queue (up to the busy timeout); readers ask for a deferred BEGIN.
+    if connection.get_execution_options().get(_READ_ONLY, False):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def reader(engine: Engine) -> Engine:
+    """``engine`` for transactions that only read: on SQLite they do not take the write lock.
+
+    The same pool and connections; on PostgreSQL nothing changes. Writing through it on SQLite
+    works but may fail with "database is locked" under concurrent writes.
+    """
+    return engine.execution_options(**{_READ_ONLY: True})
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
