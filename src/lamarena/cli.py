@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from lamarena.cli_analyze import register_analyze
+from lamarena.cli_static import static_app
 from lamarena.errors import InvalidInputError, LamarenaError, ModelError
 from lamarena.settings import Settings, load_settings
 
@@ -33,6 +35,8 @@ votes_app = typer.Typer(help="Import and export battle votes.", no_args_is_help=
 app.add_typer(votes_app, name="votes")
 models_app = typer.Typer(help="List and probe the configured models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+register_analyze(app)
+app.add_typer(static_app, name="static")
 
 
 class VoteFormat(StrEnum):
@@ -229,7 +233,7 @@ def simulate(
     out: Annotated[Path, typer.Option(help="Output JSONL file.")],
     seed: Annotated[int, typer.Option(help="Seed for strengths and outcomes.")] = 0,
     study: Annotated[
-        bool, typer.Option("--study", help="Add query transcripts drawn by topic.")
+        bool, typer.Option("--study", help="Add query transcripts by topic and vote reasons.")
     ] = False,
     tie_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.1,
     length_effect: Annotated[
@@ -255,6 +259,7 @@ def simulate(
         length_effect=length_effect,
         latency_effect=latency_effect,
         study=study,
+        feedback=study,
     )
     written = write_battle_records(records_from_frame(battles), out)
     summary = {"out": str(out), "battles": written, "strengths": dict(strengths)}
@@ -283,6 +288,12 @@ def serve(
     sampling: Annotated[
         Sampling | None, typer.Option(help="uniform, or balanced (favour rarely seen pairs).")
     ] = None,
+    completion_code: Annotated[
+        str | None, typer.Option(help="Code a study participant gets after enough votes.")
+    ] = None,
+    completion_votes: Annotated[
+        int | None, typer.Option(min=0, help="Votes that earn the completion code.")
+    ] = None,
 ) -> None:
     """Run the web arena (SQLite and the built-in offline models by default)."""
     from lamarena.arena import run
@@ -294,6 +305,8 @@ def serve(
         port=port,
         workers=workers,
         sampling=sampling.value if sampling else None,
+        completion_code=completion_code,
+        completion_votes=completion_votes,
     )
     run(settings)
 

@@ -4,13 +4,15 @@ Outcomes follow Bradley-Terry on the Elo scale (Bradley & Terry 1952; Chiang et 
 optional style effects of reply length and latency on who wins, and ties drawn so that counting a
 tie as half a win stays unbiased (see :func:`simulate_battles`). With ``study=True`` each battle
 also gets a short spoken-style query drawn by topic in the proportions the study reports
-(knowledge expansion about 50%, advice seeking 17%, chat 16%, task execution 10%, the rest other).
+(knowledge expansion about 50%, advice seeking 17%, chat 16%, task execution 10%, the rest other),
+each topic with its own sub-topics; with ``feedback=True`` some votes come with a typed reason,
+by theme in the study's proportions (level of detail 31%, helpfulness 24%, appropriateness of
+language 12%, accuracy 11%, human-likeness 11%, the rest other).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,9 +24,11 @@ from lamarena.errors import InvalidInputError
 
 __all__ = [
     "DEFAULT_SPREAD_ELO",
+    "FEEDBACK_SHARES",
     "TOPIC_SHARES",
     "parse_strengths",
     "simulate_battles",
+    "simulate_queries",
 ]
 
 DEFAULT_SPREAD_ELO = 400.0
@@ -39,76 +43,272 @@ TOPIC_SHARES: dict[str, float] = {
 }
 """Share of queries per topic (the study's four main topics; the remainder is ``other``)."""
 
-_TEMPLATES: dict[str, tuple[str, ...]] = {
+_QUERIES: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, ...]]]] = {
+    # topic: (templates with one ``{x}`` slot, {sub-topic: what fills the slot})
     "knowledge_expansion": (
-        "What is the capital of {country}?",
-        "How does {thing} work?",
-        "Can you explain why {phenomenon}?",
-        "Who invented {thing}?",
-        "Tell me some facts about {animal}.",
-        "What is the difference between {thing} and {other_thing}?",
-        "When did {event} happen?",
+        (
+            "What are some interesting facts about {x}?",
+            "Can you tell me about {x}?",
+            "Explain {x} to me.",
+            "I've always wondered about {x}, what is it?",
+            "What should everyone know about {x}?",
+            "Give me a short history of {x}.",
+            "How does {x} work exactly?",
+            "What is the science behind {x}?",
+        ),
+        {
+            "science": (
+                "black holes",
+                "photosynthesis",
+                "quantum computing",
+                "the immune system",
+                "DNA",
+                "gravity",
+                "volcanoes",
+                "the northern lights",
+                "solar panels",
+                "vaccines",
+            ),
+            "history": (
+                "the French Revolution",
+                "the Roman Empire",
+                "the moon landing",
+                "the printing press",
+                "the Berlin Wall",
+                "ancient Egypt",
+                "the Silk Road",
+                "the Renaissance",
+            ),
+            "geography": (
+                "the Amazon rainforest",
+                "Mount Everest",
+                "Iceland",
+                "the Sahara desert",
+                "Tokyo",
+                "the Great Barrier Reef",
+                "the Nile",
+                "Patagonia",
+            ),
+            "nature": (
+                "octopuses",
+                "honey bees",
+                "penguins",
+                "sea turtles",
+                "wolves",
+                "elephants",
+                "owls",
+                "dolphins",
+            ),
+        },
     ),
     "advice_seeking": (
-        "How can I {goal}?",
-        "What should I do if {problem}?",
-        "Do you have any tips to {goal}?",
-        "Is it a good idea to {plan}?",
-        "What's the best way to {goal}?",
+        (
+            "What should I do about {x}?",
+            "Do you have any advice for {x}?",
+            "How can I deal with {x}?",
+            "I need some tips on {x}.",
+            "What would you recommend for {x}?",
+            "Is there a good way to handle {x}?",
+        ),
+        {
+            "health": (
+                "my trouble sleeping",
+                "losing weight",
+                "stress at work",
+                "my back pain",
+                "eating healthier",
+                "starting to run",
+            ),
+            "money": (
+                "my credit card debt",
+                "saving for a house",
+                "sticking to a budget",
+                "buying a used car",
+                "investing my savings",
+            ),
+            "career": (
+                "my job interview tomorrow",
+                "asking my boss for a raise",
+                "switching careers",
+                "a difficult coworker",
+                "my first day at a new job",
+            ),
+            "relationships": (
+                "an argument with my best friend",
+                "meeting my partner's parents",
+                "a long distance relationship",
+                "my roommate who never cleans",
+            ),
+        },
     ),
     "chat": (
-        "Hey, how is your day going?",
-        "I just got back from {place}, it was {feeling}.",
-        "Do you like {hobby}?",
-        "Tell me a joke about {animal}.",
-        "I'm feeling {feeling} today.",
+        (
+            "Hey, {x}.",
+            "Honestly, {x} today.",
+            "You know what, {x}.",
+            "Hi there! So, {x}.",
+            "Guess what, {x}!",
+            "Just chatting, {x}.",
+        ),
+        {
+            "feelings": (
+                "I'm feeling kind of lonely",
+                "I feel really happy",
+                "I'm so tired",
+                "I'm a bit bored",
+                "I feel great",
+            ),
+            "small_talk": (
+                "how has your day been",
+                "do you like jazz",
+                "what's your favourite movie",
+                "do you ever get bored",
+                "what do you do for fun",
+            ),
+            "sharing": (
+                "I just got back from the beach",
+                "my dog did the funniest thing",
+                "I finally finished my book",
+                "I saw a great concert",
+                "I baked cookies",
+            ),
+        },
     ),
     "task_execution": (
-        "Write a short poem about {animal}.",
-        "Give me a recipe for {dish}.",
-        "Translate '{phrase}' into {language}.",
-        "Make a packing list for a trip to {place}.",
-        "Summarise the plot of {book} in two sentences.",
+        (
+            "Please write {x}.",
+            "Can you write {x} for me?",
+            "I need you to draft {x}.",
+            "Generate {x}.",
+            "Help me compose {x}.",
+            "Create {x}, please.",
+        ),
+        {
+            "creative_writing": (
+                "a short poem about autumn",
+                "a haiku about the ocean",
+                "a bedtime story about a dragon",
+                "song lyrics about summer",
+            ),
+            "messages": (
+                "an email to my landlord about the broken heater",
+                "a thank you note to my teacher",
+                "a cover letter for a barista job",
+                "a text message inviting my friends to dinner",
+            ),
+            "lists": (
+                "a packing list for a camping trip",
+                "a grocery list for the week",
+                "a workout plan for beginners",
+                "a study schedule for my exams",
+            ),
+            "translation": (
+                "a French translation of my email",
+                "a Spanish translation of this menu",
+                "a German version of my cover letter",
+            ),
+        },
     ),
     "other": (
-        "Can you hear me?",
-        "What language am I speaking?",
-        "Repeat after me: {phrase}.",
-        "Testing, testing, one two three.",
+        ("{x}",),
+        {
+            "microphone_check": (
+                "Can you hear me?",
+                "Testing the microphone, one two three.",
+                "Is this microphone on?",
+                "Hello, can you hear my voice?",
+                "Is the microphone working?",
+                "Mic check, is the audio coming through?",
+            ),
+            "recording_trouble": (
+                "Sorry, I pressed the record button by accident.",
+                "Let me try recording that again.",
+                "Oops, the recording cut off.",
+                "Wait, is this recording already?",
+                "Hold on, I need to restart the recording.",
+            ),
+        },
     ),
 }
+"""Spoken-style queries per topic: each topic frames its requests its own way, and each of its
+sub-topics fills the frame from its own subject matter, so the planted clusters have two levels."""
 
-_FILLERS: dict[str, tuple[str, ...]] = {
-    "country": ("Australia", "Canada", "Kenya", "Peru", "Norway", "Thailand", "Portugal"),
-    "thing": ("a heat pump", "the internet", "a vaccine", "GPS", "a solar panel", "a microwave"),
-    "other_thing": ("a furnace", "radio", "an antibiotic", "a compass", "a battery"),
-    "phenomenon": (
-        "the sky is blue",
-        "leaves change colour in autumn",
-        "we have leap years",
-        "bread rises",
-    ),
-    "animal": ("octopuses", "cats", "penguins", "honey bees", "owls", "dolphins"),
-    "event": ("the moon landing", "the fall of the Berlin Wall", "the first Olympic Games"),
-    "goal": (
-        "sleep better",
-        "save money on groceries",
-        "learn Spanish faster",
-        "prepare for a job interview",
-        "stop procrastinating",
-    ),
-    "problem": ("my plant's leaves turn yellow", "my laptop overheats", "I can't fall asleep"),
-    "plan": ("run every day", "buy a used car", "learn to code at forty", "adopt a dog"),
-    "place": ("Chicago", "the beach", "my grandmother's house", "Tokyo", "a hiking trip"),
-    "feeling": ("great", "exhausting", "a bit stressful", "really relaxing"),
-    "hobby": ("jazz", "board games", "gardening", "science fiction"),
-    "dish": ("vegetable curry", "banana bread", "a quick pasta", "lentil soup"),
-    "phrase": ("good morning", "where is the train station", "thank you very much"),
-    "language": ("French", "Japanese", "German", "Spanish"),
-    "book": ("Pride and Prejudice", "The Hobbit", "Moby Dick"),
+_OPENINGS: tuple[str, ...] = ("", "", "", "Um, ", "Okay so ", "So, ", "Uh, ")
+"""Spoken openings put before some queries (not before the ``other`` fragments)."""
+
+FEEDBACK_SHARES: dict[str, float] = {
+    "level_of_detail": 0.31,
+    "helpfulness": 0.24,
+    "language": 0.12,
+    "accuracy": 0.11,
+    "human_likeness": 0.11,
+    "other": 0.11,
 }
+"""Share of vote reasons per theme (the study's 100 coded reasons; the rest is ``other``)."""
 
-_SLOT = re.compile(r"{(\w+)}")
+_FEEDBACK: dict[str, tuple[str, ...]] = {
+    # ``{side}`` is the winning reply: "Model A" or "Model B".
+    "level_of_detail": (
+        "{side} explained it in much more detail.",
+        "It was more thorough and detailed.",
+        "The other answer was too short and vague.",
+        "It went into depth with specific details and examples.",
+        "A more detailed and comprehensive explanation.",
+        "It covered every part of the question in detail.",
+        "Much more in-depth, the other one lacked detail.",
+    ),
+    "helpfulness": (
+        "{side} was more helpful for what I needed.",
+        "It was more helpful and actually solved my problem.",
+        "The other one was not helpful at all.",
+        "More helpful, practical suggestions I can use.",
+        "It helped me more with what I asked for.",
+        "Simply the more helpful and useful reply.",
+        "Genuinely helpful advice, the other was useless.",
+    ),
+    "language": (
+        "{side} used simpler, clearer language.",
+        "The other one used too much jargon and complicated words.",
+        "The wording was more polite and the language more appropriate.",
+        "Plain, easy language that was simple to understand.",
+        "The tone and choice of words suited me better.",
+        "Its language was appropriate, the other was rude.",
+        "Clear wording without confusing technical terms.",
+    ),
+    "accuracy": (
+        "{side} got the facts right.",
+        "The other answer had a factual error.",
+        "It was correct, the other one was factually wrong.",
+        "More accurate information, no mistakes.",
+        "The other one made up facts that are false.",
+        "Factually accurate and correct.",
+        "The other answer contained incorrect facts.",
+    ),
+    "human_likeness": (
+        "{side} sounded more natural and human.",
+        "It felt like talking to a real person.",
+        "The other one sounded robotic, like a machine.",
+        "More human, natural and conversational.",
+        "It sounded like a human friend would talk.",
+        "Warm and natural, not robotic.",
+        "A more humanlike, natural way of speaking.",
+    ),
+    "other": (
+        "No particular reason.",
+        "Just a gut feeling.",
+        "Hard to say, I just liked it more.",
+        "I'm not sure why.",
+    ),
+}
+"""Reasons a voter gives for a decisive vote, per theme."""
+
+_TIE_FEEDBACK: tuple[str, ...] = (
+    "Both answers were about the same.",
+    "They were equally good.",
+    "Neither answered my question.",
+    "Both were wrong.",
+)
+"""Reasons given with a tie or a both-bad vote (theme ``other``)."""
 
 
 def parse_strengths(
@@ -168,6 +368,8 @@ def simulate_battles(
     length_effect: float = 0.0,
     latency_effect: float = 0.0,
     study: bool = False,
+    feedback: bool = False,
+    feedback_rate: float = 0.4,
 ) -> pd.DataFrame:
     """Draw battles between models of known Elo strengths.
 
@@ -192,15 +394,21 @@ def simulate_battles(
         both_bad_rate: both-bad rate between evenly matched models.
         length_effect: Elo points gained per unit of ``L`` (the longer reply's advantage).
         latency_effect: Elo points lost per unit of ``T`` (the slower first token's penalty).
-        study: add ``topic`` and ``query_transcript`` columns.
+        study: add ``topic`` and ``query_transcript`` columns (see :func:`simulate_queries`).
+        feedback: add ``feedback_theme`` and ``feedback_text`` columns: a share ``feedback_rate``
+            of the votes comes with a reason, by theme in :data:`FEEDBACK_SHARES` (ties and
+            both-bad votes with a reason of theme ``other``); None for the rest.
+        feedback_rate: share of votes with a reason.
 
     Returns:
         One row per battle: ``model_a, model_b, winner, chars_a, chars_b, ttft_a_s, ttft_b_s,
-        total_a_s, total_b_s`` and, with ``study``, ``topic, query_transcript``.
+        total_a_s, total_b_s``; with ``study``, ``topic, query_transcript``; with ``feedback``,
+        ``feedback_theme, feedback_text``. The feedback is drawn last, so adding it leaves the
+        other columns as they are.
 
     Raises:
         InvalidInputError: fewer than two models, a non-finite strength, a negative count or rate,
-            or rates adding up to more than 1.
+            rates adding up to more than 1, or a feedback rate outside [0, 1].
     """
     names = [str(name) for name in strengths]
     values = np.array([float(strengths[name]) for name in strengths])
@@ -215,6 +423,8 @@ def simulate_battles(
             f"tie_rate ({tie_rate}) and both_bad_rate ({both_bad_rate}) must be >= 0 and add up "
             "to at most 1"
         )
+    if not 0.0 <= feedback_rate <= 1.0:
+        raise InvalidInputError(f"feedback_rate must be between 0 and 1, got {feedback_rate}")
     rng = np.random.default_rng(seed)
     count = len(names)
     mean_chars = np.exp(rng.uniform(np.log(150.0), np.log(1500.0), count))
@@ -250,11 +460,13 @@ def simulate_battles(
         }
     )
     if study:
-        topics = list(TOPIC_SHARES)
-        shares = np.array([TOPIC_SHARES[t] for t in topics])
-        drawn = rng.choice(len(topics), size=n_battles, p=shares / shares.sum())
-        frame["topic"] = pd.Series([topics[i] for i in drawn], dtype=object)
-        frame["query_transcript"] = pd.Series([_query(rng, topics[i]) for i in drawn], dtype=object)
+        queries = _draw_queries(rng, n_battles)
+        frame["topic"] = queries["topic"]
+        frame["query_transcript"] = queries["query_transcript"]
+    if feedback:
+        theme, text = _draw_feedback(rng, winner, feedback_rate)
+        frame["feedback_theme"] = theme
+        frame["feedback_text"] = text
     return frame
 
 
@@ -273,13 +485,81 @@ def _replies(
     return chars, ttft_s, total_s
 
 
-def _query(rng: np.random.Generator, topic: str) -> str:
-    """One templated query of ``topic`` with its slots filled at random."""
-    templates = _TEMPLATES[topic]
-    template = templates[int(rng.integers(len(templates)))]
+def simulate_queries(n_queries: int, *, seed: int | None = None) -> pd.DataFrame:
+    """Draw spoken-style queries with their planted topic and sub-topic.
 
-    def fill(match: re.Match[str]) -> str:
-        options = _FILLERS[match.group(1)]
-        return options[int(rng.integers(len(options)))]
+    Topics follow :data:`TOPIC_SHARES`; each topic frames its requests its own way and each of its
+    sub-topics (equally likely) fills the frame from its own subject matter, so topic discovery
+    can be checked against a known two-level tree.
 
-    return _SLOT.sub(fill, template)
+    Args:
+        n_queries: how many queries.
+        seed: seed of the ``numpy.random.Generator``.
+
+    Returns:
+        One row per query: ``topic, subtopic, query_transcript``.
+
+    Raises:
+        InvalidInputError: a negative count.
+    """
+    if n_queries < 0:
+        raise InvalidInputError(f"n_queries must be 0 or more, got {n_queries}")
+    return _draw_queries(np.random.default_rng(seed), n_queries)
+
+
+def _draw_queries(rng: np.random.Generator, count: int) -> pd.DataFrame:
+    """``count`` queries: topic by :data:`TOPIC_SHARES`, then sub-topic, frame and filler."""
+    topics = list(TOPIC_SHARES)
+    shares = np.array([TOPIC_SHARES[t] for t in topics])
+    drawn = rng.choice(len(topics), size=count, p=shares / shares.sum())
+    rows = [_query(rng, topics[i]) for i in drawn]
+    return pd.DataFrame(
+        {
+            "topic": pd.Series([topics[i] for i in drawn], dtype=object),
+            "subtopic": pd.Series([sub for sub, _ in rows], dtype=object),
+            "query_transcript": pd.Series([text for _, text in rows], dtype=object),
+        }
+    )
+
+
+def _pick(rng: np.random.Generator, options: Sequence[str]) -> str:
+    return options[int(rng.integers(len(options)))]
+
+
+def _query(rng: np.random.Generator, topic: str) -> tuple[str, str]:
+    """One query of ``topic``: its sub-topic and its text (a frame filled, maybe an opening)."""
+    templates, subtopics = _QUERIES[topic]
+    subtopic = _pick(rng, list(subtopics))
+    text = _pick(rng, templates).replace("{x}", _pick(rng, subtopics[subtopic]))
+    opening = _pick(rng, _OPENINGS)
+    if opening and topic != "other":
+        text = opening + text[0].lower() + text[1:]
+    return subtopic, text
+
+
+def _draw_feedback(
+    rng: np.random.Generator, winner: NDArray[np.str_], rate: float
+) -> tuple[pd.Series, pd.Series]:
+    """A reason (theme and text) for a share ``rate`` of the votes; None for the others.
+
+    Decisive votes get a theme by :data:`FEEDBACK_SHARES` and a reason naming the winning side;
+    ties and both-bad votes get a reason of theme ``other``.
+    """
+    themes = list(FEEDBACK_SHARES)
+    shares = np.array([FEEDBACK_SHARES[t] for t in themes])
+    given = rng.random(winner.size) < rate
+    drawn = rng.choice(len(themes), size=winner.size, p=shares / shares.sum())
+    theme: list[str | None] = []
+    text: list[str | None] = []
+    for gives, choice, outcome in zip(given, drawn, winner, strict=True):
+        if not gives:
+            theme.append(None)
+            text.append(None)
+        elif outcome in ("model_a", "model_b"):
+            side = "Model A" if outcome == "model_a" else "Model B"
+            theme.append(themes[choice])
+            text.append(_pick(rng, _FEEDBACK[themes[choice]]).replace("{side}", side))
+        else:
+            theme.append("other")
+            text.append(_pick(rng, _TIE_FEEDBACK))
+    return pd.Series(theme, dtype=object), pd.Series(text, dtype=object)

@@ -1,0 +1,295 @@
+"""Evaluating samples: one model, one dataset, one prompt variant, through the call cache.
+
+:func:`process_samples` is the engine both the in-process runner and a Dask worker use. For each
+sample not already done it renders the prompt, looks the call up in the cache by model spec,
+audio sha256 and prompt, and only on a miss decodes the audio and calls the model (holding one
+of the model's concurrency slots, taken *before* the next sample is read, so at most that many
+clips are decoded at once); a complete reply goes into the cache. The answer is parsed (label
+sets and options), scored, judged where a judge is configured, and handed to ``emit`` as a
+``samples.jsonl`` row at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lamarena.bench.cache import CachedReply, CallCache, call_key
+from lamarena.bench.judge import JUDGE_PROMPT_SHA256, Judge
+from lamarena.bench.loading import Sample, sample_clip
+from lamarena.bench.parsing import ParsedAnswer, parse_choice, parse_label
+from lamarena.bench.pedants import PedantsScorer, PedantsUnavailable
+from lamarena.bench.prompts import render_prompt
+from lamarena.bench.scoring import sample_score
+from lamarena.bench.spec import DatasetSpec
+from lamarena.bench.targets import ModelHandle, ModelTarget
+from lamarena.errors import AudioError, LamarenaError, ModelError
+from lamarena.models.base import ModelTimeouts
+from lamarena.models.runtime import run_model
+
+__all__ = [
+    "RunCounters",
+    "UnitContext",
+    "first_error",
+    "parse_answer",
+    "process_samples",
+]
+
+logger = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+
+
+@dataclass
+class RunCounters:
+    """What happened, for run.json and the progress bar."""
+
+    calls: int = 0
+    cached: int = 0
+    resumed: int = 0
+    errors: int = 0
+    judge_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    usage_reported: int = 0
+
+    def add(self, other: RunCounters) -> None:
+        """Add another's counts to these."""
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error to report from a task group: its first lamarena error, else its first error."""
+    leaves: list[BaseException] = []
+
+    def walk(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                walk(inner)
+        else:
+            leaves.append(error)
+
+    walk(group)
+    return next((leaf for leaf in leaves if isinstance(leaf, LamarenaError)), leaves[0])
+
+
+@dataclass
+class UnitContext:
+    """Everything one (model, dataset, prompt variant) needs.
+
+    Attributes:
+        target: the model evaluated.
+        model: its adapter, built on the first call that the cache cannot answer.
+        spec: the dataset.
+        prompt_id: which prompt variant (0-based).
+        template: that variant's text.
+        cache: the call cache.
+        slots: the model's concurrency limit (shared by all its units).
+        timeouts: per-call limits.
+        emit: receives every finished row.
+        advance: called once per sample finished or found done (for progress).
+        judge: the LLM judge for open answers, if any.
+        pedants: the PEDANTS scorer (or why there is none).
+        counters: counts updated as samples finish.
+    """
+
+    target: ModelTarget
+    model: ModelHandle
+    spec: DatasetSpec
+    prompt_id: int
+    template: str
+    cache: CallCache
+    slots: asyncio.Semaphore
+    timeouts: ModelTimeouts
+    emit: Callable[[Row], None]
+    advance: Callable[[bool], None]
+    judge: Judge | None = None
+    pedants: PedantsScorer | PedantsUnavailable | None = None
+    counters: RunCounters = field(default_factory=RunCounters)
+
+
+def parse_answer(spec: DatasetSpec, sample: Sample, answer: str) -> ParsedAnswer | None:
+    """The label or option letter in ``answer``; None for a dataset of free-text answers."""
+    if sample.options is not None:
+        return parse_choice(answer, sample.options)
+    if spec.labels is not None and spec.metric.is_classification:
+        return parse_label(answer, spec.labels, spec.aliases)
+    return None
+
+
+def _row(
+    ctx: UnitContext,
+    sample: Sample,
+    *,
+    prediction: str | None,
+    cached: bool,
+    latency_s: float | None,
+    ttft_s: float | None = None,
+    usage: dict[str, int] | None = None,
+    error: str | None = None,
+) -> Row:
+    parsed = None if prediction is None else parse_answer(ctx.spec, sample, prediction)
+    row: Row = {
+        "model": ctx.target.name,
+        "dataset": ctx.spec.name,
+        "task": ctx.spec.task,
+        "prompt_id": ctx.prompt_id,
+        "sample_id": sample.sample_id,
+        "reference": sample.reference,
+        "prediction": prediction,
+        "parsed": None if parsed is None else parsed.label,
+        "score": None,
+        "cached": cached,
+        "latency_s": latency_s,
+        "metric": ctx.spec.metric.value,
+        "rule": None if parsed is None else parsed.rule,
+        "error": error,
+        "ttft_s": ttft_s,
+        "usage": usage,
+    }
+    if sample.options is not None:
+        row["n_options"] = len(sample.options)
+    if ctx.spec.metric.is_open:
+        row["question"] = sample.question
+    return row
+
+
+async def _judge(ctx: UnitContext, sample: Sample, row: Row) -> None:
+    if ctx.judge is None or not ctx.spec.metric.is_open or row["error"]:
+        return
+    row["judge_model"] = ctx.judge.name
+    row["judge_prompt_sha256"] = JUDGE_PROMPT_SHA256
+    try:
+        verdict = await ctx.judge.rate(sample.question or "", sample.reference, row["prediction"])
+    except ModelError as exc:
+        row["judge_score"] = None
+        row["error"] = f"judge: {exc.message}"
+        return
+    row["judge_rating"] = verdict.rating
+    row["judge_score"] = verdict.score
+    row["judge_reply"] = verdict.reply[:300]
+    row["judge_cached"] = verdict.cached
+    if not verdict.cached:
+        ctx.counters.judge_calls += 1
+
+
+async def _finish(ctx: UnitContext, sample: Sample, row: Row) -> None:
+    await _judge(ctx, sample, row)
+    if not row["error"]:
+        row["score"] = sample_score(row, ctx.pedants)
+    else:
+        ctx.counters.errors += 1
+    ctx.emit(row)
+    ctx.advance(bool(row["cached"]))
+
+
+async def _finish_releasing(ctx: UnitContext, sample: Sample, row: Row) -> None:
+    try:
+        await _finish(ctx, sample, row)
+    finally:
+        ctx.slots.release()
+
+
+def _usage(reply: object) -> dict[str, int] | None:
+    """Token counts, where the adapter's reply reports them (``Reply.usage``)."""
+    usage = getattr(reply, "usage", None)
+    if not isinstance(usage, dict):
+        return None
+    return {str(key): int(value) for key, value in usage.items() if isinstance(value, int)}
+
+
+async def _call(ctx: UnitContext, sample: Sample, prompt: str, key: str) -> None:
+    try:
+        try:
+            clip = sample_clip(sample)
+        except AudioError as exc:
+            await _finish(
+                ctx,
+                sample,
+                _row(ctx, sample, prediction=None, cached=False, latency_s=None, error=exc.message),
+            )
+            return
+        reply = await run_model(ctx.model.get(), clip, prompt, timeouts=ctx.timeouts)
+    finally:
+        ctx.slots.release()
+    ctx.counters.calls += 1
+    usage = _usage(reply)
+    if usage:
+        ctx.counters.usage_reported += 1
+        ctx.counters.input_tokens += usage.get("prompt_tokens", usage.get("input_tokens", 0))
+        ctx.counters.output_tokens += usage.get("completion_tokens", usage.get("output_tokens", 0))
+    if reply.ok:
+        ctx.cache.put(
+            key,
+            CachedReply(
+                text=reply.text,
+                total_s=reply.total_s,
+                ttft_s=reply.ttft_s,
+                transcript=reply.transcript,
+                usage=usage,
+            ),
+        )
+    row = _row(
+        ctx,
+        sample,
+        prediction=reply.text if reply.ok else None,
+        cached=False,
+        latency_s=reply.total_s,
+        ttft_s=reply.ttft_s,
+        usage=usage,
+        error=reply.error,
+    )
+    await _finish(ctx, sample, row)
+
+
+async def process_samples(
+    ctx: UnitContext, samples: Iterable[Sample], done: set[str] | frozenset[str]
+) -> None:
+    """Evaluate ``samples`` (skipping the ids in ``done``) and emit a row for each.
+
+    Args:
+        ctx: the unit's model, dataset, prompt and plumbing.
+        samples: the samples, read lazily.
+        done: sample ids already evaluated in this output folder (not asked again).
+    """
+    try:
+        await _process(ctx, samples, done)
+    except BaseExceptionGroup as group:
+        raise first_error(group) from group
+
+
+async def _process(
+    ctx: UnitContext, samples: Iterable[Sample], done: set[str] | frozenset[str]
+) -> None:
+    async with asyncio.TaskGroup() as group:
+        for sample in samples:
+            if sample.sample_id in done:
+                ctx.counters.resumed += 1
+                ctx.advance(True)
+                continue
+            prompt = render_prompt(ctx.template, ctx.spec, sample)
+            key = call_key(model=ctx.target.spec, prompt=prompt, audio_sha256=sample.audio_sha256)
+            cached = ctx.cache.get(key)
+            if cached is not None:
+                ctx.counters.cached += 1
+                row = _row(
+                    ctx,
+                    sample,
+                    prediction=cached.text,
+                    cached=True,
+                    latency_s=cached.total_s,
+                    ttft_s=cached.ttft_s,
+                    usage=cached.usage,
+                )
+                if ctx.judge is not None and ctx.spec.metric.is_open:
+                    await ctx.slots.acquire()  # bounds the samples held by pending judgements
+                    group.create_task(_finish_releasing(ctx, sample, row))
+                else:
+                    await _finish(ctx, sample, row)
+                continue
+            await ctx.slots.acquire()
+            group.create_task(_call(ctx, sample, prompt, key))

@@ -1,0 +1,386 @@
+"""Loading benchmark datasets through Hugging Face ``datasets``, one sample at a time.
+
+A registry dataset loads from the hub (``load_dataset(hf_id, config, split=...)``, cached by
+``datasets`` as usual); a local folder loads with ``load_dataset(folder)``, the same code path
+once the files are on disk (an ``audiofolder``, or a hub dataset's parquet files). The audio
+column is cast to ``Audio(decode=False)``: ``datasets`` hands over the encoded bytes (or the
+file's path) and :mod:`lamarena.audio` decodes one clip at a time, only when a model is
+actually called, so memory stays flat however large the set.
+
+:func:`plan_samples` reads only the label and reference columns to pick the rows to evaluate
+(rows whose value maps to no label are left out and counted); :func:`iter_samples` then yields
+those rows as :class:`Sample` objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lamarena.audio import AudioClip, AudioLimits, decode_audio
+from lamarena.bench.local import is_local_reference, read_local_spec
+from lamarena.bench.parsing import normalise, reference_letter
+from lamarena.bench.registry import Registry
+from lamarena.bench.spec import CHOICE_LETTERS, DatasetSpec
+from lamarena.errors import AudioError, InvalidInputError, NotFound
+
+if TYPE_CHECKING:
+    import datasets  # type: ignore[import-untyped]
+
+__all__ = [
+    "BENCH_AUDIO_LIMITS",
+    "DatasetRef",
+    "Sample",
+    "SamplePlan",
+    "iter_samples",
+    "open_dataset",
+    "plan_samples",
+    "resolve_dataset",
+    "sample_clip",
+]
+
+logger = logging.getLogger(__name__)
+
+BENCH_AUDIO_LIMITS = AudioLimits(
+    max_bytes=None, max_duration_s=None, min_duration_s=0.0, reject_silence=False
+)
+"""Benchmark audio is taken as it is: no size, length or silence limits."""
+
+_OPTION = re.compile(r"\(([A-F])\)\s*")
+_BATCH_ROWS = 32
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A dataset to evaluate and where its files are.
+
+    Attributes:
+        spec: the declaration (from the registry, or a local task.yaml).
+        folder: the local folder, or None to load ``spec.hf_id`` from the hub.
+    """
+
+    spec: DatasetSpec
+    folder: Path | None = None
+
+    @property
+    def reference(self) -> str:
+        """How the user named it: the registry name, or the folder."""
+        return str(self.folder) if self.folder is not None else self.spec.name
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One evaluation item; its audio stays encoded until :func:`sample_clip`.
+
+    Attributes:
+        sample_id: stable within the dataset (its id column, or its row number).
+        reference: the true label, option letter, or reference text.
+        audio_bytes: the encoded audio file.
+        question: the question shown in the prompt, if any.
+        options: the multiple-choice options' texts, in letter order, if any.
+    """
+
+    sample_id: str
+    reference: str
+    audio_bytes: bytes = field(repr=False)
+    question: str | None = None
+    options: tuple[str, ...] | None = None
+
+    @property
+    def audio_sha256(self) -> str:
+        """Digest of the encoded audio (the cache key's audio part)."""
+        return hashlib.sha256(self.audio_bytes).hexdigest()
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """The rows of a dataset to evaluate.
+
+    Attributes:
+        indices: row numbers, in order.
+        skipped: why other rows were left out, with counts.
+        available: rows in the split (after the holdout).
+    """
+
+    indices: list[int]
+    skipped: dict[str, int]
+    available: int
+
+
+def resolve_dataset(reference: str, registry: Registry) -> DatasetRef:
+    """A ``--datasets`` item: a registry name, or a local folder with a task.yaml.
+
+    Raises:
+        UnknownTask: not a registry name (the message suggests the closest).
+        InvalidInputError: a folder without a valid task.yaml.
+    """
+    if is_local_reference(reference):
+        folder = Path(reference)
+        return DatasetRef(spec=read_local_spec(folder, registry), folder=folder)
+    return DatasetRef(spec=registry.dataset(reference))
+
+
+def _quiet_datasets() -> Any:
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.utils.logging.set_verbosity_error()
+    return datasets
+
+
+def _unreachable(ref: DatasetRef, exc: Exception) -> NotFound:
+    spec = ref.spec
+    text = " ".join(str(exc).split())
+    offline = any(
+        marker in text
+        for marker in ("OfflineModeIsEnabled", "Couldn't reach", "connection", "Connection")
+    )
+    reason = "no network access to the Hugging Face hub" if offline else text[:300]
+    return NotFound(
+        f"dataset '{spec.name}' ({spec.hf_id}) could not be loaded: {reason}; download it "
+        f"where the hub is reachable and pass a local folder holding it with a task.yaml "
+        f"saying `dataset: {spec.name}` (see README: local datasets)"
+    )
+
+
+def _load(ref: DatasetRef, cache_dir: Path | None) -> datasets.Dataset:
+    datasets = _quiet_datasets()
+    spec = ref.spec
+    if ref.folder is None:
+        try:
+            loaded = datasets.load_dataset(
+                spec.hf_id, spec.config, data_dir=spec.data_dir, split=spec.split
+            )
+        except Exception as exc:  # datasets raises many kinds; each means "not reachable here"
+            raise _unreachable(ref, exc) from exc
+        return loaded
+    local_cache = str(cache_dir / "datasets") if cache_dir is not None else None
+    try:
+        splits = datasets.load_dataset(str(ref.folder), cache_dir=local_cache)
+    except Exception as exc:  # a folder datasets cannot read, in whatever way
+        raise InvalidInputError(
+            f"{ref.folder}: not a dataset folder `datasets` can read (an audiofolder with "
+            f"metadata.jsonl, or parquet files): {' '.join(str(exc).split())[:300]}"
+        ) from exc
+    if spec.split in splits:
+        return splits[spec.split]
+    if len(splits) == 1:
+        return next(iter(splits.values()))
+    raise InvalidInputError(
+        f"{ref.folder}: no split '{spec.split}'; it has {', '.join(splits)}: set split in task.yaml"
+    )
+
+
+def _audio_column(ref: DatasetRef, dataset: datasets.Dataset) -> str:
+    from datasets import Audio
+
+    if ref.spec.audio_column in dataset.column_names:
+        return ref.spec.audio_column
+    audio = [name for name, kind in dataset.features.items() if isinstance(kind, Audio)]
+    if len(audio) == 1:
+        return str(audio[0])
+    raise InvalidInputError(
+        f"dataset '{ref.spec.name}' ({ref.reference}): no audio column '{ref.spec.audio_column}'"
+        f"; columns: {', '.join(dataset.column_names)}"
+    )
+
+
+def open_dataset(ref: DatasetRef, *, cache_dir: Path | None = None) -> datasets.Dataset:
+    """The dataset's evaluated split, audio undecoded, holdout applied, columns checked.
+
+    Args:
+        ref: the dataset and where it is.
+        cache_dir: where ``datasets`` keeps its Arrow copy of a local folder (hub datasets use
+            the usual Hugging Face cache, so a set fetched before is found).
+
+    Raises:
+        NotFound: a hub dataset that cannot be reached (the message says how to give it locally).
+        InvalidInputError: a local folder that cannot be read, or a declared column missing.
+    """
+    from datasets import Audio
+
+    dataset = _load(ref, cache_dir)
+    audio_column = _audio_column(ref, dataset)
+    dataset = dataset.cast_column(audio_column, Audio(decode=False))
+    if audio_column != "audio":
+        if "audio" in dataset.column_names:
+            raise InvalidInputError(
+                f"dataset '{ref.spec.name}' ({ref.reference}): its audio is in "
+                f"'{audio_column}' and another column is called 'audio'; rename that column"
+            )
+        dataset = dataset.rename_column(audio_column, "audio")
+    spec = ref.spec
+    declared = [
+        spec.answer_column,
+        spec.question_column,
+        spec.id_column,
+        *(spec.option_columns or []),
+    ]
+    missing = [column for column in declared if column and column not in dataset.column_names]
+    if missing:
+        raise InvalidInputError(
+            f"dataset '{spec.name}' ({ref.reference}) has no column "
+            f"{', '.join(repr(c) for c in missing)}; columns: {', '.join(dataset.column_names)}"
+        )
+    if spec.holdout is not None:
+        size = spec.holdout.test_size
+        if isinstance(size, int) and size >= len(dataset):
+            return dataset
+        dataset = dataset.train_test_split(test_size=size, seed=spec.holdout.seed)["test"]
+    return dataset
+
+
+def _label_of(spec: DatasetSpec, raw: Any, names: Sequence[str] | None) -> str | None:
+    candidates = ["true" if raw is True else "false" if raw is False else str(raw).strip()]
+    if names is not None and isinstance(raw, int) and 0 <= raw < len(names):
+        candidates.append(names[raw])
+    for candidate in candidates:
+        if candidate in spec.label_map:
+            return spec.label_map[candidate]
+    labels = spec.labels or []
+    for candidate in candidates:
+        if normalise(candidate) in labels:
+            return normalise(candidate)
+        if candidate.lower() in labels:
+            return candidate.lower()
+    return None
+
+
+def _split_options(question: str) -> tuple[str, tuple[str, ...]] | None:
+    """``"Why? (A) x (B) y"`` -> ``("Why?", ("x", "y"))``; None unless letters run A, B, ..."""
+    parts = _OPTION.split(question)
+    letters = parts[1::2]
+    if len(letters) < 2 or tuple(letters) != CHOICE_LETTERS[: len(letters)]:
+        return None
+    return parts[0].strip(), tuple(part.strip() for part in parts[2::2])
+
+
+def _question_and_options(
+    spec: DatasetSpec, row: dict[str, Any]
+) -> tuple[str | None, tuple[str, ...] | None]:
+    question = None if spec.question_column is None else str(row[spec.question_column] or "")
+    if spec.option_columns is not None:
+        options = tuple(str(row[column] or "").strip() for column in spec.option_columns)
+        return question, tuple(option for option in options if option) or None
+    if spec.options_in_question and question is not None:
+        split = _split_options(question)
+        if split is None:
+            return question, None
+        return split
+    return question, None
+
+
+def _reference(
+    spec: DatasetSpec, row: dict[str, Any], names: Sequence[str] | None
+) -> tuple[str | None, str]:
+    """The sample's reference, or None and why the row is left out."""
+    raw = row[spec.answer_column]
+    if spec.is_choice:
+        _, options = _question_and_options(spec, row)
+        if options is None or len(options) < 2:
+            return None, "no options"
+        letter = reference_letter(str(raw), options)
+        return (letter, "") if letter else (None, "answer matches no option")
+    if spec.metric.is_classification:
+        label = _label_of(spec, raw, names)
+        return (label, "") if label else (None, f"value {str(raw)[:40]!r} maps to no label")
+    text = "" if raw is None else str(raw).strip()
+    return (text, "") if text else (None, "empty reference")
+
+
+def _class_names(spec: DatasetSpec, dataset: datasets.Dataset) -> list[str] | None:
+    from datasets import ClassLabel
+
+    feature = dataset.features.get(spec.answer_column)
+    return list(feature.names) if isinstance(feature, ClassLabel) else None
+
+
+def plan_samples(spec: DatasetSpec, dataset: datasets.Dataset, *, limit: int | None) -> SamplePlan:
+    """The rows to evaluate: those with a usable reference, the first ``limit`` of them.
+
+    Reads only the label, question and option columns (no audio).
+    """
+    columns = [
+        c for c in (spec.answer_column, spec.question_column, *(spec.option_columns or [])) if c
+    ]
+    light = dataset.select_columns(list(dict.fromkeys(columns)))
+    names = _class_names(spec, dataset)
+    indices: list[int] = []
+    skipped: Counter[str] = Counter()
+    for index, row in enumerate(light):
+        if limit is not None and len(indices) >= limit:
+            break
+        reference, why = _reference(spec, row, names)
+        if reference is None:
+            skipped[why] += 1
+        else:
+            indices.append(index)
+    if skipped:
+        logger.info("dataset %s: left out %s", spec.name, dict(skipped))
+    return SamplePlan(indices=indices, skipped=dict(skipped), available=len(dataset))
+
+
+def _audio_bytes(audio: Any) -> bytes | None:
+    if not isinstance(audio, dict):
+        return None
+    data = audio.get("bytes")
+    if data:
+        return bytes(data)
+    path = audio.get("path")
+    if path:
+        try:
+            return Path(path).read_bytes()
+        except OSError:
+            return None
+    return None
+
+
+def _rows(dataset: datasets.Dataset) -> Iterator[dict[str, Any]]:
+    """The rows, read :data:`_BATCH_ROWS` at a time (Arrow batches; memory stays bounded)."""
+    for batch in dataset.iter(batch_size=_BATCH_ROWS):
+        columns = list(batch)
+        for values in zip(*(batch[column] for column in columns), strict=True):
+            yield dict(zip(columns, values, strict=True))
+
+
+def iter_samples(
+    spec: DatasetSpec, dataset: datasets.Dataset, indices: Sequence[int]
+) -> Iterator[Sample]:
+    """The planned rows as samples, one at a time (the audio read per row, not decoded).
+
+    Raises:
+        InvalidInputError: a planned row has no readable audio.
+    """
+    names = _class_names(spec, dataset)
+    whole = len(indices) == len(dataset) and list(indices) == list(range(len(dataset)))
+    subset = dataset if whole else dataset.select(indices)
+    for index, row in zip(indices, _rows(subset), strict=True):
+        reference, _ = _reference(spec, row, names)
+        if reference is None:  # the plan was made from the same rows
+            continue
+        audio = _audio_bytes(row["audio"])
+        if audio is None:
+            raise InvalidInputError(
+                f"dataset '{spec.name}': row {index} has no readable audio ({row['audio']!r:.80})"
+            )
+        question, options = _question_and_options(spec, row)
+        sample_id = str(row[spec.id_column]) if spec.id_column else str(index)
+        yield Sample(sample_id, reference, audio, question, options)
+
+
+def sample_clip(sample: Sample) -> AudioClip:
+    """Decode a sample's audio to 16 kHz mono (no size, length or silence limits).
+
+    Raises:
+        AudioError: the bytes are not decodable audio (the message names the sample).
+    """
+    try:
+        return decode_audio(sample.audio_bytes, limits=BENCH_AUDIO_LIMITS)
+    except AudioError as exc:
+        raise AudioError(f"sample {sample.sample_id}: {exc.message}") from exc

@@ -1,0 +1,118 @@
+"""``run.json``: what a static run was, so its numbers can be traced and repeated.
+
+Versions (lamarena, Python, ``datasets``, the metric packages: scikit-learn, jiwer,
+whisper-normalizer, scipy, qa-metrics), the options, every model's resolved models.yaml entry and
+cache identity (never a key), the judge and its pinned prompt's hash, whether PEDANTS was
+available and why not, every dataset's declaration, source, fingerprint, rows evaluated and left
+out, and prompt texts with their hashes, the counts of calls, cache hits and errors, and tokens
+where the API reported them. Datasets of earlier runs into the same folder are kept.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict
+from datetime import datetime
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+from lamarena.bench.execution import RunCounters
+from lamarena.bench.judge import JUDGE_PROMPT_SHA256
+from lamarena.bench.metrics import metric_versions
+from lamarena.bench.pedants import PedantsScorer, PedantsUnavailable
+from lamarena.bench.prompts import prompt_sha256
+
+if TYPE_CHECKING:
+    from lamarena.bench.runner import RunPlan
+
+__all__ = ["RUN_FORMAT_VERSION", "run_document"]
+
+RUN_FORMAT_VERSION = 1
+"""Version of the ``run.json`` layout."""
+
+
+def _versions() -> dict[str, str]:
+    versions = {"lamarena": _package_version("lamarena"), "python": platform.python_version()}
+    for package in ("datasets", "numpy", "openai"):
+        versions[package] = _package_version(package)
+    versions.update(metric_versions())
+    return versions
+
+
+def _package_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def run_document(
+    plan: RunPlan, counters: RunCounters, started_at: datetime, elapsed_s: float, previous: Any
+) -> dict[str, Any]:
+    """The ``run.json`` document of a finished run.
+
+    Args:
+        plan: the run.
+        counters: what it did.
+        started_at: when it started (UTC).
+        elapsed_s: how long its samples took.
+        previous: the folder's earlier run.json, whose datasets are kept beside this run's.
+    """
+    datasets_info: dict[str, Any] = {}
+    if isinstance(previous, dict) and isinstance(previous.get("datasets"), dict):
+        datasets_info.update(previous["datasets"])  # earlier runs into the same folder
+    for item in plan.datasets:
+        spec = item.ref.spec
+        datasets_info[spec.name] = {
+            "spec": spec.model_dump(mode="json"),
+            "source": item.ref.reference,
+            "fingerprint": getattr(item.dataset, "_fingerprint", None),
+            "evaluated": len(item.plan.indices),
+            "available": item.plan.available,
+            "skipped": item.plan.skipped,
+            "prompts": [
+                {"prompt_id": index, "text": text, "sha256": prompt_sha256(text)}
+                for index, text in enumerate(item.prompts)
+            ],
+        }
+    pedants = plan.pedants
+    usage = None
+    if counters.usage_reported:
+        usage = {"input_tokens": counters.input_tokens, "output_tokens": counters.output_tokens}
+    return {
+        "version": RUN_FORMAT_VERSION,
+        "started_at": started_at.isoformat(),
+        "elapsed_s": elapsed_s,
+        "versions": _versions(),
+        "options": {
+            "prompts": plan.options.prompts,
+            "limit": plan.options.limit,
+            "concurrency": plan.options.concurrency,
+            "scheduler": plan.options.scheduler,
+            "n_resamples": plan.options.n_resamples,
+            "seed": plan.options.seed,
+        },
+        "models": {
+            target.name: {"resolved": target.resolved, "cache_identity": target.spec}
+            for target in plan.targets
+        },
+        "judge": None
+        if plan.judge is None
+        else {
+            "model": plan.judge.name,
+            "resolved": plan.judge.resolved,
+            "prompt_sha256": JUDGE_PROMPT_SHA256,
+        },
+        "pedants": None
+        if pedants is None
+        else {
+            "available": isinstance(pedants, PedantsScorer),
+            "model_dir": str(pedants.model_dir) if isinstance(pedants, PedantsScorer) else None,
+            "reason": pedants.reason if isinstance(pedants, PedantsUnavailable) else None,
+        },
+        "datasets": datasets_info,
+        "counts": asdict(counters),
+        "tokens": usage,
+        "cost_usd": None,
+        "cache": str(plan.cache_path),
+    }

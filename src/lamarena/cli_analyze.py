@@ -1,0 +1,196 @@
+"""``lamarena analyze``: the study report from votes and static scores.
+
+``lamarena analyze [--db URL | --votes FILE --from FORMAT] --static DIR_OR_CSV --out REPORT_DIR``
+writes ``REPORT_DIR/index.html`` (one offline page of figures) and ``REPORT_DIR/numbers.json``
+(every number on it). ``--label-model NAME --config models.yaml`` has a text model name the
+topics (otherwise their distinctive terms name them). :func:`register_analyze` adds the
+command to the main typer app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from lamarena.errors import ConfigError, InvalidInputError
+from lamarena.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from lamarena.models.base import TextModel
+
+__all__ = ["AnalyzeVoteFormat", "analyze", "load_battles_with_feedback", "register_analyze"]
+
+
+class AnalyzeVoteFormat(StrEnum):
+    """Formats ``analyze --votes`` reads (those of ``votes import``)."""
+
+    TALK_ARENA = "talk-arena"
+    FASTCHAT = "fastchat"
+    JSONL = "jsonl"
+    PARQUET = "parquet"
+
+
+def load_battles_with_feedback(
+    settings: Settings, votes: Path | None, fmt: AnalyzeVoteFormat | None
+) -> pd.DataFrame:
+    """Battles from a votes file (when given) or from the store, with their vote reasons.
+
+    The frame is the store's analysis frame (``records_to_frame``) plus ``feedback_text``.
+
+    Raises:
+        InvalidInputError: ``--votes`` without ``--from``, or a malformed file.
+        DatabaseError: the database cannot be read.
+    """
+    from lamarena.store import (
+        load_battle_records,
+        make_engine,
+        migrate_to_head,
+        read_battle_records,
+        records_to_frame,
+    )
+
+    if votes is not None:
+        if fmt is None:
+            raise InvalidInputError("--votes needs --from talk-arena|fastchat|jsonl|parquet")
+        records = read_battle_records(votes, fmt.value)
+    else:
+        engine = make_engine(settings.database_url)
+        try:
+            migrate_to_head(engine)
+            records = load_battle_records(engine)
+        finally:
+            engine.dispose()
+    frame = records_to_frame(records)
+    frame["feedback_text"] = [record.feedback_text for record in records]
+    return frame
+
+
+def analyze(
+    static: Annotated[
+        Path,
+        typer.Option(
+            "--static",
+            help="Static scores: a `static run --out` directory, or a CSV with a model column "
+            "and one column per benchmark.",
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Report directory (index.html and numbers.json).")
+    ],
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="SQLAlchemy URL (default: LAMARENA_DATABASE_URL or sqlite)."),
+    ] = None,
+    votes: Annotated[
+        Path | None, typer.Option(help="Analyse the votes in this file instead of the database.")
+    ] = None,
+    from_: Annotated[
+        AnalyzeVoteFormat | None, typer.Option("--from", help="Format of the --votes file.")
+    ] = None,
+    bootstrap: Annotated[
+        int | None, typer.Option(min=0, help="Bootstrap rounds of the leaderboard (10,000).")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of every bootstrap and clustering.")
+    ] = None,
+    min_battles: Annotated[
+        int | None, typer.Option(min=0, help="Fewer battles than this: provisional.")
+    ] = None,
+    topics: Annotated[
+        int | None,
+        typer.Option("--topics", min=1, help="Top-level topics (default: chosen by silhouette)."),
+    ] = None,
+    tau_rounds: Annotated[
+        int, typer.Option(min=1, help="Bootstrap rounds of the Kendall tau intervals.")
+    ] = 1000,
+    label_model: Annotated[
+        str | None,
+        typer.Option(help="Name the topics with this text model of --config (default: terms)."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="models.yaml holding the --label-model.")
+    ] = None,
+) -> None:
+    """Write the study report: rankings, topics, benchmarks vs votes, feedback themes."""
+    from lamarena.analysis.embeddings import sentence_embedder
+    from lamarena.report import StudyOptions, compute_study, load_static_input, write_report
+
+    if db is not None and votes is not None:
+        raise InvalidInputError("give either --db or --votes, not both")
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"--out {out}: is a file; give a directory for the report")
+    settings = load_settings(
+        database_url=db,
+        bootstrap_rounds=bootstrap,
+        seed=seed,
+        min_battles=min_battles,
+        models_config=config,
+    )
+    namer = _label_model(settings, label_model)
+    table = load_static_input(static)
+    battles = load_battles_with_feedback(settings, votes, from_)
+    options = StudyOptions(
+        n_resamples=settings.bootstrap_rounds,
+        tau_rounds=tau_rounds,
+        seed=settings.seed,
+        min_battles=settings.min_battles,
+        n_topics=topics,
+    )
+    document = compute_study(
+        battles,
+        table,
+        options=options,
+        embedder=sentence_embedder(device=settings.local_device),
+        static_source=str(static),
+    )
+    if namer is not None and document["topics"] is not None:
+        document["topics"] = asyncio.run(
+            _relabel(document["topics"], namer, settings.model_total_timeout_s)
+        )
+    files = write_report(document, out)
+    sections = ", ".join(f"{name}: {why}" for name, why in document["notes"].items())
+    typer.echo(
+        f"wrote {files.html} and {files.numbers} ({document['n_battles']} battles, "
+        f"{len(document['kendall_tau'])} benchmarks)"
+    )
+    if sections:
+        typer.echo(f"left out: {sections}", err=True)
+
+
+def _label_model(settings: Settings, name: str | None) -> TextModel | None:
+    """The text model that names the topics, built before any work starts (None: terms only).
+
+    Raises:
+        ConfigError: no ``--config``, no such model, or one that cannot answer text.
+    """
+    if name is None:
+        return None
+    if settings.models_config is None:
+        raise ConfigError(f"--label-model {name} needs --config models.yaml that lists it")
+    from lamarena.models.registry import model_entries
+    from lamarena.report.relabel import text_model
+
+    return text_model(model_entries(settings), name)
+
+
+async def _relabel(topics: dict[str, Any], model: TextModel, timeout_s: float) -> dict[str, Any]:
+    """Name the topics with ``model``, then close it."""
+    from lamarena.report.relabel import relabel_topics
+
+    try:
+        return await relabel_topics(topics, model, timeout_s=timeout_s)
+    finally:
+        close = getattr(model, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def register_analyze(app: typer.Typer) -> None:
+    """Add ``analyze`` to the ``lamarena`` typer app."""
+    app.command(name="analyze")(analyze)

@@ -1,0 +1,254 @@
+"""Every number of the study report, computed once into one JSON document (``numbers.json``).
+
+:func:`compute_study` runs the analyses of the study (Li et al. 2025, "Analyses") over a set of
+battles and a static score table and returns the document the figures are drawn from:
+
+- ``leaderboard``: the ``leaderboard --json`` document (Bradley-Terry, bootstrap intervals,
+  Holm-corrected pairwise tests), and ``win_rates``: the head-to-head matrix with those tests;
+- ``topics``: the two-level topic tree of the query transcripts with a leaderboard per topic;
+- ``kendall_tau``: Kendall tau (and the rank distance) of each benchmark against the ratings;
+- ``regression``: the mixed-effects regression of votes on benchmark differences;
+- ``pca``: principal components of the model x benchmark scores;
+- ``feedback``: themes of the vote reasons, with counts per winning model.
+
+A section the data cannot support (no transcripts, no reasons, too few shared models) is None,
+and ``notes`` says why; nothing is made up.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from lamarena.analysis.battles import validate_battles, win_rate_matrix
+from lamarena.analysis.correlation import (
+    StaticTable,
+    kendall_tau_table,
+    regress_votes_on_benchmarks,
+    static_pca,
+)
+from lamarena.analysis.embeddings import Embedder
+from lamarena.analysis.feedback import find_feedback_themes
+from lamarena.analysis.leaderboard import build_leaderboard
+from lamarena.analysis.topics import find_topics, topic_leaderboards
+from lamarena.errors import InsufficientData, InvalidInputError
+
+__all__ = ["SECTIONS", "StudyOptions", "compute_study", "json_safe"]
+
+logger = logging.getLogger(__name__)
+
+SECTIONS = ("leaderboard", "topics", "kendall_tau", "regression", "pca", "feedback")
+"""The analyses of ``numbers.json`` (each present, None where the data cannot support it)."""
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    """Settings of :func:`compute_study`.
+
+    Attributes:
+        n_resamples: bootstrap rounds of the overall leaderboard (the study used 10,000).
+        topic_resamples: bootstrap rounds of each per-topic leaderboard.
+        tau_rounds: bootstrap rounds of the Kendall tau intervals.
+        seed: seed of every bootstrap and clustering.
+        min_battles: fewer battles than this make a model provisional.
+        confidence: coverage of every interval.
+        n_topics: number of top-level topics; None chooses it by silhouette.
+        vif_threshold: variance inflation factor screening of the regression (the study's 10).
+    """
+
+    n_resamples: int = 10_000
+    topic_resamples: int = 1_000
+    tau_rounds: int = 1_000
+    seed: int = 0
+    min_battles: int = 10
+    confidence: float = 0.95
+    n_topics: int | None = None
+    vif_threshold: float = 10.0
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers and NaN or infinities as None."""
+    if isinstance(value, Mapping):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return [json_safe(item) for item in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _optional(
+    section: str, notes: dict[str, str], timings: dict[str, float], run: Callable[[], T]
+) -> T | None:
+    """Run one analysis; InsufficientData becomes a note and None (the section is left out)."""
+    start = time.perf_counter()
+    try:
+        return run()
+    except InsufficientData as exc:
+        notes[section] = str(exc)
+        logger.info("report: no %s section: %s", section, exc)
+        return None
+    finally:
+        timings[section] = round(time.perf_counter() - start, 3)
+
+
+def compute_study(
+    battles: pd.DataFrame,
+    static: StaticTable,
+    *,
+    options: StudyOptions | None = None,
+    embedder: Embedder | None = None,
+    static_source: str | None = None,
+) -> dict[str, Any]:
+    """Compute every number of the report.
+
+    Args:
+        battles: one row per battle: ``model_a, model_b, winner`` and, when available,
+            ``query_transcript`` (topics) and ``feedback_text`` (reasons).
+        static: the static scores (:func:`lamarena.report.static_input.load_static_input`).
+        options: settings; defaults as :class:`StudyOptions`.
+        embedder: text embedder for topics and reasons; None means the packaged MiniLM.
+        static_source: where the static scores came from, for the record.
+
+    Returns:
+        A JSON-safe document with the keys of :data:`SECTIONS` plus ``win_rates``, ``static``,
+        ``settings``, ``notes`` (why a section is None) and ``timings_s``.
+
+    Raises:
+        InsufficientData: no battles at all.
+        InvalidInputError: malformed battles or options, or no static model in the votes.
+        ConfigError: the embedding model is needed and cannot be loaded.
+    """
+    opts = options or StudyOptions()
+    clean = validate_battles(battles)
+    static_summary = _static_summary(static, clean, static_source)
+    notes: dict[str, str] = {}
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    board = build_leaderboard(
+        clean,
+        n_resamples=opts.n_resamples,
+        seed=opts.seed,
+        min_battles=opts.min_battles,
+        confidence=opts.confidence,
+    ).to_dict()
+    timings["leaderboard"] = round(time.perf_counter() - start, 3)
+    document: dict[str, Any] = {
+        "n_battles": len(clean),
+        "leaderboard": board,
+        "win_rates": _win_rates(clean, board),
+        "topics": _optional("topics", notes, timings, lambda: _topics(clean, opts, embedder)),
+        "kendall_tau": _optional(
+            "kendall_tau", notes, timings, lambda: _kendall_tau(clean, static, opts)
+        ),
+        "regression": _optional(
+            "regression",
+            notes,
+            timings,
+            lambda: regress_votes_on_benchmarks(
+                clean, static, vif_threshold=opts.vif_threshold
+            ).to_dict(),
+        ),
+        "pca": _optional("pca", notes, timings, lambda: static_pca(static).to_dict()),
+        "feedback": _optional("feedback", notes, timings, lambda: _feedback(clean, opts, embedder)),
+        "static": static_summary,
+        "settings": asdict(opts),
+    }
+    if document["kendall_tau"] is None:
+        document["kendall_tau"] = []
+    document["notes"] = notes
+    document["timings_s"] = timings
+    return dict(json_safe(document))
+
+
+def _win_rates(battles: pd.DataFrame, board: Mapping[str, Any]) -> dict[str, Any]:
+    """The head-to-head matrix in leaderboard order, with each pair's Holm-corrected test."""
+    matrix = win_rate_matrix(battles)
+    order = [row["model"] for row in board["models"] if row["model"] in matrix.index]
+    matrix = matrix.loc[order, order]
+    significant = pd.DataFrame(False, index=order, columns=order)
+    p_holm = pd.DataFrame(np.nan, index=order, columns=order)
+    for pair in board.get("pairwise") or []:
+        a, b = pair["model_a"], pair["model_b"]
+        if a in significant.index and b in significant.index:
+            significant.loc[a, b] = significant.loc[b, a] = bool(pair["significant"])
+            p_holm.loc[a, b] = p_holm.loc[b, a] = pair["p_holm"]
+    return {
+        "models": order,
+        "matrix": matrix.to_numpy().tolist(),
+        "significant": significant.to_numpy().tolist(),
+        "p_holm": p_holm.to_numpy().tolist(),
+        "meaning": "matrix[i][j]: share of battles model i won against model j (ties half)",
+    }
+
+
+def _topics(battles: pd.DataFrame, opts: StudyOptions, embedder: Embedder | None) -> dict[str, Any]:
+    if "query_transcript" not in battles.columns:
+        raise InsufficientData("the battles have no query_transcript column")
+    topics = find_topics(
+        battles["query_transcript"], n_topics=opts.n_topics, embedder=embedder, seed=opts.seed
+    )
+    boards = topic_leaderboards(
+        battles,
+        topics,
+        n_resamples=opts.topic_resamples,
+        seed=opts.seed,
+        min_battles=opts.min_battles,
+        confidence=opts.confidence,
+    )
+    return {**topics.to_dict(), "leaderboards": [board.to_dict() for board in boards]}
+
+
+def _kendall_tau(
+    battles: pd.DataFrame, static: StaticTable, opts: StudyOptions
+) -> list[dict[str, Any]]:
+    table = kendall_tau_table(
+        battles, static, rounds=opts.tau_rounds, seed=opts.seed, confidence=opts.confidence
+    )
+    rows: list[dict[str, Any]] = json_safe(table.to_dict(orient="records"))
+    return rows
+
+
+def _feedback(
+    battles: pd.DataFrame, opts: StudyOptions, embedder: Embedder | None
+) -> dict[str, Any]:
+    if "feedback_text" not in battles.columns:
+        raise InsufficientData("the battles have no feedback_text column")
+    return find_feedback_themes(battles, embedder=embedder, seed=opts.seed).to_dict()
+
+
+def _static_summary(
+    static: StaticTable, battles: pd.DataFrame, source: str | None
+) -> dict[str, Any]:
+    """What the static table holds, and which of its models the votes share."""
+    voted = set(battles["model_a"]) | set(battles["model_b"])
+    shared = [model for model in static.models if model in voted]
+    if not shared:
+        raise InvalidInputError(
+            f"no model of the static table ({', '.join(static.models)}) is in the votes "
+            f"({', '.join(sorted(voted))}); name the models the same way in both"
+        )
+    return {
+        "source": source,
+        "models": list(static.models),
+        "benchmarks": list(static.benchmarks),
+        "lower_is_better": sorted(static.lower_is_better),
+        "shared_models": shared,
+        "scores": {
+            model: [json_safe(float(v)) for v in row]
+            for model, row in zip(static.models, static.scores.to_numpy(), strict=True)
+        },
+    }
