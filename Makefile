@@ -33,16 +33,23 @@ test: setup system check
 bench: setup
 	$(PY) benchmarks/ranking.py
 	$(PY) benchmarks/models.py
+	$(PY) benchmarks/arena_load.py
+	$(PY) benchmarks/static_runner.py
+	$(PY) benchmarks/analyze.py
 
 # The arena on the embedded defaults: SQLite (./lamarena.db) and the built-in offline models.
 run: setup
 	$(VENV)/bin/lamarena serve
 
-# Simulate a study's worth of votes and print the leaderboard.
+# Simulate a study over the models of the study's Table 1, print the leaderboard, write the report.
+STUDY_MODELS := GPT4o,Gemini,Qwen2-audio,Typhoon,DiVA,Qwen-audio,NExTGPT,PandaGPT,ASR Pipeline
 demo: setup
 	mkdir -p $(OUT)
-	$(VENV)/bin/lamarena simulate --models 8 --votes 7500 --seed 0 --study --out $(OUT)/simulated.jsonl
-	$(VENV)/bin/lamarena leaderboard --votes $(OUT)/simulated.jsonl --from jsonl
+	$(VENV)/bin/lamarena simulate --models "$(STUDY_MODELS)" --votes 7500 --seed 1 --study --out $(OUT)/study.jsonl
+	$(VENV)/bin/lamarena leaderboard --votes $(OUT)/study.jsonl --from jsonl
+	$(VENV)/bin/lamarena analyze --votes $(OUT)/study.jsonl --from jsonl \
+	    --static src/lamarena/data/study/paper_table1_static.csv --out $(OUT)/report
+	@echo "report: $(OUT)/report/index.html"
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache .mypy_cache

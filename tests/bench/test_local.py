@@ -83,3 +83,28 @@ def test_an_unreachable_hub_dataset_says_how_to_give_it_locally(name: str) -> No
     assert "no network access to the Hugging Face hub" in message
     assert f"`dataset: {name}`" in message
     assert "\n" not in message
+
+
+def test_an_unreachable_hub_is_noticed_once_and_only_the_local_cache_is_tried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    import datasets
+    import huggingface_hub.constants
+
+    # Restored after the test: the probe switches both libraries to their local caches.
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    probes: list[tuple[str, int]] = []
+
+    def refuse(address: tuple[str, int], *args: object, **kwargs: object) -> socket.socket:
+        probes.append(address)
+        raise OSError("no route to host")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    with pytest.raises(NotFound, match="no network access"):
+        open_dataset(resolve_dataset("mustard", REGISTRY))
+    assert probes == [("huggingface.co", 443)]
+    assert datasets.config.HF_HUB_OFFLINE is True
+    assert huggingface_hub.constants.HF_HUB_OFFLINE is True

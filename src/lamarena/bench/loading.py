@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import socket
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -149,10 +150,35 @@ def _unreachable(ref: DatasetRef, exc: Exception) -> NotFound:
     )
 
 
+_HUB_HOST = ("huggingface.co", 443)
+_HUB_PROBE_S = 3.0
+
+
+def _hub_reachable() -> bool:
+    """Whether a TCP connection to the Hugging Face hub opens within a few seconds."""
+    try:
+        with socket.create_connection(_HUB_HOST, timeout=_HUB_PROBE_S):
+            return True
+    except OSError:
+        return False
+
+
+def _go_offline(datasets: Any) -> None:
+    """Make ``datasets`` use only its local cache (no retries against an unreachable hub)."""
+    import huggingface_hub.constants
+
+    datasets.config.HF_HUB_OFFLINE = True
+    huggingface_hub.constants.HF_HUB_OFFLINE = True
+
+
 def _load(ref: DatasetRef, cache_dir: Path | None) -> datasets.Dataset:
     datasets = _quiet_datasets()
     spec = ref.spec
     if ref.folder is None:
+        if not _hub_reachable():
+            # A dataset already in the local cache still loads; anything else fails at once,
+            # instead of after half a minute of retried requests.
+            _go_offline(datasets)
         try:
             loaded = datasets.load_dataset(
                 spec.hf_id, spec.config, data_dir=spec.data_dir, split=spec.split
