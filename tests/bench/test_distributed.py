@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 from distributed import LocalCluster
 
+from helpers.fake_openai import FakeOpenAI
 from helpers.fake_static_model import FakeStaticModel
 from helpers.servers import unused_port
 from lamarena.errors import ConfigError
 from lamarena.settings import Settings
 
 from .test_runner import GENDER_ANSWERS, HAND_MACRO_F1, Fixture, read_rows, run, script
+from .test_usage import CALL_COST, SAMPLES, models_yaml
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +74,25 @@ async def test_an_unreachable_scheduler_is_one_clear_error(
             scheduler_timeout_s=1.0,
         )
     assert not (tmp_path / "out").exists()
+
+
+async def test_tokens_and_cost_come_back_from_the_workers_per_model(
+    cluster: LocalCluster, settings: Settings, gender_set: Fixture, tmp_path: Path
+) -> None:
+    with FakeOpenAI().serve() as server:
+        config = models_yaml(tmp_path / "usage.yaml", server.base_url)
+        summary = await run(
+            settings.model_copy(update={"models_config": config}),
+            [str(gender_set[0])],
+            tmp_path / "out",
+            models=("priced", "silent"),
+            prompts=1,
+            scheduler=cluster.scheduler_address,
+            shard_size=2,
+        )
+    run_json = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run_json["usage_by_model"]["priced"]["calls_with_usage"] == SAMPLES
+    assert run_json["usage_by_model"]["priced"]["cost_usd"] == pytest.approx(SAMPLES * CALL_COST)
+    assert run_json["usage_by_model"]["silent"]["cost_usd"] is None
+    assert summary.by_model["silent"].calls == SAMPLES
+    assert run_json["cost_usd"] == pytest.approx(SAMPLES * CALL_COST)

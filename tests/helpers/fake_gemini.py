@@ -7,6 +7,11 @@ google-genai's ``generate_content_stream``: server-sent events whose ``data:`` i
 Every request body is recorded, and so is the peak number of replies in flight. The script
 works as in :mod:`helpers.fake_openai`: ``fail_next``, ``stall_s``, ``hold_after_first``,
 ``first_token_delay_s``, ``delta_delay_s``, plus ``block_reason`` (a blocked prompt).
+
+Every chunk carries ``usageMetadata`` as Gemini's do, counts so far: ``promptTokenCount``
+(``prompt_tokens``, default 12), ``candidatesTokenCount`` (the words of the reply so far),
+``thoughtsTokenCount`` when ``thoughts_tokens`` is set, and their ``totalTokenCount``;
+``send_usage = False`` leaves it out.
 """
 
 from __future__ import annotations
@@ -25,9 +30,17 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from helpers.servers import ServerThread
 
-__all__ = ["DEFAULT_DELTAS", "FakeGemini", "FakeGeminiServer", "GeminiFailure", "GeminiRequest"]
+__all__ = [
+    "DEFAULT_DELTAS",
+    "DEFAULT_PROMPT_TOKENS",
+    "FakeGemini",
+    "FakeGeminiServer",
+    "GeminiFailure",
+    "GeminiRequest",
+]
 
 DEFAULT_DELTAS = ("Paris is", " the capital", " of France.")
+DEFAULT_PROMPT_TOKENS = 12
 
 _STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
@@ -75,6 +88,9 @@ class FakeGemini:
         self.first_token_delay_s = first_token_delay_s
         self.delta_delay_s = delta_delay_s
         self.block_reason: str | None = None
+        self.prompt_tokens = DEFAULT_PROMPT_TOKENS
+        self.thoughts_tokens: int | None = None
+        self.send_usage = True
         self.stall_s = 0.0
         self.gate_timeout_s = 5.0
         self.gate_timed_out: bool | None = None
@@ -162,6 +178,7 @@ class FakeGemini:
         if self.first_token_delay_s:
             await asyncio.sleep(self.first_token_delay_s)
         last = len(self.deltas) - 1
+        words = 0
         for index, text in enumerate(self.deltas):
             if index and self.delta_delay_s:
                 await asyncio.sleep(self.delta_delay_s)
@@ -171,15 +188,24 @@ class FakeGemini:
             }
             if index == last:
                 candidate["finishReason"] = "STOP"
-            yield self._event(
-                {
-                    "candidates": [candidate],
-                    "usageMetadata": {"promptTokenCount": 12, "totalTokenCount": 12 + index},
-                    "modelVersion": model,
-                }
-            )
+            words += len(text.split())
+            payload: dict[str, Any] = {"candidates": [candidate], "modelVersion": model}
+            if self.send_usage:
+                payload["usageMetadata"] = self._usage_metadata(words)
+            yield self._event(payload)
             if index == 0 and gate is not None:
                 await self._wait_gate(gate)
+
+    def _usage_metadata(self, candidates_tokens: int) -> dict[str, Any]:
+        usage: dict[str, Any] = {
+            "promptTokenCount": self.prompt_tokens,
+            "candidatesTokenCount": candidates_tokens,
+        }
+        thoughts = self.thoughts_tokens or 0
+        if self.thoughts_tokens is not None:
+            usage["thoughtsTokenCount"] = self.thoughts_tokens
+        usage["totalTokenCount"] = self.prompt_tokens + candidates_tokens + thoughts
+        return usage
 
     def _build_app(self) -> FastAPI:
         app = FastAPI()

@@ -14,6 +14,13 @@ the server runs in another thread:
 - ``first_token_delay_s`` / ``delta_delay_s`` add latency (the concurrency benchmark uses them);
 - ``audio_transcript = True`` streams the text as ``delta.audio.transcript`` with PCM audio
   chunks, as GPT-4o does when asked for ``modalities=["text", "audio"]``.
+
+Token usage works as OpenAI's: a request with ``stream_options.include_usage`` gets ``"usage":
+null`` on every chunk and then, before ``[DONE]``, a chunk with empty ``choices`` and the usage:
+``prompt_tokens`` (default 17) and the words of the reply as ``completion_tokens``; ``usage_for``
+(the request body -> ``(prompt, completion)``) scripts other counts. ``send_usage = False`` plays
+a server that ignores ``stream_options``; ``reject_stream_options = True`` one that answers a
+request carrying it with HTTP 400.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -38,6 +45,8 @@ from helpers.servers import ServerThread
 
 __all__ = [
     "DEFAULT_DELTAS",
+    "DEFAULT_PROMPT_TOKENS",
+    "STREAM_OPTIONS_REJECTED",
     "Failure",
     "FakeOpenAI",
     "FakeOpenAIServer",
@@ -45,6 +54,10 @@ __all__ = [
 ]
 
 DEFAULT_DELTAS = ("The capital", " of France", " is Paris.")
+DEFAULT_PROMPT_TOKENS = 17
+"""The ``prompt_tokens`` the fake reports unless scripted otherwise."""
+
+STREAM_OPTIONS_REJECTED = "Unrecognized request argument supplied: stream_options"
 
 _ERROR_TYPES = {
     400: ("invalid_request_error", None),
@@ -101,6 +114,10 @@ class FakeOpenAI:
         self.first_token_delay_s = first_token_delay_s
         self.delta_delay_s = delta_delay_s
         self.audio_transcript = False
+        self.prompt_tokens = DEFAULT_PROMPT_TOKENS
+        self.usage_for: Callable[[dict[str, Any]], tuple[int, int]] | None = None
+        self.send_usage = True
+        self.reject_stream_options = False
         self.stall_s = 0.0
         self.gate_timeout_s = 5.0
         self.gate_timed_out: bool | None = None
@@ -182,15 +199,48 @@ class FakeOpenAI:
         body = {"error": {"message": failure.message, "type": kind, "param": None, "code": code}}
         return JSONResponse(body, status_code=failure.status, headers=headers)
 
-    def _chunk(self, model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        chunk = {
+    def _chunk(
+        self,
+        model: str,
+        delta: dict[str, Any],
+        finish: str | None = None,
+        *,
+        usage_field: bool = False,
+    ) -> bytes:
+        chunk: dict[str, Any] = {
             "id": "chatcmpl-fake",
             "object": "chat.completion.chunk",
             "created": 0,
             "model": model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         }
+        if usage_field:
+            chunk["usage"] = None  # as OpenAI sends it on every chunk but the last
         return f"data: {json.dumps(chunk)}\n\n".encode()
+
+    def _usage_chunk(self, model: str, prompt_tokens: int, completion_tokens: int) -> bytes:
+        chunk = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": model,
+            "choices": [],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+        return f"data: {json.dumps(chunk)}\n\n".encode()
+
+    def _usage(self, body: dict[str, Any]) -> tuple[int, int] | None:
+        """The (prompt, completion) tokens to report for ``body``, or None for no usage chunk."""
+        options = body.get("stream_options") or {}
+        if not (self.send_usage and options.get("include_usage")):
+            return None
+        if self.usage_for is not None:
+            return self.usage_for(body)
+        return self.prompt_tokens, len("".join(self.deltas).split())
 
     def _text_delta(self, text: str) -> dict[str, Any]:
         if not self.audio_transcript:
@@ -207,19 +257,23 @@ class FakeOpenAI:
             await asyncio.sleep(0.002)
         self.gate_timed_out = False
 
-    async def _chat_stream(self, model: str) -> AsyncIterator[bytes]:
+    async def _chat_stream(
+        self, model: str, usage: tuple[int, int] | None, usage_field: bool
+    ) -> AsyncIterator[bytes]:
         gate = self._gate
         try:
-            yield self._chunk(model, {"role": "assistant", "content": ""})
+            yield self._chunk(model, {"role": "assistant", "content": ""}, usage_field=usage_field)
             if self.first_token_delay_s:
                 await asyncio.sleep(self.first_token_delay_s)
             for index, text in enumerate(self.deltas):
                 if index and self.delta_delay_s:
                     await asyncio.sleep(self.delta_delay_s)
-                yield self._chunk(model, self._text_delta(text))
+                yield self._chunk(model, self._text_delta(text), usage_field=usage_field)
                 if index == 0 and gate is not None:
                     await self._wait_gate(gate)
-            yield self._chunk(model, {}, finish="stop")
+            yield self._chunk(model, {}, finish="stop", usage_field=usage_field)
+            if usage is not None:
+                yield self._usage_chunk(model, *usage)
             yield b"data: [DONE]\n\n"
         finally:
             with self._lock:
@@ -233,15 +287,19 @@ class FakeOpenAI:
             body = await request.json()
             self._record(RecordedRequest(request.url.path, dict(request.headers), json=body))
             failure = self._next_failure()
+            if failure is None and self.reject_stream_options and "stream_options" in body:
+                failure = Failure(400, STREAM_OPTIONS_REJECTED)
             if failure is not None:
                 return self._error_response(failure)
             if self.stall_s:
                 await self._stall(request)
+            usage = self._usage(body)
             with self._lock:
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
             return StreamingResponse(
-                self._chat_stream(str(body.get("model", ""))), media_type="text/event-stream"
+                self._chat_stream(str(body.get("model", "")), usage, usage is not None),
+                media_type="text/event-stream",
             )
 
         @app.post("/v1/audio/transcriptions")

@@ -76,14 +76,15 @@ class CachedReply:
         total_s: seconds the original call took.
         ttft_s: seconds to its first delta, if known.
         transcript: what a pipeline's ASR heard, if any.
-        usage: token counts where the API reported them.
+        usage: token counts where the API reported them
+            (:meth:`lamarena.models.base.Usage.as_dict`).
     """
 
     text: str
     total_s: float
     ttft_s: float | None = None
     transcript: str | None = None
-    usage: dict[str, int] | None = None
+    usage: dict[str, int | None] | None = None
 
 
 @dataclass

@@ -179,9 +179,11 @@ async def run_on_cluster(
     done: dict[tuple[str, str, int], set[str]],
     emit: Callable[[dict[str, Any]], None],
     progress: Progress,
-    counters: RunCounters,
+    by_model: dict[str, RunCounters],
 ) -> None:
     """Run every shard of ``plan`` on the cluster at ``plan.options.scheduler``.
+
+    The counts of each finished shard are added to its model's entry of ``by_model``.
 
     Raises:
         ConfigError: the scheduler cannot be reached, or a shard failed (after the rows of
@@ -231,7 +233,7 @@ async def run_on_cluster(
             shard_counts = RunCounters(**result["counters"])
             for _ in range(shard_counts.resumed):
                 progress.advance(True)
-            counters.add(shard_counts)
+            by_model.setdefault(model, RunCounters()).add(shard_counts)
             if not failures:
                 submit_more(model)
     finally:

@@ -7,6 +7,11 @@ of the model's concurrency slots, taken *before* the next sample is read, so at 
 clips are decoded at once); a complete reply goes into the cache. The answer is parsed (label
 sets and options), scored, judged where a judge is configured, and handed to ``emit`` as a
 ``samples.jsonl`` row at once.
+
+A row's ``usage`` is ``{"input_tokens", "output_tokens", "cost_usd"}`` when the model's service
+reported tokens for the call (a cached row: for the original call), with ``cost_usd`` from the
+model's prices in models.yaml (null without prices); null when nothing was reported. The
+counters add up what this run's calls reported and cost (cache hits cost nothing).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from lamarena.bench.scoring import sample_score
 from lamarena.bench.spec import DatasetSpec
 from lamarena.bench.targets import ModelHandle, ModelTarget
 from lamarena.errors import AudioError, LamarenaError, ModelError
-from lamarena.models.base import ModelTimeouts
+from lamarena.models.base import ModelTimeouts, Usage
 from lamarena.models.runtime import run_model
 
 __all__ = [
@@ -45,7 +50,20 @@ Row = dict[str, Any]
 
 @dataclass
 class RunCounters:
-    """What happened, for run.json and the progress bar."""
+    """What happened, for run.json and the progress bar.
+
+    Attributes:
+        calls: model calls made (cache hits and resumed samples are not calls).
+        cached: samples answered from the call cache.
+        resumed: samples already done in the output folder.
+        errors: rows with an error.
+        judge_calls: judge calls made.
+        input_tokens: input tokens of the calls that reported usage.
+        output_tokens: output tokens of the calls that reported usage.
+        usage_reported: calls whose service reported token usage.
+        priced_calls: calls whose cost is known (usage with both counts, and prices).
+        cost_usd: the cost of the priced calls, in US dollars.
+    """
 
     calls: int = 0
     cached: int = 0
@@ -55,6 +73,19 @@ class RunCounters:
     input_tokens: int = 0
     output_tokens: int = 0
     usage_reported: int = 0
+    priced_calls: int = 0
+    cost_usd: float = 0.0
+
+    def count_usage(self, usage: Usage | None, cost_usd: float | None) -> None:
+        """Add one call's reported usage and cost (None: not reported or not priced)."""
+        if usage is None:
+            return
+        self.usage_reported += 1
+        self.input_tokens += usage.input_tokens or 0
+        self.output_tokens += usage.output_tokens or 0
+        if cost_usd is not None:
+            self.priced_calls += 1
+            self.cost_usd += cost_usd
 
     def add(self, other: RunCounters) -> None:
         """Add another's counts to these."""
@@ -129,10 +160,13 @@ def _row(
     cached: bool,
     latency_s: float | None,
     ttft_s: float | None = None,
-    usage: dict[str, int] | None = None,
+    usage: Usage | None = None,
     error: str | None = None,
 ) -> Row:
     parsed = None if prediction is None else parse_answer(ctx.spec, sample, prediction)
+    usage_row = None
+    if usage is not None:
+        usage_row = {**usage.as_dict(), "cost_usd": ctx.target.entry.cost_usd(usage)}
     row: Row = {
         "model": ctx.target.name,
         "dataset": ctx.spec.name,
@@ -149,7 +183,7 @@ def _row(
         "rule": None if parsed is None else parsed.rule,
         "error": error,
         "ttft_s": ttft_s,
-        "usage": usage,
+        "usage": usage_row,
     }
     if sample.options is not None:
         row["n_options"] = len(sample.options)
@@ -194,14 +228,6 @@ async def _finish_releasing(ctx: UnitContext, sample: Sample, row: Row) -> None:
         ctx.slots.release()
 
 
-def _usage(reply: object) -> dict[str, int] | None:
-    """Token counts, where the adapter's reply reports them (``Reply.usage``)."""
-    usage = getattr(reply, "usage", None)
-    if not isinstance(usage, dict):
-        return None
-    return {str(key): int(value) for key, value in usage.items() if isinstance(value, int)}
-
-
 async def _call(ctx: UnitContext, sample: Sample, prompt: str, key: str) -> None:
     try:
         try:
@@ -217,11 +243,8 @@ async def _call(ctx: UnitContext, sample: Sample, prompt: str, key: str) -> None
     finally:
         ctx.slots.release()
     ctx.counters.calls += 1
-    usage = _usage(reply)
-    if usage:
-        ctx.counters.usage_reported += 1
-        ctx.counters.input_tokens += usage.get("prompt_tokens", usage.get("input_tokens", 0))
-        ctx.counters.output_tokens += usage.get("completion_tokens", usage.get("output_tokens", 0))
+    usage = reply.usage
+    ctx.counters.count_usage(usage, ctx.target.entry.cost_usd(usage))
     if reply.ok:
         ctx.cache.put(
             key,
@@ -230,7 +253,7 @@ async def _call(ctx: UnitContext, sample: Sample, prompt: str, key: str) -> None
                 total_s=reply.total_s,
                 ttft_s=reply.ttft_s,
                 transcript=reply.transcript,
-                usage=usage,
+                usage=None if usage is None else usage.as_dict(),
             ),
         )
     row = _row(
@@ -283,7 +306,7 @@ async def _process(
                     cached=True,
                     latency_s=cached.total_s,
                     ttft_s=cached.ttft_s,
-                    usage=cached.usage,
+                    usage=Usage.from_dict(cached.usage),
                 )
                 if ctx.judge is not None and ctx.spec.metric.is_open:
                     await ctx.slots.acquire()  # bounds the samples held by pending judgements

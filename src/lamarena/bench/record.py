@@ -5,7 +5,12 @@ whisper-normalizer, scipy, qa-metrics), the options, every model's resolved mode
 cache identity (never a key), the judge and its pinned prompt's hash, whether PEDANTS was
 available and why not, every dataset's declaration, source, fingerprint, rows evaluated and left
 out, and prompt texts with their hashes, the counts of calls, cache hits and errors, and tokens
-where the API reported them. Datasets of earlier runs into the same folder are kept.
+and cost where the API reported them. Datasets of earlier runs into the same folder are kept.
+
+Tokens and cost count the calls this run made to the evaluated models (cache hits, resumed
+samples and the judge's calls are not counted): ``tokens`` and ``cost_usd`` for the whole run,
+and ``usage_by_model`` per model with how many calls reported usage. A total is null when no
+call reported tokens, and a cost is null when the model has no prices in models.yaml.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from lamarena.bench.prompts import prompt_sha256
 if TYPE_CHECKING:
     from lamarena.bench.runner import RunPlan
 
-__all__ = ["RUN_FORMAT_VERSION", "run_document"]
+__all__ = ["RUN_FORMAT_VERSION", "run_document", "usage_summary"]
 
 RUN_FORMAT_VERSION = 1
 """Version of the ``run.json`` layout."""
@@ -46,8 +51,31 @@ def _package_version(name: str) -> str:
         return "not installed"
 
 
+def usage_summary(counters: RunCounters) -> dict[str, Any]:
+    """Tokens and cost of some calls: ``calls``, ``calls_with_usage``, token totals, cost.
+
+    Token totals are null when no call reported usage; ``cost_usd`` is null when no call's cost
+    is known (no prices, or no usage), and otherwise sums the calls whose cost is known
+    (``priced_calls`` of them).
+    """
+    reported = counters.usage_reported > 0
+    return {
+        "calls": counters.calls,
+        "calls_with_usage": counters.usage_reported,
+        "input_tokens": counters.input_tokens if reported else None,
+        "output_tokens": counters.output_tokens if reported else None,
+        "priced_calls": counters.priced_calls,
+        "cost_usd": counters.cost_usd if counters.priced_calls else None,
+    }
+
+
 def run_document(
-    plan: RunPlan, counters: RunCounters, started_at: datetime, elapsed_s: float, previous: Any
+    plan: RunPlan,
+    counters: RunCounters,
+    started_at: datetime,
+    elapsed_s: float,
+    previous: Any,
+    by_model: dict[str, RunCounters] | None = None,
 ) -> dict[str, Any]:
     """The ``run.json`` document of a finished run.
 
@@ -57,6 +85,7 @@ def run_document(
         started_at: when it started (UTC).
         elapsed_s: how long its samples took.
         previous: the folder's earlier run.json, whose datasets are kept beside this run's.
+        by_model: what it did per model (for ``usage_by_model``).
     """
     datasets_info: dict[str, Any] = {}
     if isinstance(previous, dict) and isinstance(previous.get("datasets"), dict):
@@ -113,6 +142,9 @@ def run_document(
         "datasets": datasets_info,
         "counts": asdict(counters),
         "tokens": usage,
-        "cost_usd": None,
+        "cost_usd": counters.cost_usd if counters.priced_calls else None,
+        "usage_by_model": {
+            name: usage_summary(model_counters) for name, model_counters in (by_model or {}).items()
+        },
         "cache": str(plan.cache_path),
     }

@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
@@ -128,7 +128,18 @@ class RunPlan:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """What a run did."""
+    """What a run did.
+
+    Attributes:
+        out_dir: the output folder.
+        counters: the counts of the whole run (calls, cache hits, errors, tokens, cost).
+        scores: the scores of everything in the output folder.
+        pedants_unavailable: why PEDANTS could not score, if it could not.
+        skipped: per dataset, the rows left out and why.
+        elapsed_s: how long the samples took.
+        cache_path: the call cache file.
+        by_model: the counts of each model (its tokens and cost where reported).
+    """
 
     out_dir: Path
     counters: RunCounters
@@ -137,6 +148,7 @@ class RunSummary:
     skipped: dict[str, dict[str, int]]
     elapsed_s: float
     cache_path: Path
+    by_model: dict[str, RunCounters] = field(default_factory=dict)
 
 
 def cache_path(settings: Settings) -> Path:
@@ -242,7 +254,7 @@ async def _run_in_process(
     done: dict[tuple[str, str, int], set[str]],
     emit: Callable[[dict[str, Any]], None],
     progress: Progress,
-    counters: RunCounters,
+    by_model: dict[str, RunCounters],
 ) -> None:
     cache = CallCache(plan.cache_path)
     handles: list[ModelHandle] = []
@@ -289,7 +301,7 @@ async def _run_in_process(
         except BaseExceptionGroup as failed:
             raise first_error(failed) from failed
         for context, _, _ in contexts:
-            counters.add(context.counters)
+            by_model.setdefault(context.target.name, RunCounters()).add(context.counters)
     finally:
         for handle in handles:
             await handle.aclose()
@@ -314,21 +326,24 @@ async def run_static(plan: RunPlan, *, progress: Progress | None = None) -> RunS
     out_dir = options.out_dir
     log = SamplesLog(out_dir)
     done = _done_by_unit(log)
-    counters = RunCounters()
+    by_model = {target.name: RunCounters() for target in plan.targets}
     started_at = datetime.now(UTC)
     started = perf_counter()
     progress.start(plan.total)
     try:
         if options.scheduler is None:
-            await _run_in_process(plan, done, log.append, progress, counters)
+            await _run_in_process(plan, done, log.append, progress, by_model)
         else:
             from lamarena.bench.distributed import run_on_cluster
 
-            await run_on_cluster(plan, done, log.append, progress, counters)
+            await run_on_cluster(plan, done, log.append, progress, by_model)
     finally:
         log.close()
         progress.stop()
     elapsed_s = perf_counter() - started
+    counters = RunCounters()
+    for model_counters in by_model.values():
+        counters.add(model_counters)
     rows = list(log.rows())
     scores = compute_scores(
         rows, pedants=plan.pedants, n_resamples=options.n_resamples, seed=options.seed
@@ -341,7 +356,7 @@ async def run_static(plan: RunPlan, *, progress: Progress | None = None) -> RunS
             previous = read_json(run_file, what="the previous run")
         except InvalidInputError:
             previous = None
-    document = run_document(plan, counters, started_at, elapsed_s, previous)
+    document = run_document(plan, counters, started_at, elapsed_s, previous, by_model)
     label_sets = {name: info["spec"].get("labels") for name, info in document["datasets"].items()}
     write_json(out_dir / BASELINES_FILE, compute_baselines(rows, label_sets))
     write_json(run_file, document)
@@ -353,4 +368,5 @@ async def run_static(plan: RunPlan, *, progress: Progress | None = None) -> RunS
         skipped={item.ref.spec.name: item.plan.skipped for item in plan.datasets},
         elapsed_s=elapsed_s,
         cache_path=plan.cache_path,
+        by_model=by_model,
     )

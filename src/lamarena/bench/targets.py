@@ -2,8 +2,9 @@
 
 A model's *spec* here is what identifies its replies: the models.yaml entry (or the built-in
 offline model's description) without its name and without what cannot change a reply: timeouts,
-retries, concurrency, the name of the key's variable, download permission, device, and the
-arena's system prompt (a static run sends the task's prompt instead). It is the model part of
+retries, concurrency, the name of the key's variable, download permission, device, prices,
+whether token usage is asked for, and the arena's system prompt (a static run sends the task's
+prompt instead). It is the model part of
 every cache key and is recorded in ``run.json``; it never holds a secret.
 """
 
@@ -32,6 +33,9 @@ _VOLATILE = frozenset(
         "allow_download",
         "device",
         "system_prompt",
+        "report_usage",
+        "price_per_million_input_tokens",
+        "price_per_million_output_tokens",
     }
 )
 

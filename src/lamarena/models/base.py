@@ -5,11 +5,16 @@ spoken query (``prompt`` is the text part sent with the audio: the arena's syste
 benchmark's instruction). Parts of an ASR + LLM pipeline implement :class:`Transcriber` and
 :class:`TextModel`. Adapters raise only :class:`lamarena.errors.ModelError` subclasses. Timing,
 timeouts and collecting a :class:`Reply` happen once, in :mod:`lamarena.models.runtime`.
+
+Token usage travels with the stream of the request it belongs to: an adapter whose service
+reports tokens returns a :class:`ReplyStream` (still an ``AsyncIterator[str]``) and reports the
+:class:`Usage` on it; :func:`reported_usage` reads it once the stream ends. Nothing is kept on
+the adapter, so any number of concurrent requests on one instance each get their own usage.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -19,9 +24,14 @@ __all__ = [
     "AudioModel",
     "ModelTimeouts",
     "Reply",
+    "ReplyStream",
     "TextModel",
+    "TokenPrices",
     "Transcriber",
     "TranscribingModel",
+    "Usage",
+    "UsageSink",
+    "reported_usage",
 ]
 
 
@@ -40,6 +50,113 @@ class ModelTimeouts:
     total_s: float = 180.0
 
 
+def _token_count(value: object) -> int | None:
+    """``value`` as a token count: a non-negative int, else None (never a made-up number)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+@dataclass(frozen=True)
+class Usage:
+    """The tokens one request used, as the service reported them.
+
+    Attributes:
+        input_tokens: tokens of the request (text, audio and system prompt); None when the
+            service did not say.
+        output_tokens: tokens generated, reasoning or thinking tokens included where the service
+            bills them as output; None when the service did not say.
+    """
+
+    input_tokens: int | None
+    output_tokens: int | None
+
+    @classmethod
+    def reported(cls, input_tokens: object, output_tokens: object) -> Usage:
+        """The usage from a service's raw counts; anything not a non-negative int becomes None."""
+        return cls(_token_count(input_tokens), _token_count(output_tokens))
+
+    @classmethod
+    def from_dict(cls, value: object) -> Usage | None:
+        """The usage stored by :meth:`as_dict`, or None for anything else."""
+        if not isinstance(value, dict):
+            return None
+        usage = cls.reported(value.get("input_tokens"), value.get("output_tokens"))
+        return None if usage.input_tokens is None and usage.output_tokens is None else usage
+
+    @property
+    def total_tokens(self) -> int | None:
+        """Input plus output tokens; None unless both are known."""
+        if self.input_tokens is None or self.output_tokens is None:
+            return None
+        return self.input_tokens + self.output_tokens
+
+    def as_dict(self) -> dict[str, int | None]:
+        """``{"input_tokens", "output_tokens"}``, for JSON files and the call cache."""
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+
+
+@dataclass(frozen=True)
+class TokenPrices:
+    """What a model's service charges, in US dollars per million tokens.
+
+    Attributes:
+        input_per_million: the price of a million input tokens.
+        output_per_million: the price of a million output tokens.
+    """
+
+    input_per_million: float
+    output_per_million: float
+
+    def cost_usd(self, usage: Usage | None) -> float | None:
+        """The cost of one request in US dollars; None unless both token counts are known."""
+        if usage is None or usage.input_tokens is None or usage.output_tokens is None:
+            return None
+        return (
+            usage.input_tokens * self.input_per_million
+            + usage.output_tokens * self.output_per_million
+        ) / 1_000_000
+
+
+UsageSink = Callable[[Usage], None]
+"""Receives the usage of one request (called again when the service revises it)."""
+
+
+class ReplyStream(AsyncIterator[str]):
+    """The text deltas of one request, and the token usage its service reported.
+
+    An adapter returns one from ``stream`` (or ``stream_text``, ``stream_transcript``) instead
+    of a bare async generator: ``deltas`` is called at once with a sink and returns the
+    generator, which calls the sink when the service reports usage (typically after the last
+    delta). Reading :attr:`usage` after the stream ends gives that request's usage, or None.
+    Like an async generator it does nothing until iterated, and :meth:`aclose` stops it.
+    """
+
+    def __init__(self, deltas: Callable[[UsageSink], AsyncGenerator[str, None]]) -> None:
+        """Wrap the generator ``deltas(sink)`` of one request."""
+        self.usage: Usage | None = None
+        self._deltas = deltas(self._report)
+
+    def _report(self, usage: Usage) -> None:
+        self.usage = usage
+
+    def __aiter__(self) -> ReplyStream:
+        return self
+
+    async def __anext__(self) -> str:
+        return await anext(self._deltas)
+
+    async def aclose(self) -> None:
+        """Stop the request (its generator's cleanup runs now)."""
+        await self._deltas.aclose()
+
+
+def reported_usage(stream: object) -> Usage | None:
+    """The usage a stream reported: a :class:`ReplyStream`'s, else None (e.g. local models)."""
+    usage = getattr(stream, "usage", None)
+    return usage if isinstance(usage, Usage) else None
+
+
 @dataclass(frozen=True)
 class Reply:
     """One model's complete answer to one query, with server-side timings.
@@ -51,6 +168,8 @@ class Reply:
         total_s: seconds from the request to the end (or to the failure).
         error: a message a user can act on, or None when the reply is complete.
         transcript: what an ASR front end heard (pipelines only).
+        usage: the tokens the service reported for this request; None when it reported none
+            (local models, servers without usage, a stream cut short).
     """
 
     model: str
@@ -59,6 +178,7 @@ class Reply:
     total_s: float
     error: str | None = None
     transcript: str | None = None
+    usage: Usage | None = None
 
     @property
     def chars(self) -> int:

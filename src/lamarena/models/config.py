@@ -4,6 +4,12 @@ A typo fails loudly: YAML duplicate keys are refused, unknown keys are refused (
 and every message names the file, the entry (its name and position) and the key. Secrets are
 never in the file, only the *name* of the environment variable that holds them (``api_key_env``).
 
+Remote models may give ``price_per_million_input_tokens`` and ``price_per_million_output_tokens``
+(US dollars, both or neither; a pipeline's prices its LLM's tokens): static runs then record the
+cost of every call whose tokens the service reported. ``report_usage: false`` stops an
+``openai`` model (or a pipeline's ``openai`` LLM) asking for token counts, for servers that
+reject ``stream_options``.
+
 .. code-block:: yaml
 
     models:
@@ -11,6 +17,8 @@ never in the file, only the *name* of the environment variable that holds them (
         kind: openai
         model: gpt-4o-audio-preview
         api_key_env: OPENAI_API_KEY
+        price_per_million_input_tokens: 2.5
+        price_per_million_output_tokens: 10
       - name: whisper-llama
         kind: pipeline
         asr: {kind: openai-transcription, model: whisper-1}
@@ -24,7 +32,7 @@ never in the file, only the *name* of the environment variable that holds them (
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
@@ -34,9 +42,11 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from lamarena.errors import ConfigError
+from lamarena.models.base import TokenPrices
 
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
@@ -91,7 +101,44 @@ class _Generation(_Spec):
     max_tokens: int | None = Field(default=None, gt=0, le=32_768)
 
 
-class OpenAISpec(_Remote, _Generation):
+Price = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+_REPORT_USAGE = (
+    "Ask the server for token counts (stream_options.include_usage); false for servers that "
+    "reject stream_options."
+)
+
+
+class _Priced(_Spec):
+    """What a remote model's tokens cost, in US dollars per million (both or neither)."""
+
+    price_per_million_input_tokens: Price | None = None
+    price_per_million_output_tokens: Price | None = None
+
+    @model_validator(mode="after")
+    def _both_prices(self) -> Self:
+        given = (self.price_per_million_input_tokens, self.price_per_million_output_tokens)
+        if (given[0] is None) != (given[1] is None):
+            raise ValueError(
+                "give both price_per_million_input_tokens and price_per_million_output_tokens "
+                "(0 for a side that is free), or neither"
+            )
+        return self
+
+    @property
+    def prices(self) -> TokenPrices | None:
+        """The prices, or None when the entry gives none."""
+        if self.price_per_million_input_tokens is None:
+            return None
+        if self.price_per_million_output_tokens is None:
+            return None
+        return TokenPrices(
+            input_per_million=self.price_per_million_input_tokens,
+            output_per_million=self.price_per_million_output_tokens,
+        )
+
+
+class OpenAISpec(_Remote, _Generation, _Priced):
     """Chat completions with an audio part (GPT-4o audio, vLLM, any compatible server)."""
 
     name: Name
@@ -99,9 +146,10 @@ class OpenAISpec(_Remote, _Generation):
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     modalities: list[Literal["text", "audio"]] | None = None
     max_concurrency: int | None = Field(default=None, gt=0)
+    report_usage: bool = Field(default=True, description=_REPORT_USAGE)
 
 
-class GeminiSpec(_Remote, _Generation):
+class GeminiSpec(_Remote, _Generation, _Priced):
     """Google Gemini through google-genai, audio inline."""
 
     name: Name
@@ -131,9 +179,10 @@ class LlmSpec(_Generation):
     timeout_s: PositiveSeconds = 60.0
     gguf_file: str | None = None
     allow_download: bool = False
+    report_usage: bool = Field(default=True, description=_REPORT_USAGE + " (kind openai only)")
 
 
-class PipelineSpec(_Spec):
+class PipelineSpec(_Priced):
     """ASR then a text LLM: the study's "ASR pipeline" baseline."""
 
     name: Name

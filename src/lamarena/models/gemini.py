@@ -3,7 +3,9 @@
 :class:`GeminiModel` streams ``generate_content_stream`` with the prompt and the clip as two parts
 of one user turn; :meth:`GeminiModel.stream_text` answers text under a system instruction, so a
 Gemini model can also be the LLM half of an ASR pipeline. ``base_url`` points the SDK elsewhere
-(a proxy, or a loopback fake in tests).
+(a proxy, or a loopback fake in tests). Every chunk carries the request's ``usage_metadata`` so
+far; the last one seen is reported on the request's :class:`~lamarena.models.base.ReplyStream`
+(prompt tokens in, candidate plus thinking tokens out, as Google bills them).
 
 As in :mod:`lamarena.models.openai_compat`: one ``httpx2.AsyncClient`` per instance with a large
 connection pool, the SDK's own retries off (they also repeat timeouts and connection errors), our
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
 import httpx2
@@ -28,7 +30,7 @@ from google.genai import types
 
 from lamarena.audio import AudioClip, to_wav_bytes
 from lamarena.errors import ConfigError, ModelError, ModelTimeout, ModelUnavailable
-from lamarena.models.base import ModelTimeouts
+from lamarena.models.base import ModelTimeouts, ReplyStream, Usage, UsageSink
 from lamarena.models.retry import backoff_s, is_transient_status, redact, status_error
 
 __all__ = ["DEFAULT_API_VERSION", "DEFAULT_BASE_URL", "DEFAULT_MAX_CONNECTIONS", "GeminiModel"]
@@ -66,6 +68,19 @@ def _error_reasons(details: Any) -> set[str]:
     if not isinstance(items, list):
         return set()
     return {str(item["reason"]) for item in items if isinstance(item, dict) and "reason" in item}
+
+
+def _report_usage(chunk: types.GenerateContentResponse, report: UsageSink) -> None:
+    """Report a chunk's usage so far: prompt tokens in; candidate and thinking tokens out."""
+    metadata = chunk.usage_metadata
+    if metadata is None:
+        return
+    generated = [
+        count
+        for count in (metadata.candidates_token_count, metadata.thoughts_token_count)
+        if count is not None
+    ]
+    report(Usage.reported(metadata.prompt_token_count, sum(generated) if generated else None))
 
 
 class GeminiModel:
@@ -160,30 +175,37 @@ class GeminiModel:
         if self._owns_http:
             await self._http.aclose()
 
-    async def stream(self, clip: AudioClip, prompt: str) -> AsyncIterator[str]:
+    def stream(self, clip: AudioClip, prompt: str) -> ReplyStream:
         """Yield the reply's text deltas to a spoken query, in order.
 
         Args:
             clip: the query, mono 16 kHz (sent inline as WAV).
             prompt: the text part sent before the audio (system prompt or task instruction).
 
+        Returns:
+            The deltas; its ``usage`` holds the service's token counts once the stream ends.
+
         Raises:
             ModelError: the service refused the request, blocked it, or the reply broke off;
-                ModelTimeout and ModelUnavailable where they apply.
+                ModelTimeout and ModelUnavailable where they apply (while iterating).
         """
-        audio = types.Part.from_bytes(data=to_wav_bytes(clip), mime_type="audio/wav")
-        contents: list[types.Part | str] = [prompt, audio] if prompt else [audio]
-        async for delta in self._stream(contents, system=None):
-            yield delta
 
-    async def stream_text(self, text: str, prompt: str) -> AsyncIterator[str]:
+        def contents() -> list[types.Part | str]:
+            audio = types.Part.from_bytes(data=to_wav_bytes(clip), mime_type="audio/wav")
+            return [prompt, audio] if prompt else [audio]
+
+        return ReplyStream(lambda report: self._stream(contents, None, report))
+
+    def stream_text(self, text: str, prompt: str) -> ReplyStream:
         """Yield the reply's deltas to the user message ``text`` under system prompt ``prompt``.
+
+        Returns:
+            The deltas; its ``usage`` holds the service's token counts once the stream ends.
 
         Raises:
             ModelError: as for :meth:`stream`.
         """
-        async for delta in self._stream([text], system=prompt or None):
-            yield delta
+        return ReplyStream(lambda report: self._stream(lambda: [text], prompt or None, report))
 
     def _config(self, system: str | None) -> types.GenerateContentConfig:
         return types.GenerateContentConfig(
@@ -226,15 +248,20 @@ class GeminiModel:
                 raise self._translate(exc, attempt) from None  # the SDK error holds the key
 
     async def _stream(
-        self, contents: list[types.Part | str], system: str | None
-    ) -> AsyncIterator[str]:
-        iterator, first = await self._open(contents, system)
+        self,
+        contents: Callable[[], list[types.Part | str]],
+        system: str | None,
+        report: UsageSink,
+    ) -> AsyncGenerator[str, None]:
+        iterator, first = await self._open(contents(), system)
         try:
             if first is None:
                 return
+            _report_usage(first, report)
             for text in self._texts(first):
                 yield text
             async for chunk in iterator:
+                _report_usage(chunk, report)
                 for text in self._texts(chunk):
                     yield text
         except (

@@ -6,6 +6,12 @@ answers plain text (:meth:`OpenAIChatModel.stream_text`), so it can be the LLM h
 pipeline. :class:`OpenAITranscriber` calls ``/audio/transcriptions`` (whisper-1 or a compatible
 server).
 
+Token usage: the chat adapter asks for ``stream_options={"include_usage": true}``, and the
+server's last chunk (empty ``choices``, a ``usage`` object) is reported on the request's
+:class:`~lamarena.models.base.ReplyStream` as prompt and completion tokens. Servers that refuse
+``stream_options`` get none with ``report_usage=False``; a server that ignores it sends no usage,
+and the reply's usage stays None.
+
 Each instance owns one ``httpx2.AsyncClient`` (the HTTP client of openai 3.x) with a connection
 pool large enough for the arena's and the benchmark runner's concurrency, reused by every
 request; nothing here serialises requests. Retries are ours, not the SDK's (whose retries also
@@ -20,12 +26,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from typing import Literal, TypeVar
 
 import httpx2
 import openai
-from openai import AsyncOpenAI, omit
+from openai import AsyncOpenAI, AsyncStream, omit
 from openai.types.chat import (
     ChatCompletionAudioParam,
     ChatCompletionChunk,
@@ -35,7 +41,7 @@ from openai.types.chat import (
 
 from lamarena.audio import AudioClip, to_wav_bytes
 from lamarena.errors import ConfigError, ModelError, ModelTimeout, ModelUnavailable
-from lamarena.models.base import ModelTimeouts
+from lamarena.models.base import ModelTimeouts, ReplyStream, Usage, UsageSink
 from lamarena.models.retry import backoff_s, is_transient_status, redact, status_error
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_CONNECTIONS", "OpenAIChatModel", "OpenAITranscriber"]
@@ -236,7 +242,10 @@ class _OpenAIService:
 
 
 def _delta_texts(chunk: ChatCompletionChunk) -> Iterator[str]:
-    """The text of one streamed chunk: content, a spoken reply's transcript, or a refusal."""
+    """The text of one streamed chunk: content, a spoken reply's transcript, or a refusal.
+
+    The usage chunk that ends a stream asked for ``include_usage`` has no choices: no text.
+    """
     for choice in chunk.choices:
         if choice.index != 0:
             continue
@@ -270,6 +279,7 @@ class OpenAIChatModel(_OpenAIService):
         audio_format: AudioOutputFormat = "pcm16",
         temperature: float | None = None,
         max_tokens: int | None = None,
+        report_usage: bool = True,
         timeouts: ModelTimeouts | None = None,
         max_retries: int = 2,
         retry_backoff_s: float = 0.5,
@@ -292,6 +302,8 @@ class OpenAIChatModel(_OpenAIService):
             audio_format: the format of a spoken reply; streaming needs ``pcm16``.
             temperature: sampling temperature; the server's default when None.
             max_tokens: longest reply; the server's default when None.
+            report_usage: ask for token usage (``stream_options.include_usage``); turn it off
+                for servers that reject ``stream_options`` (replies then have no usage).
             timeouts: ``connect_s`` and ``first_token_s`` become the HTTP connect and read
                 limits (the read limit bounds every silence, not just the first).
             max_retries: how often a 429 or 5xx is retried before the first delta.
@@ -327,53 +339,87 @@ class OpenAIChatModel(_OpenAIService):
         )
         self._temperature = temperature
         self._max_tokens = max_tokens
+        self.report_usage = report_usage
 
-    async def stream(self, clip: AudioClip, prompt: str) -> AsyncIterator[str]:
+    def stream(self, clip: AudioClip, prompt: str) -> ReplyStream:
         """Yield the reply's text deltas to a spoken query, in order.
 
         Args:
             clip: the query, mono 16 kHz (sent as WAV).
             prompt: the text part sent before the audio (system prompt or task instruction).
 
+        Returns:
+            The deltas; its ``usage`` holds the server's token counts once the stream ends.
+
         Raises:
             ModelError: the server refused the request or the reply broke off;
-                ModelTimeout and ModelUnavailable where they apply.
+                ModelTimeout and ModelUnavailable where they apply (while iterating).
         """
-        audio = base64.b64encode(to_wav_bytes(clip)).decode("ascii")
-        parts: list[ChatCompletionContentPartParam] = []
-        if prompt:
-            parts.append({"type": "text", "text": prompt})
-        parts.append({"type": "input_audio", "input_audio": {"data": audio, "format": "wav"}})
-        async for delta in self._stream([{"role": "user", "content": parts}]):
-            yield delta
 
-    async def stream_text(self, text: str, prompt: str) -> AsyncIterator[str]:
+        def messages() -> list[ChatCompletionMessageParam]:
+            audio = base64.b64encode(to_wav_bytes(clip)).decode("ascii")
+            parts: list[ChatCompletionContentPartParam] = []
+            if prompt:
+                parts.append({"type": "text", "text": prompt})
+            parts.append({"type": "input_audio", "input_audio": {"data": audio, "format": "wav"}})
+            return [{"role": "user", "content": parts}]
+
+        return ReplyStream(lambda report: self._stream(messages, report))
+
+    def stream_text(self, text: str, prompt: str) -> ReplyStream:
         """Yield the reply's deltas to the user message ``text`` under system prompt ``prompt``.
+
+        Returns:
+            The deltas; its ``usage`` holds the server's token counts once the stream ends.
 
         Raises:
             ModelError: as for :meth:`stream`.
         """
-        messages: list[ChatCompletionMessageParam] = []
-        if prompt:
-            messages.append({"role": "system", "content": prompt})
-        messages.append({"role": "user", "content": text})
-        async for delta in self._stream(messages):
-            yield delta
 
-    async def _stream(self, messages: list[ChatCompletionMessageParam]) -> AsyncIterator[str]:
-        stream = await self._with_retries(
-            lambda: self._client.chat.completions.create(
-                model=self.model,
-                messages=messages,
-                stream=True,
-                modalities=self.modalities if self._audio_out is not None else omit,
-                audio=self._audio_out if self._audio_out is not None else omit,
-                temperature=self._temperature if self._temperature is not None else omit,
-                max_tokens=self._max_tokens if self._max_tokens is not None else omit,
+        def messages() -> list[ChatCompletionMessageParam]:
+            chat: list[ChatCompletionMessageParam] = []
+            if prompt:
+                chat.append({"role": "system", "content": prompt})
+            chat.append({"role": "user", "content": text})
+            return chat
+
+        return ReplyStream(lambda report: self._stream(messages, report))
+
+    async def _open(
+        self, messages: list[ChatCompletionMessageParam]
+    ) -> AsyncStream[ChatCompletionChunk]:
+        """Send the request (retrying 429 and 5xx); the SDK's stream of chunks."""
+        try:
+            return await self._with_retries(
+                lambda: self._client.chat.completions.create(
+                    model=self.model,
+                    messages=messages,
+                    stream=True,
+                    stream_options={"include_usage": True} if self.report_usage else omit,
+                    modalities=self.modalities if self._audio_out is not None else omit,
+                    audio=self._audio_out if self._audio_out is not None else omit,
+                    temperature=self._temperature if self._temperature is not None else omit,
+                    max_tokens=self._max_tokens if self._max_tokens is not None else omit,
+                )
             )
-        )
+        except ModelError as exc:
+            if not self.report_usage or "stream_options" not in exc.message:
+                raise
+            detail = exc.message.removeprefix(f"model '{self.name}': ")
+            raise type(exc)(
+                self.name,
+                f"{detail}; if this server does not support stream_options, set "
+                "report_usage: false for this model in models.yaml",
+            ) from None
+
+    async def _stream(
+        self, messages: Callable[[], list[ChatCompletionMessageParam]], report: UsageSink
+    ) -> AsyncGenerator[str, None]:
+        stream = await self._open(messages())
         try:
             async for chunk in stream:
+                if chunk.usage is not None:  # the last chunk (or every one, on some servers)
+                    report(Usage.reported(chunk.usage.prompt_tokens, chunk.usage.completion_tokens))
                 for text in _delta_texts(chunk):
                     yield text
         except openai.OpenAIError as exc:

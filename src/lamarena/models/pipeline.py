@@ -5,19 +5,21 @@ and answers the transcript with any :class:`~lamarena.models.base.TextModel`, th
 the user message and the prompt as the system prompt. It is a
 :class:`~lamarena.models.base.TranscribingModel`, so :func:`lamarena.models.runtime.run_model`
 keeps the transcript on the reply. A failure of either part is re-raised as the same
-:class:`~lamarena.errors.ModelError` subclass under the pipeline's name, naming the part.
+:class:`~lamarena.errors.ModelError` subclass under the pipeline's name, naming the part. The
+pipeline's token usage is its LLM's, where the LLM's stream reports one (the ASR's is not
+counted); otherwise None.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import cast
 
 from lamarena.audio import AudioClip
 from lamarena.errors import ModelError, ModelTimeout, ModelUnavailable
-from lamarena.models.base import TextModel, Transcriber
+from lamarena.models.base import ReplyStream, TextModel, Transcriber, UsageSink, reported_usage
 
 __all__ = ["PipelineModel"]
 
@@ -75,33 +77,55 @@ class PipelineModel:
         logger.debug("pipeline %s: transcript of %d characters", self.name, len(transcript))
         return transcript
 
-    async def stream_transcript(self, transcript: str, prompt: str) -> AsyncIterator[str]:
+    def stream_transcript(self, transcript: str, prompt: str) -> ReplyStream:
         """Yield the LLM's deltas to ``transcript`` under system prompt ``prompt``.
 
+        Returns:
+            The deltas; its ``usage`` is the LLM's, where the LLM reports one.
+
         Raises:
-            ModelError: the LLM failed (same subclass, naming the LLM).
+            ModelError: the LLM failed (same subclass, naming the LLM; while iterating).
         """
+        return ReplyStream(lambda report: self._answer(transcript, prompt, report))
+
+    async def _answer(
+        self, transcript: str, prompt: str, report: UsageSink
+    ) -> AsyncGenerator[str, None]:
+        stream = self.llm.stream_text(transcript, prompt)
         # aclosing: when our reader stops early, the LLM's stream (and its generation) stops now,
         # not whenever the garbage collector gets to it.
-        deltas = cast("AsyncGenerator[str, None]", self.llm.stream_text(transcript, prompt))
+        deltas = cast("AsyncGenerator[str, None]", stream)
         try:
             async with aclosing(deltas):
                 async for delta in deltas:
                     yield delta
         except ModelError as exc:
             raise self._wrap("the LLM", self.llm.name, exc) from exc
+        usage = reported_usage(stream)
+        if usage is not None:
+            report(usage)
 
-    async def stream(self, clip: AudioClip, prompt: str) -> AsyncIterator[str]:
+    def stream(self, clip: AudioClip, prompt: str) -> ReplyStream:
         """Transcribe ``clip``, then yield the LLM's deltas to the transcript.
 
+        Returns:
+            The deltas; its ``usage`` is the LLM's, where the LLM reports one.
+
         Raises:
-            ModelError: either part failed, or the ASR heard no speech.
+            ModelError: either part failed, or the ASR heard no speech (while iterating).
         """
+        return ReplyStream(lambda report: self._transcribe_and_answer(clip, prompt, report))
+
+    async def _transcribe_and_answer(
+        self, clip: AudioClip, prompt: str, report: UsageSink
+    ) -> AsyncGenerator[str, None]:
         transcript = await self.transcribe(clip)
-        deltas = cast("AsyncGenerator[str, None]", self.stream_transcript(transcript, prompt))
-        async with aclosing(deltas):
-            async for delta in deltas:
+        answer = self.stream_transcript(transcript, prompt)
+        async with aclosing(answer):
+            async for delta in answer:
                 yield delta
+        if answer.usage is not None:
+            report(answer.usage)
 
     async def aclose(self) -> None:
         """Close both parts (those that hold connections have an ``aclose``)."""

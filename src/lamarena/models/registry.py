@@ -17,7 +17,15 @@ from typing import Any
 
 from lamarena.audio import AudioClip, decode_audio
 from lamarena.errors import ConfigError
-from lamarena.models.base import AudioModel, ModelTimeouts, Reply, TextModel, Transcriber
+from lamarena.models.base import (
+    AudioModel,
+    ModelTimeouts,
+    Reply,
+    TextModel,
+    TokenPrices,
+    Transcriber,
+    Usage,
+)
 from lamarena.models.config import (
     AsrSpec,
     GeminiSpec,
@@ -43,7 +51,19 @@ Spec = OpenAISpec | GeminiSpec | PipelineSpec | LocalSpec
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A model that can be built: what ``models list`` shows, and how to make the adapter."""
+    """A model that can be built: what ``models list`` shows, and how to make the adapter.
+
+    Attributes:
+        name: its name in models.yaml (or the built-in offline model's).
+        kind: openai, gemini, pipeline or local.
+        model: the model id (a pipeline's ``asr -> llm``).
+        offline: whether it runs with no network.
+        system_prompt: the text the arena sends with each query.
+        build: makes a new adapter.
+        description: a line for ``models list`` (built-in models).
+        max_concurrency: the model's own limit on concurrent calls, if any.
+        prices: what its tokens cost, where models.yaml says (a pipeline's: its LLM's tokens).
+    """
 
     name: str
     kind: str
@@ -53,6 +73,11 @@ class ModelEntry:
     build: Callable[[], AudioModel]
     description: str = ""
     max_concurrency: int | None = None
+    prices: TokenPrices | None = None
+
+    def cost_usd(self, usage: Usage | None) -> float | None:
+        """The cost of a request with ``usage``; None without prices or without both counts."""
+        return None if self.prices is None else self.prices.cost_usd(usage)
 
     def describe(self) -> dict[str, Any]:
         """The ``models list --json`` row."""
@@ -101,6 +126,7 @@ def _openai(spec: OpenAISpec) -> AudioModel:
         modalities=spec.modalities,
         temperature=spec.temperature,
         max_tokens=spec.max_tokens,
+        report_usage=spec.report_usage,
     )
     return model
 
@@ -156,6 +182,7 @@ def _text_model(owner: str, spec: LlmSpec, settings: Settings) -> TextModel:
             api_key=_api_key(owner, spec.api_key_env),
             api_key_env=spec.api_key_env,
             timeouts=timeouts,
+            report_usage=spec.report_usage,
             **common,
         )
         return openai_llm
@@ -246,6 +273,7 @@ def _entry(spec: Spec, settings: Settings) -> ModelEntry:
         system_prompt=spec.system_prompt,
         build=lambda: _build(spec, settings),
         max_concurrency=spec.max_concurrency,
+        prices=None if isinstance(spec, LocalSpec) else spec.prices,
     )
 
 

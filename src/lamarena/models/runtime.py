@@ -3,8 +3,10 @@
 Adapters only stream text. :func:`run_model` adds what every caller needs, in one place: a limit
 on the time to the first delta and on the whole reply, ``perf_counter`` timings (time to first
 token, total) taken around the adapter (so rendering never counts), an optional semaphore, the
-transcript of a pipeline, and a :class:`~lamarena.models.base.Reply` that carries the error
-instead of raising, so one side of an arena battle can fail while the other goes on.
+transcript of a pipeline, the token usage the adapter's stream reported (see
+:class:`~lamarena.models.base.ReplyStream`), and a :class:`~lamarena.models.base.Reply` that
+carries the error instead of raising, so one side of an arena battle can fail while the other
+goes on.
 """
 
 from __future__ import annotations
@@ -12,14 +14,20 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from time import perf_counter
 from typing import cast
 
 from lamarena.audio import AudioClip
 from lamarena.errors import ModelError
-from lamarena.models.base import AudioModel, ModelTimeouts, Reply, TranscribingModel
+from lamarena.models.base import (
+    AudioModel,
+    ModelTimeouts,
+    Reply,
+    TranscribingModel,
+    reported_usage,
+)
 
 __all__ = ["DeltaCallback", "run_model"]
 
@@ -52,6 +60,7 @@ async def run_model(
 
     Returns:
         The reply; on failure ``error`` says what happened and ``text`` holds what arrived.
+        ``usage`` is what the service reported for this request (None when it reported none).
     """
     timeouts = timeouts or ModelTimeouts()
     if semaphore is None:
@@ -71,6 +80,7 @@ async def _run(
     transcript: str | None = None
     ttft_s: float | None = None
     error: str | None = None
+    stream: AsyncIterator[str] | None = None
     started = perf_counter()
     try:
         async with asyncio.timeout(timeouts.total_s):
@@ -116,4 +126,5 @@ async def _run(
         total_s=total_s,
         error=error,
         transcript=transcript,
+        usage=reported_usage(stream),
     )
