@@ -597,3 +597,18 @@ def test_pca_missing_score_strategies(paper: StaticTable) -> None:
 def test_pca_needs_two_models() -> None:
     with pytest.raises(InsufficientData, match="at least 2 models"):
         static_pca(StaticTable(pd.DataFrame({"x": [1.0], "y": [2.0]}, index=["a"])))
+
+
+def test_models_without_a_finite_rating_are_named_as_left_out_of_tau() -> None:
+    import itertools
+
+    rows = []
+    for a, b in itertools.combinations(["m0", "m1", "m2", "m3"], 2):
+        rows += [{"model_a": a, "model_b": b, "winner": "model_a"}] * 6
+        rows += [{"model_a": a, "model_b": b, "winner": "model_b"}] * 4
+    # m4 never loses: its maximum-likelihood rating is infinite.
+    rows += [{"model_a": "m4", "model_b": m, "winner": "model_a"} for m in ["m0", "m1"] * 5]
+    scores = pd.DataFrame({"model": ["m0", "m1", "m2", "m3", "m4"], "x": [5, 4, 3, 2, 9]})
+    table = kendall_tau_table(pd.DataFrame(rows), static_table_from_frame(scores), rounds=50)
+    assert table.loc[0, "n_models"] == 4
+    assert table.attrs["unrated_models"] == ["m4"]

@@ -95,3 +95,15 @@ def test_the_report_directory_gets_the_page_and_the_numbers(
     (tmp_path / "file").write_text("x")
     with pytest.raises(InvalidInputError, match="is a file"):
         write_report(study_document, tmp_path / "file")
+
+
+def test_figure_data_cannot_end_its_script_element() -> None:
+    import json
+    import re
+
+    from lamarena.report.html import _script_safe
+
+    hostile = "<!--<script>alert(1)</script> & more"
+    safe = _script_safe(json.dumps([{"text": hostile}]))
+    assert re.search(r"[<>&]", safe) is None
+    assert json.loads(safe) == [{"text": hostile}]

@@ -100,3 +100,24 @@ def test_paths_that_are_not_static_scores_are_rejected(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(InvalidInputError, match="not valid JSON"):
         load_static_input(tmp_path / "bad.json")
+
+
+def test_a_run_with_a_judge_and_an_unavailable_metric_is_read(tmp_path: Path) -> None:
+    # What `static run --judge` writes when PEDANTS has no model files: the dataset's own
+    # metric with a null score (unavailable) and a separately named llm_judge score.
+    unavailable = score("a", "public_sg_speech", "pedants", 0, 0.0) | {"score": None}
+    rows = [
+        score("a", "meld", "macro_f1", 0, 40.0),
+        score("b", "meld", "macro_f1", 0, 30.0),
+        unavailable,
+        score("b", "public_sg_speech", "pedants", 0, 55.0),
+        score("a", "public_sg_speech", "llm_judge", 0, 70.0),
+        score("b", "public_sg_speech", "llm_judge", 0, 60.0),
+    ]
+    table = load_static_input(write_scores(tmp_path / "run", rows))
+    assert list(table.scores.columns) == ["meld", "public_sg_speech"]
+    assert np.isnan(table.scores.loc["a", "public_sg_speech"])  # missing, not a judge score
+    assert table.scores.loc["b", "public_sg_speech"] == 55.0
+    judge_only = [score("a", "x", "llm_judge", 0, 1.0)]
+    with pytest.raises(InvalidInputError, match="only llm_judge scores"):
+        load_static_input(write_scores(tmp_path / "judge", judge_only))

@@ -145,7 +145,9 @@ def kendall_tau_table(
     Returns:
         One row per benchmark, in table order: ``benchmark, tau, distance, ci_low, ci_high,
         n_models, p_value, lower_is_better, reason`` (``reason`` is None unless tau is NaN).
-        ``attrs`` records ``rounds, seed, confidence, n_battles, models``.
+        ``attrs`` records ``rounds, seed, confidence, n_battles, models`` and
+        ``unrated_models``: models with static scores but no finite rating (never lost, never
+        won, or not connected), which are left out of every tau.
 
     Raises:
         InvalidInputError: malformed battles, ``rounds`` < 1, a bad ``confidence`` or
@@ -209,6 +211,7 @@ def kendall_tau_table(
         confidence=confidence,
         n_battles=fit.n_battles,
         models=list(ratings.index),
+        unrated_models=sorted(set(static.scores.index) & set(fit.provisional) - set(ratings.index)),
         method="kendall_tau_b",
     )
     return table

@@ -86,11 +86,21 @@ def render_report(doc: Mapping[str, Any]) -> str:
         doc=doc,
         figure=figure,
         num=_number,
-        figures_json=figures_json.replace("</", "<\\/"),
+        figures_json=_script_safe(figures_json),
         plotly_js=script,
         plotly_version=plotly_version,
         version=__version__,
     )
+
+
+def _script_safe(text: str) -> str:
+    """JSON that can sit inside a ``<script>`` element whatever strings it holds.
+
+    Escaping ``</`` alone is not enough: ``<!--<script>`` in a transcript puts the HTML parser
+    in its "double-escaped" state and the element's own ``</script>`` no longer ends it. With
+    ``<``, ``>`` and ``&`` as JSON escapes (what Jinja's ``tojson`` does) no markup survives.
+    """
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,11 @@ def read_scores_json(path: Path) -> StaticTable:
             f"{path}: expected a non-empty JSON list of {{model, dataset, metric, score, ...}}"
         )
     records = [_record(path, position, row) for position, row in enumerate(rows, start=1)]
+    # The LLM judge is a second, separately named score of the open-ended sets (as in
+    # `static table`): the benchmark is the dataset's own metric.
+    records = [record for record in records if record["metric"] != "llm_judge"]
+    if not records:
+        raise InvalidInputError(f"{path}: only llm_judge scores; no benchmark metric to compare")
     frame = pd.DataFrame(records, columns=["model", "dataset", "metric", "score"])
     metrics = frame.groupby("dataset", sort=False)["metric"].unique()
     mixed = {str(d): sorted(str(m) for m in ms) for d, ms in metrics.items() if len(ms) > 1}
@@ -110,11 +115,15 @@ def _record(path: Path, position: int, row: Any) -> dict[str, Any]:
     """One score entry, checked: strings for the names, a finite number for the score."""
     if not isinstance(row, dict):
         raise InvalidInputError(f"{path}: entry {position} is not an object")
-    missing = [key for key in _REQUIRED if key not in row or row[key] in (None, "")]
+    missing = [
+        key for key in _REQUIRED if key not in row or (row[key] in (None, "") and key != "score")
+    ]
     if missing:
         raise InvalidInputError(f"{path}: entry {position} has no {', '.join(missing)}")
     score = row["score"]
-    if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
+    if score is None:  # the metric was unavailable (e.g. PEDANTS without its model files)
+        score = math.nan
+    elif isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
         raise InvalidInputError(
             f"{path}: entry {position} ({row['model']}, {row['dataset']}): score {score!r} is "
             "not a finite number"
