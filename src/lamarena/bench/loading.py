@@ -349,7 +349,23 @@ def plan_samples(spec: DatasetSpec, dataset: datasets.Dataset, *, limit: int | N
             indices.append(index)
     if skipped:
         logger.info("dataset %s: left out %s", spec.name, dict(skipped))
+    if spec.id_column:
+        _check_unique_ids(spec, dataset, indices)
     return SamplePlan(indices=indices, skipped=dict(skipped), available=len(dataset))
+
+
+def _check_unique_ids(spec: DatasetSpec, dataset: datasets.Dataset, indices: list[int]) -> None:
+    """Refuse an id column that names two samples alike (results and resume key on it)."""
+    column = dataset.select_columns([spec.id_column])[spec.id_column]
+    counts = Counter(str(column[index]) for index in indices)
+    repeated = sorted(value for value, count in counts.items() if count > 1)
+    if repeated:
+        shown = ", ".join(repr(value) for value in repeated[:3])
+        raise InvalidInputError(
+            f"dataset '{spec.name}': id_column '{spec.id_column}' repeats {shown}"
+            f"{' and more' if len(repeated) > 3 else ''}; each sample needs its own id "
+            "(choose another column, or drop id_column to use row numbers)"
+        )
 
 
 def _audio_bytes(audio: Any) -> bytes | None:

@@ -84,18 +84,21 @@ class SamplesLog:
         self._handle: TextIO | None = None
 
     def rows(self) -> Iterator[dict[str, Any]]:
-        """Every complete row, in file order (a cut-short or foreign line is skipped)."""
+        """Every complete row, in file order (a cut-short or foreign line is skipped).
+
+        Read as bytes: a kill may cut the last line inside a multi-byte character.
+        """
         try:
-            handle = self.path.open(encoding="utf-8")
+            handle = self.path.open("rb")
         except FileNotFoundError:
             return
         with handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.endswith("\n"):
+            for number, raw in enumerate(handle, start=1):
+                if not raw.endswith(b"\n"):
                     logger.warning("%s: line %d was cut short; ignoring it", self.path, number)
                     continue
                 try:
-                    row = json.loads(line)
+                    row = json.loads(raw.decode("utf-8"))
                     row_key(row)
                 except (ValueError, KeyError, TypeError):
                     logger.warning(
@@ -111,11 +114,14 @@ class SamplesLog:
     def open(self) -> TextIO:
         """Open for appending, first ending a line a killed run left unfinished."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("a+", encoding="utf-8")
-        if handle.tell() > 0:
-            handle.seek(handle.tell() - 1)
-            if handle.read(1) != "\n":
-                handle.write("\n")
+        unfinished = False
+        if self.path.exists() and self.path.stat().st_size > 0:
+            with self.path.open("rb") as existing:  # bytes: the cut may split a character
+                existing.seek(-1, os.SEEK_END)
+                unfinished = existing.read(1) != b"\n"
+        handle = self.path.open("a", encoding="utf-8")
+        if unfinished:
+            handle.write("\n")
         self._handle = handle
         return handle
 
