@@ -124,3 +124,87 @@ def test_a_letter_beyond_the_options_is_not_an_answer() -> None:
 )
 def test_reference_letters(value: str, letter: str | None) -> None:
     assert reference_letter(value, OPTIONS) == letter
+
+
+def _label(name: str, answer: str) -> ParsedAnswer:
+    spec = REGISTRY.dataset(name)
+    assert spec.labels is not None
+    return parse_label(answer, spec.labels, spec.aliases)
+
+
+@pytest.mark.parametrize(
+    ("name", "answer", "label"),
+    [
+        ("mustard", "The speaker is not being sarcastic.", "no"),
+        ("mustard", "It isn't sarcastic.", "no"),
+        ("mustard", "It isn\u2019t sarcastic.", "no"),  # a typographic apostrophe
+        ("mustard", "Sarcastic? No.", "no"),
+        ("mustard", "Sarcastic - no", "no"),
+        ("mustard", "I don't think it's sarcastic", "no"),
+        ("urfunny", "It isn't funny.", "no"),
+        ("urfunny", "This is not meant to be funny.", "no"),
+        ("urfunny", "No, it is not humorous.", "no"),
+        ("callhome", "They're not family, they're friends", "friend"),
+        ("callhome", "Not relatives but friends", "friend"),
+        ("iemocap", "The speaker sounds happy, not sad.", "happy"),
+        ("iemocap", "Not sad but angry", "angry"),
+        ("iemocap", "No doubt it is angry", "angry"),  # "no doubt" negates nothing
+        ("iemocap", "It is not happy or sad, it is neutral", "neutral"),
+    ],
+)
+def test_negated_labels_are_dropped(name: str, answer: str, label: str) -> None:
+    assert _label(name, answer) == ParsedAnswer(label, "word")
+
+
+@pytest.mark.parametrize(
+    ("name", "answer"),
+    [
+        ("iemocap", "Not angry"),  # names no label: never a guess among the other three
+        ("iemocap", "Neither happy nor sad"),
+        ("callhome", "They are not family"),  # only yes/no sets read a negation as the other label
+        ("commonvoice_gender", "Not a man"),
+    ],
+)
+def test_an_answer_naming_only_negated_labels_is_unparsed(name: str, answer: str) -> None:
+    assert _label(name, answer) == ParsedAnswer(None, "unparsed")
+
+
+@pytest.mark.parametrize(
+    ("answer", "label", "rule"),
+    [
+        ("Yes, sarcastic.", "yes", "word"),
+        ("No.", "no", "exact"),
+        ("I know it's sarcastic", "yes", "word"),  # "know" is not "no"
+        ("Not only sarcastic, it is mocking", "yes", "word"),
+        ("Definitely not sarcastic; yes I'm sure", "no", "word"),
+        ("There is no sarcasm here.", "no", "word"),
+    ],
+)
+def test_plain_answers_still_parse(answer: str, label: str, rule: str) -> None:
+    assert _label("mustard", answer) == ParsedAnswer(label, rule)  # type: ignore[arg-type]
+    assert _label("urfunny", answer.replace("sarcastic", "funny")).label == label
+
+
+REVIEW_OPTIONS = ("A man is speaking", "A woman is singing", "Washington D.C.", "Vitamin C")
+
+
+@pytest.mark.parametrize(
+    ("answer", "letter", "rule"),
+    [
+        ("Neither A nor B; it is D.", "D", "word"),
+        ("Not A. It is B.", "B", "word"),
+        ("Option A is wrong; the answer is C.", "C", "word"),
+        ("Not A, B.", "B", "word"),  # the first clause's only letter is negated
+        ("Not (A); (B)", "B", "word"),
+        ("The answer is not A", None, "unparsed"),
+        ("Not A and not B", None, "unparsed"),
+        ("B", "B", "exact"),
+        ("The answer is (A)", "A", "exact"),
+        ("I'd say it's B", "B", "word"),
+        ("It's option c", "C", "word"),
+        ("A man is speaking", "A", "exact"),
+        ("C or D", None, "ambiguous"),
+    ],
+)
+def test_negated_and_explicit_letters(answer: str, letter: str | None, rule: str) -> None:
+    assert parse_choice(answer, REVIEW_OPTIONS) == ParsedAnswer(letter, rule)  # type: ignore[arg-type]

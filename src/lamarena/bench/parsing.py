@@ -9,15 +9,26 @@ applies decides:
    whitespace collapsed; a leading "answer:" / "the answer is" dropped), is a label or one of its
    aliases (for choices: a letter, ``(B)``, ``Option B``, or an option's text).
 2. **word**: the labels and aliases found in the answer as whole words, longest first (so "not
-   sarcastic" is read before "sarcastic"). One distinct label: that label. Several: the label of
-   the answer's first clause (up to the first ``. , ; : ! ?`` or line break) if exactly one label
-   is named there ("No, it is not humorous."), otherwise the answer is **ambiguous**. For choices
-   the words are option letters in the forms ``(B)``, ``answer B`` / ``option: b``, an upper-case
-   ``B`` standing alone (``A`` only before ``) . :`` or at the end, since "A" is also an article),
-   and the options' texts.
-3. **closest**: nothing named at all: the label or alias most similar to the whole answer by
-   ``difflib.SequenceMatcher`` ratio, if that ratio is at least :data:`CLOSEST_MIN_RATIO` and no
-   other label ties with it (this reads misspellings such as "sarcastik" or "femail").
+   sarcastic" is read before "sarcastic"). For choices the words are option letters in the forms
+   ``(B)``, ``answer B`` / ``option: b``, an upper-case ``B`` standing alone (``A`` only before
+   ``) . :`` or at the end, since "A" is also an article), and the options' texts; an explicit
+   "the answer is X" / "answer: X" / "it is X" / "it's option X" naming one letter decides first.
+
+   **Negation**: a term (or letter) is *negated* when a negator (:data:`NEGATORS`: not, no,
+   never, neither, nor, ``n't`` as in isn't / wasn't / don't, ...) is among the
+   :data:`NEGATION_WINDOW` words before it in the same clause (a clause ends at ``. , ; : ! ?``
+   or a line break, or at but / however / though / although / yet / rather / instead), or when
+   the term is followed by ``?``, ``:`` or a dash and then "no" / "not" / "nope" ("Sarcastic?
+   No."). "no doubt", "no question", "no matter" and "not only" are not negators. Negated terms
+   are dropped, and the rest decide: one distinct label: that label. Several: the label of the
+   answer's first clause if exactly one label is named there ("No, it is not humorous."),
+   otherwise the answer is **ambiguous**. Only negated terms: for a yes/no label set a negated
+   "yes" (or one of its aliases) reads as "no" ("It isn't sarcastic."); otherwise the answer is
+   **unparsed** ("Not angry" names no label), never a guess.
+3. **closest**: nothing named at all (not even negated): the label or alias most similar to the
+   whole answer by ``difflib.SequenceMatcher`` ratio, if that ratio is at least
+   :data:`CLOSEST_MIN_RATIO` and no other label ties with it (this reads misspellings such as
+   "sarcastik" or "femail").
 4. otherwise the answer is **unparsed**.
 
 An ambiguous or unparsed answer has no label: it is scored as wrong and reported as unparsed,
@@ -38,6 +49,8 @@ from lamarena.bench.spec import CHOICE_LETTERS
 
 __all__ = [
     "CLOSEST_MIN_RATIO",
+    "NEGATION_WINDOW",
+    "NEGATORS",
     "ParsedAnswer",
     "normalise",
     "parse_choice",
@@ -47,6 +60,29 @@ __all__ = [
 
 CLOSEST_MIN_RATIO = 0.8
 """The least ``difflib`` similarity for rule 3 (closest label)."""
+
+NEGATION_WINDOW = 4
+"""How many words before a term a negator may stand and still negate it."""
+
+NEGATORS = frozenset(
+    {
+        "not", "no", "never", "neither", "nor", "nope", "t",  # "t": the n't of isn't, don't
+        "isnt", "wasnt", "arent", "werent", "dont", "doesnt", "didnt", "cannot", "cant",
+        "wont", "hasnt", "havent", "hadnt", "shouldnt", "wouldnt", "couldnt", "aint",
+    }
+)  # fmt: skip
+"""Words that negate a following term (text lower-cased, apostrophes split words)."""
+
+_NOT_NEGATING_BEFORE = frozenset({"doubt", "question", "matter", "only", "wonder"})
+_CONTRAST = frozenset({"but", "however", "though", "although", "yet", "rather", "instead"})
+_WORD = re.compile(r"[^\W_]+")
+_TRAILING_NO = re.compile(r"^\s*[?:\-\u2013\u2014]\s*(?:no|not|nope)(?![^\W_])", re.IGNORECASE)
+_EXPLICIT_LETTER = re.compile(
+    r"(?i:\banswer(?:\s+(?:is|would\s+be|should\s+be|must\s+be|will\s+be))?\s*[:=\-]?\s*"
+    r"|\b(?:it|this|that)(?:\s+is|\s*['\u2019]s)\s+)"
+    r"(?i:(?:option|choice)\s+)?"
+    r"(?:\(([A-Fa-f])\)|([B-F])(?![\w'\u2019])|([A-Fa-f])(?=\s*(?:[).:;,!?]|$)))"
+)
 
 Rule = Literal["exact", "word", "closest", "ambiguous", "unparsed"]
 
@@ -110,12 +146,46 @@ def _cached_terms(
     return tuple(sorted(pairs.items(), key=lambda item: (-len(item[0]), item[0])))
 
 
-def _named(text: str, terms: list[tuple[str, str]]) -> list[str]:
-    """The labels whose terms occur in ``text`` (normalised) as whole words, in order."""
+@dataclass(frozen=True)
+class _Hit:
+    """A label (or letter) named in an answer, where (``start``/``end`` in the text searched)."""
+
+    label: str
+    start: int
+    end: int
+    negated: bool
+
+
+def _negated(text: str, start: int, end: int) -> bool:
+    """Whether the term at ``text[start:end]`` is negated (see the module docstring)."""
+    before = text[:start]
+    cut = max((m.end() for m in _CLAUSE_END.finditer(before)), default=0)
+    words = [word.lower() for word in _WORD.findall(before[cut:])]
+    for index in range(len(words) - 1, -1, -1):
+        if words[index] in _CONTRAST:
+            words = words[index + 1 :]
+            break
+    following = [*words[1:], ""] if words else []
+    window = list(zip(words, following, strict=True))[-NEGATION_WINDOW:]
+    if any(word in NEGATORS and after not in _NOT_NEGATING_BEFORE for word, after in window):
+        return True
+    return bool(_TRAILING_NO.match(text[end:]))
+
+
+def _named(text: str, terms: list[tuple[str, str]]) -> list[_Hit]:
+    """The labels whose terms occur in ``text`` as whole words (after normalising), in order."""
     if not terms or not text:
         return []
+    spans = [match.span() for match in _WORD.finditer(text)]
+    joined = " ".join(text[start:end].lower() for start, end in spans)
     lookup = dict(terms)
-    return [lookup[match.group(1)] for match in _pattern(tuple(terms)).finditer(text)]
+    hits = []
+    for match in _pattern(tuple(terms)).finditer(joined):
+        first = joined.count(" ", 0, match.start())
+        last = first + match.group(1).count(" ")
+        start, end = spans[first][0], spans[last][1]
+        hits.append(_Hit(lookup[match.group(1)], start, end, _negated(text, start, end)))
+    return hits
 
 
 @functools.lru_cache(maxsize=256)
@@ -140,23 +210,45 @@ def _closest(text: str, terms: list[tuple[str, str]]) -> str | None:
 
 
 def _decide(
-    whole: list[str], first_clause: list[str], closest: str | None, *, had_terms: bool
+    hits: list[_Hit],
+    first_clause_end: int,
+    closest: str | None,
+    *,
+    had_terms: bool,
+    complement: Mapping[str, str] | None = None,
 ) -> ParsedAnswer:
-    distinct = set(whole)
+    kept = [hit for hit in hits if not hit.negated]
+    distinct = {hit.label for hit in kept}
     if len(distinct) == 1:
-        return ParsedAnswer(whole[0], "word")
+        return ParsedAnswer(kept[0].label, "word")
     if len(distinct) > 1:
-        if len(set(first_clause)) == 1:
-            return ParsedAnswer(first_clause[0], "word")
+        first = {hit.label for hit in kept if hit.end <= first_clause_end}
+        if len(first) == 1:
+            return ParsedAnswer(first.pop(), "word")
         return ParsedAnswer(None, "ambiguous")
+    if hits:  # every term named is negated
+        negated = {hit.label for hit in hits}
+        if complement and len(negated) == 1 and (other := complement.get(negated.pop())):
+            return ParsedAnswer(other, "word")
+        return ParsedAnswer(None, "unparsed")
     if closest is not None and had_terms:
         return ParsedAnswer(closest, "closest")
     return ParsedAnswer(None, "unparsed")
 
 
-def _first_clause(answer: str) -> str:
-    stripped = answer.strip()
-    return _CLAUSE_END.split(stripped, maxsplit=1)[0] if stripped else ""
+def _first_clause_end(text: str) -> int:
+    """Where the first clause of ``text`` ends (leading whitespace skipped), as an index."""
+    lead = len(text) - len(text.lstrip())
+    match = _CLAUSE_END.search(text, lead)
+    return match.start() if match else len(text)
+
+
+def _complement(labels: Sequence[str]) -> dict[str, str]:
+    """For a yes/no label set, what a negated "yes" means: "no". Empty for any other set."""
+    if len(labels) == 2 and {label.lower() for label in labels} == {"yes", "no"}:
+        by_lower = {label.lower(): label for label in labels}
+        return {by_lower["yes"]: by_lower["no"]}
+    return {}
 
 
 def parse_label(
@@ -177,13 +269,18 @@ def parse_label(
     lookup = dict(terms)
     if text in lookup:
         return ParsedAnswer(lookup[text], "exact")
-    whole = _named(text, terms)
-    first = _named(_strip_lead(normalise(_first_clause(answer))), terms)
-    return _decide(whole, first, _closest(text, terms), had_terms=bool(terms))
+    base = unicodedata.normalize("NFKC", answer).replace("_", " ")
+    return _decide(
+        _named(base, terms),
+        _first_clause_end(base),
+        _closest(text, terms),
+        had_terms=bool(terms),
+        complement=_complement(labels),
+    )
 
 
-def _letters_in(raw: str, valid: str) -> list[str]:
-    """Option letters written as letters in ``raw`` (not normalised: case matters), in order."""
+def _letters_in(raw: str, valid: str) -> list[_Hit]:
+    """Option letters written as letters in ``raw`` (case matters), in order."""
     patterns = (
         r"\(([A-F])\)",
         r"(?i:\b(?:answer|option|choice)(?:\s+is)?\s*[:\-]?\s*\(?)([A-Fa-f])\b",
@@ -196,7 +293,22 @@ def _letters_in(raw: str, valid: str) -> list[str]:
     seen_at: dict[int, str] = {}
     for position, letter in sorted(found):
         seen_at.setdefault(position, letter)
-    return [letter for _, letter in sorted(seen_at.items()) if letter in valid]
+    return [
+        _Hit(letter, position, position + 1, _negated(raw, position, position + 1))
+        for position, letter in sorted(seen_at.items())
+        if letter in valid
+    ]
+
+
+def _explicit_letter(raw: str, valid: str) -> str | None:
+    """The one letter an explicit "the answer is X" / "it is X" form names, if exactly one."""
+    letters = set()
+    for match in _EXPLICIT_LETTER.finditer(raw):
+        group = next(index for index in (1, 2, 3) if match.group(index) is not None)
+        letter = match.group(group).upper()
+        if letter in valid and not _negated(raw, match.start(group), match.end(group)):
+            letters.add(letter)
+    return letters.pop() if len(letters) == 1 else None
 
 
 def _option_terms(options: Sequence[str]) -> list[tuple[str, str]]:
@@ -224,16 +336,12 @@ def parse_choice(answer: str, options: Sequence[str]) -> ParsedAnswer:
     if text in lookup:
         return ParsedAnswer(lookup[text], "exact")
 
-    def named(raw: str) -> list[str]:
-        by_text = _named(normalise(raw), terms)
-        return _letters_in(raw, valid) + by_text
-
-    return _decide(
-        named(answer),
-        named(_first_clause(answer)),
-        _closest(text, terms),
-        had_terms=bool(terms),
-    )
+    base = unicodedata.normalize("NFKC", answer)
+    explicit = _explicit_letter(base, valid)
+    if explicit is not None:
+        return ParsedAnswer(explicit, "word")
+    hits = sorted(_letters_in(base, valid) + _named(base, terms), key=lambda hit: hit.start)
+    return _decide(hits, _first_clause_end(base), _closest(text, terms), had_terms=bool(terms))
 
 
 def reference_letter(value: str, options: Sequence[str]) -> str | None:
