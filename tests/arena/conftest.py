@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +21,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine, func, select
 
+from helpers.arena_server import ServeProcess
 from helpers.databases import DatabaseFactory
 from helpers.fake_openai import FakeOpenAI
 from helpers.servers import unused_port
@@ -242,45 +240,12 @@ def offline_database(tmp_path: Path) -> str:
 @pytest.fixture
 def offline_served(tmp_path: Path, offline_database: str) -> Iterator[str]:
     """``lamarena serve`` as a user starts it: SQLite and the built-in offline models."""
-    port = unused_port()
-    env = {
-        **os.environ,
-        "LAMARENA_CACHE_DIR": str(tmp_path / "cache"),
-        "LAMARENA_DATA_DIR": str(tmp_path / "data"),
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lamarena",
-            "serve",
-            "--port",
-            str(port),
-            "--db",
-            offline_database,
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    server = ServeProcess(
+        config=None, database_url=offline_database, port=unused_port(), workdir=tmp_path
     )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"serve exited: {process.stderr.read() if process.stderr else ''}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("serve did not answer /healthz within 60 s")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        if process.stderr:
-            process.stderr.close()
+    with server:
+        try:
+            server.wait_healthy(timeout_s=60)
+        except RuntimeError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        yield server.url

@@ -78,7 +78,7 @@ class ServeProcess:
     """``lamarena serve`` in its own process group; a context manager that always cleans up.
 
     Args:
-        config: the models.yaml to serve.
+        config: the models.yaml to serve; None serves the built-in offline models.
         database_url: the SQLAlchemy URL of the arena's database.
         port: the port to listen on (127.0.0.1); restarting on the same port is allowed.
         workdir: the working directory; the log file ``serve-<n>.log`` goes there too.
@@ -89,7 +89,7 @@ class ServeProcess:
     def __init__(
         self,
         *,
-        config: Path,
+        config: Path | None,
         database_url: str,
         port: int,
         workdir: Path,
@@ -128,8 +128,7 @@ class ServeProcess:
             "-m",
             "lamarena",
             "serve",
-            "--config",
-            str(self.config),
+            *(["--config", str(self.config)] if self.config is not None else []),
             "--db",
             self.database_url,
             "--host",
