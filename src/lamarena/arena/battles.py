@@ -428,8 +428,7 @@ def _loss_deadline_s(arena: Arena) -> float:
 
 
 def _is_lost(arena: Arena, created_at: datetime) -> bool:
-    if created_at.tzinfo is None:  # SQLite hands back naive UTC
-        created_at = created_at.replace(tzinfo=UTC)
+    # The store reads timestamps back UTC-aware on both databases (tests/store/test_repo.py).
     return (datetime.now(UTC) - created_at).total_seconds() > _loss_deadline_s(arena)
 
 
