@@ -49,7 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers.fake_static_model import FakeStaticModel
 from helpers.static_fixtures import write_audiofolder
 from lamarena.audio import AudioClip, to_wav_bytes
-from lamarena.bench.runner import RunOptions, prepare_run, run_static
+from lamarena.bench.run.plan import RunOptions, prepare_run
+from lamarena.bench.run.runner import run_static
 from lamarena.settings import Settings
 
 THROUGHPUT_TARGET = 0.8

@@ -45,7 +45,7 @@ def _names(value: str, flag: str) -> list[str]:
 @static_app.command("list")
 def static_list(as_json: JsonOption = False) -> None:
     """List the registry's datasets: task, metric, size and hub id."""
-    from lamarena.bench.registry import load_registry
+    from lamarena.bench.data.registry import load_registry
 
     rows = load_registry().describe()
     if as_json:
@@ -127,8 +127,9 @@ def static_run(
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate models on datasets; rows go to OUT/samples.jsonl as they finish."""
-    from lamarena.bench.progress import RichProgress
-    from lamarena.bench.runner import RunOptions, prepare_run, run_static
+    from lamarena.bench.run.plan import RunOptions, prepare_run
+    from lamarena.bench.run.progress import RichProgress
+    from lamarena.bench.run.runner import run_static
 
     settings = load_settings(
         models_config=config, static_concurrency=concurrency, judge_model=judge
@@ -173,7 +174,7 @@ def static_table(
     as_json: JsonOption = False,
 ) -> None:
     """The study's Table 1 layout: model x task, mean over datasets and prompt variants."""
-    from lamarena.bench.table import build_table, load_scores, render_csv, render_markdown
+    from lamarena.bench.scoring.table import build_table, load_scores, render_csv, render_markdown
 
     scores, baselines = load_scores(out)
     rows = build_table(scores)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lamarena.bench.cache import CachedReply, CallCache, call_key
+from lamarena.bench.run.cache import CachedReply, CallCache, call_key
 from lamarena.errors import ConfigError
 
 SPEC = {"kind": "openai", "model": "gpt-4o-audio-preview", "base_url": None, "temperature": 0}

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from lamarena.bench.judge import JUDGE_PROMPT_SHA256, JUDGE_SYSTEM, JUDGE_TEMPLATE, parse_rating
+from lamarena.bench.run.judge import JUDGE_PROMPT_SHA256, JUDGE_SYSTEM, JUDGE_TEMPLATE, parse_rating
 
 
 @pytest.mark.parametrize(

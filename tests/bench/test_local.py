@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lamarena.bench.loading import open_dataset, resolve_dataset
-from lamarena.bench.registry import load_registry
+from lamarena.bench.data.loading import open_dataset, resolve_dataset
+from lamarena.bench.data.registry import load_registry
 from lamarena.errors import InvalidInputError, NotFound
 
 REGISTRY = load_registry()

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
-from lamarena.bench import metrics
-from lamarena.bench.metrics import (
+from lamarena.bench.scoring import metrics
+from lamarena.bench.scoring.metrics import (
     accuracy,
     macro_f1,
     mean_score,

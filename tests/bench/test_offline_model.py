@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from lamarena.bench.judge import JUDGE_PROMPT_SHA256
-from lamarena.bench.runner import RunOptions, RunPlan, prepare_run, run_static
-from lamarena.bench.targets import ModelTarget
+from lamarena.bench.run.judge import JUDGE_PROMPT_SHA256
+from lamarena.bench.run.plan import RunOptions, RunPlan, prepare_run
+from lamarena.bench.run.runner import run_static
+from lamarena.bench.run.targets import ModelTarget
 from lamarena.models.offline import builtin_offline_models
 from lamarena.models.pipeline import PipelineModel
 from lamarena.settings import Settings

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lamarena.bench.parsing import ParsedAnswer, parse_choice, parse_label, reference_letter
-from lamarena.bench.registry import load_registry
+from lamarena.bench.data.answers import reference_letter
+from lamarena.bench.data.registry import load_registry
+from lamarena.bench.scoring.parsing import ParsedAnswer, parse_choice, parse_label
 
 REGISTRY = load_registry()
 LABELLED = sorted(name for name, spec in REGISTRY.datasets.items() if spec.labels is not None)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from helpers.static_fixtures import write_tiny_pedants_models
-from lamarena.bench.pedants import (
+from lamarena.bench.scoring.pedants import (
     PEDANTS_FILES,
     PedantsScorer,
     PedantsUnavailable,
@@ -27,7 +27,7 @@ def refuse(self, address, *args):
 socket.socket.connect = refuse
 socket.create_connection = lambda address, *a, **k: refuse(None, address)
 from pathlib import Path
-from lamarena.bench.pedants import load_pedants
+from lamarena.bench.scoring.pedants import load_pedants
 scorer = load_pedants(Path(sys.argv[1]))
 verdicts = [scorer.judge("ten in the morning", "it opens at ten", "when does it open"),
             scorer.judge("jane austen", "charles dickens", "who wrote it")]

@@ -11,7 +11,7 @@ import pytest
 import lamarena.bench
 
 MODULES = sorted(
-    f"lamarena.bench.{info.name}" for info in pkgutil.iter_modules(lamarena.bench.__path__)
+    info.name for info in pkgutil.walk_packages(lamarena.bench.__path__, prefix="lamarena.bench.")
 )
 
 

@@ -14,8 +14,8 @@ from helpers.static_fixtures import (
     write_audiofolder,
     write_parquet_dataset,
 )
-from lamarena.bench.loading import iter_samples, open_dataset, plan_samples, resolve_dataset
-from lamarena.bench.registry import TABLE_TASKS, load_registry, parse_registry
+from lamarena.bench.data.loading import iter_samples, open_dataset, plan_samples, resolve_dataset
+from lamarena.bench.data.registry import TABLE_TASKS, load_registry, parse_registry
 from lamarena.errors import ConfigError, UnknownTask
 
 REGISTRY = load_registry()

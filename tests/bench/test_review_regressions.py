@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lamarena.bench.parsing import parse_label
-from lamarena.bench.registry import load_registry
-from lamarena.bench.results import SamplesLog
+from lamarena.bench.data.registry import load_registry
+from lamarena.bench.scoring.parsing import parse_label
+from lamarena.bench.scoring.results import SamplesLog
 from lamarena.errors import InvalidInputError
 
 REGISTRY = load_registry()
@@ -60,7 +60,7 @@ def test_a_log_cut_inside_a_character_resumes(tmp_path: Path) -> None:
 def test_an_id_column_that_repeats_is_refused() -> None:
     from datasets import Dataset
 
-    from lamarena.bench.loading import plan_samples
+    from lamarena.bench.data.loading import plan_samples
 
     spec = REGISTRY.dataset("mustard").model_copy(update={"id_column": "speaker"})
     rows = Dataset.from_dict({"sarcasm": [True, False, True], "speaker": ["ann", "bob", "ann"]})

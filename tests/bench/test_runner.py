@@ -10,9 +10,10 @@ import pytest
 
 from helpers.fake_static_model import FakeStaticModel, FakeStaticServer, audio_digest
 from helpers.static_fixtures import FixtureSample, write_tiny_pedants_models
-from lamarena.bench.judge import JUDGE_PROMPT_SHA256
-from lamarena.bench.results import SAMPLE_FIELDS, SCORE_FIELDS
-from lamarena.bench.runner import RunOptions, RunSummary, prepare_run, run_static
+from lamarena.bench.run.judge import JUDGE_PROMPT_SHA256
+from lamarena.bench.run.plan import RunOptions, prepare_run
+from lamarena.bench.run.runner import RunSummary, run_static
+from lamarena.bench.scoring.results import SAMPLE_FIELDS, SCORE_FIELDS
 from lamarena.errors import ConfigError, InvalidInputError, NotFound, UnknownTask
 from lamarena.settings import Settings
 
@@ -278,7 +279,7 @@ async def test_the_progress_bar_shows_rate_cached_and_eta(
 
     from rich.console import Console
 
-    from lamarena.bench.progress import RichProgress
+    from lamarena.bench.run.progress import RichProgress
 
     folder, samples = gender_set
     script(fake_model, samples, GENDER_ANSWERS)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from lamarena.bench.table import build_table, load_scores, render_csv, render_markdown
+from lamarena.bench.scoring.table import build_table, load_scores, render_csv, render_markdown
 from lamarena.errors import InvalidInputError
 
 

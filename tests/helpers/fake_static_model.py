@@ -22,7 +22,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from helpers.servers import ServerThread
 from lamarena.audio import decode_audio, to_wav_bytes
-from lamarena.bench.loading import BENCH_AUDIO_LIMITS
+from lamarena.bench.data.loading import BENCH_AUDIO_LIMITS
 
 __all__ = ["FakeStaticModel", "FakeStaticServer", "audio_digest"]
 

@@ -3,8 +3,8 @@
 Imports nothing heavy: ``datasets``, scikit-learn, jiwer and Dask load when first used.
 """
 
-from lamarena.bench.registry import TABLE_TASKS, Registry, load_registry
-from lamarena.bench.spec import DatasetSpec, Metric, TaskSpec
+from lamarena.bench.data.registry import TABLE_TASKS, Registry, load_registry
+from lamarena.bench.data.spec import DatasetSpec, Metric, TaskSpec
 
 __all__ = [
     "TABLE_TASKS",

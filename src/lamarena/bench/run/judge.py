@@ -1,6 +1,6 @@
 """An LLM judge for open answers, in AudioBench's manner: a separately named alternative metric.
 
-The study scored its three open-ended sets with PEDANTS (:mod:`lamarena.bench.pedants`);
+The study scored its three open-ended sets with PEDANTS (:mod:`lamarena.bench.scoring.pedants`);
 AudioBench scores the same sets by asking a text LLM to rate the model's answer against the
 reference from 0 to 5. This module does the latter, reported as ``llm_judge`` and never under
 PEDANTS' name:
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import cast
 
-from lamarena.bench.cache import CachedReply, CallCache, call_key
-from lamarena.bench.prompts import prompt_sha256
-from lamarena.bench.targets import ModelHandle, ModelTarget
+from lamarena.bench.data.prompts import prompt_sha256
+from lamarena.bench.run.cache import CachedReply, CallCache, call_key
+from lamarena.bench.run.targets import ModelHandle, ModelTarget
 from lamarena.errors import ConfigError, ModelError
 from lamarena.models.base import AudioModel, TextModel, TranscribingModel
 

@@ -3,7 +3,7 @@
 The driver cuts every (model, dataset, prompt variant) unit into shards of about ``shard_size``
 samples and submits them to the scheduler; a worker runs :func:`execute_shard`, which rebuilds
 the settings, the model adapter and the dataset from plain data and evaluates its shard with the
-same engine as an in-process run (:func:`lamarena.bench.execution.process_samples`), returning
+same engine as an in-process run (:func:`lamarena.bench.run.execution.process_samples`), returning
 the rows. The driver appends them to ``samples.jsonl`` as shards finish.
 
 The per-model concurrency limit holds across the cluster: each shard of a model runs with a
@@ -22,22 +22,20 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lamarena.bench.cache import CallCache
-from lamarena.bench.execution import RunCounters, UnitContext, process_samples
-from lamarena.bench.judge import Judge, check_judge
-from lamarena.bench.loading import iter_samples, open_dataset, resolve_dataset
-from lamarena.bench.pedants import PedantsScorer, PedantsUnavailable, load_pedants
-from lamarena.bench.progress import Progress
-from lamarena.bench.registry import load_registry
-from lamarena.bench.targets import ModelHandle, resolve_targets
+from lamarena.bench.data.loading import iter_samples, open_dataset, resolve_dataset
+from lamarena.bench.data.registry import load_registry
+from lamarena.bench.run.cache import CallCache
+from lamarena.bench.run.execution import RunCounters, UnitContext, process_samples
+from lamarena.bench.run.judge import Judge, check_judge
+from lamarena.bench.run.plan import RunPlan
+from lamarena.bench.run.progress import Progress
+from lamarena.bench.run.targets import ModelHandle, resolve_targets
+from lamarena.bench.scoring.pedants import PedantsScorer, PedantsUnavailable, load_pedants
 from lamarena.errors import ConfigError, LamarenaError
 from lamarena.models.base import ModelTimeouts
 from lamarena.settings import Settings
-
-if TYPE_CHECKING:
-    from lamarena.bench.runner import RunPlan
 
 __all__ = ["execute_shard", "run_on_cluster", "shard_payloads"]
 

@@ -27,13 +27,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from lamarena.bench.registry import (
+from lamarena.bench.data.registry import (
     Registry,
     check_prompts_fit,
     describe_validation_error,
     read_yaml,
 )
-from lamarena.bench.spec import DatasetSpec, Holdout
+from lamarena.bench.data.spec import DatasetSpec, Holdout
 from lamarena.errors import ConfigError, InvalidInputError, UnknownTask
 
 __all__ = ["TASK_FILE", "is_local_reference", "read_local_spec"]

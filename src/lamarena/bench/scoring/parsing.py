@@ -45,17 +45,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from lamarena.bench.spec import CHOICE_LETTERS
+from lamarena.bench.data.answers import LETTER_EXACT, normalise
+from lamarena.bench.data.spec import CHOICE_LETTERS
 
 __all__ = [
     "CLOSEST_MIN_RATIO",
     "NEGATION_WINDOW",
     "NEGATORS",
     "ParsedAnswer",
-    "normalise",
     "parse_choice",
     "parse_label",
-    "reference_letter",
 ]
 
 CLOSEST_MIN_RATIO = 0.8
@@ -90,11 +89,6 @@ _LEAD = re.compile(
     r"^(?:the\s+)?(?:correct\s+)?(?:final\s+)?(?:answer|label|response)(?:\s+is)?\s+"
 )
 _CLAUSE_END = re.compile(r"[.,;:!?\n]")
-_LETTER_EXACT = re.compile(
-    r"^\s*(?:(?:the\s+)?(?:correct\s+)?(?:answer|option|choice)(?:\s+is)?\s*[:\-]?\s*)?"
-    r"\(?([a-f])\)?\s*[.):]?\s*$",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True)
@@ -113,12 +107,6 @@ class ParsedAnswer:
     def parsed(self) -> bool:
         """Whether the answer was read as a label."""
         return self.label is not None
-
-
-def normalise(text: str) -> str:
-    """Lower case, NFKC, every non-alphanumeric character (``_`` too) a space, spaces collapsed."""
-    folded = unicodedata.normalize("NFKC", text).lower().replace("_", " ")
-    return " ".join(re.sub(r"[^\w\s]", " ", folded).split())
 
 
 def _strip_lead(normalised: str) -> str:
@@ -327,7 +315,7 @@ def parse_choice(answer: str, options: Sequence[str]) -> ParsedAnswer:
         The letter and the rule that decided, or no letter (ambiguous or unparsed).
     """
     valid = "".join(CHOICE_LETTERS[: len(options)])
-    exact = _LETTER_EXACT.match(answer)
+    exact = LETTER_EXACT.match(answer)
     if exact and exact.group(1).upper() in valid:
         return ParsedAnswer(exact.group(1).upper(), "exact")
     terms = [(term, letter) for term, letter in _option_terms(options) if len(term) > 1]
@@ -342,26 +330,3 @@ def parse_choice(answer: str, options: Sequence[str]) -> ParsedAnswer:
         return ParsedAnswer(explicit, "word")
     hits = sorted(_letters_in(base, valid) + _named(base, terms), key=lambda hit: hit.start)
     return _decide(hits, _first_clause_end(base), _closest(text, terms), had_terms=bool(terms))
-
-
-def reference_letter(value: str, options: Sequence[str]) -> str | None:
-    """The letter a dataset's answer column means: a letter form (``B``, ``(B)``) or an option.
-
-    Returns:
-        The letter, or None when ``value`` is neither a valid letter nor an option's text.
-    """
-    valid = "".join(CHOICE_LETTERS[: len(options)])
-    match = _LETTER_EXACT.match(value)
-    if match and match.group(1).upper() in valid:
-        return match.group(1).upper()
-    wanted = normalise(value)
-    for letter, option in zip(valid, options, strict=False):
-        if normalise(option) == wanted:
-            return letter
-    # "(B) In a hotel.": a letter followed by the option's own text
-    lead = re.match(r"^\s*\(?([A-Fa-f])\)?[.):]?\s+(.+)$", value)
-    if lead and lead.group(1).upper() in valid:
-        letter = lead.group(1).upper()
-        if normalise(lead.group(2)) == normalise(options[valid.index(letter)]):
-            return letter
-    return None

@@ -22,15 +22,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lamarena.bench.cache import CachedReply, CallCache, call_key
-from lamarena.bench.judge import JUDGE_PROMPT_SHA256, Judge
-from lamarena.bench.loading import Sample, sample_clip
-from lamarena.bench.parsing import ParsedAnswer, parse_choice, parse_label
-from lamarena.bench.pedants import PedantsScorer, PedantsUnavailable
-from lamarena.bench.prompts import render_prompt
-from lamarena.bench.scoring import sample_score
-from lamarena.bench.spec import DatasetSpec
-from lamarena.bench.targets import ModelHandle, ModelTarget
+from lamarena.bench.data.loading import Sample, sample_clip
+from lamarena.bench.data.prompts import render_prompt
+from lamarena.bench.data.spec import DatasetSpec
+from lamarena.bench.run.cache import CachedReply, CallCache, call_key
+from lamarena.bench.run.judge import JUDGE_PROMPT_SHA256, Judge
+from lamarena.bench.run.targets import ModelHandle, ModelTarget
+from lamarena.bench.scoring.aggregate import sample_score
+from lamarena.bench.scoring.parsing import ParsedAnswer, parse_choice, parse_label
+from lamarena.bench.scoring.pedants import PedantsScorer, PedantsUnavailable
 from lamarena.errors import AudioError, LamarenaError, ModelError
 from lamarena.models.base import ModelTimeouts, Usage
 from lamarena.models.runtime import run_model

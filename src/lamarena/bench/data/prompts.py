@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 
-from lamarena.bench.loading import Sample
-from lamarena.bench.spec import CHOICE_LETTERS, DatasetSpec
+from lamarena.bench.data.loading import Sample
+from lamarena.bench.data.spec import CHOICE_LETTERS, DatasetSpec
 
 __all__ = ["prompt_sha256", "render_prompt"]
 

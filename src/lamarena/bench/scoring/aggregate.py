@@ -2,9 +2,10 @@
 
 Per-sample scores are recomputed here from each row's reference and answer (except an LLM
 judge's rating, which is a model call and is read from the row), so the scores always follow the
-rules in :mod:`lamarena.bench.parsing` and :mod:`lamarena.bench.metrics`, and a PEDANTS scorer
-available now scores rows written while it was not. One entry per model, dataset, prompt variant
-and metric: the dataset's own metric, plus ``llm_judge`` where a judge rated the answers.
+rules in :mod:`lamarena.bench.scoring.parsing` and :mod:`lamarena.bench.scoring.metrics`, and a
+PEDANTS scorer available now scores rows written while it was not. One entry per model, dataset,
+prompt variant and metric: the dataset's own metric, plus ``llm_judge`` where a judge rated the
+answers.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from lamarena.bench.metrics import (
+from lamarena.bench.data.spec import CHOICE_LETTERS, Metric
+from lamarena.bench.scoring.metrics import (
     BOOTSTRAP_RESAMPLES,
     MetricResult,
     accuracy,
@@ -23,9 +25,8 @@ from lamarena.bench.metrics import (
     word_error_rate,
     word_errors,
 )
-from lamarena.bench.pedants import PedantsScorer, PedantsUnavailable
-from lamarena.bench.results import latest_rows
-from lamarena.bench.spec import CHOICE_LETTERS, Metric
+from lamarena.bench.scoring.pedants import PedantsScorer, PedantsUnavailable
+from lamarena.bench.scoring.results import latest_rows
 
 __all__ = ["compute_baselines", "compute_scores", "sample_score"]
 

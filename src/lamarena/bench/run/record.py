@@ -19,16 +19,14 @@ import platform
 from dataclasses import asdict
 from datetime import datetime
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lamarena.bench.execution import RunCounters
-from lamarena.bench.judge import JUDGE_PROMPT_SHA256
-from lamarena.bench.metrics import metric_versions
-from lamarena.bench.pedants import PedantsScorer, PedantsUnavailable
-from lamarena.bench.prompts import prompt_sha256
-
-if TYPE_CHECKING:
-    from lamarena.bench.runner import RunPlan
+from lamarena.bench.data.prompts import prompt_sha256
+from lamarena.bench.run.execution import RunCounters
+from lamarena.bench.run.judge import JUDGE_PROMPT_SHA256
+from lamarena.bench.run.plan import RunPlan
+from lamarena.bench.scoring.metrics import metric_versions
+from lamarena.bench.scoring.pedants import PedantsScorer, PedantsUnavailable
 
 __all__ = ["RUN_FORMAT_VERSION", "run_document", "usage_summary"]
 

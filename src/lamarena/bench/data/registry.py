@@ -1,9 +1,10 @@
 """The task registry: the study's 14 tasks and 20 datasets, read from ``registry.yaml``.
 
 The declarations are data (``registry.yaml`` beside this module), validated into
-:class:`~lamarena.bench.spec.TaskSpec` and :class:`~lamarena.bench.spec.DatasetSpec`, and checked
-across entries: every dataset's task exists, names are unique, every task has three prompts, and
-every prompt a dataset uses only asks for what that dataset has (a question, options, labels).
+:class:`~lamarena.bench.data.spec.TaskSpec` and :class:`~lamarena.bench.data.spec.DatasetSpec`,
+and checked across entries: every dataset's task exists, names are unique, every task has three
+prompts, and every prompt a dataset uses only asks for what that dataset has (a question, options,
+labels).
 An unknown name is an :class:`~lamarena.errors.UnknownTask` that suggests the closest one.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lamarena.bench.spec import DatasetSpec, TaskSpec, template_fields
+from lamarena.bench.data.spec import DatasetSpec, TaskSpec, template_fields
 from lamarena.errors import ConfigError, UnknownTask
 
 __all__ = [
@@ -248,5 +249,5 @@ def load_registry() -> Registry:
     Raises:
         ConfigError: the packaged ``registry.yaml`` is invalid.
     """
-    text = resources.files("lamarena.bench").joinpath("registry.yaml").read_text("utf-8")
+    text = resources.files("lamarena.bench.data").joinpath("registry.yaml").read_text("utf-8")
     return parse_registry(text)

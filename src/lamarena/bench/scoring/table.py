@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lamarena.bench.registry import TABLE_TASKS
-from lamarena.bench.results import BASELINES_FILE, SCORES_FILE, read_json
+from lamarena.bench.data.registry import TABLE_TASKS
+from lamarena.bench.scoring.results import BASELINES_FILE, SCORES_FILE, read_json
 from lamarena.errors import InvalidInputError
 
 __all__ = ["build_table", "load_scores", "render_csv", "render_markdown", "task_order"]

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lamarena.audio import AudioClip, AudioLimits, decode_audio
-from lamarena.bench.local import is_local_reference, read_local_spec
-from lamarena.bench.parsing import normalise, reference_letter
-from lamarena.bench.registry import Registry
-from lamarena.bench.spec import CHOICE_LETTERS, DatasetSpec
+from lamarena.bench.data.answers import normalise, reference_letter
+from lamarena.bench.data.local import is_local_reference, read_local_spec
+from lamarena.bench.data.registry import Registry
+from lamarena.bench.data.spec import CHOICE_LETTERS, DatasetSpec
 from lamarena.errors import AudioError, InvalidInputError, NotFound
 
 if TYPE_CHECKING:

@@ -1,0 +1,185 @@
+"""A static run's plan: its options, its models and datasets opened and checked, nothing run.
+
+:func:`prepare_run` checks everything first (models, datasets and their columns, the judge, the
+output folder) so that bad input changes nothing; the :class:`RunPlan` it returns is what
+:func:`lamarena.bench.run.runner.run_static` executes, what
+:mod:`lamarena.bench.run.distributed` cuts into shards and what
+:mod:`lamarena.bench.run.record` describes in ``run.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lamarena.bench.data.loading import (
+    DatasetRef,
+    SamplePlan,
+    open_dataset,
+    plan_samples,
+    resolve_dataset,
+)
+from lamarena.bench.data.registry import PROMPT_VARIANTS, Registry, load_registry
+from lamarena.bench.data.spec import Metric
+from lamarena.bench.run.judge import check_judge
+from lamarena.bench.run.targets import ModelTarget, resolve_targets
+from lamarena.bench.scoring.metrics import BOOTSTRAP_RESAMPLES
+from lamarena.bench.scoring.pedants import PedantsScorer, PedantsUnavailable, load_pedants
+from lamarena.errors import ConfigError, InvalidInputError
+from lamarena.settings import Settings
+
+if TYPE_CHECKING:
+    import datasets  # type: ignore[import-untyped]
+
+__all__ = [
+    "PlannedDataset",
+    "RunOptions",
+    "RunPlan",
+    "cache_path",
+    "prepare_run",
+]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run (the CLI's flags).
+
+    Attributes:
+        out_dir: the output folder (created; an existing one is resumed).
+        prompts: how many prompt variants per dataset (1 to 3).
+        limit: evaluate at most this many samples per dataset.
+        concurrency: concurrent calls per model (capped by a model's own limit).
+        scheduler: a Dask scheduler address (``tcp://host:8786``); None runs in process.
+        shard_size: samples per Dask work unit.
+        scheduler_timeout_s: how long to try reaching the Dask scheduler.
+        n_resamples: bootstrap resamples per confidence interval.
+        seed: seed of the bootstraps.
+    """
+
+    out_dir: Path
+    prompts: int = PROMPT_VARIANTS
+    limit: int | None = None
+    concurrency: int = 8
+    scheduler: str | None = None
+    shard_size: int = 64
+    scheduler_timeout_s: float = 10.0
+    n_resamples: int = BOOTSTRAP_RESAMPLES
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PlannedDataset:
+    """A dataset opened and planned: the rows to evaluate and its prompt variants."""
+
+    ref: DatasetRef
+    dataset: datasets.Dataset
+    plan: SamplePlan
+    prompts: list[str]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A checked run: nothing is written until :func:`run_static` executes it."""
+
+    settings: Settings
+    options: RunOptions
+    targets: list[ModelTarget]
+    datasets: list[PlannedDataset]
+    judge: ModelTarget | None
+    pedants: PedantsScorer | PedantsUnavailable | None
+    cache_path: Path
+
+    @property
+    def pedants_unavailable(self) -> str | None:
+        """Why PEDANTS cannot score this run's open answers, if it cannot."""
+        return self.pedants.reason if isinstance(self.pedants, PedantsUnavailable) else None
+
+    @property
+    def total(self) -> int:
+        """Samples to evaluate over every unit (done ones included)."""
+        return len(self.targets) * sum(
+            len(item.plan.indices) * len(item.prompts) for item in self.datasets
+        )
+
+
+def cache_path(settings: Settings) -> Path:
+    """The call cache file: ``static_cache``, or ``static-cache.sqlite`` in ``cache_dir``."""
+    return settings.static_cache or settings.cache_dir / "static-cache.sqlite"
+
+
+def _check_options(options: RunOptions) -> None:
+    if not 1 <= options.prompts <= PROMPT_VARIANTS:
+        raise InvalidInputError(f"--prompts {options.prompts}: give 1 to {PROMPT_VARIANTS}")
+    if options.limit is not None and options.limit < 1:
+        raise InvalidInputError(f"--limit {options.limit}: give 1 or more")
+    if options.concurrency < 1:
+        raise InvalidInputError(f"--concurrency {options.concurrency}: give 1 or more")
+    if options.shard_size < 1:
+        raise InvalidInputError(f"shard size {options.shard_size}: give 1 or more")
+    if options.out_dir.exists() and not options.out_dir.is_dir():
+        raise InvalidInputError(f"--out {options.out_dir}: exists and is not a folder")
+
+
+def _plan_datasets(
+    settings: Settings, registry: Registry, names: list[str], options: RunOptions
+) -> list[PlannedDataset]:
+    if not names:
+        raise InvalidInputError("--datasets is empty: name at least one (lamarena static list)")
+    refs = [resolve_dataset(name, registry) for name in names]
+    seen: set[str] = set()
+    for ref in refs:
+        if ref.spec.name in seen:
+            raise InvalidInputError(f"--datasets: dataset '{ref.spec.name}' is given twice")
+        seen.add(ref.spec.name)
+    planned = []
+    for ref in refs:
+        dataset = open_dataset(ref, cache_dir=settings.cache_dir)
+        plan = plan_samples(ref.spec, dataset, limit=options.limit)
+        if not plan.indices:
+            raise InvalidInputError(
+                f"dataset '{ref.spec.name}' ({ref.reference}) has no usable sample: "
+                f"{plan.skipped or 'it is empty'}"
+            )
+        prompts = registry.prompts_for(ref.spec)[: options.prompts]
+        planned.append(PlannedDataset(ref, dataset, plan, prompts))
+    return planned
+
+
+def prepare_run(
+    settings: Settings, *, models: list[str], datasets: list[str], options: RunOptions
+) -> RunPlan:
+    """Check and plan a run; nothing is written to the output folder.
+
+    Raises:
+        InvalidInputError: bad options, an unreadable local dataset or a missing column.
+        UnknownTask: a dataset name not in the registry.
+        NotFound: a hub dataset that cannot be reached.
+        ConfigError: an unknown model, a bad models.yaml, or an unusable judge.
+    """
+    _check_options(options)
+    registry = load_registry()
+    targets = resolve_targets(settings, models)
+    planned = _plan_datasets(settings, registry, datasets, options)
+    metrics = {item.ref.spec.metric for item in planned}
+    judge = None
+    if settings.judge_model is not None and (
+        Metric.PEDANTS in metrics or Metric.LLM_JUDGE in metrics
+    ):
+        judge = resolve_targets(settings, [settings.judge_model])[0]
+        check_judge(judge)
+    elif Metric.LLM_JUDGE in metrics:
+        raise ConfigError(
+            "a dataset is scored by llm_judge but no judge is set: set LAMARENA_JUDGE_MODEL "
+            "(or --judge) to a models.yaml model with temperature: 0"
+        )
+    pedants = load_pedants(settings.pedants_model_dir) if Metric.PEDANTS in metrics else None
+    return RunPlan(
+        settings=settings,
+        options=options,
+        targets=targets,
+        datasets=planned,
+        judge=judge,
+        pedants=pedants,
+        cache_path=cache_path(settings),
+    )
