@@ -1,4 +1,4 @@
-r"""``lamarena static list|run|table``: the static benchmarks from the command line.
+r"""``lamarena static list|run|fetch|verify|table``: the static benchmarks from the command line.
 
 Each command parses its flags, builds settings, calls one function of :mod:`lamarena.bench` and
 prints. Errors are :class:`~lamarena.errors.LamarenaError`\\ s, which ``lamarena.cli.main`` turns
@@ -25,6 +25,20 @@ static_app = typer.Typer(
 )
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+HubDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--hub-dir",
+        help="A local copy of the hub (DIR/OWNER/NAME per dataset); default LAMARENA_HUB_DIR.",
+    ),
+]
+
+
+class Decoding(StrEnum):
+    """How a static run reads a model's answer."""
+
+    FREE = "free"
+    CONSTRAINED = "constrained"
 
 
 class TableFormat(StrEnum):
@@ -124,6 +138,14 @@ def static_run(
         str | None,
         typer.Option(help="models.yaml model that rates open answers (the llm_judge metric)."),
     ] = None,
+    hub_dir: HubDirOption = None,
+    decoding: Annotated[
+        Decoding,
+        typer.Option(
+            help="free: parse a label out of the reply; constrained: in-process models score "
+            "each label by log-likelihood."
+        ),
+    ] = Decoding.FREE,
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate models on datasets; rows go to OUT/samples.jsonl as they finish."""
@@ -132,7 +154,7 @@ def static_run(
     from lamarena.bench.run.runner import run_static
 
     settings = load_settings(
-        models_config=config, static_concurrency=concurrency, judge_model=judge
+        models_config=config, static_concurrency=concurrency, judge_model=judge, hub_dir=hub_dir
     )
     options = RunOptions(
         out_dir=out or settings.data_dir / "static",
@@ -141,6 +163,7 @@ def static_run(
         concurrency=settings.static_concurrency,
         scheduler=scheduler,
         seed=settings.seed,
+        decoding=decoding.value,
     )
     plan = prepare_run(
         settings,
@@ -163,6 +186,72 @@ def static_run(
         typer.echo(json.dumps(_summary_document(summary), indent=2))
     else:
         _print_summary(summary)
+
+
+def _hub_dir(settings: Any) -> Path:
+    if settings.hub_dir is None:
+        raise InvalidInputError("give --hub-dir DIR (or set LAMARENA_HUB_DIR): the hub copy")
+    return Path(settings.hub_dir)
+
+
+@static_app.command("fetch")
+def static_fetch(
+    names: Annotated[list[str], typer.Argument(help="Registry datasets (lamarena static list).")],
+    hub_dir: HubDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Download the files these registry datasets read into DIR/OWNER/NAME (needs a hub)."""
+    from lamarena.bench.data.fetch import fetch_datasets
+    from lamarena.bench.data.registry import load_registry
+
+    settings = load_settings(hub_dir=hub_dir)
+    target = _hub_dir(settings)
+    wanted = [name for item in names for name in _names(item, "NAMES")]
+    fetched = fetch_datasets(wanted, load_registry(), target, endpoint=settings.hub_endpoint)
+    if as_json:
+        rows = [
+            {
+                "hf_id": repo.hf_id,
+                "folder": str(repo.folder),
+                "datasets": repo.datasets,
+                "patterns": repo.patterns,
+                "files": repo.files,
+            }
+            for repo in fetched
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for repo in fetched:
+        what = "everything" if repo.patterns is None else ", ".join(repo.patterns)
+        typer.echo(
+            f"{repo.hf_id} -> {repo.folder} ({repo.files} files: {what}) for "
+            f"{', '.join(repo.datasets)}"
+        )
+
+
+@static_app.command("verify")
+def static_verify(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Registry datasets (default: all 20).")
+    ] = None,
+    hub_dir: HubDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check local hub copies against the registry: ok, or the first problem (exit 1 if any)."""
+    from lamarena.bench.data.registry import load_registry
+    from lamarena.bench.data.verify import verify_hub
+
+    settings = load_settings(hub_dir=hub_dir)
+    target = _hub_dir(settings)
+    wanted = [name for item in names or [] for name in _names(item, "NAMES")]
+    verdicts = verify_hub(wanted, load_registry(), target, cache_dir=settings.cache_dir)
+    if as_json:
+        typer.echo(json.dumps([verdict.to_dict() for verdict in verdicts], indent=2))
+    else:
+        for verdict in verdicts:
+            typer.echo(verdict.line())
+    if not all(verdict.ok for verdict in verdicts):
+        raise typer.Exit(1)
 
 
 @static_app.command("table")

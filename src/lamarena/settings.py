@@ -77,6 +77,17 @@ class Settings(BaseSettings):
         default=None,
         description="Directory holding qa-metrics' PEDANTS model files; None: the package's own.",
     )
+    hub_dir: Path | None = Field(
+        default=None,
+        description=(
+            "A local copy of the Hugging Face hub (DIR/OWNER/NAME per dataset repository); "
+            "registry datasets then load from it and nothing goes to the network."
+        ),
+    )
+    hub_endpoint: str | None = Field(
+        default=None,
+        description="The hub `static fetch` downloads from (default: HF_ENDPOINT or the hub).",
+    )
     judge_model: str | None = Field(
         default=None, description="Name (in models.yaml) of the LLM judge for open answers."
     )

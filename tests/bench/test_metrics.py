@@ -33,10 +33,25 @@ def test_macro_f1_by_hand_with_an_unparsed_answer() -> None:
     assert result.ci_low <= result.score <= result.ci_high
 
 
-def test_a_predicted_label_no_reference_has_adds_no_class() -> None:
+def test_a_label_answered_but_never_true_is_a_class_with_f1_zero() -> None:
+    # classes a, b (references) and c (answered, never true): F1 2/3, 1, 0
     result = macro_f1(["a", "a", "b"], ["a", "c", "b"], n_resamples=0)
-    assert result.score == pytest.approx(100 * (2 / 3 + 1.0) / 2, abs=ATOL)
+    assert result.score == pytest.approx(100 * (2 / 3 + 1.0 + 0.0) / 3, abs=ATOL)
     assert result.ci_low is None
+    # scikit-learn's default classes (labels in y_true or y_pred), as the study's harness used
+    default = f1_score(["a", "a", "b"], ["a", "c", "b"], average="macro")
+    assert result.score == pytest.approx(100 * default, abs=ATOL)
+
+
+def test_an_unparsed_answer_is_wrong_but_forms_no_class() -> None:
+    result = macro_f1(["a", "a", "b"], ["a", None, "b"], n_resamples=0)
+    assert result.score == pytest.approx(100 * (2 / 3 + 1.0) / 2, abs=ATOL)
+
+
+def test_a_three_option_set_averages_over_a_to_c_and_its_nominal_chance_is_a_third() -> None:
+    result = macro_f1(["A", "B", "C"], ["A", "B", "B"], n_resamples=0)
+    assert result.score == pytest.approx(100 * (1 + 2 / 3 + 0) / 3, abs=ATOL)
+    assert metrics.nominal_baseline(3) == pytest.approx(100 / 3)
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -70,7 +70,7 @@ async def test_the_offline_model_runs_asr_and_judges_open_answers(
     assert judged["judge_prompt_sha256"] == JUDGE_PROMPT_SHA256
     assert judged["judge_reply"]
     assert judged["judge_rating"] is None or 0 <= judged["judge_rating"] <= 5
-    assert {e["metric"] for e in summary.scores} == {"wer", "pedants", "llm_judge"}
+    assert {e["metric"] for e in summary.scores} == {"wer", "pedants", "cfmatch", "llm_judge"}
     run_json = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run_json["judge"]["model"] == OFFLINE
 

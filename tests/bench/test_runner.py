@@ -83,9 +83,12 @@ async def test_a_fixture_through_a_loopback_model_gives_the_hand_computed_macro_
     rows = read_rows(tmp_path / "out")
     assert len(rows) == 18
     assert all(set(SAMPLE_FIELDS) <= set(row) for row in rows)
-    first = next(row for row in rows if row["sample_id"] == "4" and row["prompt_id"] == 0)
+    unsure = samples[4].sample_id
+    first = next(row for row in rows if row["sample_id"] == unsure and row["prompt_id"] == 0)
     assert first["parsed"] is None and first["score"] == 0.0 and first["rule"] == "unparsed"
-    assert {row["sample_id"] for row in rows} == {"0", "1", "2", "3", "4", "5"}  # "6": no gender
+    # the sample id is Common Voice's path; the seventh row has no gender
+    assert {row["sample_id"] for row in rows} == {sample.sample_id for sample in samples}
+    assert unsure == "common_voice_en_00004.mp3"
     assert len(set(fake_model.prompts)) == 3
     run_json = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run_json["models"]["fake"]["resolved"]["model"] == "fake-audio"
@@ -95,7 +98,7 @@ async def test_a_fixture_through_a_loopback_model_gives_the_hand_computed_macro_
     assert run_json["models"]["fake"]["resolved"]["api_key_env"] == "FAKE_STATIC_KEY"
     assert "sk-secret" not in (tmp_path / "out" / "samples.jsonl").read_text()
     assert run_json["versions"]["whisper-normalizer"]
-    assert run_json["datasets"]["commonvoice_gender"]["skipped"] == {"value '' maps to no label": 1}
+    assert run_json["datasets"]["commonvoice_gender"]["skipped"] == {"empty label": 1}
     baselines = json.loads((tmp_path / "out" / "baselines.json").read_text())
     assert baselines == [
         {
@@ -103,6 +106,7 @@ async def test_a_fixture_through_a_loopback_model_gives_the_hand_computed_macro_
             "task": "gender",
             "metric": "macro_f1",
             "score": 50.0,
+            "nominal_score": 50.0,
             "n": 6,
             "n_labels": 2,
             "label_counts": {"female": 3, "male": 3},
@@ -175,7 +179,7 @@ async def test_pedants_is_reported_unavailable_without_its_model_files(
     assert "lr_classifier.pkl" in plan.pedants_unavailable
     assert "LAMARENA_PEDANTS_MODEL_DIR" in plan.pedants_unavailable
     summary = await run_static(plan)
-    assert [entry["metric"] for entry in summary.scores] == ["pedants"] * 3
+    assert [entry["metric"] for entry in summary.scores] == ["pedants", "cfmatch"] * 3
     assert all(entry["score"] is None for entry in summary.scores)
     assert all("unavailable" in entry["unavailable"] for entry in summary.scores)
     assert summary.pedants_unavailable == plan.pedants_unavailable
@@ -190,7 +194,18 @@ async def test_pedants_scores_with_model_files_in_the_configured_folder(
     configured = settings.model_copy(update={"pedants_model_dir": models})
     summary = await run(configured, [str(folder)], tmp_path / "out", prompts=1)
     assert summary.pedants_unavailable is None
-    assert [(e["metric"], e["score"]) for e in summary.scores] == [("pedants", 100.0)]
+    from lamarena.bench.scoring.pedants import PedantsScorer, load_pedants
+
+    scorer = load_pedants(models)
+    assert isinstance(scorer, PedantsScorer)
+    probability = scorer.confidence(
+        "At ten in the morning.", "Ten in the morning, I believe.", "When does the museum open?"
+    )
+    assert 0.5 < probability < 1.0  # judged correct, with the classifier's confidence
+    assert [(e["metric"], e["score"]) for e in summary.scores] == [
+        ("pedants", 100.0),
+        ("cfmatch", pytest.approx(100 * probability)),
+    ]
     run_json = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run_json["pedants"] == {"available": True, "model_dir": str(models), "reason": None}
 
@@ -205,7 +220,8 @@ async def test_the_llm_judge_is_a_separate_metric_with_its_model_and_prompt_in_e
     summary = await run(judged, [str(folder)], tmp_path / "out", prompts=2)
     assert fake_model.text_requests == 2
     assert [(e["metric"], e["score"]) for e in summary.scores] == [
-        ("pedants", None), ("llm_judge", 80.0), ("pedants", None), ("llm_judge", 80.0)
+        ("pedants", None), ("cfmatch", None), ("llm_judge", 80.0),
+        ("pedants", None), ("cfmatch", None), ("llm_judge", 80.0),
     ]  # fmt: skip
     for row in read_rows(tmp_path / "out"):
         assert row["judge_model"] == "fake"
@@ -318,7 +334,10 @@ async def test_an_error_inside_the_run_is_the_error_itself_not_a_task_group(
     from helpers.static_fixtures import write_audiofolder
 
     audio = (base_wav_folder / "speech.wav").read_bytes()
-    rows = [{"audio": audio, "gender": "male_masculine"}, {"audio": audio, "gender": "female"}]
+    rows = [
+        {"audio": audio, "gender": "male_masculine", "path": "a.mp3"},
+        {"audio": audio, "gender": "female", "path": "b.mp3"},
+    ]
     folder = write_audiofolder(tmp_path / "set", rows, {"dataset": "commonvoice_gender"})
     plan = prepare_run(
         settings, models=["fake"], datasets=[str(folder)], options=RunOptions(tmp_path / "out")
@@ -328,5 +347,5 @@ async def test_an_error_inside_the_run_is_the_error_itself_not_a_task_group(
         await run_static(plan)
     log = tmp_path / "out" / "samples.jsonl"
     written = read_rows(tmp_path / "out") if log.exists() else []
-    assert {row["sample_id"] for row in written} <= {"0"}  # at most what finished is kept
+    assert {row["sample_id"] for row in written} <= {"a.mp3"}  # at most what finished is kept
     assert not (tmp_path / "out" / "scores.json").exists()

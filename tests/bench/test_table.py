@@ -59,13 +59,22 @@ def test_cells_are_means_of_dataset_means_in_table_1_order() -> None:
 
 def test_markdown_csv_and_json_agree(tmp_path: Path) -> None:
     rows = build_table(SCORES)
-    baselines = [{"dataset": "mustard", "task": "sarcasm", "metric": "macro_f1", "score": 50.0}]
+    baselines = [
+        {
+            "dataset": "mustard",
+            "task": "sarcasm",
+            "metric": "macro_f1",
+            "score": 48.0,
+            "nominal_score": 50.0,
+        }
+    ]
     markdown = render_markdown(rows, baselines)
     lines = markdown.splitlines()
     assert lines[0] == "| model | sarcasm | emotion | qa | asr (WER) | colour |"
     assert lines[2] == "| m0 | 45.0 | n/a | n/a | n/a | 33.0 |"
     assert lines[3] == "| m1 | 55.0 | 35.0 | n/a | 0.30 | n/a |"
-    assert lines[4] == "| random | 50.0 | - | - | - | - |"
+    assert lines[4] == "| random (1/K) | 50.0 | - | - | - | - |"
+    assert lines[5] == "| random (labels) | 48.0 | - | - | - | - |"
     table = list(csv.DictReader(io.StringIO(render_csv(rows))))
     assert list(table[0]) == ["model", "sarcasm", "emotion", "qa", "asr_wer", "colour"]
     assert table[1]["model"] == "m1" and float(table[1]["asr_wer"]) == pytest.approx(0.3)

@@ -101,7 +101,8 @@ def test_run_then_table_in_three_formats(
     ]
     markdown = static("table", "--out", out, home=tmp_path).stdout.splitlines()
     assert markdown[0] == "| model | gender |"
-    assert markdown[2] == "| fake | 73.3 |" and markdown[3] == "| random | 50.0 |"
+    assert markdown[2] == "| fake | 73.3 |" and markdown[3] == "| random (1/K) | 50.0 |"
+    assert markdown[4] == "| random (labels) | 50.0 |"
     csv_text = static("table", "--out", out, "--format", "csv", home=tmp_path).stdout
     assert csv_text.splitlines()[0] == "model,gender"
     assert csv_text.splitlines()[1].startswith("fake,73.33")

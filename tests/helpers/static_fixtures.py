@@ -4,14 +4,16 @@ Each builder writes a folder that ``datasets.load_dataset`` reads (an ``audiofol
 files as a hub dataset is published) and a ``task.yaml`` naming the registry dataset it stands
 for, so the static runner treats it exactly as that dataset:
 
-- :func:`language_fixture`: language identification from espeak voices, in AIR-Bench's CoVoST2
-  layout (question, choice_a..choice_d, answer_gt) as an audiofolder;
+- :func:`language_fixture`: language identification from espeak voices, in AIR-Bench's
+  Foundation table (path, question, choice_a..choice_d, answer_gt, task_name, dataset_name,
+  uniq_id) as an audiofolder;
 - :func:`gender_fixture`: speaker gender from male and female espeak voices, in Common Voice's
-  columns (gender ``male_masculine`` / ``female_feminine``, age, accent, sentence, ...);
+  columns (gender ``male_masculine`` / ``female_feminine``, age, accent, sentence, ...), its
+  ``path`` the sample id;
 - :func:`asr_fixture`: transcription, in AudioBench's layout (``context`` audio, ``instruction``,
   ``answer``) as parquet;
-- :func:`qa_options_fixture`: spoken QA with options written in the question, in AudioBench's
-  CN-College-Listen layout;
+- :func:`qa_options_fixture`: spoken QA with three options in one ``choices`` column, in
+  AudioBench's CN-College-Listen layout;
 - :func:`open_qa_fixture`: open spoken QA in AudioBench's Public-SG-SpeechQA layout;
 - :func:`write_parquet_dataset` / :func:`write_audiofolder`: any other schema.
 """
@@ -145,14 +147,18 @@ def language_fixture(folder: Path) -> list[FixtureSample]:
         rows.append(
             {
                 "audio": audio,
+                "path": f"common_voice_{voice}_{index}.wav",
                 "question": "Which language is spoken in the audio?",
                 **{
                     f"choice_{letter}": text for letter, text in zip("abcd", languages, strict=True)
                 },
                 "answer_gt": language,
+                "task_name": "Spoken_Language_Identification",
+                "dataset_name": "covost2",
+                "uniq_id": 2000 + index,
             }
         )
-        samples.append(FixtureSample(str(index), audio, "ABCD"[index], sentence))
+        samples.append(FixtureSample(str(2000 + index), audio, "ABCD"[index], sentence))
     write_audiofolder(folder, rows, {"dataset": "covost2_language"})
     return samples
 
@@ -181,9 +187,17 @@ def gender_fixture(folder: Path, *, per_gender: int = 3) -> list[FixtureSample]:
                 }
             )
             label = "male" if gender.startswith("male") else "female"
-            samples.append(FixtureSample(str(len(rows) - 1), audio, label, sentence))
+            samples.append(FixtureSample(rows[-1]["path"], audio, label, sentence))
     unlabelled = speech_bytes("No gender was given.", folder / "_speech", name="unlabelled")
-    rows.append({**rows[0], "audio": unlabelled, "gender": "", "client_id": "speaker-unknown"})
+    rows.append(
+        {
+            **rows[0],
+            "audio": unlabelled,
+            "gender": "",
+            "client_id": "speaker-unknown",
+            "path": f"common_voice_en_{len(rows):05d}.mp3",
+        }
+    )
     write_audiofolder(folder, rows, {"dataset": "commonvoice_gender"})
     return samples
 
@@ -216,13 +230,15 @@ def qa_options_fixture(folder: Path) -> list[FixtureSample]:
     items = [
         (
             "Man: Shall we meet at the library at noon? Woman: Sure, see you there.",
-            "Where will the speakers meet? (A) At the station. (B) At the library. (C) At home.",
+            "Where will the speakers meet?",
+            "(A) At the station.\n(B) At the library.\n(C) At home.",
             "(B) At the library.",
             "B",
         ),
         (
             "Woman: I will take the train, it is faster than the bus.",
-            "How will the woman travel? (A) By train. (B) By bus. (C) By car.",
+            "How will the woman travel?",
+            "(A) By train.\n(B) By bus.\n(C) By car.",
             "(A) By train.",
             "A",
         ),
@@ -235,15 +251,16 @@ def qa_options_fixture(folder: Path) -> list[FixtureSample]:
         folder,
         {
             "context": audios,
-            "instruction": [question for _, question, _, _ in items],
-            "answer": [answer for _, _, answer, _ in items],
+            "instruction": [question for _, question, _, _, _ in items],
+            "choices": [choices for _, _, choices, _, _ in items],
+            "answer": [answer for _, _, _, answer, _ in items],
         },
         audio_column="context",
         task={"dataset": "cn_college_listen"},
     )
     return [
         FixtureSample(str(index), audio, letter, text)
-        for index, (audio, (text, _, _, letter)) in enumerate(zip(audios, items, strict=True))
+        for index, (audio, (text, *_, letter)) in enumerate(zip(audios, items, strict=True))
     ]
 
 

@@ -22,7 +22,10 @@ import pandas as pd
 from lamarena.analysis.correlation import StaticTable, load_static_table, static_table_from_frame
 from lamarena.errors import InvalidInputError
 
-__all__ = ["SCORES_FILE", "load_static_input", "read_scores_json"]
+__all__ = ["ALTERNATIVE_METRICS", "SCORES_FILE", "load_static_input", "read_scores_json"]
+
+ALTERNATIVE_METRICS = frozenset({"llm_judge", "cfmatch"})
+"""Scores of open answers beside a dataset's own metric; never a benchmark column."""
 
 SCORES_FILE = "scores.json"
 """The file of a static results directory that holds the aggregated scores."""
@@ -89,11 +92,13 @@ def read_scores_json(path: Path) -> StaticTable:
             f"{path}: expected a non-empty JSON list of {{model, dataset, metric, score, ...}}"
         )
     records = [_record(path, position, row) for position, row in enumerate(rows, start=1)]
-    # The LLM judge is a second, separately named score of the open-ended sets (as in
-    # `static table`): the benchmark is the dataset's own metric.
-    records = [record for record in records if record["metric"] != "llm_judge"]
+    # The LLM judge and CFMatch are second, separately named scores of the open-ended sets (as
+    # in `static table`): the benchmark is the dataset's own metric.
+    records = [record for record in records if record["metric"] not in ALTERNATIVE_METRICS]
     if not records:
-        raise InvalidInputError(f"{path}: only llm_judge scores; no benchmark metric to compare")
+        raise InvalidInputError(
+            f"{path}: only llm_judge or cfmatch scores; no benchmark metric to compare"
+        )
     frame = pd.DataFrame(records, columns=["model", "dataset", "metric", "score"])
     metrics = frame.groupby("dataset", sort=False)["metric"].unique()
     mixed = {str(d): sorted(str(m) for m in ms) for d, ms in metrics.items() if len(ms) > 1}

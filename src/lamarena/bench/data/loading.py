@@ -1,15 +1,22 @@
 """Loading benchmark datasets through Hugging Face ``datasets``, one sample at a time.
 
-A registry dataset loads from the hub (``load_dataset(hf_id, config, split=...)``, cached by
-``datasets`` as usual); a local folder loads with ``load_dataset(folder)``, the same code path
-once the files are on disk (an ``audiofolder``, or a hub dataset's parquet files). The audio
+A registry dataset loads from a local copy of its hub repository when ``--hub-dir`` is given
+(:mod:`lamarena.bench.data.hub`; nothing goes to the network), otherwise from the hub
+(``load_dataset(hf_id, config, split=...)``, cached by ``datasets`` as usual). A local folder
+with a ``task.yaml`` loads the same way as a hub copy when it holds a dataset card with configs,
+else with ``load_dataset(folder)`` (an ``audiofolder``, or parquet files). The audio
 column is cast to ``Audio(decode=False)``: ``datasets`` hands over the encoded bytes (or the
 file's path) and :mod:`lamarena.audio` decodes one clip at a time, only when a model is
 actually called, so memory stays flat however large the set.
 
-:func:`plan_samples` reads only the label and reference columns to pick the rows to evaluate
-(rows whose value maps to no label are left out and counted); :func:`iter_samples` then yields
-those rows as :class:`Sample` objects.
+:func:`open_dataset` keeps the rows of the declared ``where`` filter (one task of a multi-task
+table). :func:`plan_samples` reads only the label, question, option and filter columns to pick
+the rows to evaluate: a row with an empty label, a value in ``drop_values`` (or, with
+``drop_unmapped``, any value that maps to no label) is left out and counted; any other value
+that maps to no label is an error naming it, since the declaration does not account for it.
+The declared ``subsample`` then keeps a seeded sample of the usable rows (see
+:class:`~lamarena.bench.data.spec.Subsample`), and ``--limit`` the first of those.
+:func:`iter_samples` yields the planned rows as :class:`Sample` objects.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from lamarena.audio import AudioClip, AudioLimits, decode_audio
 from lamarena.bench.data.answers import normalise, reference_letter
+from lamarena.bench.data.hub import card_configs, load_hub_copy, missing_copy, repo_folder
 from lamarena.bench.data.local import is_local_reference, read_local_spec
 from lamarena.bench.data.registry import Registry
 from lamarena.bench.data.spec import CHOICE_LETTERS, DatasetSpec
@@ -39,6 +47,7 @@ __all__ = [
     "DatasetRef",
     "Sample",
     "SamplePlan",
+    "UnmappedLabels",
     "iter_samples",
     "open_dataset",
     "plan_samples",
@@ -64,15 +73,26 @@ class DatasetRef:
     Attributes:
         spec: the declaration (from the registry, or a local task.yaml).
         folder: the local folder, or None to load ``spec.hf_id`` from the hub.
+        hub_copy: the registry dataset's repository in a ``--hub-dir`` copy of the hub.
     """
 
     spec: DatasetSpec
     folder: Path | None = None
+    hub_copy: Path | None = None
 
     @property
     def reference(self) -> str:
         """How the user named it: the registry name, or the folder."""
         return str(self.folder) if self.folder is not None else self.spec.name
+
+    @property
+    def location(self) -> str:
+        """Where its files are: the folder, the hub copy, or the hub id."""
+        if self.folder is not None:
+            return str(self.folder)
+        if self.hub_copy is not None:
+            return str(self.hub_copy)
+        return f"hub:{self.spec.hf_id}"
 
 
 @dataclass(frozen=True)
@@ -106,25 +126,46 @@ class SamplePlan:
     Attributes:
         indices: row numbers, in order.
         skipped: why other rows were left out, with counts.
-        available: rows in the split (after the holdout).
+        available: rows in the split (after the filter and the holdout).
+        usable: rows with a usable reference (before the subsample and the limit).
     """
 
     indices: list[int]
     skipped: dict[str, int]
     available: int
+    usable: int = 0
 
 
-def resolve_dataset(reference: str, registry: Registry) -> DatasetRef:
+class UnmappedLabels(InvalidInputError):
+    """Label values that the declaration neither maps to a label nor leaves out."""
+
+
+def resolve_dataset(
+    reference: str, registry: Registry, *, hub_dir: Path | None = None
+) -> DatasetRef:
     """A ``--datasets`` item: a registry name, or a local folder with a task.yaml.
+
+    Args:
+        reference: the name or folder.
+        registry: the registry.
+        hub_dir: a local copy of the hub; registry datasets must then be in it.
 
     Raises:
         UnknownTask: not a registry name (the message suggests the closest).
         InvalidInputError: a folder without a valid task.yaml.
+        NotFound: ``hub_dir`` is given and the dataset's repository is not in it (the message
+            names the ``static fetch`` command).
     """
     if is_local_reference(reference):
         folder = Path(reference)
         return DatasetRef(spec=read_local_spec(folder, registry), folder=folder)
-    return DatasetRef(spec=registry.dataset(reference))
+    spec = registry.dataset(reference)
+    if hub_dir is None or spec.hf_id is None:
+        return DatasetRef(spec=spec)
+    copy = repo_folder(hub_dir, spec.hf_id)
+    if not copy.is_dir():
+        raise missing_copy(spec, hub_dir)
+    return DatasetRef(spec=spec, hub_copy=copy)
 
 
 def _quiet_datasets() -> Any:
@@ -174,6 +215,11 @@ def _go_offline(datasets: Any) -> None:
 def _load(ref: DatasetRef, cache_dir: Path | None) -> datasets.Dataset:
     datasets = _quiet_datasets()
     spec = ref.spec
+    if ref.hub_copy is not None:
+        _go_offline(datasets)
+        return load_hub_copy(ref.hub_copy, spec, cache_dir=cache_dir)
+    if ref.folder is not None and card_configs(ref.folder) is not None:
+        return load_hub_copy(ref.folder, spec, cache_dir=cache_dir)
     if ref.folder is None:
         if not _hub_reachable():
             # A dataset already in the local cache still loads; anything else fails at once,
@@ -242,18 +288,19 @@ def open_dataset(ref: DatasetRef, *, cache_dir: Path | None = None) -> datasets.
             )
         dataset = dataset.rename_column(audio_column, "audio")
     spec = ref.spec
-    declared = [
-        spec.answer_column,
-        spec.question_column,
-        spec.id_column,
-        *(spec.option_columns or []),
-    ]
+    declared = [*spec.read_columns, spec.id_column]
     missing = [column for column in declared if column and column not in dataset.column_names]
     if missing:
         raise InvalidInputError(
             f"dataset '{spec.name}' ({ref.reference}) has no column "
             f"{', '.join(repr(c) for c in missing)}; columns: {', '.join(dataset.column_names)}"
         )
+    if spec.where:
+        dataset = _keep_where(spec, dataset)
+        if len(dataset) == 0:
+            raise InvalidInputError(
+                f"dataset '{spec.name}' ({ref.location}): no row has {_describe_where(spec)}"
+            )
     if spec.holdout is not None:
         size = spec.holdout.test_size
         if isinstance(size, int) and size >= len(dataset):
@@ -262,8 +309,32 @@ def open_dataset(ref: DatasetRef, *, cache_dir: Path | None = None) -> datasets.
     return dataset
 
 
+def _describe_where(spec: DatasetSpec) -> str:
+    return " and ".join(f"{column} = {value!r}" for column, value in spec.where.items())
+
+
+def _keep_where(spec: DatasetSpec, dataset: datasets.Dataset) -> datasets.Dataset:
+    """The rows whose filter columns hold the declared values (compared as text)."""
+    columns = list(spec.where)
+    wanted = [
+        {str(item) for item in (value if isinstance(value, list) else [value])}
+        for value in spec.where.values()
+    ]
+
+    def keep(*values: Any) -> bool:
+        return all(str(value) in allowed for value, allowed in zip(values, wanted, strict=True))
+
+    return dataset.filter(keep, input_columns=columns, keep_in_memory=True)
+
+
+def _raw_text(raw: Any) -> str:
+    if raw is True or raw is False:
+        return "true" if raw else "false"
+    return "" if raw is None else str(raw).strip()
+
+
 def _label_of(spec: DatasetSpec, raw: Any, names: Sequence[str] | None) -> str | None:
-    candidates = ["true" if raw is True else "false" if raw is False else str(raw).strip()]
+    candidates = [_raw_text(raw)]
     if names is not None and isinstance(raw, int) and 0 <= raw < len(names):
         candidates.append(names[raw])
     for candidate in candidates:
@@ -287,6 +358,16 @@ def _split_options(question: str) -> tuple[str, tuple[str, ...]] | None:
     return parts[0].strip(), tuple(part.strip() for part in parts[2::2])
 
 
+def _options_value(value: Any) -> tuple[str, ...] | None:
+    r"""One column's options: ``(A) x\n(B) y`` text, or a list (``(A)`` prefixes dropped)."""
+    if isinstance(value, list):
+        texts = [str(item or "").strip() for item in value]
+        split = _split_options(" ".join(texts))
+        return split[1] if split is not None and not split[0] else tuple(t for t in texts if t)
+    split = _split_options(str(value or ""))
+    return None if split is None else split[1]
+
+
 def _question_and_options(
     spec: DatasetSpec, row: dict[str, Any]
 ) -> tuple[str | None, tuple[str, ...] | None]:
@@ -294,6 +375,8 @@ def _question_and_options(
     if spec.option_columns is not None:
         options = tuple(str(row[column] or "").strip() for column in spec.option_columns)
         return question, tuple(option for option in options if option) or None
+    if spec.options_column is not None:
+        return question, _options_value(row[spec.options_column])
     if spec.options_in_question and question is not None:
         split = _split_options(question)
         if split is None:
@@ -302,22 +385,40 @@ def _question_and_options(
     return question, None
 
 
+UNMAPPED = "unmapped"
+"""The reason :func:`_reference` gives for a value nothing accounts for (an error in a plan)."""
+
+
 def _reference(
     spec: DatasetSpec, row: dict[str, Any], names: Sequence[str] | None
 ) -> tuple[str | None, str]:
-    """The sample's reference, or None and why the row is left out."""
+    """The sample's reference, or None and why the row is left out (:data:`UNMAPPED`: error)."""
     raw = row[spec.answer_column]
     if spec.is_choice:
         _, options = _question_and_options(spec, row)
         if options is None or len(options) < 2:
             return None, "no options"
         letter = reference_letter(str(raw), options)
-        return (letter, "") if letter else (None, "answer matches no option")
+        return (letter, "") if letter else (None, UNMAPPED)
     if spec.metric.is_classification:
         label = _label_of(spec, raw, names)
-        return (label, "") if label else (None, f"value {str(raw)[:40]!r} maps to no label")
-    text = "" if raw is None else str(raw).strip()
+        if label is not None:
+            return label, ""
+        text = _raw_text(raw)
+        if not text:
+            return None, "empty label"
+        named = names[raw] if names is not None and isinstance(raw, int) else None
+        if text in spec.drop_values or named in spec.drop_values:
+            return None, f"left out: {named or text}"
+        return (None, "other value (drop_unmapped)") if spec.drop_unmapped else (None, UNMAPPED)
+    text = _raw_text(raw)
     return (text, "") if text else (None, "empty reference")
+
+
+def _raw_name(raw: Any, names: Sequence[str] | None) -> str:
+    if names is not None and isinstance(raw, int) and 0 <= raw < len(names):
+        return names[raw]
+    return _raw_text(raw)[:80]
 
 
 def _class_names(spec: DatasetSpec, dataset: datasets.Dataset) -> list[str] | None:
@@ -328,30 +429,76 @@ def _class_names(spec: DatasetSpec, dataset: datasets.Dataset) -> list[str] | No
 
 
 def plan_samples(spec: DatasetSpec, dataset: datasets.Dataset, *, limit: int | None) -> SamplePlan:
-    """The rows to evaluate: those with a usable reference, the first ``limit`` of them.
+    """The rows to evaluate: those with a usable reference, subsampled, the first ``limit``.
 
-    Reads only the label, question and option columns (no audio).
+    Reads only the label, question, option and filter columns (no audio).
+
+    Raises:
+        UnmappedLabels: a label value (or an answer matching no option) that the declaration
+            neither maps nor leaves out; the message names the values and their counts.
+        InvalidInputError: an id column that repeats a value.
     """
-    columns = [
-        c for c in (spec.answer_column, spec.question_column, *(spec.option_columns or [])) if c
-    ]
-    light = dataset.select_columns(list(dict.fromkeys(columns)))
+    light = dataset.select_columns(spec.read_columns)
     names = _class_names(spec, dataset)
     indices: list[int] = []
     skipped: Counter[str] = Counter()
+    unmapped: Counter[str] = Counter()
     for index, row in enumerate(light):
-        if limit is not None and len(indices) >= limit:
+        if limit is not None and spec.subsample is None and len(indices) >= limit:
             break
         reference, why = _reference(spec, row, names)
-        if reference is None:
-            skipped[why] += 1
-        else:
+        if reference is not None:
             indices.append(index)
+        elif why == UNMAPPED:
+            unmapped[_raw_name(row[spec.answer_column], names)] += 1
+        else:
+            skipped[why] += 1
+    if unmapped:
+        raise _unmapped_error(spec, unmapped)
+    usable = len(indices)
+    if spec.subsample is not None:
+        indices = _subsample(spec, dataset, indices)
+        if usable > len(indices):
+            skipped["not in the seeded subsample"] = usable - len(indices)
+        if limit is not None:
+            indices = indices[:limit]
     if skipped:
         logger.info("dataset %s: left out %s", spec.name, dict(skipped))
     if spec.id_column:
         _check_unique_ids(spec, dataset, indices)
-    return SamplePlan(indices=indices, skipped=dict(skipped), available=len(dataset))
+    return SamplePlan(indices=indices, skipped=dict(skipped), available=len(dataset), usable=usable)
+
+
+def _unmapped_error(spec: DatasetSpec, unmapped: Counter[str]) -> UnmappedLabels:
+    shown = ", ".join(f"{value!r} ({count} rows)" for value, count in unmapped.most_common(5))
+    more = f" and {len(unmapped) - 5} more" if len(unmapped) > 5 else ""
+    if spec.is_choice:
+        return UnmappedLabels(
+            f"dataset '{spec.name}': answers in '{spec.answer_column}' match no option: "
+            f"{shown}{more}"
+        )
+    return UnmappedLabels(
+        f"dataset '{spec.name}': values of '{spec.answer_column}' map to no label: {shown}{more}; "
+        "add them to label_map or drop_values (or set drop_unmapped for a free-text column)"
+    )
+
+
+def _subsample(spec: DatasetSpec, dataset: datasets.Dataset, indices: list[int]) -> list[int]:
+    """The declared seeded sample of ``indices`` (see :class:`Subsample`), in row order."""
+    subsample = spec.subsample
+    if subsample is None or len(indices) <= subsample.size:
+        return indices
+    if spec.id_column:
+        column = dataset.select_columns([spec.id_column])[spec.id_column]
+        keys = [str(column[index]) for index in indices]
+    else:
+        keys = [str(index) for index in indices]
+
+    def rank(item: tuple[int, str]) -> bytes:
+        return hashlib.sha256(f"{subsample.seed}:{item[1]}".encode()).digest()
+
+    chosen = sorted(zip(indices, keys, strict=True), key=rank)[: subsample.size]
+    return sorted(index for index, _ in chosen)
 
 
 def _check_unique_ids(spec: DatasetSpec, dataset: datasets.Dataset, indices: list[int]) -> None:

@@ -226,6 +226,11 @@ def parse_registry(text: str, *, source: str = "registry.yaml") -> Registry:
     for dataset in parsed.datasets:
         if dataset.name in datasets:
             raise ConfigError(f"{source}: dataset '{dataset.name}' is declared twice")
+        if not dataset.source.strip():
+            raise ConfigError(
+                f"{source}: dataset '{dataset.name}': key 'source' is missing: name where its "
+                "schema was confirmed (a dataset card, or the harness that loads it)"
+            )
         if dataset.task not in tasks:
             raise ConfigError(
                 f"{source}: dataset '{dataset.name}': unknown task '{dataset.task}'"

@@ -22,6 +22,7 @@ __all__ = [
     "DatasetSpec",
     "Holdout",
     "Metric",
+    "Subsample",
     "TaskSpec",
     "template_fields",
 ]
@@ -112,6 +113,23 @@ class Holdout(_Spec):
     seed: int = 42
 
 
+class Subsample(_Spec):
+    """A seeded sample of ``size`` rows, the same on every machine and in every run.
+
+    Every usable row (after ``where`` and the label rules) gets the rank
+    ``sha256(f"{seed}:{key}")``, with ``key`` its id column's value or its row number, and the
+    ``size`` lowest ranks are evaluated, in their order in the split. A hash rather than a
+    random generator: numpy does not promise the same stream across versions, a hash does not
+    change, and a row's membership does not depend on which other rows exist.
+    """
+
+    size: int = Field(gt=0)
+    seed: int = 0
+
+
+WhereValue = str | int | bool | list[str | int | bool]
+
+
 class DatasetSpec(_Spec):
     """One benchmark dataset, as declared in the registry or in a local ``task.yaml``.
 
@@ -122,23 +140,33 @@ class DatasetSpec(_Spec):
         config: the hub config (``en`` for Common Voice), if any.
         data_dir: a folder inside the hub repository, if any.
         split: the split evaluated.
-        holdout: a seeded test split cut from ``split`` (sets published without one).
+        where: keep only rows whose column equals the value (or one of the values): the
+            rows of one task in a table of many (AIR-Bench's ``task_name``).
+        holdout: a seeded test split cut from ``split`` (sets published without one), by
+            ``datasets``' ``train_test_split`` as the study's own loader did.
+        subsample: a seeded sample of the usable rows, to the study's size.
         audio_column: the column with the audio (falls back to the dataset's only audio column,
             as an ``audiofolder`` calls it ``audio``).
         label_column: the column holding the class (classification and choice tasks).
         reference_column: the column with the reference text (transcription and open tasks).
         question_column: the column with a question shown in the prompt.
-        option_columns: the columns holding multiple-choice options, in letter order.
+        option_columns: the columns holding multiple-choice options, in letter order (an empty
+            or null one is no option: a row may have fewer).
+        options_column: one column holding every option, as ``(A) text`` lines or a list.
         options_in_question: the options are written inside the question as ``(A) ...``.
         id_column: a column of stable sample ids (default: the row number).
         labels: the label set (classification), lower case; choice tasks use letters.
-        label_map: raw column value (as text; ClassLabel names also work) -> label; values
-            that map to nothing are left out of the evaluation.
+        label_map: raw column value (as text; ClassLabel names also work) -> label.
+        drop_values: raw values deliberately left out of the evaluation (and counted): an
+            empty or null value always is; list here the others (``eighties``).
+        drop_unmapped: leave out (and count) every other value that maps to no label, for a
+            free-text column such as Common Voice's accent; otherwise such a value is an error.
         aliases: other words an answer may use for a label (``man`` for ``male``).
         size: the number of samples the study evaluated, when known.
         metric: how answers are scored.
         prompts: prompt variants overriding the task's (for a set that needs other wording).
         notes: where the declaration is a documented guess, why.
+        source: where the schema (hub id, config, split, columns, values) was confirmed.
         version: bumped whenever a change alters what is evaluated (recorded in run.json).
     """
 
@@ -148,27 +176,49 @@ class DatasetSpec(_Spec):
     config: str | None = None
     data_dir: str | None = None
     split: str = "test"
+    where: dict[str, WhereValue] = Field(default_factory=dict)
     holdout: Holdout | None = None
+    subsample: Subsample | None = None
     audio_column: str = "audio"
     label_column: str | None = None
     reference_column: str | None = None
     question_column: str | None = None
     option_columns: list[str] | None = Field(default=None, min_length=2, max_length=6)
+    options_column: str | None = None
     options_in_question: bool = False
     id_column: str | None = None
     labels: list[str] | None = Field(default=None, min_length=2)
     label_map: dict[str, str] = Field(default_factory=dict)
+    drop_values: list[str] = Field(default_factory=list)
+    drop_unmapped: bool = False
     aliases: dict[str, list[str]] = Field(default_factory=dict)
     size: int | None = Field(default=None, gt=0)
     metric: Metric
     prompts: Prompts | None = None
     notes: str = ""
+    source: str = ""
     version: int = Field(default=1, ge=1)
 
     @property
     def is_choice(self) -> bool:
         """Whether samples are multiple-choice questions with lettered options."""
-        return self.option_columns is not None or self.options_in_question
+        return (
+            self.option_columns is not None
+            or self.options_column is not None
+            or self.options_in_question
+        )
+
+    @property
+    def read_columns(self) -> list[str]:
+        """The columns read to plan the rows (no audio): answer, question, options, filter."""
+        columns = [
+            self.answer_column,
+            self.question_column,
+            self.options_column,
+            *(self.option_columns or []),
+            *self.where,
+        ]
+        return list(dict.fromkeys(column for column in columns if column))
 
     @property
     def answer_column(self) -> str:
@@ -202,8 +252,11 @@ class DatasetSpec(_Spec):
             _check_prompts(self.prompts)
         if (self.label_column is None) == (self.reference_column is None):
             raise ValueError("give exactly one of label_column and reference_column")
-        if self.option_columns is not None and self.options_in_question:
-            raise ValueError("give option_columns or options_in_question, not both")
+        ways = [self.option_columns is not None, self.options_column is not None]
+        if sum([*ways, self.options_in_question]) > 1:
+            raise ValueError("give one of option_columns, options_column and options_in_question")
+        if self.holdout is not None and self.subsample is not None:
+            raise ValueError("give holdout or subsample, not both")
         if self.options_in_question and self.question_column is None:
             raise ValueError("options_in_question needs a question_column")
         if self.is_choice:
@@ -236,9 +289,14 @@ class DatasetSpec(_Spec):
         unknown = sorted(set(self.aliases) - set(self.labels))
         if unknown:
             raise ValueError(f"aliases are given for {unknown}, which are not in labels")
+        both = sorted(set(self.drop_values) & set(self.label_map))
+        if both:
+            raise ValueError(f"values {both} are both in label_map and in drop_values")
 
     def _check_text(self) -> None:
         if self.reference_column is None:
             raise ValueError(f"metric {self.metric.value} needs a reference_column")
-        if self.labels is not None or self.label_map or self.aliases:
-            raise ValueError(f"metric {self.metric.value} takes no labels, label_map or aliases")
+        if self.labels is not None or self.label_map or self.aliases or self.drop_values:
+            raise ValueError(
+                f"metric {self.metric.value} takes no labels, label_map, drop_values or aliases"
+            )

@@ -78,6 +78,7 @@ class CachedReply:
         transcript: what a pipeline's ASR heard, if any.
         usage: token counts where the API reported them
             (:meth:`lamarena.models.base.Usage.as_dict`).
+        option_logprobs: under constrained decoding, each candidate's log-likelihood.
     """
 
     text: str
@@ -85,6 +86,7 @@ class CachedReply:
     ttft_s: float | None = None
     transcript: str | None = None
     usage: dict[str, int | None] | None = None
+    option_logprobs: dict[str, float] | None = None
 
 
 @dataclass
@@ -146,6 +148,7 @@ class CallCache:
                 ttft_s=None if value.get("ttft_s") is None else float(value["ttft_s"]),
                 transcript=value.get("transcript"),
                 usage=value.get("usage"),
+                option_logprobs=value.get("option_logprobs"),
             )
         except (ValueError, KeyError, TypeError):
             logger.warning("static cache %s: entry %s is corrupt; calling again", self.path, key)

@@ -74,6 +74,7 @@ def shard_payloads(
                             "concurrency": min(_shard_concurrency(limit), size),
                             "cache": str(plan.cache_path),
                             "judge": plan.judge.name if plan.judge is not None else None,
+                            "decoding": plan.options.decoding,
                         }
                     )
         payloads[target.name] = shards
@@ -88,7 +89,7 @@ def _pedants(model_dir: str | None) -> PedantsScorer | PedantsUnavailable:
 async def _execute(payload: dict[str, Any], rows: list[dict[str, Any]]) -> RunCounters:
     settings = Settings.model_validate(payload["settings"])
     registry = load_registry()
-    ref = resolve_dataset(payload["dataset"], registry)
+    ref = resolve_dataset(payload["dataset"], registry, hub_dir=settings.hub_dir)
     dataset = open_dataset(ref, cache_dir=settings.cache_dir)
     target = resolve_targets(settings, [payload["model"]])[0]
     template = registry.prompts_for(ref.spec)[payload["prompt_id"]]
@@ -128,6 +129,7 @@ async def _execute(payload: dict[str, Any], rows: list[dict[str, Any]]) -> RunCo
             advance=lambda cached: None,
             judge=judge,
             pedants=pedants,
+            decoding=payload["decoding"],
         )
         samples = iter_samples(ref.spec, dataset, payload["indices"])
         await process_samples(context, samples, frozenset(payload["done"]))

@@ -8,6 +8,14 @@ clips are decoded at once); a complete reply goes into the cache. The answer is 
 sets and options), scored, judged where a judge is configured, and handed to ``emit`` as a
 ``samples.jsonl`` row at once.
 
+Under ``--decoding constrained`` a classification or multiple-choice sample is not generated:
+the model (an in-process :class:`~lamarena.models.base.OptionScorer`) scores each label, or each
+option letter of the sample, by the log-likelihood of its tokens after the prompt, and the
+likeliest is the answer (ties go to the first, as lm-evaluation-harness's ``acc``). Nothing is
+parsed, so nothing is unparsed; the row records ``decoding`` and ``option_logprobs``, and the
+cache key holds the decoding and the candidates. Free-text sets (ASR, open answers) are
+generated as usual and say ``decoding: free``.
+
 A row's ``usage`` is ``{"input_tokens", "output_tokens", "cost_usd"}`` when the model's service
 reported tokens for the call (a cached row: for the original call), with ``cost_usd`` from the
 model's prices in models.yaml (null without prices); null when nothing was reported. The
@@ -18,30 +26,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from lamarena.bench.data.loading import Sample, sample_clip
 from lamarena.bench.data.prompts import render_prompt
-from lamarena.bench.data.spec import DatasetSpec
+from lamarena.bench.data.spec import CHOICE_LETTERS, DatasetSpec, Metric
 from lamarena.bench.run.cache import CachedReply, CallCache, call_key
 from lamarena.bench.run.judge import JUDGE_PROMPT_SHA256, Judge
 from lamarena.bench.run.targets import ModelHandle, ModelTarget
-from lamarena.bench.scoring.aggregate import sample_score
+from lamarena.bench.scoring.aggregate import cfmatch_score, sample_score
 from lamarena.bench.scoring.parsing import ParsedAnswer, parse_choice, parse_label
 from lamarena.bench.scoring.pedants import PedantsScorer, PedantsUnavailable
 from lamarena.errors import AudioError, LamarenaError, ModelError
-from lamarena.models.base import ModelTimeouts, Usage
+from lamarena.models.base import ModelTimeouts, OptionScorer, Reply, Usage
 from lamarena.models.runtime import run_model
 
 __all__ = [
+    "CONSTRAINED",
     "RunCounters",
     "UnitContext",
+    "candidates_for",
     "first_error",
     "parse_answer",
     "process_samples",
 ]
+
+CONSTRAINED = "constrained"
+"""The ``--decoding`` value under which in-process models score candidates."""
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +139,7 @@ class UnitContext:
         advance: called once per sample finished or found done (for progress).
         judge: the LLM judge for open answers, if any.
         pedants: the PEDANTS scorer (or why there is none).
+        decoding: ``free`` or ``constrained`` (see the module docstring).
         counters: counts updated as samples finish.
     """
 
@@ -140,6 +155,7 @@ class UnitContext:
     advance: Callable[[bool], None]
     judge: Judge | None = None
     pedants: PedantsScorer | PedantsUnavailable | None = None
+    decoding: str = "free"
     counters: RunCounters = field(default_factory=RunCounters)
 
 
@@ -152,6 +168,22 @@ def parse_answer(spec: DatasetSpec, sample: Sample, answer: str) -> ParsedAnswer
     return None
 
 
+def candidates_for(spec: DatasetSpec, sample: Sample) -> list[str] | None:
+    """What constrained decoding chooses among: the labels, or the sample's option letters.
+
+    None for a free-text dataset (it is generated).
+    """
+    if sample.options is not None:
+        return list(CHOICE_LETTERS[: len(sample.options)])
+    if spec.labels is not None and spec.metric.is_classification:
+        return list(spec.labels)
+    return None
+
+
+def _constrained(ctx: UnitContext, sample: Sample) -> list[str] | None:
+    return candidates_for(ctx.spec, sample) if ctx.decoding == CONSTRAINED else None
+
+
 def _row(
     ctx: UnitContext,
     sample: Sample,
@@ -162,8 +194,13 @@ def _row(
     ttft_s: float | None = None,
     usage: Usage | None = None,
     error: str | None = None,
+    option_logprobs: dict[str, float] | None = None,
 ) -> Row:
-    parsed = None if prediction is None else parse_answer(ctx.spec, sample, prediction)
+    candidates = _constrained(ctx, sample)
+    if candidates is not None:
+        parsed = None if prediction is None else ParsedAnswer(prediction, "constrained")
+    else:
+        parsed = None if prediction is None else parse_answer(ctx.spec, sample, prediction)
     usage_row = None
     if usage is not None:
         usage_row = {**usage.as_dict(), "cost_usd": ctx.target.entry.cost_usd(usage)}
@@ -184,7 +221,10 @@ def _row(
         "error": error,
         "ttft_s": ttft_s,
         "usage": usage_row,
+        "decoding": "free" if candidates is None else CONSTRAINED,
     }
+    if option_logprobs is not None:
+        row["option_logprobs"] = option_logprobs
     if sample.options is not None:
         row["n_options"] = len(sample.options)
     if ctx.spec.metric.is_open:
@@ -215,6 +255,8 @@ async def _finish(ctx: UnitContext, sample: Sample, row: Row) -> None:
     await _judge(ctx, sample, row)
     if not row["error"]:
         row["score"] = sample_score(row, ctx.pedants)
+        if ctx.spec.metric is Metric.PEDANTS and isinstance(ctx.pedants, PedantsScorer):
+            row["cfmatch"] = cfmatch_score(row, ctx.pedants)
     else:
         ctx.counters.errors += 1
     ctx.emit(row)
@@ -239,7 +281,12 @@ async def _call(ctx: UnitContext, sample: Sample, prompt: str, key: str) -> None
                 _row(ctx, sample, prediction=None, cached=False, latency_s=None, error=exc.message),
             )
             return
-        reply = await run_model(ctx.model.get(), clip, prompt, timeouts=ctx.timeouts)
+        candidates = _constrained(ctx, sample)
+        if candidates is None:
+            reply = await run_model(ctx.model.get(), clip, prompt, timeouts=ctx.timeouts)
+            scores = None
+        else:
+            reply, scores = await _score(ctx, clip, prompt, candidates)
     finally:
         ctx.slots.release()
     ctx.counters.calls += 1
@@ -254,6 +301,7 @@ async def _call(ctx: UnitContext, sample: Sample, prompt: str, key: str) -> None
                 ttft_s=reply.ttft_s,
                 transcript=reply.transcript,
                 usage=None if usage is None else usage.as_dict(),
+                option_logprobs=scores,
             ),
         )
     row = _row(
@@ -265,8 +313,34 @@ async def _call(ctx: UnitContext, sample: Sample, prompt: str, key: str) -> None
         ttft_s=reply.ttft_s,
         usage=usage,
         error=reply.error,
+        option_logprobs=scores,
     )
     await _finish(ctx, sample, row)
+
+
+async def _score(
+    ctx: UnitContext, clip: Any, prompt: str, candidates: list[str]
+) -> tuple[Reply, dict[str, float] | None]:
+    """Score ``candidates`` (see the module docstring); the reply's text is the likeliest."""
+    model = ctx.model.get()
+    if not isinstance(model, OptionScorer):
+        name = ctx.target.name
+        return Reply(name, "", None, 0.0, error=f"model '{name}' cannot score options"), None
+    started = time.perf_counter()
+    try:
+        scored = await asyncio.wait_for(
+            model.score_options(clip, prompt, candidates), timeout=ctx.timeouts.total_s
+        )
+    except TimeoutError:
+        elapsed = time.perf_counter() - started
+        message = f"model '{ctx.target.name}': scoring the options took over {elapsed:.0f} s"
+        return Reply(ctx.target.name, "", None, elapsed, error=message), None
+    except ModelError as exc:
+        return Reply(ctx.target.name, "", None, time.perf_counter() - started, exc.message), None
+    elapsed = time.perf_counter() - started
+    logprobs = {score.text: score.logprob for score in scored}
+    best = max(candidates, key=lambda text: (logprobs[text], -candidates.index(text)))
+    return Reply(ctx.target.name, best, elapsed, elapsed), logprobs
 
 
 async def process_samples(
@@ -295,7 +369,15 @@ async def _process(
                 ctx.advance(True)
                 continue
             prompt = render_prompt(ctx.template, ctx.spec, sample)
-            key = call_key(model=ctx.target.spec, prompt=prompt, audio_sha256=sample.audio_sha256)
+            candidates = _constrained(ctx, sample)
+            key = call_key(
+                model=ctx.target.spec,
+                prompt=prompt,
+                audio_sha256=sample.audio_sha256,
+                generation=None
+                if candidates is None
+                else {"decoding": CONSTRAINED, "candidates": candidates},
+            )
             cached = ctx.cache.get(key)
             if cached is not None:
                 ctx.counters.cached += 1
@@ -307,6 +389,7 @@ async def _process(
                     latency_s=cached.total_s,
                     ttft_s=cached.ttft_s,
                     usage=Usage.from_dict(cached.usage),
+                    option_logprobs=cached.option_logprobs,
                 )
                 if ctx.judge is not None and ctx.spec.metric.is_open:
                     await ctx.slots.acquire()  # bounds the samples held by pending judgements

@@ -22,17 +22,23 @@ from lamarena.bench.data.loading import (
 )
 from lamarena.bench.data.registry import PROMPT_VARIANTS, Registry, load_registry
 from lamarena.bench.data.spec import Metric
+from lamarena.bench.run.execution import CONSTRAINED
 from lamarena.bench.run.judge import check_judge
 from lamarena.bench.run.targets import ModelTarget, resolve_targets
 from lamarena.bench.scoring.metrics import BOOTSTRAP_RESAMPLES
 from lamarena.bench.scoring.pedants import PedantsScorer, PedantsUnavailable, load_pedants
 from lamarena.errors import ConfigError, InvalidInputError
+from lamarena.models.base import can_score_options
 from lamarena.settings import Settings
 
 if TYPE_CHECKING:
     import datasets  # type: ignore[import-untyped]
 
+DECODINGS = frozenset({"free", CONSTRAINED})
+"""How a run may read answers (``--decoding``)."""
+
 __all__ = [
+    "DECODINGS",
     "PlannedDataset",
     "RunOptions",
     "RunPlan",
@@ -55,6 +61,8 @@ class RunOptions:
         scheduler_timeout_s: how long to try reaching the Dask scheduler.
         n_resamples: bootstrap resamples per confidence interval.
         seed: seed of the bootstraps.
+        decoding: ``free`` (parse the reply) or ``constrained`` (in-process models score each
+            label or option letter by log-likelihood).
     """
 
     out_dir: Path
@@ -66,6 +74,7 @@ class RunOptions:
     scheduler_timeout_s: float = 10.0
     n_resamples: int = BOOTSTRAP_RESAMPLES
     seed: int = 0
+    decoding: str = "free"
 
 
 @dataclass(frozen=True)
@@ -117,8 +126,23 @@ def _check_options(options: RunOptions) -> None:
         raise InvalidInputError(f"--concurrency {options.concurrency}: give 1 or more")
     if options.shard_size < 1:
         raise InvalidInputError(f"shard size {options.shard_size}: give 1 or more")
+    if options.decoding not in DECODINGS:
+        raise InvalidInputError(
+            f"--decoding {options.decoding}: give {' or '.join(sorted(DECODINGS))}"
+        )
     if options.out_dir.exists() and not options.out_dir.is_dir():
         raise InvalidInputError(f"--out {options.out_dir}: exists and is not a folder")
+
+
+def _check_scorers(targets: list[ModelTarget]) -> None:
+    """Refuse constrained decoding for a model that cannot score options (a remote service)."""
+    for target in targets:
+        if not can_score_options(target.build()):
+            raise ConfigError(
+                f"model '{target.name}' ({target.entry.kind}) cannot score options: "
+                "--decoding constrained needs an in-process model (kind: local, or a pipeline "
+                "whose llm is local); use --decoding free for remote models"
+            )
 
 
 def _plan_datasets(
@@ -126,7 +150,7 @@ def _plan_datasets(
 ) -> list[PlannedDataset]:
     if not names:
         raise InvalidInputError("--datasets is empty: name at least one (lamarena static list)")
-    refs = [resolve_dataset(name, registry) for name in names]
+    refs = [resolve_dataset(name, registry, hub_dir=settings.hub_dir) for name in names]
     seen: set[str] = set()
     for ref in refs:
         if ref.spec.name in seen:
@@ -160,6 +184,8 @@ def prepare_run(
     _check_options(options)
     registry = load_registry()
     targets = resolve_targets(settings, models)
+    if options.decoding == CONSTRAINED:
+        _check_scorers(targets)
     planned = _plan_datasets(settings, registry, datasets, options)
     metrics = {item.ref.spec.metric for item in planned}
     judge = None

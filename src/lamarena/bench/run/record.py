@@ -25,6 +25,7 @@ from lamarena.bench.data.prompts import prompt_sha256
 from lamarena.bench.run.execution import RunCounters
 from lamarena.bench.run.judge import JUDGE_PROMPT_SHA256
 from lamarena.bench.run.plan import RunPlan
+from lamarena.bench.scoring.comparability import comparability
 from lamarena.bench.scoring.metrics import metric_versions
 from lamarena.bench.scoring.pedants import PedantsScorer, PedantsUnavailable
 
@@ -93,10 +94,13 @@ def run_document(
         datasets_info[spec.name] = {
             "spec": spec.model_dump(mode="json"),
             "source": item.ref.reference,
+            "location": item.ref.location,
             "fingerprint": getattr(item.dataset, "_fingerprint", None),
             "evaluated": len(item.plan.indices),
             "available": item.plan.available,
+            "usable": item.plan.usable,
             "skipped": item.plan.skipped,
+            "comparability": comparability(spec),
             "prompts": [
                 {"prompt_id": index, "text": text, "sha256": prompt_sha256(text)}
                 for index, text in enumerate(item.prompts)
@@ -118,6 +122,8 @@ def run_document(
             "scheduler": plan.options.scheduler,
             "n_resamples": plan.options.n_resamples,
             "seed": plan.options.seed,
+            "decoding": plan.options.decoding,
+            "hub_dir": None if plan.settings.hub_dir is None else str(plan.settings.hub_dir),
         },
         "models": {
             target.name: {"resolved": target.resolved, "cache_identity": target.spec}

@@ -130,6 +130,7 @@ async def _run_in_process(
                         advance=progress.advance,
                         judge=judge,
                         pedants=plan.pedants,
+                        decoding=plan.options.decoding,
                     )
                     unit_done = done.get((target.name, item.ref.spec.name, prompt_id), set())
                     contexts.append((context, item, unit_done))

@@ -21,6 +21,7 @@ from lamarena.bench.scoring.metrics import (
     accuracy,
     macro_f1,
     mean_score,
+    nominal_baseline,
     random_baseline,
     word_error_rate,
     word_errors,
@@ -28,9 +29,21 @@ from lamarena.bench.scoring.metrics import (
 from lamarena.bench.scoring.pedants import PedantsScorer, PedantsUnavailable
 from lamarena.bench.scoring.results import latest_rows
 
-__all__ = ["compute_baselines", "compute_scores", "sample_score"]
+__all__ = ["CFMATCH", "cfmatch_score", "compute_baselines", "compute_scores", "sample_score"]
 
 Pedants = PedantsScorer | PedantsUnavailable | None
+
+
+CFMATCH = "cfmatch"
+"""The continuous CFMatch score of open answers, beside PEDANTS' verdicts (never in Table 1)."""
+
+
+def cfmatch_score(row: Mapping[str, Any], pedants: PedantsScorer) -> float:
+    """One open answer's CFMatch probability (0 for a failed call)."""
+    if row.get("error"):
+        return 0.0
+    prediction = str(row.get("prediction") or "")
+    return pedants.confidence(str(row["reference"]), prediction, str(row.get("question") or ""))
 
 
 def sample_score(row: Mapping[str, Any], pedants: Pedants) -> float | None:
@@ -95,9 +108,14 @@ def _score_group(
             entries.append(
                 _entry(group, metric.value, mean_score(values, n_resamples=n_resamples, seed=seed))
             )
+            confidences = [cfmatch_score(row, pedants) for row in group]
+            entries.append(
+                _entry(group, CFMATCH, mean_score(confidences, n_resamples=n_resamples, seed=seed))
+            )
         else:
             reason = pedants.reason if pedants is not None else "PEDANTS was not loaded"
             entries.append(_entry(group, metric.value, None, unavailable=reason))
+            entries.append(_entry(group, CFMATCH, None, unavailable=reason))
     judged = [row for row in group if row.get("judge_model")]
     if judged or metric is Metric.LLM_JUDGE:
         entries.append(_judge_entry(group, judged, n_resamples, seed))
@@ -177,6 +195,7 @@ def compute_baselines(
                 "task": meta[dataset]["task"],
                 "metric": meta[dataset]["metric"],
                 "score": random_baseline(refs, list(labels), meta[dataset]["metric"]),
+                "nominal_score": nominal_baseline(len(labels)),
                 "n": len(refs),
                 "n_labels": len(labels),
                 "label_counts": dict(sorted(Counter(refs).items())),

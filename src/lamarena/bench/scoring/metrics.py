@@ -1,9 +1,13 @@
 """The study's metrics, with a bootstrap confidence interval over samples for every score.
 
 - **macro-F1** and **accuracy** (classification) from scikit-learn, in percent. The classes
-  averaged are the labels present in the references; a prediction outside them (an unparsed
-  answer, or a label no reference has) is simply wrong: it costs the true class its recall and
-  adds no class to the average.
+  averaged are the labels of the dataset's label set (a multiple-choice set: its option letters)
+  that occur in its references or its parsed answers: scikit-learn's own default (the labels
+  present in ``y_true`` or ``y_pred``), as the study's harness called it, without the
+  "unparsed" pseudo-label. An unparsed or ambiguous answer is wrong (it costs the true class its
+  recall) and forms no class; a label answered but never true is a class with F1 0; a label
+  neither true nor answered does not enter the average. So a 3-option set averages over A-C,
+  never over a D no row has.
 - **WER** (ASR) with jiwer after OpenAI Whisper's English text normaliser (the
   ``whisper-normalizer`` package, whose version :func:`metric_versions` records), as a fraction:
   the corpus WER, total word errors over total reference words.
@@ -17,8 +21,9 @@ resample (a test checks it), so thousands of resamples take milliseconds.
 The **random baseline** of a classification set is the expected score of a guesser that picks
 uniformly among the labels, computed from the set's label distribution: with K labels and label
 frequencies p_k, class k has expected precision p_k and recall 1/K, so its F1 is
-2 p_k (1/K) / (p_k + 1/K) and macro-F1 is their mean (1/K for balanced labels: Table 1's 50, 25,
-14.3, 20); accuracy is 1/K.
+2 p_k (1/K) / (p_k + 1/K) and macro-F1 is their mean (1/K for balanced labels); accuracy is 1/K.
+Table 1's **nominal** baseline is 1/K itself (50, 25, 14.3, 20; 33.3 for a 3-option set):
+:func:`nominal_baseline`.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ __all__ = [
     "macro_f1",
     "mean_score",
     "metric_versions",
+    "nominal_baseline",
     "normalise_transcript",
     "random_baseline",
     "word_error_rate",
@@ -127,8 +133,9 @@ def _bootstrap(
 def _encode(
     references: Sequence[str], predictions: Sequence[str | None]
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], int]:
-    """Integer codes: classes present in the references are 0..K-1, anything else is -1."""
-    classes = {label: code for code, label in enumerate(sorted(set(references)))}
+    """Integer codes: labels in the references or answers are 0..K-1, unparsed (None) is -1."""
+    present = set(references) | {label for label in predictions if label is not None}
+    classes = {label: code for code, label in enumerate(sorted(present))}
     truth = np.array([classes[label] for label in references], dtype=np.int64)
     guess = np.array(
         [classes.get(label, -1) if label is not None else -1 for label in predictions],
@@ -163,7 +170,7 @@ def macro_f1(
     n_resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = 0,
 ) -> MetricResult:
-    """Macro-F1 in percent over the classes present in ``references`` (scikit-learn).
+    """Macro-F1 in percent over the labels in ``references`` or ``predictions`` (scikit-learn).
 
     Args:
         references: the true labels.
@@ -246,6 +253,11 @@ def mean_score(
     score = float(_mean_batch(array)) if array.size else 0.0
     low, high = _bootstrap(_mean_batch, (array,), n_resamples=n_resamples, seed=seed)
     return MetricResult(score, low, high, int(array.size))
+
+
+def nominal_baseline(n_labels: int) -> float:
+    """Table 1's random baseline: 100 / K for K labels (or options)."""
+    return 100.0 / n_labels if n_labels > 0 else 0.0
 
 
 def random_baseline(references: Sequence[str], labels: Sequence[str], metric: str) -> float:

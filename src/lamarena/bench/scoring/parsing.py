@@ -83,7 +83,7 @@ _EXPLICIT_LETTER = re.compile(
     r"(?:\(([A-Fa-f])\)|([B-F])(?![\w'\u2019])|([A-Fa-f])(?=\s*(?:[).:;,!?]|$)))"
 )
 
-Rule = Literal["exact", "word", "closest", "ambiguous", "unparsed"]
+Rule = Literal["exact", "word", "closest", "ambiguous", "unparsed", "constrained"]
 
 _LEAD = re.compile(
     r"^(?:the\s+)?(?:correct\s+)?(?:final\s+)?(?:answer|label|response)(?:\s+is)?\s+"
@@ -97,7 +97,8 @@ class ParsedAnswer:
 
     Attributes:
         label: the label (or option letter); None when the answer is ambiguous or unparsed.
-        rule: which rule decided: exact, word, closest, ambiguous or unparsed.
+        rule: which rule decided: exact, word, closest, ambiguous or unparsed (``constrained``:
+            no text was parsed; the model scored the candidates).
     """
 
     label: str | None

@@ -5,6 +5,12 @@ judge whether a candidate answer means the same as the reference, given the ques
 scores 1 when ``PEDANT.evaluate(reference, candidate, question)`` says it does, else 0; the
 dataset's score is the mean, in percent.
 
+The continuous **CFMatch** score, named apart (``cfmatch``), is the classifier's probability
+that the candidate is correct, ``PEDANT.get_scores(references, candidate, question)``, the
+maximum over the references: what DiVA-Eval's ``qa_eval.py`` reports with qa-metrics'
+``CFMatcher`` (whose ``get_scores`` the package's later versions kept on ``PEDANT``). A
+candidate containing the normalised reference scores 1.
+
 The classifier's four files (:data:`PEDANTS_FILES`) come from ``settings.pedants_model_dir`` or,
 when that is not set, from the package's own ``classifier`` folder, where
 ``qa_metrics.pedant.PEDANT()`` downloads them from GitHub on first use. lamarena never downloads
@@ -112,6 +118,26 @@ class PedantsScorer:
                 f"qa-metrics ({type(exc).__name__}: {exc}); {_FETCH_HINT}"
             ) from exc
         return 1.0 if verdict else 0.0
+
+    def confidence(self, references: str | list[str], candidate: str, question: str = "") -> float:
+        """CFMatch: the probability that ``candidate`` is correct, the maximum over references.
+
+        Raises:
+            ConfigError: the model files do not fit this version of qa-metrics.
+        """
+        wanted = [references] if isinstance(references, str) else list(references)
+        wanted = [reference for reference in wanted if reference.strip()]
+        if not wanted or not candidate.strip():
+            return 0.0
+        try:
+            scores = self._pedant.get_scores(wanted, candidate, question)
+            values = [float(score) for found in scores.values() for score in found.values()]
+        except (ValueError, AttributeError, IndexError, TypeError) as exc:
+            raise ConfigError(
+                f"the PEDANTS model files in {self.model_dir} do not fit the installed "
+                f"qa-metrics ({type(exc).__name__}: {exc}); {_FETCH_HINT}"
+            ) from exc
+        return max(values)
 
 
 def load_pedants(model_dir: Path | None) -> PedantsScorer | PedantsUnavailable:

@@ -3,10 +3,11 @@
 A cell is the mean over a task's datasets of each dataset's mean over its prompt variants (so a
 dataset run with fewer variants weighs as much as the others), in the dataset's own metric:
 percent for macro-F1, accuracy and PEDANTS, a fraction for WER (the ``asr`` column). The
-``llm_judge`` alternative never enters the table. A cell one of whose datasets has no score
-(PEDANTS unavailable) is empty (``n/a``), not the mean of the rest. Columns follow Table 1's
-order; tasks of local datasets follow. The Markdown table ends with the random baseline row
-(from ``baselines.json``); the JSON and CSV hold models only.
+``llm_judge`` and ``cfmatch`` alternatives never enter the table. A cell one of whose datasets
+has no score (PEDANTS unavailable) is empty (``n/a``), not the mean of the rest. Columns follow
+Table 1's order; tasks of local datasets follow. The Markdown table ends with two random
+baseline rows (from ``baselines.json``): Table 1's nominal 1/K, and the expected score of a
+uniform guesser given each set's label distribution; the JSON and CSV hold models only.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from lamarena.errors import InvalidInputError
 
 __all__ = ["build_table", "load_scores", "render_csv", "render_markdown", "task_order"]
 
-_EXCLUDED_METRICS = frozenset({"llm_judge"})
+_EXCLUDED_METRICS = frozenset({"llm_judge", "cfmatch"})
 
 
 def load_scores(out_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -92,10 +93,13 @@ def _cell(task: str, value: float | None) -> str:
     return f"{value:.2f}" if task == "asr" else f"{value:.1f}"
 
 
-def _baseline_row(baselines: Sequence[dict[str, Any]], tasks: list[str]) -> list[str]:
+def _baseline_row(
+    baselines: Sequence[dict[str, Any]], tasks: list[str], field: str = "score"
+) -> list[str]:
     per_task: dict[str, list[float]] = defaultdict(list)
     for entry in baselines:
-        per_task[str(entry["task"])].append(float(entry["score"]))
+        if entry.get(field) is not None:
+            per_task[str(entry["task"])].append(float(entry[field]))
     return [
         _cell(task, sum(per_task[task]) / len(per_task[task])) if per_task.get(task) else "-"
         for task in tasks
@@ -116,7 +120,8 @@ def render_markdown(
         values = [_cell(task, cells.get(task)) for task in tasks]
         lines.append("| " + " | ".join([model, *values]) + " |")
     if baselines and tasks:
-        lines.append("| " + " | ".join(["random", *_baseline_row(baselines, tasks)]) + " |")
+        for label, field in (("random (1/K)", "nominal_score"), ("random (labels)", "score")):
+            lines.append("| " + " | ".join([label, *_baseline_row(baselines, tasks, field)]) + " |")
     return "\n".join(lines) + "\n"
 
 

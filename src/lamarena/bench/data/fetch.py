@@ -1,0 +1,152 @@
+"""Downloading registry datasets into a local copy of the hub: ``lamarena static fetch``.
+
+For each repository the named datasets live in, :func:`fetch_datasets` downloads its
+``README.md`` first, reads the configs it declares, and then downloads only the files of the
+config and split each dataset reads (``huggingface_hub.snapshot_download`` with those
+patterns), into ``DIR/OWNER/NAME`` as ``hf download --local-dir`` lays it out. Common Voice's
+English test split is then a few hundred megabytes of a repository of terabytes, and AIR-Bench's
+speech split leaves its sound and music splits behind. A repository whose card declares no
+configs is downloaded whole.
+
+The hub is ``settings.hub_endpoint``, else ``HF_ENDPOINT`` (read by ``huggingface_hub``), else
+huggingface.co; a token, where a dataset is gated, comes from ``HF_TOKEN`` or ``hf auth login``
+as usual. Common Voice 17 is read from ``fixie-ai``'s public parquet copy, not from Mozilla's
+gated repository, which no longer serves data.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from lamarena.bench.data.hub import CARD_FILE, card_configs, repo_folder
+from lamarena.bench.data.registry import Registry
+from lamarena.bench.data.spec import DatasetSpec
+from lamarena.errors import InvalidInputError, NotFound
+
+__all__ = ["FetchedRepo", "fetch_datasets", "repo_patterns"]
+
+
+@dataclass(frozen=True)
+class FetchedRepo:
+    """One repository downloaded.
+
+    Attributes:
+        hf_id: the repository.
+        folder: where it now is.
+        datasets: the registry datasets it holds.
+        patterns: the file patterns downloaded (None: the whole repository).
+        files: how many files the folder holds now (the card included).
+    """
+
+    hf_id: str
+    folder: Path
+    datasets: list[str]
+    patterns: list[str] | None
+    files: int
+
+
+def repo_patterns(folder: Path, specs: list[DatasetSpec]) -> list[str] | None:
+    """The file patterns the datasets ``specs`` read, from the card in ``folder``.
+
+    Returns:
+        The patterns (the card first), or None when the card declares no configs.
+
+    Raises:
+        InvalidInputError: the card lacks a config or split a dataset reads.
+    """
+    configs = card_configs(folder)
+    if configs is None:
+        return None
+    patterns = [CARD_FILE]
+    for spec in specs:
+        name = spec.config or ("default" if "default" in configs else next(iter(configs)))
+        config = configs.get(name)
+        if config is None:
+            raise InvalidInputError(
+                f"dataset '{spec.name}': {spec.hf_id} has no config '{name}' "
+                f"(configs: {', '.join(configs)}); correct the registry"
+            )
+        if spec.split not in config.data_files:
+            raise InvalidInputError(
+                f"dataset '{spec.name}': config '{name}' of {spec.hf_id} has no split "
+                f"'{spec.split}' (splits: {', '.join(config.data_files)}); correct the registry"
+            )
+        patterns.extend(config.data_files[spec.split])
+    return list(dict.fromkeys(patterns))
+
+
+def _download_error(hf_id: str, exc: Exception) -> NotFound:
+    from huggingface_hub import errors
+
+    text = " ".join(str(exc).split())[:300]
+    if isinstance(exc, errors.GatedRepoError):
+        reason = "it is gated: accept its terms on the hub and log in (hf auth login)"
+    elif isinstance(exc, errors.RepositoryNotFoundError):
+        reason = "the hub has no such dataset repository"
+    else:
+        reason = text
+    return NotFound(f"could not download {hf_id}: {reason}")
+
+
+def _fetch_repo(
+    hf_id: str, folder: Path, specs: list[DatasetSpec], endpoint: str | None
+) -> FetchedRepo:
+    from huggingface_hub import hf_hub_download, snapshot_download
+
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        hf_hub_download(hf_id, CARD_FILE, repo_type="dataset", local_dir=folder, endpoint=endpoint)
+    except Exception as exc:  # huggingface_hub raises many kinds; all mean "not fetched"
+        from huggingface_hub import errors
+
+        if not isinstance(exc, errors.EntryNotFoundError):
+            raise _download_error(hf_id, exc) from exc
+    patterns = repo_patterns(folder, specs)
+    try:
+        snapshot_download(
+            hf_id,
+            repo_type="dataset",
+            local_dir=folder,
+            allow_patterns=patterns,
+            endpoint=endpoint,
+        )
+    except Exception as exc:  # as above
+        raise _download_error(hf_id, exc) from exc
+    files = sum(
+        1
+        for path in folder.rglob("*")
+        if path.is_file() and ".cache" not in path.relative_to(folder).parts
+    )
+    return FetchedRepo(hf_id, folder, [spec.name for spec in specs], patterns, files)
+
+
+def fetch_datasets(
+    names: list[str], registry: Registry, hub_dir: Path, *, endpoint: str | None = None
+) -> list[FetchedRepo]:
+    """Download the files the registry datasets ``names`` read into ``hub_dir``.
+
+    Args:
+        names: registry dataset names.
+        registry: the registry.
+        hub_dir: the local copy of the hub (created).
+        endpoint: the hub's address; None for ``HF_ENDPOINT`` or huggingface.co.
+
+    Raises:
+        UnknownTask: a name not in the registry (before anything is downloaded).
+        InvalidInputError: no names, or a card without the config or split a dataset reads.
+        NotFound: a repository that cannot be downloaded (unreachable, gated, missing).
+    """
+    if not names:
+        raise InvalidInputError("name at least one registry dataset (lamarena static list)")
+    by_repo: dict[str, list[DatasetSpec]] = defaultdict(list)
+    for name in names:
+        spec = registry.dataset(name)
+        if spec.hf_id is None:
+            raise InvalidInputError(f"dataset '{name}' has no hub id to fetch")
+        by_repo[spec.hf_id].append(spec)
+    return [
+        _fetch_repo(hf_id, repo_folder(hub_dir, hf_id), specs, endpoint)
+        for hf_id, specs in by_repo.items()
+    ]
