@@ -752,27 +752,30 @@ def _asr(hub: HubBuilder) -> list[EntryFixture]:
     return made
 
 
-BUILDERS: list[Callable[[HubBuilder], list[EntryFixture]]] = [
-    _urfunny,
-    _mustard,
-    _slurp,
-    _iemocap,
-    _meld,
-    _callhome,
-    _common_voice,
-    _fairspeech,
-    _air_bench,
-    _cn_college,
-    _open_sets,
-    _asr,
-]
+BUILDERS: dict[tuple[str, ...], Callable[[HubBuilder], list[EntryFixture]]] = {
+    ("urfunny",): _urfunny,
+    ("mustard",): _mustard,
+    ("slurp_intent",): _slurp,
+    ("iemocap",): _iemocap,
+    ("meld",): _meld,
+    ("callhome",): _callhome,
+    ("commonvoice_gender", "commonvoice_age", "commonvoice_accent"): _common_voice,
+    ("fairspeech_gender", "fairspeech_age"): _fairspeech,
+    ("librispeech_grounding", "covost2_language", "slurp_entity"): _air_bench,
+    ("cn_college_listen",): _cn_college,
+    ("public_sg_speech", "openhermes_audio", "alpaca_audio"): _open_sets,
+    ("librispeech_asr", "commonvoice_asr"): _asr,
+}
+"""Each builder, by the registry entries its repository holds."""
 
 
-def build_hub(root: Path) -> dict[str, EntryFixture]:
-    """Write a copy of every registry dataset's repository under ``root``; entries by name."""
+def build_hub(root: Path, only: set[str] | None = None) -> dict[str, EntryFixture]:
+    """Write the repositories of every registry entry (or of ``only``) under ``root``."""
     hub = HubBuilder(root)
     entries: dict[str, EntryFixture] = {}
-    for build in BUILDERS:
+    for names, build in BUILDERS.items():
+        if only is not None and not only & set(names):
+            continue
         for entry in build(hub):
             entries[entry.name] = entry
     return entries
