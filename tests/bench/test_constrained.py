@@ -147,3 +147,19 @@ def test_constrained_decoding_refuses_a_remote_model_before_anything_runs(
         "for remote models"
     )
     assert not (home / "remote").exists()
+
+
+def test_a_folder_of_free_answers_is_not_resumed_with_constrained_decoding(
+    setup: tuple[Path, Path, dict[str, EntryFixture]],
+) -> None:
+    home, hub, _ = setup
+    out = run(setup, "mixed")
+    before = (out / "samples.jsonl").read_bytes()
+    result = cli(
+        "run", "--config", home / "models.yaml", "--models", "tiny", "--datasets", "mustard",
+        "--hub-dir", hub, "--prompts", "1", "--out", out, "--decoding", "constrained", home=home,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "holds a run with --decoding free" in result.stderr
+    assert "give another --out" in result.stderr
+    assert (out / "samples.jsonl").read_bytes() == before

@@ -285,7 +285,7 @@ def test_verify_reports_ok_for_every_entry(
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 20 and all(line.startswith("ok ") for line in lines), result.stdout
-    assert any("a partial copy: 4 usable rows, the study used 994" in line for line in lines)
+    assert any("4 usable rows, fewer than the study's 994" in line for line in lines)
     as_json = cli("verify", "--hub-dir", root, "iemocap", "--json", home=tmp_path)
     verdict = json.loads(as_json.stdout)
     assert verdict == [
@@ -298,7 +298,9 @@ def test_verify_reports_ok_for_every_entry(
             "usable": 5,
             "size": 1023,
             "skipped": {},
-            "notes": ["a partial copy: 5 usable rows, the study used 1023"],
+            "notes": [
+                "5 usable rows, fewer than the study's 1023 (a partial copy, or a smaller upload)"
+            ],
         }
     ]
 
@@ -334,7 +336,9 @@ def test_verify_names_the_problem_of_a_broken_copy(
     (iemocap / "README.md").write_text(card.replace("split: session2", "split: session2b"))
     # the split's files missing
     cv = _copy(root, "fixie-ai/common_voice_17_0", broken)
-    shutil.rmtree(cv / "en" / "test")
+    for shard in (cv / "en" / "test").rglob("*.parquet"):
+        shard.unlink()
+    (cv / "en" / "test" / "notes.md").write_text("not a data file")
     # undecodable audio
     asr = _copy(root, "AudioLLMs/librispeech_test_clean", broken)
     asr_file = asr / "data" / "test-00000-of-00001.parquet"
@@ -397,8 +401,9 @@ def test_fetch_downloads_only_the_config_and_split_each_dataset_reads(
         cv = fake_hub.downloaded_files("fixie-ai/common_voice_17_0")
         air = fake_hub.downloaded_files("lmms-lab/AIR_Bench")
         iemocap = fake_hub.downloaded_files("Zahra99/IEMOCAP_Audio")
-    assert cv[0] == "README.md" and len(cv) == 2
-    assert cv[1].startswith("en/test/") and cv[1].endswith(".parquet")
+    # the test split's file sits right in en/test/: the card's en/test/**/*.parquet matches it
+    # as datasets reads it (huggingface_hub's own allow_patterns matching would not)
+    assert cv == ["README.md", "en/test/test-00000-of-00001.parquet"]
     assert air == ["Foundation/speech-00000-of-00001.parquet", "README.md"]
     assert iemocap == ["README.md", "data/session2-00000-of-00001.parquet"]
     fetched = {repo["hf_id"]: repo for repo in json.loads(result.stdout)}
@@ -448,3 +453,47 @@ def test_a_seeded_subsample_keeps_the_lowest_hash_ranks_in_row_order(
     assert plan.usable == 5 and plan.skipped["not in the seeded subsample"] == 2
     again = plan_samples(spec, dataset, limit=2)
     assert [s.sample_id for s in iter_samples(spec, dataset, again.indices)] == chosen[:2]
+
+
+def test_a_folder_of_a_dataset_declared_otherwise_is_not_resumed(
+    hub: tuple[Path, dict[str, EntryFixture]], fake: FakeStaticServer, tmp_path: Path
+) -> None:
+    root, _ = hub
+    out = tmp_path / "old"
+    out.mkdir()
+    earlier = REGISTRY.dataset("iemocap").model_dump(mode="json")
+    earlier.update(split="session1", version=1)  # what the registry read before
+    for key in ("where", "subsample", "drop_values", "drop_unmapped", "options_column"):
+        earlier.pop(key)  # an older run.json did not have these keys
+    (out / "run.json").write_text(
+        json.dumps({"options": {}, "datasets": {"iemocap": {"spec": earlier}}})
+    )
+    (out / "samples.jsonl").write_text("")
+    config = tmp_path / "models.yaml"
+    config.write_text(
+        f"models:\n  - {{name: fake, kind: openai, model: m, base_url: '{fake.base_url}'}}\n"
+    )
+    result = cli(
+        "run", "--config", config, "--models", "fake", "--datasets", "iemocap",
+        "--hub-dir", root, "--out", out, home=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "holds results of dataset 'iemocap' as declared otherwise" in result.stderr
+    assert "split: 'session1' then, 'session2' now" in result.stderr
+    assert (out / "samples.jsonl").read_text() == ""
+
+
+def test_loading_a_hub_copy_leaves_the_process_online(
+    hub: tuple[Path, dict[str, EntryFixture]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datasets
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    root, _ = hub
+    dataset = open_dataset(resolve_dataset("meld", REGISTRY, hub_dir=root), cache_dir=tmp_path)
+    assert len(dataset) == 4
+    # a local model loaded next in the same run may still fetch its weights where allowed
+    assert datasets.config.HF_HUB_OFFLINE is False
+    assert huggingface_hub.constants.HF_HUB_OFFLINE is False

@@ -103,8 +103,18 @@ def test_an_unreachable_hub_is_noticed_once_and_only_the_local_cache_is_tried(
         raise OSError("no route to host")
 
     monkeypatch.setattr(socket, "create_connection", refuse)
+    seen: list[tuple[bool, bool]] = []
+    load = datasets.load_dataset
+
+    def recording_load(*args: object, **kwargs: object) -> object:
+        seen.append((datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE))
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(datasets, "load_dataset", recording_load)
     with pytest.raises(NotFound, match="no network access"):
         open_dataset(resolve_dataset("mustard", REGISTRY))
     assert probes == [("huggingface.co", 443)]
-    assert datasets.config.HF_HUB_OFFLINE is True
-    assert huggingface_hub.constants.HF_HUB_OFFLINE is True
+    assert seen == [(True, True)]  # the load used only the local cache
+    # and the process is not left offline: a model loaded next may still fetch its weights
+    assert datasets.config.HF_HUB_OFFLINE is False
+    assert huggingface_hub.constants.HF_HUB_OFFLINE is False

@@ -117,6 +117,21 @@ def test_an_unbalanced_baseline_follows_the_label_distribution() -> None:
     )
 
 
+def test_the_baseline_matches_a_simulated_uniform_guesser_when_a_label_has_no_reference() -> None:
+    # 150 a, 150 b, labels {a, b, c}: the guesser also answers c, a class with F1 0
+    references = ["a"] * 150 + ["b"] * 150
+    labels = ["a", "b", "c"]
+    expected = random_baseline(references, labels, "macro_f1")
+    f1 = 2 * 0.5 * (1 / 3) / (0.5 + 1 / 3)
+    assert expected == pytest.approx(100 * 2 * f1 / 3)
+    rng = np.random.default_rng(0)
+    simulated = [
+        macro_f1(references, list(rng.choice(labels, size=len(references))), n_resamples=0).score
+        for _ in range(300)
+    ]
+    assert float(np.mean(simulated)) == pytest.approx(expected, abs=1.0)
+
+
 def test_metric_versions_name_the_normaliser() -> None:
     versions = metric_versions()
     assert versions["whisper-normalizer"][0].isdigit()

@@ -478,11 +478,13 @@ def _common_voice(hub: HubBuilder) -> list[EntryFixture]:
                 entry.references.append((test["path"][index], labels[task][value]))
                 entry.answers[digest] = answers[task]
 
-    def layout(lang: str, split: str, columns: dict[str, list[Any]]):
-        chunk = f"chunk-range-000000000-{len(columns['path']):09d}"
+    def layout(lang: str, split: str, columns: dict[str, list[Any]], *, chunked: bool = True):
+        # fixie-ai writes newer languages in chunk-range folders; a file right in the split's
+        # folder must match the same pattern (fsspec glob: ** is any depth, none included)
+        chunk = f"chunk-range-000000000-{len(columns['path']):09d}/" if chunked else ""
         return (
             f"{lang}/{split}/**/*.parquet",
-            f"{lang}/{split}/{chunk}/{split}-00000-of-00001.parquet",
+            f"{lang}/{split}/{chunk}{split}-00000-of-00001.parquet",
             columns,
         )
 
@@ -503,7 +505,7 @@ def _common_voice(hub: HubBuilder) -> list[EntryFixture]:
             "en": {
                 "train": layout("en", "train", table(distractor, "en", "train")),
                 "validation": layout("en", "validation", table(distractor, "en", "validation")),
-                "test": layout("en", "test", test),
+                "test": layout("en", "test", test, chunked=False),
             },
         },
         features,

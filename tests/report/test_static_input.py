@@ -119,5 +119,5 @@ def test_a_run_with_a_judge_and_an_unavailable_metric_is_read(tmp_path: Path) ->
     assert np.isnan(table.scores.loc["a", "public_sg_speech"])  # missing, not a judge score
     assert table.scores.loc["b", "public_sg_speech"] == 55.0
     judge_only = [score("a", "x", "llm_judge", 0, 1.0)]
-    with pytest.raises(InvalidInputError, match="only llm_judge scores"):
+    with pytest.raises(InvalidInputError, match="only llm_judge or cfmatch scores"):
         load_static_input(write_scores(tmp_path / "judge", judge_only))

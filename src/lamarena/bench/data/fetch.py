@@ -1,9 +1,12 @@
 """Downloading registry datasets into a local copy of the hub: ``lamarena static fetch``.
 
 For each repository the named datasets live in, :func:`fetch_datasets` downloads its
-``README.md`` first, reads the configs it declares, and then downloads only the files of the
-config and split each dataset reads (``huggingface_hub.snapshot_download`` with those
-patterns), into ``DIR/OWNER/NAME`` as ``hf download --local-dir`` lays it out. Common Voice's
+``README.md`` first, reads the configs it declares, lists the repository's files and picks those
+of the config and split each dataset reads, matching the card's patterns as ``datasets`` does
+(fsspec glob semantics: ``en/test/**/*.parquet`` also matches ``en/test/a.parquet``, which
+``huggingface_hub``'s own ``allow_patterns`` matching would miss), and downloads exactly those
+(``huggingface_hub.snapshot_download``) into ``DIR/OWNER/NAME`` as ``hf download --local-dir``
+lays it out. Common Voice's
 English test split is then a few hundred megabytes of a repository of terabytes, and AIR-Bench's
 speech split leaves its sound and music splits behind. A repository whose card declares no
 configs is downloaded whole.
@@ -18,14 +21,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from lamarena.bench.data.hub import CARD_FILE, card_configs, repo_folder
+from lamarena.bench.data.hub import (
+    CARD_FILE,
+    DATA_SUFFIXES,
+    card_configs,
+    default_config,
+    repo_folder,
+)
 from lamarena.bench.data.registry import Registry
 from lamarena.bench.data.spec import DatasetSpec
 from lamarena.errors import InvalidInputError, NotFound
 
-__all__ = ["FetchedRepo", "fetch_datasets", "repo_patterns"]
+__all__ = ["FetchedRepo", "fetch_datasets", "repo_patterns", "select_files"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +45,7 @@ class FetchedRepo:
         hf_id: the repository.
         folder: where it now is.
         datasets: the registry datasets it holds.
-        patterns: the file patterns downloaded (None: the whole repository).
+        patterns: the card's patterns of the splits read (None: the whole repository).
         files: how many files the folder holds now (the card included).
     """
 
@@ -61,13 +70,16 @@ def repo_patterns(folder: Path, specs: list[DatasetSpec]) -> list[str] | None:
         return None
     patterns = [CARD_FILE]
     for spec in specs:
-        name = spec.config or ("default" if "default" in configs else next(iter(configs)))
+        name = spec.config or default_config(configs)
         config = configs.get(name)
         if config is None:
             raise InvalidInputError(
                 f"dataset '{spec.name}': {spec.hf_id} has no config '{name}' "
                 f"(configs: {', '.join(configs)}); correct the registry"
             )
+        if not config.data_files:  # the card gives only a data_dir: everything in it
+            patterns.append(f"{config.data_dir}/**")
+            continue
         if spec.split not in config.data_files:
             raise InvalidInputError(
                 f"dataset '{spec.name}': config '{name}' of {spec.hf_id} has no split "
@@ -75,6 +87,28 @@ def repo_patterns(folder: Path, specs: list[DatasetSpec]) -> list[str] | None:
             )
         patterns.extend(config.data_files[spec.split])
     return list(dict.fromkeys(patterns))
+
+
+def select_files(repo_files: list[str], patterns: list[str]) -> list[str]:
+    """The card and the data files among ``repo_files`` that ``patterns`` match.
+
+    Patterns are matched as ``datasets`` resolves a card's ``data_files`` (fsspec glob, ``**``
+    for any depth), and only data files (:data:`~lamarena.bench.data.hub.DATA_SUFFIXES`) count.
+    """
+    import re
+
+    from fsspec.utils import glob_translate  # type: ignore[import-untyped]
+
+    matchers = [re.compile(glob_translate(pattern)) for pattern in patterns if pattern != CARD_FILE]
+    return [
+        path
+        for path in repo_files
+        if path == CARD_FILE
+        or (
+            PurePosixPath(path).suffix.lower() in DATA_SUFFIXES
+            and any(matcher.match(path) for matcher in matchers)
+        )
+    ]
 
 
 def _download_error(hf_id: str, exc: Exception) -> NotFound:
@@ -93,7 +127,7 @@ def _download_error(hf_id: str, exc: Exception) -> NotFound:
 def _fetch_repo(
     hf_id: str, folder: Path, specs: list[DatasetSpec], endpoint: str | None
 ) -> FetchedRepo:
-    from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -105,13 +139,24 @@ def _fetch_repo(
             raise _download_error(hf_id, exc) from exc
     patterns = repo_patterns(folder, specs)
     try:
+        wanted = None
+        if patterns is not None:
+            listed = HfApi(endpoint=endpoint).list_repo_files(hf_id, repo_type="dataset")
+            wanted = select_files(list(listed), patterns)
+            if len(wanted) <= 1:
+                raise NotFound(
+                    f"{hf_id} holds no data files matching {', '.join(patterns[1:])}, which "
+                    f"{', '.join(spec.name for spec in specs)} read; correct the registry"
+                )
         snapshot_download(
             hf_id,
             repo_type="dataset",
             local_dir=folder,
-            allow_patterns=patterns,
+            allow_patterns=wanted,
             endpoint=endpoint,
         )
+    except NotFound:
+        raise
     except Exception as exc:  # as above
         raise _download_error(hf_id, exc) from exc
     files = sum(

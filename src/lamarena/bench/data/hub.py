@@ -31,9 +31,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CARD_FILE",
+    "DATA_SUFFIXES",
     "HubConfig",
     "card_configs",
+    "choose_config",
     "config_files",
+    "default_config",
     "fetch_command",
     "load_hub_copy",
     "missing_copy",
@@ -51,6 +54,9 @@ _BUILDERS = {
     ".json": "json",
     ".csv": "csv",
 }
+DATA_SUFFIXES = sorted(_BUILDERS)
+"""The data files a copy's split may hold; anything else (a notes.md, a partial download) is not
+one of its files."""
 
 
 @dataclass(frozen=True)
@@ -59,11 +65,16 @@ class HubConfig:
 
     Attributes:
         name: the config name (``default`` when the card names none).
-        data_files: split -> the file patterns of that split, relative to the repository.
+        data_files: split -> the file patterns of that split, relative to the repository;
+            empty when the card gives only a ``data_dir`` (the layout inside it is inferred).
+        data_dir: the folder the config's files are in, when the card names one.
+        default: whether the card marks it as the default config.
     """
 
     name: str
     data_files: dict[str, list[str]]
+    data_dir: str | None = None
+    default: bool = False
 
 
 def repo_folder(hub_dir: Path, hf_id: str) -> Path:
@@ -151,49 +162,82 @@ def card_configs(folder: Path) -> dict[str, HubConfig] | None:
         raise InvalidInputError(f"{where}: configs must be a list")
     configs: dict[str, HubConfig] = {}
     for entry in raw:
-        if not isinstance(entry, dict) or "data_files" not in entry:
-            raise InvalidInputError(f"{where}: every config needs data_files")
+        if not isinstance(entry, dict) or not ("data_files" in entry or "data_dir" in entry):
+            raise InvalidInputError(f"{where}: every config needs data_files or a data_dir")
         name = str(entry.get("config_name", "default"))
-        files = _data_files(entry["data_files"], f"{where}: config '{name}'")
-        data_dir = entry.get("data_dir")
-        if data_dir:
-            files = {
-                split: [str(PurePosixPath(str(data_dir)) / p) for p in patterns]
-                for split, patterns in files.items()
-            }
-        configs[name] = HubConfig(name, files)
+        data_dir = str(entry["data_dir"]).strip("/") if entry.get("data_dir") else None
+        files: dict[str, list[str]] = {}
+        if "data_files" in entry:
+            files = _data_files(entry["data_files"], f"{where}: config '{name}'")
+            if data_dir:
+                files = {
+                    split: [str(PurePosixPath(data_dir) / p) for p in patterns]
+                    for split, patterns in files.items()
+                }
+        configs[name] = HubConfig(name, files, data_dir, bool(entry.get("default", False)))
     return configs
 
 
-def _inferred_config(folder: Path) -> HubConfig:
-    """The one config of a card-less copy, laid out as ``datasets`` infers it."""
+def default_config(configs: dict[str, HubConfig]) -> str:
+    """The config a dataset without one reads, as ``datasets`` picks it.
+
+    The one the card marks ``default: true``, else the one called ``default``, else the first.
+    """
+    marked = [name for name, config in configs.items() if config.default]
+    if marked:
+        return marked[0]
+    return "default" if "default" in configs else next(iter(configs))
+
+
+def _inferred_config(folder: Path, data_dir: str | None = None, name: str = "default") -> HubConfig:
+    """A config laid out as ``datasets`` infers it (in ``data_dir`` when given)."""
     from datasets.data_files import get_data_patterns  # type: ignore[import-untyped]
 
+    base = folder / data_dir if data_dir else folder
     try:
-        patterns = get_data_patterns(str(folder))
+        patterns = get_data_patterns(str(base))
     except Exception as exc:  # datasets raises its own EmptyDatasetError and others
         raise InvalidInputError(
-            f"{folder}: no {CARD_FILE} with configs and no data files datasets recognises"
+            f"{base}: no {CARD_FILE} with configs and no data files datasets recognises"
         ) from exc
-    return HubConfig("default", {str(split): list(p) for split, p in patterns.items()})
+    prefix = PurePosixPath(data_dir) if data_dir else None
+    files = {
+        str(split): [str(prefix / p) if prefix else p for p in found]
+        for split, found in patterns.items()
+    }
+    return HubConfig(name, files, data_dir)
 
 
-def _choose_config(folder: Path, spec: DatasetSpec) -> HubConfig:
+def _refetch(spec: DatasetSpec, folder: Path) -> str:
+    return f"run `{fetch_command(spec.name, folder.parent.parent)}` again"
+
+
+def choose_config(folder: Path, spec: DatasetSpec) -> HubConfig:
+    """The config of the copy in ``folder`` that ``spec`` reads (its layout inferred if need be).
+
+    Raises:
+        InvalidInputError: the card has no such config, or a card-less copy is asked for one.
+    """
+    if spec.data_dir and card_configs(folder) is None:
+        return _inferred_config(folder, spec.data_dir)
     configs = card_configs(folder)
     if configs is None:
         if spec.config not in (None, "default"):
             raise InvalidInputError(
                 f"dataset '{spec.name}': {folder} has no {CARD_FILE} declaring configs, so no "
-                f"config '{spec.config}'"
+                f"config '{spec.config}' (an incomplete copy? {_refetch(spec, folder)})"
             )
         return _inferred_config(folder)
-    wanted = spec.config or ("default" if "default" in configs else next(iter(configs)))
+    wanted = spec.config or default_config(configs)
     if wanted not in configs:
         raise InvalidInputError(
             f"dataset '{spec.name}': {folder / CARD_FILE} has no config '{wanted}' "
             f"(configs: {', '.join(configs)})"
         )
-    return configs[wanted]
+    config = configs[wanted]
+    if not config.data_files:
+        return _inferred_config(folder, config.data_dir, config.name)
+    return config
 
 
 def config_files(folder: Path, spec: DatasetSpec) -> tuple[HubConfig, list[str]]:
@@ -204,7 +248,7 @@ def config_files(folder: Path, spec: DatasetSpec) -> tuple[HubConfig, list[str]]
     """
     from datasets.data_files import resolve_pattern
 
-    config = _choose_config(folder, spec)
+    config = choose_config(folder, spec)
     if spec.split not in config.data_files:
         raise InvalidInputError(
             f"dataset '{spec.name}': config '{config.name}' of {folder} has no split "
@@ -214,14 +258,17 @@ def config_files(folder: Path, spec: DatasetSpec) -> tuple[HubConfig, list[str]]
     files: list[str] = []
     for pattern in patterns:
         try:
-            files.extend(resolve_pattern(pattern, base_path=str(folder)))
+            found = resolve_pattern(
+                pattern, base_path=str(folder), allowed_extensions=DATA_SUFFIXES
+            )
         except FileNotFoundError:
             continue
+        files.extend(file for file in found if Path(file).suffix.lower() in _BUILDERS)
     if not files:
         raise InvalidInputError(
             f"dataset '{spec.name}': the copy {folder} holds no files of config "
             f"'{config.name}', split '{spec.split}' ({', '.join(patterns)}): it is incomplete; "
-            "fetch it again"
+            f"{_refetch(spec, folder)}"
         )
     return config, sorted(dict.fromkeys(files))
 

@@ -27,6 +27,7 @@ import re
 import socket
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -185,9 +186,10 @@ def _unreachable(ref: DatasetRef, exc: Exception) -> NotFound:
     )
     reason = "no network access to the Hugging Face hub" if offline else text[:300]
     return NotFound(
-        f"dataset '{spec.name}' ({spec.hf_id}) could not be loaded: {reason}; download it "
-        f"where the hub is reachable and pass a local folder holding it with a task.yaml "
-        f"saying `dataset: {spec.name}` (see README: local datasets)"
+        f"dataset '{spec.name}' ({spec.hf_id}) could not be loaded: {reason}; where the hub is "
+        f"reachable run `lamarena static fetch {spec.name} --hub-dir DIR`, copy DIR here and "
+        f"pass --hub-dir DIR (or give a folder with a task.yaml saying `dataset: {spec.name}`; "
+        "see README: getting the datasets)"
     )
 
 
@@ -204,33 +206,46 @@ def _hub_reachable() -> bool:
         return False
 
 
-def _go_offline(datasets: Any) -> None:
-    """Make ``datasets`` use only its local cache (no retries against an unreachable hub)."""
+@contextmanager
+def _offline(datasets: Any, *, when: bool = True) -> Iterator[None]:
+    """``datasets`` and ``huggingface_hub`` use only local files inside (restored after).
+
+    Only for the call that loads a dataset: a model loaded later in the same process may still
+    fetch its weights where that is allowed.
+    """
+    if not when:
+        yield
+        return
     import huggingface_hub.constants
 
+    before = (datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE)
     datasets.config.HF_HUB_OFFLINE = True
     huggingface_hub.constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE = before
 
 
 def _load(ref: DatasetRef, cache_dir: Path | None) -> datasets.Dataset:
     datasets = _quiet_datasets()
     spec = ref.spec
     if ref.hub_copy is not None:
-        _go_offline(datasets)
-        return load_hub_copy(ref.hub_copy, spec, cache_dir=cache_dir)
+        with _offline(datasets):
+            return load_hub_copy(ref.hub_copy, spec, cache_dir=cache_dir)
     if ref.folder is not None and card_configs(ref.folder) is not None:
-        return load_hub_copy(ref.folder, spec, cache_dir=cache_dir)
+        with _offline(datasets):
+            return load_hub_copy(ref.folder, spec, cache_dir=cache_dir)
     if ref.folder is None:
-        if not _hub_reachable():
-            # A dataset already in the local cache still loads; anything else fails at once,
-            # instead of after half a minute of retried requests.
-            _go_offline(datasets)
-        try:
-            loaded = datasets.load_dataset(
-                spec.hf_id, spec.config, data_dir=spec.data_dir, split=spec.split
-            )
-        except Exception as exc:  # datasets raises many kinds; each means "not reachable here"
-            raise _unreachable(ref, exc) from exc
+        # Unreachable: a dataset already in the local cache still loads; anything else fails
+        # at once, instead of after half a minute of retried requests.
+        with _offline(datasets, when=not _hub_reachable()):
+            try:
+                loaded = datasets.load_dataset(
+                    spec.hf_id, spec.config, data_dir=spec.data_dir, split=spec.split
+                )
+            except Exception as exc:  # datasets raises many kinds; each means "not reachable"
+                raise _unreachable(ref, exc) from exc
         return loaded
     local_cache = str(cache_dir / "datasets") if cache_dir is not None else None
     try:
@@ -317,12 +332,14 @@ def _keep_where(spec: DatasetSpec, dataset: datasets.Dataset) -> datasets.Datase
     """The rows whose filter columns hold the declared values (compared as text)."""
     columns = list(spec.where)
     wanted = [
-        {str(item) for item in (value if isinstance(value, list) else [value])}
+        {_raw_text(item) for item in (value if isinstance(value, list) else [value])}
         for value in spec.where.values()
     ]
 
     def keep(*values: Any) -> bool:
-        return all(str(value) in allowed for value, allowed in zip(values, wanted, strict=True))
+        return all(
+            _raw_text(value) in allowed for value, allowed in zip(values, wanted, strict=True)
+        )
 
     return dataset.filter(keep, input_columns=columns, keep_in_memory=True)
 
@@ -398,16 +415,20 @@ def _reference(
         _, options = _question_and_options(spec, row)
         if options is None or len(options) < 2:
             return None, "no options"
+        if not _raw_text(raw):
+            return None, "empty answer"
         letter = reference_letter(str(raw), options)
         return (letter, "") if letter else (None, UNMAPPED)
     if spec.metric.is_classification:
+        if names is not None and raw == -1:  # a ClassLabel's missing value
+            return None, "empty label"
         label = _label_of(spec, raw, names)
         if label is not None:
             return label, ""
         text = _raw_text(raw)
         if not text:
             return None, "empty label"
-        named = names[raw] if names is not None and isinstance(raw, int) else None
+        named = _raw_name(raw, names) if names is not None else None
         if text in spec.drop_values or named in spec.drop_values:
             return None, f"left out: {named or text}"
         return (None, "other value (drop_unmapped)") if spec.drop_unmapped else (None, UNMAPPED)
@@ -443,9 +464,7 @@ def plan_samples(spec: DatasetSpec, dataset: datasets.Dataset, *, limit: int | N
     indices: list[int] = []
     skipped: Counter[str] = Counter()
     unmapped: Counter[str] = Counter()
-    for index, row in enumerate(light):
-        if limit is not None and spec.subsample is None and len(indices) >= limit:
-            break
+    for index, row in enumerate(light):  # every row, so no value goes unchecked under --limit
         reference, why = _reference(spec, row, names)
         if reference is not None:
             indices.append(index)
@@ -460,8 +479,9 @@ def plan_samples(spec: DatasetSpec, dataset: datasets.Dataset, *, limit: int | N
         indices = _subsample(spec, dataset, indices)
         if usable > len(indices):
             skipped["not in the seeded subsample"] = usable - len(indices)
-        if limit is not None:
-            indices = indices[:limit]
+    if limit is not None and len(indices) > limit:
+        skipped["past --limit"] = len(indices) - limit
+        indices = indices[:limit]
     if skipped:
         logger.info("dataset %s: left out %s", spec.name, dict(skipped))
     if spec.id_column:

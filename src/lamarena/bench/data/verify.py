@@ -89,7 +89,10 @@ def verify_dataset(
         return Verdict(name, spec.hf_id, False, exc.message, rows=rows, size=spec.size)
     notes = []
     if spec.size is not None and plan.usable < spec.size:
-        notes.append(f"a partial copy: {plan.usable} usable rows, the study used {spec.size}")
+        notes.append(
+            f"{plan.usable} usable rows, fewer than the study's {spec.size} (a partial copy, or "
+            "a smaller upload)"
+        )
     return Verdict(
         name,
         spec.hf_id,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lamarena.bench.data.loading import (
     DatasetRef,
@@ -21,12 +21,13 @@ from lamarena.bench.data.loading import (
     resolve_dataset,
 )
 from lamarena.bench.data.registry import PROMPT_VARIANTS, Registry, load_registry
-from lamarena.bench.data.spec import Metric
+from lamarena.bench.data.spec import DatasetSpec, Metric
 from lamarena.bench.run.execution import CONSTRAINED
 from lamarena.bench.run.judge import check_judge
 from lamarena.bench.run.targets import ModelTarget, resolve_targets
 from lamarena.bench.scoring.metrics import BOOTSTRAP_RESAMPLES
 from lamarena.bench.scoring.pedants import PedantsScorer, PedantsUnavailable, load_pedants
+from lamarena.bench.scoring.results import RUN_FILE, read_json
 from lamarena.errors import ConfigError, InvalidInputError
 from lamarena.models.base import can_score_options
 from lamarena.settings import Settings
@@ -43,6 +44,7 @@ __all__ = [
     "RunOptions",
     "RunPlan",
     "cache_path",
+    "check_resumable",
     "prepare_run",
 ]
 
@@ -170,6 +172,67 @@ def _plan_datasets(
     return planned
 
 
+_DESCRIPTIVE = frozenset({"notes", "source", "size"})
+"""Declaration keys that do not change what a dataset's rows are (a resume may differ in them)."""
+
+
+def _evaluated(spec: DatasetSpec) -> dict[str, Any]:
+    return spec.model_dump(mode="json", exclude=set(_DESCRIPTIVE))
+
+
+def _first_difference(before: dict[str, Any], now: dict[str, Any]) -> str:
+    for key in sorted(set(before) | set(now)):
+        if before.get(key) != now.get(key):
+            return f"{key}: {before.get(key)!r} then, {now.get(key)!r} now"
+    return "the declaration"
+
+
+def check_resumable(out_dir: Path, decoding: str, planned: list[PlannedDataset]) -> None:
+    """Refuse to append to a folder whose earlier run evaluated something else.
+
+    Rows are resumed by (model, dataset, prompt, sample id): a folder of another decoding, or of
+    a dataset declared otherwise (another split, filter, sample or label mapping), would mix
+    answers to different questions under one key.
+
+    Raises:
+        InvalidInputError: the folder's ``run.json`` says so (the message says what differs).
+    """
+    path = out_dir / RUN_FILE
+    if not path.is_file():
+        return
+    try:
+        previous = read_json(path, what="the earlier run")
+    except InvalidInputError:
+        return
+    if not isinstance(previous, dict):
+        return
+    options = previous.get("options")
+    before = str(options.get("decoding", "free")) if isinstance(options, dict) else "free"
+    if before != decoding:
+        raise InvalidInputError(
+            f"--out {out_dir} holds a run with --decoding {before}; resuming it with --decoding "
+            f"{decoding} would mix the two: give another --out"
+        )
+    datasets_before = previous.get("datasets")
+    if not isinstance(datasets_before, dict):
+        return
+    for item in planned:
+        spec = item.ref.spec
+        entry = datasets_before.get(spec.name)
+        if not isinstance(entry, dict) or not isinstance(entry.get("spec"), dict):
+            continue
+        try:
+            declared = _evaluated(DatasetSpec.model_validate(entry["spec"]))
+        except ValueError:
+            declared = {"declaration": "unreadable"}
+        if declared != _evaluated(spec):
+            raise InvalidInputError(
+                f"--out {out_dir} holds results of dataset '{spec.name}' as declared otherwise "
+                f"({_first_difference(declared, _evaluated(spec))}); resuming would score old "
+                "answers against new rows: give another --out"
+            )
+
+
 def prepare_run(
     settings: Settings, *, models: list[str], datasets: list[str], options: RunOptions
 ) -> RunPlan:
@@ -187,6 +250,7 @@ def prepare_run(
     if options.decoding == CONSTRAINED:
         _check_scorers(targets)
     planned = _plan_datasets(settings, registry, datasets, options)
+    check_resumable(options.out_dir, options.decoding, planned)
     metrics = {item.ref.spec.metric for item in planned}
     judge = None
     if settings.judge_model is not None and (

@@ -57,8 +57,10 @@ def comparability(spec: DatasetSpec) -> dict[str, Any]:
     elif spec.metric is Metric.PEDANTS:
         entry["pedants"] = "per sample 1 or 0 by PEDANT.evaluate(reference, answer, question)"
         entry["cfmatch"] = (
-            "the continuous score named 'cfmatch' in scores.json: the classifier's probability "
-            "that the answer is correct, the maximum over references, as DiVA-Eval's qa_eval.py"
+            "the continuous score named 'cfmatch' in scores.json: PEDANTS' probability that the "
+            "answer is correct (qa-metrics' get_scores), the maximum over references, computed "
+            "as DiVA-Eval's qa_eval.py computes CFMatch; its CFMatcher (qa-metrics 0.2.16) is a "
+            "different classifier, which installed qa-metrics no longer ships"
         )
         entry["question"] = spec.question_column
         entry["llm_judge"] = "AudioBench's alternative, only with --judge, named apart"

@@ -21,7 +21,8 @@ resample (a test checks it), so thousands of resamples take milliseconds.
 The **random baseline** of a classification set is the expected score of a guesser that picks
 uniformly among the labels, computed from the set's label distribution: with K labels and label
 frequencies p_k, class k has expected precision p_k and recall 1/K, so its F1 is
-2 p_k (1/K) / (p_k + 1/K) and macro-F1 is their mean (1/K for balanced labels); accuracy is 1/K.
+2 p_k (1/K) / (p_k + 1/K), and macro-F1 is their sum over K (a label no reference has is a class
+with F1 0: the guesser answers it): 1/K for balanced labels; accuracy is 1/K.
 Table 1's **nominal** baseline is 1/K itself (50, 25, 14.3, 20; 33.3 for a 3-option set):
 :func:`nominal_baseline`.
 """
@@ -263,6 +264,10 @@ def nominal_baseline(n_labels: int) -> float:
 def random_baseline(references: Sequence[str], labels: Sequence[str], metric: str) -> float:
     """Expected score (percent) of guessing uniformly among ``labels``, given the references.
 
+    A uniform guesser answers every label (over a set of any size), so every label is a class of
+    the macro-F1 (:func:`macro_f1`): one no reference has has F1 0, and the mean runs over all
+    ``labels``.
+
     Args:
         references: the true labels of the evaluated samples.
         labels: the label set the guesser draws from (the option letters of a choice set).
@@ -276,4 +281,5 @@ def random_baseline(references: Sequence[str], labels: Sequence[str], metric: st
     guess = 1.0 / n_labels
     counts = Counter(references)
     shares = [count / len(references) for count in counts.values()]
-    return 100.0 * float(np.mean([2 * share * guess / (share + guess) for share in shares]))
+    f1s = [2 * share * guess / (share + guess) for share in shares]
+    return 100.0 * float(sum(f1s)) / max(n_labels, len(counts))

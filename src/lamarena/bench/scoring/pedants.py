@@ -5,11 +5,11 @@ judge whether a candidate answer means the same as the reference, given the ques
 scores 1 when ``PEDANT.evaluate(reference, candidate, question)`` says it does, else 0; the
 dataset's score is the mean, in percent.
 
-The continuous **CFMatch** score, named apart (``cfmatch``), is the classifier's probability
-that the candidate is correct, ``PEDANT.get_scores(references, candidate, question)``, the
-maximum over the references: what DiVA-Eval's ``qa_eval.py`` reports with qa-metrics'
-``CFMatcher`` (whose ``get_scores`` the package's later versions kept on ``PEDANT``). A
-candidate containing the normalised reference scores 1.
+The continuous score named ``cfmatch`` is the classifier's probability that the candidate is
+correct, ``PEDANT.get_scores(references, candidate, question)``, the maximum over the
+references: computed as DiVA-Eval's ``qa_eval.py`` computes CFMatch, but with PEDANTS'
+classifier, since the installed qa-metrics no longer ships ``CFMatcher`` (DiVA-Eval pinned
+0.2.16). A candidate containing the normalised reference scores 1.
 
 The classifier's four files (:data:`PEDANTS_FILES`) come from ``settings.pedants_model_dir`` or,
 when that is not set, from the package's own ``classifier`` folder, where
