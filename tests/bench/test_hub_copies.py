@@ -497,3 +497,21 @@ def test_loading_a_hub_copy_leaves_the_process_online(
     # a local model loaded next in the same run may still fetch its weights where allowed
     assert datasets.config.HF_HUB_OFFLINE is False
     assert huggingface_hub.constants.HF_HUB_OFFLINE is False
+
+
+def test_fetch_from_an_unreachable_hub_fails_at_once_and_writes_nothing(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as placeholder:  # a loopback port nothing listens on
+        placeholder.bind(("127.0.0.1", 0))
+        closed = placeholder.getsockname()[1]
+    started = time.perf_counter()
+    result = cli(
+        "fetch", "mustard", "--hub-dir", tmp_path / "target",
+        home=tmp_path, HF_ENDPOINT=f"http://127.0.0.1:{closed}", HF_HUB_OFFLINE="0",
+        HF_HOME=str(tmp_path / "hf-home"),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert f"the hub at http://127.0.0.1:{closed} cannot be reached" in result.stderr
+    assert time.perf_counter() - started < 30  # not huggingface_hub's half minute of retries
+    assert not (tmp_path / "target").exists()

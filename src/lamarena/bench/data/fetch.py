@@ -34,7 +34,14 @@ from lamarena.bench.data.registry import Registry
 from lamarena.bench.data.spec import DatasetSpec
 from lamarena.errors import InvalidInputError, NotFound
 
-__all__ = ["FetchedRepo", "fetch_datasets", "repo_patterns", "select_files"]
+__all__ = [
+    "HUB_PROBE_S",
+    "FetchedRepo",
+    "check_hub_reachable",
+    "fetch_datasets",
+    "repo_patterns",
+    "select_files",
+]
 
 
 @dataclass(frozen=True)
@@ -46,7 +53,7 @@ class FetchedRepo:
         folder: where it now is.
         datasets: the registry datasets it holds.
         patterns: the card's patterns of the splits read (None: the whole repository).
-        files: how many files the folder holds now (the card included).
+        files: how many files were downloaded (the card included).
     """
 
     hf_id: str
@@ -124,30 +131,57 @@ def _download_error(hf_id: str, exc: Exception) -> NotFound:
     return NotFound(f"could not download {hf_id}: {reason}")
 
 
+HUB_PROBE_S = 3.0
+"""How long ``fetch`` waits for a TCP connection to the hub before saying it is unreachable."""
+
+
+def check_hub_reachable(endpoint: str | None) -> None:
+    """Fail at once, before any folder is made, when the hub cannot be reached.
+
+    ``huggingface_hub`` itself retries an unreachable host for half a minute and then may
+    return a local folder as though it had been downloaded.
+
+    Raises:
+        NotFound: no TCP connection to the hub's host within :data:`HUB_PROBE_S` seconds.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    url = endpoint or constants.ENDPOINT
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=HUB_PROBE_S):
+            return
+    except OSError as exc:
+        raise NotFound(
+            f"the hub at {url} cannot be reached ({exc.strerror or exc}): run `lamarena static "
+            "fetch` on a machine that reaches it, then copy the folder (or point HF_ENDPOINT or "
+            "LAMARENA_HUB_ENDPOINT at a mirror)"
+        ) from exc
+
+
 def _fetch_repo(
     hf_id: str, folder: Path, specs: list[DatasetSpec], endpoint: str | None
 ) -> FetchedRepo:
     from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 
-    folder.mkdir(parents=True, exist_ok=True)
     try:
-        hf_hub_download(hf_id, CARD_FILE, repo_type="dataset", local_dir=folder, endpoint=endpoint)
-    except Exception as exc:  # huggingface_hub raises many kinds; all mean "not fetched"
-        from huggingface_hub import errors
-
-        if not isinstance(exc, errors.EntryNotFoundError):
-            raise _download_error(hf_id, exc) from exc
-    patterns = repo_patterns(folder, specs)
-    try:
-        wanted = None
-        if patterns is not None:
-            listed = HfApi(endpoint=endpoint).list_repo_files(hf_id, repo_type="dataset")
-            wanted = select_files(list(listed), patterns)
-            if len(wanted) <= 1:
-                raise NotFound(
-                    f"{hf_id} holds no data files matching {', '.join(patterns[1:])}, which "
-                    f"{', '.join(spec.name for spec in specs)} read; correct the registry"
-                )
+        listed = list(HfApi(endpoint=endpoint).list_repo_files(hf_id, repo_type="dataset"))
+        folder.mkdir(parents=True, exist_ok=True)
+        if CARD_FILE in listed:
+            hf_hub_download(
+                hf_id, CARD_FILE, repo_type="dataset", local_dir=folder, endpoint=endpoint
+            )
+        patterns = repo_patterns(folder, specs) if CARD_FILE in listed else None
+        wanted = listed if patterns is None else select_files(listed, patterns)
+        if patterns is not None and len(wanted) <= 1:
+            raise NotFound(
+                f"{hf_id} holds no data files matching {', '.join(patterns[1:])}, which "
+                f"{', '.join(spec.name for spec in specs)} read; correct the registry"
+            )
         snapshot_download(
             hf_id,
             repo_type="dataset",
@@ -155,16 +189,17 @@ def _fetch_repo(
             allow_patterns=wanted,
             endpoint=endpoint,
         )
-    except NotFound:
+    except (NotFound, InvalidInputError):
         raise
-    except Exception as exc:  # as above
+    except Exception as exc:  # huggingface_hub raises many kinds; all mean "not fetched"
         raise _download_error(hf_id, exc) from exc
-    files = sum(
-        1
-        for path in folder.rglob("*")
-        if path.is_file() and ".cache" not in path.relative_to(folder).parts
-    )
-    return FetchedRepo(hf_id, folder, [spec.name for spec in specs], patterns, files)
+    missing = [path for path in wanted if not (folder / path).is_file()]
+    if missing:  # huggingface_hub may return a local folder it could not fill
+        raise NotFound(
+            f"could not download {hf_id}: {len(missing)} of {len(wanted)} files did not arrive "
+            f"(first: {missing[0]}); run the same command again"
+        )
+    return FetchedRepo(hf_id, folder, [spec.name for spec in specs], patterns, len(wanted))
 
 
 def fetch_datasets(
@@ -181,7 +216,8 @@ def fetch_datasets(
     Raises:
         UnknownTask: a name not in the registry (before anything is downloaded).
         InvalidInputError: no names, or a card without the config or split a dataset reads.
-        NotFound: a repository that cannot be downloaded (unreachable, gated, missing).
+        NotFound: the hub cannot be reached (in a few seconds, before anything is written), or
+            a repository cannot be downloaded (gated, missing, cut short).
     """
     if not names:
         raise InvalidInputError("name at least one registry dataset (lamarena static list)")
@@ -191,6 +227,7 @@ def fetch_datasets(
         if spec.hf_id is None:
             raise InvalidInputError(f"dataset '{name}' has no hub id to fetch")
         by_repo[spec.hf_id].append(spec)
+    check_hub_reachable(endpoint)
     return [
         _fetch_repo(hf_id, repo_folder(hub_dir, hf_id), specs, endpoint)
         for hf_id, specs in by_repo.items()
