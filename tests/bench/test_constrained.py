@@ -9,15 +9,13 @@ likeliest, checked against the adapter's own scores computed here.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from helpers.hub_fixtures import EntryFixture, build_hub
+from helpers.static_cli import static_cli as cli
 from helpers.tiny_models import build_tiny_qwen2_audio
 from lamarena.bench.data.loading import (
     iter_samples,
@@ -31,24 +29,6 @@ from lamarena.bench.data.registry import load_registry
 from lamarena.models.local import LocalAudioLM
 
 REGISTRY = load_registry()
-
-
-def cli(*args: str | Path, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "LAMARENA_CACHE_DIR": str(home / "cache"),
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "lamarena", "static", *map(str, args)],
-        cwd=home,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def rows_of(out: Path) -> list[dict[str, Any]]:

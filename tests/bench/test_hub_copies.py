@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +21,7 @@ import pytest
 from helpers.fake_hub import serve_hub
 from helpers.fake_static_model import FakeStaticModel, FakeStaticServer
 from helpers.hub_fixtures import CALLHOME_LABELS, EntryFixture, build_hub, task_of_prompt
+from helpers.static_cli import static_cli as cli
 from helpers.static_fixtures import write_tiny_pedants_models
 from lamarena.bench.data.loading import iter_samples, open_dataset, plan_samples, resolve_dataset
 from lamarena.bench.data.registry import load_registry
@@ -76,26 +74,6 @@ HAND_WER = {
 # PEDANTS: two answers contain the (normalised) reference (1 each), the third is judged wrong.
 HAND_PEDANTS = 100 * 2 / 3
 OPEN_SETS = ("public_sg_speech", "openhermes_audio", "alpaca_audio")
-
-
-def cli(*args: str | Path, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {
-        **os.environ,
-        "LAMARENA_CACHE_DIR": str(home / "cache"),
-        "LAMARENA_DATA_DIR": str(home / "data"),
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        **env,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "lamarena", "static", *map(str, args)],
-        cwd=home,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from helpers.fake_static_model import FakeStaticModel, FakeStaticServer, audio_digest
+from helpers.static_cli import static_cli
 from helpers.static_fixtures import FixtureSample, gender_fixture
 
 ANSWERS = ["male", "The speaker is male.", "female", "Female.", "I can't tell.", "A woman."]
@@ -19,22 +18,7 @@ HAND_MACRO_F1 = 100 * ((2 * 2 / (3 + 2)) + (2 * 2 / (3 + 3))) / 2
 
 
 def static(*args: str | Path, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "LAMARENA_CACHE_DIR": str(home / "cache"),
-        "LAMARENA_DATA_DIR": str(home / "data"),
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "lamarena", "static", *map(str, args)],
-        cwd=home,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return static_cli(*args, home=home, timeout_s=120)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
