@@ -39,6 +39,9 @@ def test_battle_streams_both_sides_in_parallel_then_vote_reveals(
     names = [event.name for event in events]
     assert names[-1] == "end"
     assert sorted(event.data["side"] for event in events if event.name == "done") == ["a", "b"]
+    # Nothing but the side before the vote: timings would identify the models.
+    assert all(set(event.data) == {"side"} for event in events if event.name == "done")
+    assert all(set(event.data) == {"side", "text"} for event in events if event.name == "delta")
     deltas = [event for event in events if event.name == "delta"]
     sides = [event.data["side"] for event in deltas]
     switches = sum(1 for before, after in itertools.pairwise(sides) if before != after)
@@ -95,6 +98,22 @@ def test_generation_starts_before_the_stream_is_opened(harness: Harness, speech_
     assert all(len(fake.chat_requests) == 1 for fake in harness.fakes.values())
     events = read_events(client, battle_id)
     assert [e.name for e in events].count("done") == 2
+
+
+def test_a_battle_replayed_from_the_store_carries_no_timing_before_the_vote(
+    harness: Harness, speech_wav: bytes
+) -> None:
+    from lamarena.arena.battles import _stored_events
+
+    client = harness.client()
+    battle_id = _create(client, speech_wav).json()["battle_id"]
+    harness.wait_for_replies(battle_id)
+    with harness.engine.connect() as connection:
+        replies = connection.execute(select(Reply).where(Reply.battle_id == battle_id)).all()
+    assert all(reply.ttft_s is not None for reply in replies)  # stored, for the reveal
+    for reply in replies:
+        done = [event for event in _stored_events(reply) if event.name == "done"]
+        assert [event.data for event in done] == [{"side": reply.side}]
 
 
 def test_audio_is_not_kept_without_consent(harness: Harness, speech_wav: bytes) -> None:

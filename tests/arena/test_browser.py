@@ -134,6 +134,12 @@ def test_a_round_in_the_browser_records_streams_votes_and_reveals(
         expect(vote_a).to_be_enabled()
         said = {side: page.locator(f"#reply-{side}").text_content() for side in "ab"}
         assert sorted(said.values()) == replies
+        # No timing, name or hint of who answered before the vote.
+        for side in "ab":
+            assert not (page.locator(f"#latency-{side}").text_content() or "").strip()
+            assert not (page.locator(f"#name-{side}").text_content() or "").strip()
+        assert "first token" not in page.locator("body").inner_text()
+        assert not re.search(r"\d+(\.\d+)?\s*s\b", page.locator("body").inner_text())
 
         page.fill("#reason", "shorter <b>and</b> right")
         vote_a.click()

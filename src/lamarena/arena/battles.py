@@ -289,8 +289,8 @@ async def _generate_side(
         await live.publish(Event("error", {"side": side, "message": _NOT_SAVED_MESSAGE}))
         return reply
     if reply.ok:
-        done = {"side": side, "ttft_s": reply.ttft_s, "total_s": reply.total_s}
-        await live.publish(Event("done", done))
+        # Only the side: timings would tell the models apart before the vote (the reveal has them).
+        await live.publish(Event("done", {"side": side}))
     else:
         await live.publish(Event("error", {"side": side, "message": MODEL_FAILED_MESSAGE}))
     return reply
@@ -384,7 +384,7 @@ def _stored_events(reply: Reply) -> list[Event]:
         return [Event("error", {"side": reply.side, "message": MODEL_FAILED_MESSAGE})]
     return [
         Event("delta", {"side": reply.side, "text": reply.text or ""}),
-        Event("done", {"side": reply.side, "ttft_s": reply.ttft_s, "total_s": reply.total_s}),
+        Event("done", {"side": reply.side}),
     ]
 
 
