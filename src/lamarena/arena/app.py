@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lamarena.arena.routes import (
     battles_router,
@@ -31,6 +32,7 @@ from lamarena.arena.routes import (
     votes_router,
 )
 from lamarena.arena.routes.pages import STATIC_DIR
+from lamarena.arena.security import SameOriginMiddleware
 from lamarena.arena.state import Arena, ArenaModel, ArenaOptions
 from lamarena.errors import (
     AlreadyVoted,
@@ -100,6 +102,28 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
         problems.append(f"{where}: {error.get('msg', 'invalid')}")
     message = "; ".join(problems) or "the request is not valid"
     return JSONResponse({"error": InvalidInputError.code, "message": message}, status_code=422)
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    429: "rate_limited",
+}
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    """The framework's own errors (unknown route, wrong method, unreadable form) in our shape."""
+    if not isinstance(exc, StarletteHTTPException):  # pragma: no cover - registered for it
+        raise exc
+    status = exc.status_code
+    message = exc.detail if isinstance(exc.detail, str) and exc.detail else "request refused"
+    if status == 404 and message == "Not Found":
+        message = "no such page or resource"
+    body = {"error": _HTTP_CODES.get(status, f"http_{status}"), "message": message}
+    return JSONResponse(body, status_code=status, headers=exc.headers)
 
 
 async def _close(adapter: object) -> None:
@@ -186,6 +210,8 @@ def create_app(
     app = FastAPI(title="lamarena arena", lifespan=lifespan)
     app.add_exception_handler(LamarenaError, _lamarena_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_middleware(SameOriginMiddleware)
     for router in (battles_router, votes_router, leaderboard_router, health_router, pages_router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
