@@ -102,3 +102,75 @@ def test_wav_encoding_round_trips(speech: Path) -> None:
         assert reader.getnframes() == clip.samples.shape[0]
     again = decode_audio(data)
     np.testing.assert_allclose(again.samples, clip.samples, atol=1 / 16384)
+
+
+def _tone(seconds: float, rate: int) -> np.ndarray:
+    t = np.arange(int(seconds * rate), dtype=np.float32) / rate
+    return (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+
+
+def test_an_hour_of_flac_in_a_small_file_is_refused_from_its_header_in_flat_memory() -> None:
+    import time
+    import tracemalloc
+
+    import soundfile
+
+    buffer = io.BytesIO()
+    # an hour of a constant level: FLAC stores it in a few hundred kilobytes
+    soundfile.write(buffer, np.full(3600 * 8000, 0.3, np.float32), 8000, format="FLAC")
+    data = buffer.getvalue()
+    assert len(data) < 1024 * 1024  # far under the size limit: only its length gives it away
+    tracemalloc.start()
+    started = time.perf_counter()
+    with pytest.raises(AudioError, match=r"over 60 s long \(at least 3600 s\)"):
+        decode_audio(data)
+    elapsed = time.perf_counter() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 5 * 1024 * 1024  # the whole hour would be 115 MB of float32 at 8 kHz
+    assert elapsed < 1.0
+
+
+def test_a_header_claiming_less_than_the_file_holds_stops_at_the_limit() -> None:
+    samples = np.clip(_tone(5, 8000) * 32767, -32768, 32767).astype(np.int16)
+    wav = io.BytesIO()
+    with wave.open(wav, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(8000)
+        writer.writeframes(samples.tobytes())
+    data = bytearray(wav.getvalue())
+    data[40:44] = (2 * 8000).to_bytes(4, "little")  # the data chunk claims one second
+    clip = decode_audio(bytes(data), limits=AudioLimits(max_duration_s=2.0))
+    assert clip.duration_s == pytest.approx(1.0, abs=0.01)  # read as the header says
+    data[40:44] = (0xFFFFFFFF).to_bytes(4, "little")  # "until the end of the file"
+    with pytest.raises(AudioError, match="over 2 s long"):
+        decode_audio(bytes(data), limits=AudioLimits(max_duration_s=2.0))
+
+
+def test_ffmpeg_decoding_stops_once_past_the_limit() -> None:
+    import tracemalloc
+
+    import av
+
+    out = io.BytesIO()
+    rate = 16000
+    audio = _tone(120, rate)
+    with av.open(out, "w", format="webm") as container:
+        stream = container.add_stream("libopus", rate=48000)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(audio.reshape(1, -1), format="flt", layout="mono")
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    data = out.getvalue()
+    tracemalloc.start()
+    with pytest.raises(AudioError, match="over 2 s long"):
+        decode_audio(data, limits=AudioLimits(max_duration_s=2.0))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 2 * 1024 * 1024  # all 120 s would be 7.7 MB of float32 at 16 kHz
+    whole = decode_audio(data, limits=AudioLimits(max_duration_s=None))
+    assert whole.duration_s == pytest.approx(120, abs=0.1)

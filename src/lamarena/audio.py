@@ -92,28 +92,54 @@ def _resample(samples: NDArray[np.float32], rate_hz: int) -> NDArray[np.float32]
     return np.asarray(soxr.resample(samples, rate_hz, SAMPLE_RATE_HZ, quality="HQ"), np.float32)
 
 
-def _decode_soundfile(data: bytes) -> tuple[NDArray[np.float32], int] | None:
+class _TooLong(Exception):
+    """The audio holds more than the limit (found while decoding, before it was all read)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+def _decode_soundfile(data: bytes, max_s: float | None) -> tuple[NDArray[np.float32], int] | None:
+    """Decode with libsndfile, reading at most ``max_s`` seconds (plus one frame)."""
     import soundfile
 
     try:
-        samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=False)
+        with soundfile.SoundFile(io.BytesIO(data)) as source:
+            rate = int(source.samplerate)
+            if max_s is not None and rate > 0:
+                limit = int(max_s * rate) + 1
+                if source.frames > limit:  # the header says so: refuse before decoding
+                    raise _TooLong(source.frames / rate)
+                samples = source.read(frames=limit, dtype="float32", always_2d=False)
+                if len(samples) >= limit:  # the header said less than the file holds
+                    raise _TooLong(len(samples) / rate)
+            else:
+                samples = source.read(dtype="float32", always_2d=False)
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError):
         return None
-    return np.asarray(samples, dtype=np.float32), int(rate)
+    return np.asarray(samples, dtype=np.float32), rate
 
 
-def _decode_pyav(data: bytes) -> tuple[NDArray[np.float32], int] | None:
+def _decode_pyav(data: bytes, max_s: float | None) -> tuple[NDArray[np.float32], int] | None:
+    """Decode with FFmpeg in frames, stopping as soon as ``max_s`` seconds are passed."""
     import av
 
+    limit = None if max_s is None else int(max_s * SAMPLE_RATE_HZ) + 1
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             if not container.streams.audio:
                 return None
             resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE_HZ)
             chunks: list[NDArray[np.float32]] = []
+            total = 0
             for frame in container.decode(audio=0):
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1).astype(np.float32))
+                    chunk = out.to_ndarray().reshape(-1).astype(np.float32)
+                    chunks.append(chunk)
+                    total += chunk.shape[0]
+                if limit is not None and total >= limit:
+                    raise _TooLong(total / SAMPLE_RATE_HZ)
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1).astype(np.float32))
     except (av.FFmpegError, ValueError, IndexError):
@@ -134,7 +160,9 @@ def decode_audio(data: bytes, *, limits: AudioLimits | None = None) -> AudioClip
         The clip, whose ``sha256`` is the digest of ``data``.
 
     Raises:
-        AudioError: empty, too large, not decodable, too short, too long or silent.
+        AudioError: empty, too large, not decodable, too short, too long or silent. A clip over
+            the duration limit is refused from its header, or as soon as decoding passes the
+            limit, so a small file holding hours of audio costs no more than the limit.
     """
     limits = limits or AudioLimits()
     if not data:
@@ -143,7 +171,14 @@ def decode_audio(data: bytes, *, limits: AudioLimits | None = None) -> AudioClip
         raise AudioError(
             f"the audio is {len(data) / 1e6:.1f} MB; the limit is {limits.max_bytes / 1e6:.0f} MB"
         )
-    decoded = _decode_soundfile(data) or _decode_pyav(data)
+    max_s = limits.max_duration_s
+    try:
+        decoded = _decode_soundfile(data, max_s) or _decode_pyav(data, max_s)
+    except _TooLong as too_long:  # found before the rest was decoded: memory stays bounded
+        raise AudioError(
+            f"the audio is over {max_s:.0f} s long (at least {too_long.seconds:.0f} s); "
+            f"the limit is {max_s:.0f} s"
+        ) from None
     if decoded is None:
         raise AudioError(
             "the audio could not be decoded: use WAV, FLAC, OGG, MP3, WebM/Opus or M4A"

@@ -32,7 +32,11 @@ from lamarena.arena.routes import (
     votes_router,
 )
 from lamarena.arena.routes.pages import STATIC_DIR
-from lamarena.arena.security import SameOriginMiddleware
+from lamarena.arena.security import (
+    FORM_OVERHEAD_BYTES,
+    BodyLimitMiddleware,
+    SameOriginMiddleware,
+)
 from lamarena.arena.state import Arena, ArenaModel, ArenaOptions
 from lamarena.errors import (
     AlreadyVoted,
@@ -211,6 +215,9 @@ def create_app(
     app.add_exception_handler(LamarenaError, _lamarena_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    max_audio = arena_options.audio_limits.max_bytes
+    if max_audio is not None:
+        app.add_middleware(BodyLimitMiddleware, max_bytes=max_audio + FORM_OVERHEAD_BYTES)
     app.add_middleware(SameOriginMiddleware)
     for router in (battles_router, votes_router, leaderboard_router, health_router, pages_router):
         app.include_router(router)

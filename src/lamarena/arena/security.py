@@ -1,4 +1,9 @@
-"""Refusing what a public arena must not do for another site: cross-site writes.
+"""Refusing, before any work is done, what a public arena must not accept.
+
+- :class:`SameOriginMiddleware`: cross-site writes.
+- :class:`BodyLimitMiddleware`: request bodies past a size: 413 from the ``Content-Length``
+  alone, or as soon as the bytes read pass the limit (a chunked body), never spooling the rest.
+
 
 :class:`SameOriginMiddleware` answers 403 to a state-changing request (POST, PUT, PATCH,
 DELETE) whose ``Origin`` header, or failing that whose ``Referer``, names another site than the
@@ -13,9 +18,18 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CROSS_SITE_MESSAGE", "SameOriginMiddleware", "same_site"]
+__all__ = [
+    "CROSS_SITE_MESSAGE",
+    "FORM_OVERHEAD_BYTES",
+    "BodyLimitMiddleware",
+    "SameOriginMiddleware",
+    "same_site",
+]
+
+FORM_OVERHEAD_BYTES = 64 * 1024
+"""What a multipart body may hold besides the audio file: boundaries, headers and small fields."""
 
 CROSS_SITE_MESSAGE = (
     "this request came from another site's page and was refused; open the arena itself to take part"
@@ -57,15 +71,77 @@ class SameOriginMiddleware:
         if source is None or same_site(source, host):
             await self.app(scope, receive, send)
             return
-        body = json.dumps({"error": "forbidden", "message": CROSS_SITE_MESSAGE}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 403,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        await _send_error(send, 403, "forbidden", CROSS_SITE_MESSAGE)
+
+
+async def _send_error(send: Send, status: int, code: str, message: str) -> None:
+    """A whole JSON error response in the arena's shape."""
+    body = json.dumps({"error": code, "message": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimitMiddleware:
+    """413 for a request body over ``max_bytes``, decided before the rest is read.
+
+    A ``Content-Length`` over the limit is refused before one byte of the body is read; a body
+    without one (chunked) is counted as it arrives and refused the moment it passes the limit:
+    the application then sees the client as gone and whatever it would answer is dropped.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> str:
+        return (
+            f"the request is over {self.max_bytes / 1e6:.1f} MB: the audio may be at most "
+            f"{(self.max_bytes - FORM_OVERHEAD_BYTES) / 1e6:.0f} MB"
         )
-        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on with its body counted, or answer 413."""
+        if scope["type"] != "http" or scope["method"] not in _UNSAFE:
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                declared = int(value) if value.isdigit() else None
+                if declared is None or declared > self.max_bytes:
+                    await _send_error(send, 413, "too_large", self._too_large())
+                    return
+        received = 0
+        refused = False
+
+        async def counted() -> Message:
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    refused = True
+                    await _send_error(send, 413, "too_large", self._too_large())
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def unless_refused(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        try:
+            await self.app(scope, counted, unless_refused)
+        except Exception:
+            if not refused:
+                raise  # the refusal was answered; what the app made of the cut body is moot

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from functools import partial
-from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from fastapi import APIRouter, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.datastructures import UploadFile
 
 from lamarena.arena.battles import (
     audio_extension,
@@ -24,7 +24,7 @@ from lamarena.audio import decode_audio
 from lamarena.errors import InvalidInputError
 from lamarena.store.tables import ID_LENGTH
 
-__all__ = ["read_upload", "router"]
+__all__ = ["MAX_FORM_FIELDS", "read_audio_form", "read_upload", "router"]
 
 router = APIRouter(prefix="/api/battles", tags=["battles"])
 
@@ -51,6 +51,29 @@ def _parse_pid(value: str | None) -> str | None:
     return pid
 
 
+MAX_FORM_FIELDS = 4
+"""Text fields a battle's form may hold (consent, pid, and a little room)."""
+
+
+async def read_audio_form(
+    request: Request, max_bytes: int | None
+) -> tuple[bytes, UploadFile, dict[str, str]]:
+    """The one audio file part and the text fields of a multipart request.
+
+    One file part and at most :data:`MAX_FORM_FIELDS` fields are parsed (the body's size is
+    bounded before this by the arena's body limit); more is a 400 before any more is read.
+
+    Raises:
+        InvalidInputError: no file part called ``audio``.
+    """
+    async with request.form(max_files=1, max_fields=MAX_FORM_FIELDS) as form:
+        audio = form.get("audio")
+        if not isinstance(audio, UploadFile):
+            raise InvalidInputError("send the recording as a file part called 'audio'")
+        fields = {key: value for key, value in form.items() if isinstance(value, str)}
+        return await read_upload(audio, max_bytes), audio, fields
+
+
 async def read_upload(upload: UploadFile, max_bytes: int | None) -> bytes:
     """The upload's bytes, reading at most one byte past the limit (decode_audio then says no)."""
     cap = None if max_bytes is None else max_bytes + 1
@@ -70,18 +93,18 @@ async def create_battle(
     request: Request,
     response: Response,
     arena: ArenaDep,
-    audio: Annotated[UploadFile, File(description="The spoken query, any common format.")],
-    consent: Annotated[str | None, Form(description="'true' to let the audio be kept.")] = None,
-    pid: Annotated[str | None, Form(description="External participant id.")] = None,
     session_id: SessionIdDep = None,
 ) -> BattleCreated:
     """Validate the query, store the battle, and start both replies at once.
 
-    Nothing is stored when the audio is empty, undecodable, too long, too large or silent (422).
+    A multipart form: the file part ``audio`` (the spoken query, any common format), and the
+    fields ``consent`` ('true' to let the audio be kept) and ``pid`` (an external participant
+    id). Nothing is stored when the audio is empty, undecodable, too long, too large or silent
+    (422), or the form holds more than one file (400).
     """
-    keep = _parse_consent(consent)
-    participant_id = _parse_pid(pid)
-    data = await read_upload(audio, arena.options.audio_limits.max_bytes)
+    data, audio, fields = await read_audio_form(request, arena.options.audio_limits.max_bytes)
+    keep = _parse_consent(fields.get("consent"))
+    participant_id = _parse_pid(fields.get("pid"))
     clip = await anyio.to_thread.run_sync(
         partial(decode_audio, data, limits=arena.options.audio_limits)
     )
