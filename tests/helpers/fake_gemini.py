@@ -6,7 +6,11 @@ google-genai's ``generate_content_stream``: server-sent events whose ``data:`` i
 ``finishReason: STOP``. Errors use Google's shape, ``{"error": {"code", "message", "status"}}``.
 Every request body is recorded, and so is the peak number of replies in flight. The script
 works as in :mod:`helpers.fake_openai`: ``fail_next``, ``stall_s``, ``hold_after_first``,
-``first_token_delay_s``, ``delta_delay_s``, plus ``block_reason`` (a blocked prompt).
+``first_token_delay_s``, ``delta_delay_s``, ``truncate_after`` and ``reset_after`` (counting one
+event per delta: ``truncate_after = 2`` ends the body cleanly after two deltas and no
+``finishReason``, ``reset_after = 2`` drops the connection there), plus ``finish_reason`` (of the
+last chunk: default ``STOP``, ``MAX_TOKENS`` for a reply cut short, None for none at all) and
+``block_reason`` (a blocked prompt).
 
 Every chunk carries ``usageMetadata`` as Gemini's do, counts so far: ``promptTokenCount``
 (``prompt_tokens``, default 12), ``candidatesTokenCount`` (the words of the reply so far),
@@ -37,6 +41,7 @@ __all__ = [
     "FakeGeminiServer",
     "GeminiFailure",
     "GeminiRequest",
+    "ScriptedReset",
 ]
 
 DEFAULT_DELTAS = ("Paris is", " the capital", " of France.")
@@ -51,6 +56,10 @@ _STATUS_NAMES = {
     500: "INTERNAL",
     503: "UNAVAILABLE",
 }
+
+
+class ScriptedReset(Exception):
+    """Raised inside a streaming reply (``reset_after``): uvicorn then drops the connection."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,9 @@ class FakeGemini:
         self.first_token_delay_s = first_token_delay_s
         self.delta_delay_s = delta_delay_s
         self.block_reason: str | None = None
+        self.finish_reason: str | None = "STOP"
+        self.truncate_after: int | None = None
+        self.reset_after: int | None = None
         self.prompt_tokens = DEFAULT_PROMPT_TOKENS
         self.thoughts_tokens: int | None = None
         self.send_usage = True
@@ -163,9 +175,16 @@ class FakeGemini:
         return f"data: {json.dumps(payload)}\r\n\r\n".encode()
 
     async def _stream(self, model: str) -> AsyncIterator[bytes]:
+        truncate_after, reset_after = self.truncate_after, self.reset_after
+        sent = 0
         try:
             async for event in self._events(model):
+                if truncate_after is not None and sent >= truncate_after:
+                    return
+                if reset_after is not None and sent >= reset_after:
+                    raise ScriptedReset(f"connection dropped after {sent} events")
                 yield event
+                sent += 1
         finally:
             with self._lock:
                 self.in_flight -= 1
@@ -186,8 +205,8 @@ class FakeGemini:
                 "content": {"parts": [{"text": text}], "role": "model"},
                 "index": 0,
             }
-            if index == last:
-                candidate["finishReason"] = "STOP"
+            if index == last and self.finish_reason is not None:
+                candidate["finishReason"] = self.finish_reason
             words += len(text.split())
             payload: dict[str, Any] = {"candidates": [candidate], "modelVersion": model}
             if self.send_usage:

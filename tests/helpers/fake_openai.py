@@ -13,7 +13,16 @@ the server runs in another thread:
   the client sees deltas as they arrive rather than when the reply ends;
 - ``first_token_delay_s`` / ``delta_delay_s`` add latency (the concurrency benchmark uses them);
 - ``audio_transcript = True`` streams the text as ``delta.audio.transcript`` with PCM audio
-  chunks, as GPT-4o does when asked for ``modalities=["text", "audio"]``.
+  chunks, as GPT-4o does when asked for ``modalities=["text", "audio"]``;
+- ``finish_reason = "length"`` ends the reply as one cut by ``max_tokens`` (default ``"stop"``;
+  None sends the last chunk with ``"finish_reason": null``, as a server that never says);
+- ``truncate_after = N`` ends the body cleanly after its first N events, without the rest (the
+  ``finish_reason`` chunk, the usage chunk, ``[DONE]``), as a proxy or a dying server may;
+- ``reset_after = N`` kills the response after its first N events: the server closes the
+  connection in the middle of the chunked body, as a crashed server does.
+
+The events of a reply, counted by ``truncate_after`` and ``reset_after``: the role chunk, one
+chunk per delta, the ``finish_reason`` chunk, the usage chunk (when asked for), ``[DONE]``.
 
 Token usage works as OpenAI's: a request with ``stream_options.include_usage`` gets ``"usage":
 null`` on every chunk and then, before ``[DONE]``, a chunk with empty ``choices`` and the usage:
@@ -51,6 +60,7 @@ __all__ = [
     "FakeOpenAI",
     "FakeOpenAIServer",
     "RecordedRequest",
+    "ScriptedReset",
 ]
 
 DEFAULT_DELTAS = ("The capital", " of France", " is Paris.")
@@ -66,6 +76,10 @@ _ERROR_TYPES = {
     404: ("invalid_request_error", "model_not_found"),
     429: ("rate_limit_error", "rate_limit_exceeded"),
 }
+
+
+class ScriptedReset(Exception):
+    """Raised inside a streaming reply (``reset_after``): uvicorn then drops the connection."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +132,9 @@ class FakeOpenAI:
         self.usage_for: Callable[[dict[str, Any]], tuple[int, int]] | None = None
         self.send_usage = True
         self.reject_stream_options = False
+        self.finish_reason: str | None = "stop"
+        self.truncate_after: int | None = None
+        self.reset_after: int | None = None
         self.stall_s = 0.0
         self.gate_timeout_s = 5.0
         self.gate_timed_out: bool | None = None
@@ -260,24 +277,37 @@ class FakeOpenAI:
     async def _chat_stream(
         self, model: str, usage: tuple[int, int] | None, usage_field: bool
     ) -> AsyncIterator[bytes]:
-        gate = self._gate
+        truncate_after, reset_after = self.truncate_after, self.reset_after
+        sent = 0
         try:
-            yield self._chunk(model, {"role": "assistant", "content": ""}, usage_field=usage_field)
-            if self.first_token_delay_s:
-                await asyncio.sleep(self.first_token_delay_s)
-            for index, text in enumerate(self.deltas):
-                if index and self.delta_delay_s:
-                    await asyncio.sleep(self.delta_delay_s)
-                yield self._chunk(model, self._text_delta(text), usage_field=usage_field)
-                if index == 0 and gate is not None:
-                    await self._wait_gate(gate)
-            yield self._chunk(model, {}, finish="stop", usage_field=usage_field)
-            if usage is not None:
-                yield self._usage_chunk(model, *usage)
-            yield b"data: [DONE]\n\n"
+            async for event in self._chat_events(model, usage, usage_field):
+                if truncate_after is not None and sent >= truncate_after:
+                    return
+                if reset_after is not None and sent >= reset_after:
+                    raise ScriptedReset(f"connection dropped after {sent} events")
+                yield event
+                sent += 1
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+    async def _chat_events(
+        self, model: str, usage: tuple[int, int] | None, usage_field: bool
+    ) -> AsyncIterator[bytes]:
+        gate = self._gate
+        yield self._chunk(model, {"role": "assistant", "content": ""}, usage_field=usage_field)
+        if self.first_token_delay_s:
+            await asyncio.sleep(self.first_token_delay_s)
+        for index, text in enumerate(self.deltas):
+            if index and self.delta_delay_s:
+                await asyncio.sleep(self.delta_delay_s)
+            yield self._chunk(model, self._text_delta(text), usage_field=usage_field)
+            if index == 0 and gate is not None:
+                await self._wait_gate(gate)
+        yield self._chunk(model, {}, finish=self.finish_reason, usage_field=usage_field)
+        if usage is not None:
+            yield self._usage_chunk(model, *usage)
+        yield b"data: [DONE]\n\n"
 
     def _build_app(self) -> FastAPI:
         app = FastAPI()

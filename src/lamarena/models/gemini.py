@@ -14,6 +14,12 @@ retries on 429 and 5xx before the first delta, and every failure translated to a
 timeout, *none* unless ``HttpOptions.timeout`` is set (and that one value would bound connect and
 read alike and be sent to the server as a deadline for the whole reply), so a request hook puts
 the client's connect and read limits back on every request.
+
+A reply is complete only once a chunk's candidate carries a ``finish_reason`` (``STOP``, or
+``MAX_TOKENS`` for one cut by ``max_tokens``, ...); a stream that ends without one, or whose
+connection fails after the service accepted the request, is a
+:class:`~lamarena.errors.ModelError` saying the reply broke off (see
+:func:`~lamarena.models.retry.broke_off`), never a complete reply and never retried.
 """
 
 from __future__ import annotations
@@ -31,7 +37,13 @@ from google.genai import types
 from lamarena.audio import AudioClip, to_wav_bytes
 from lamarena.errors import ConfigError, ModelError, ModelTimeout, ModelUnavailable
 from lamarena.models.base import ModelTimeouts, ReplyStream, Usage, UsageSink
-from lamarena.models.retry import backoff_s, is_transient_status, redact, status_error
+from lamarena.models.retry import (
+    backoff_s,
+    broke_off,
+    is_transient_status,
+    redact,
+    status_error,
+)
 
 __all__ = ["DEFAULT_API_VERSION", "DEFAULT_BASE_URL", "DEFAULT_MAX_CONNECTIONS", "GeminiModel"]
 
@@ -81,6 +93,18 @@ def _report_usage(chunk: types.GenerateContentResponse, report: UsageSink) -> No
         if count is not None
     ]
     report(Usage.reported(metadata.prompt_token_count, sum(generated) if generated else None))
+
+
+def _finished(chunk: types.GenerateContentResponse) -> bool:
+    """Whether a chunk ends the reply: its candidate has a finish reason (STOP, MAX_TOKENS, ...).
+
+    CONTINUATION is not an end: the SDK follows it with another request when it can, and clears
+    it from the chunk when it does; when it cannot, the reply is unfinished.
+    """
+    if not chunk.candidates:
+        return False
+    reason = chunk.candidates[0].finish_reason
+    return bool(reason) and reason != types.FinishReason.CONTINUATION
 
 
 class GeminiModel:
@@ -253,17 +277,24 @@ class GeminiModel:
         system: str | None,
         report: UsageSink,
     ) -> AsyncGenerator[str, None]:
-        iterator, first = await self._open(contents(), system)
+        iterator, chunk = await self._open(contents(), system)
+        received = 0
+        finished = False
         try:
-            if first is None:
-                return
-            _report_usage(first, report)
-            for text in self._texts(first):
-                yield text
-            async for chunk in iterator:
+            while chunk is not None:
                 _report_usage(chunk, report)
+                finished = finished or _finished(chunk)
                 for text in self._texts(chunk):
+                    received += len(text)
                     yield text
+                chunk = await anext(iterator, None)
+        except httpx2.TransportError as exc:  # the request was accepted: not "cannot reach"
+            if finished:  # only what followed the finishing chunk was lost; the reply is whole
+                logger.debug("model %s: connection lost after the reply finished", self.name)
+                return
+            if isinstance(exc, httpx2.TimeoutException):
+                raise self._translate(exc) from None
+            raise broke_off(self.name, self.base_url, received, exc) from None
         except (
             genai_errors.APIError,
             genai_errors.UnknownApiResponseError,
@@ -274,6 +305,8 @@ class GeminiModel:
             close = getattr(iterator, "aclose", None)
             if close is not None:
                 await close()
+        if not finished:  # the body ended cleanly but no chunk carried a finishReason
+            raise broke_off(self.name, self.base_url, received)
 
     def _texts(self, chunk: types.GenerateContentResponse) -> Iterator[str]:
         """The text parts of one chunk (thoughts left out); a blocked prompt is an error."""

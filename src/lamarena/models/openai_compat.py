@@ -19,6 +19,11 @@ repeat timeouts, so a stalled server would hold a request three times its read t
 or 5xx before the first delta is retried with jittered exponential backoff, and anything else
 fails at once as a :class:`~lamarena.errors.ModelError` subclass with a message a user can act
 on. The API key is passed in by the registry; it is never logged and never part of a repr.
+
+A reply is complete only once a chunk carries a ``finish_reason`` (``stop``, or ``length`` for
+one cut by ``max_tokens``); a stream that ends without one, or whose connection fails after the
+server accepted the request, is a :class:`~lamarena.errors.ModelError` saying the reply broke
+off (see :func:`~lamarena.models.retry.broke_off`), never a complete reply and never retried.
 """
 
 from __future__ import annotations
@@ -42,7 +47,13 @@ from openai.types.chat import (
 from lamarena.audio import AudioClip, to_wav_bytes
 from lamarena.errors import ConfigError, ModelError, ModelTimeout, ModelUnavailable
 from lamarena.models.base import ModelTimeouts, ReplyStream, Usage, UsageSink
-from lamarena.models.retry import backoff_s, is_transient_status, redact, status_error
+from lamarena.models.retry import (
+    backoff_s,
+    broke_off,
+    is_transient_status,
+    redact,
+    status_error,
+)
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_CONNECTIONS", "OpenAIChatModel", "OpenAITranscriber"]
 
@@ -416,16 +427,30 @@ class OpenAIChatModel(_OpenAIService):
         self, messages: Callable[[], list[ChatCompletionMessageParam]], report: UsageSink
     ) -> AsyncGenerator[str, None]:
         stream = await self._open(messages())
+        received = 0
+        finished = False
         try:
             async for chunk in stream:
                 if chunk.usage is not None:  # the last chunk (or every one, on some servers)
                     report(Usage.reported(chunk.usage.prompt_tokens, chunk.usage.completion_tokens))
+                if any(choice.finish_reason for choice in chunk.choices):
+                    finished = True  # "stop", or "length" (complete, if cut by max_tokens)
                 for text in _delta_texts(chunk):
+                    received += len(text)
                     yield text
+        except openai.APIConnectionError as exc:  # the request was accepted: not "cannot reach"
+            if finished:  # only the usage chunk or [DONE] was lost; the reply is whole
+                logger.debug("model %s: connection lost after the reply finished", self.name)
+                return
+            if isinstance(exc, openai.APITimeoutError):
+                raise self._translate(exc) from None
+            raise broke_off(self.name, self.base_url, received, exc.__cause__ or exc) from None
         except openai.OpenAIError as exc:
             raise self._translate(exc) from None  # the SDK error holds the key
         finally:
             await stream.close()
+        if not finished:  # the body ended cleanly but without a finish_reason
+            raise broke_off(self.name, self.base_url, received)
 
 
 class OpenAITranscriber(_OpenAIService):

@@ -2,6 +2,10 @@
 
 Only rate limits (429) and server errors (5xx) are retried, and only before the first delta of a
 reply has arrived; every other 4xx is the caller's mistake and retrying it only wastes time.
+
+A reply is complete only when the service says so (OpenAI's ``finish_reason``, Gemini's
+``finishReason``): a stream that ends without it, or whose connection fails after the request was
+accepted, is :func:`broke_off`, never a complete reply and never "cannot reach" the server.
 """
 
 from __future__ import annotations
@@ -10,7 +14,14 @@ import random
 
 from lamarena.errors import ModelError, ModelUnavailable
 
-__all__ = ["MAX_BACKOFF_S", "backoff_s", "is_transient_status", "redact", "status_error"]
+__all__ = [
+    "MAX_BACKOFF_S",
+    "backoff_s",
+    "broke_off",
+    "is_transient_status",
+    "redact",
+    "status_error",
+]
 
 MAX_BACKOFF_S = 8.0
 """No wait between two attempts is longer than this."""
@@ -39,6 +50,26 @@ def redact(text: str, secret: str | None) -> str:
     if secret and len(secret) >= 4:
         return text.replace(secret, "***")
     return text
+
+
+def broke_off(
+    name: str, base_url: str, received_chars: int, cause: BaseException | None = None
+) -> ModelError:
+    """The error for a reply stream that ended before the service said it was finished.
+
+    Args:
+        name: the adapter's name.
+        base_url: where the service was asked.
+        received_chars: how many characters of the reply had arrived.
+        cause: the connection error that ended the stream, if one did (only its type is shown).
+    """
+    unit = "character" if received_chars == 1 else "characters"
+    how = f"; {type(cause).__name__}" if cause is not None else ""
+    return ModelError(
+        name,
+        f"the reply broke off before the server said it was finished ({received_chars} {unit} "
+        f"received{how}); see the log of the server at {base_url}",
+    )
 
 
 def status_error(
