@@ -298,3 +298,25 @@ def test_a_vote_on_a_battle_whose_replies_never_came_says_so(
     pending = client.post(f"/api/battles/{recent}/vote", json={"winner": "tie"})
     assert pending.status_code == 409 and pending.json()["error"] == "replies_pending"
     assert harness.counts()["votes"] == 0
+
+
+def test_a_reply_that_broke_off_is_a_failed_side_and_cannot_be_voted_on(
+    harness: Harness, speech_wav: bytes
+) -> None:
+    harness.fakes["beta"].truncate_after = 2  # the role chunk and one delta, then nothing
+    client = harness.client()
+    battle_id = _create(client, speech_wav).json()["battle_id"]
+    events = read_events(client, battle_id)
+    with harness.engine.connect() as connection:
+        battle = connection.execute(select(Battle).where(Battle.id == battle_id)).one()
+        replies = {
+            row.side: row
+            for row in connection.execute(select(Reply).where(Reply.battle_id == battle_id))
+        }
+    broken = "a" if battle.model_a == "beta" else "b"
+    assert [e.data["side"] for e in events if e.name == "error"] == [broken]
+    assert "broke off" in (replies[broken].error or "")
+    assert replies[broken].text == "The capital"  # what arrived is kept, marked failed
+    refused = client.post(f"/api/battles/{battle_id}/vote", json={"winner": "model_a"})
+    assert refused.status_code == 422
+    assert harness.counts()["votes"] == 0
