@@ -147,9 +147,17 @@ class RepliesPending(LamarenaError):
 
 
 class RateLimited(LamarenaError):
-    """An arena session started more battles than allowed per minute (HTTP 429)."""
+    """An arena session started more battles than allowed per minute (HTTP 429).
+
+    Attributes:
+        retry_after_s: whole seconds until a new request may succeed (the ``Retry-After``).
+    """
 
     code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, retry_after_s)
 
 
 class Unavailable(LamarenaError):

@@ -224,6 +224,10 @@ def test_rate_limit_returns_429(harness_factory, speech_wav: bytes) -> None:
     assert [_create(client, speech_wav).status_code for _ in range(3)] == [201, 201, 429]
     limited = _create(client, speech_wav)
     assert limited.json()["error"] == "rate_limited"
+    # every 429 says when to come back: when the oldest battle leaves the minute's window
+    wait_s = int(limited.headers["retry-after"])
+    assert 55 <= wait_s <= 60
+    assert f"wait {wait_s} s" in limited.json()["message"]
     assert harness.counts()["battles"] == 2
     assert _create(harness.client(), speech_wav).status_code == 201  # another session
 

@@ -96,7 +96,8 @@ async def _lamarena_error(_request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, LamarenaError):  # pragma: no cover - registered for LamarenaError
         raise exc
     body = {"error": exc.code, "message": _public_message(exc)}
-    return JSONResponse(body, status_code=_status_of(exc))
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+    return JSONResponse(body, status_code=_status_of(exc), headers=headers)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

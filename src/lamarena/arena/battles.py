@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from math import ceil
 from pathlib import Path
 from time import monotonic
 
@@ -160,14 +161,20 @@ def _session_for(
 
 def _check_rate(arena: Arena, session: Session, session_id: str) -> None:
     limit = arena.options.battles_per_minute
-    since = datetime.now(UTC) - timedelta(minutes=1)
-    recent = session.scalar(
-        select(func.count(Battle.id)).where(
+    now = datetime.now(UTC)
+    since = now - timedelta(minutes=1)
+    recent, oldest = session.execute(
+        select(func.count(Battle.id), func.min(Battle.created_at)).where(
             Battle.session_id == session_id, Battle.created_at >= since
         )
-    )
+    ).one()
     if (recent or 0) >= limit:
-        raise RateLimited(f"at most {limit} battles a minute; wait a moment and try again")
+        # the window frees a place when its oldest battle leaves it
+        wait_s = 60 if oldest is None else (oldest - since).total_seconds()
+        raise RateLimited(
+            f"at most {limit} battles a minute; wait {ceil(wait_s)} s and try again",
+            retry_after_s=ceil(wait_s),
+        )
 
 
 def _pair_counts(session: Session) -> dict[tuple[str, str], int]:
