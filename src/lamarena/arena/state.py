@@ -22,7 +22,7 @@ from lamarena.audio import AudioLimits
 from lamarena.models.base import AudioModel, ModelTimeouts, Transcriber
 from lamarena.models.registry import ModelEntry
 from lamarena.settings import Settings
-from lamarena.store.db import make_sessionmaker, reader
+from lamarena.store.db import database_identity, make_sessionmaker, reader
 
 __all__ = ["Arena", "ArenaModel", "ArenaOptions"]
 
@@ -75,6 +75,7 @@ class Arena:
         self.engine = engine
         self.sessionmaker = make_sessionmaker(engine)
         self.read_sessionmaker = make_sessionmaker(reader(engine))
+        self.database_identity = database_identity(engine)
         self.models = models
         self.options = options
         self.timeouts = ModelTimeouts(

@@ -33,9 +33,12 @@ from lamarena.errors import ConfigError, DatabaseError
 __all__ = [
     "POSTGRES_POOL_SIZE",
     "SQLITE_BUSY_TIMEOUT_MS",
+    "DatabaseIdentity",
     "alembic_config",
+    "check_database_identity",
     "database_error",
     "database_errors",
+    "database_identity",
     "make_engine",
     "make_sessionmaker",
     "migrate_to_head",
@@ -309,3 +312,49 @@ def database_errors(engine: Engine, doing: str, then: str) -> Iterator[None]:
         yield
     except (DBAPIError, PoolTimeoutError, OverflowError) as exc:
         raise database_error(engine, exc, doing, then) from exc
+
+
+DatabaseIdentity = tuple[str, int, int]
+"""An SQLite database file as the store opened it: its path, device and inode."""
+
+
+def database_identity(engine: Engine) -> DatabaseIdentity | None:
+    """The file an SQLite engine works on (None for PostgreSQL, or an in-memory SQLite)."""
+    import os
+
+    if engine.dialect.name != "sqlite":
+        return None
+    path = engine.url.database
+    if not path or path == ":memory:":
+        return None
+    try:
+        found = os.stat(path)
+    except OSError:  # not created yet: nothing to compare against
+        return None
+    return path, found.st_dev, found.st_ino
+
+
+def check_database_identity(identity: DatabaseIdentity | None) -> None:
+    """Refuse when the SQLite file opened at start was removed or replaced since.
+
+    Its writers would go on writing into the removed file's open handles, acknowledging what
+    no reader of the path will ever see.
+
+    Raises:
+        DatabaseError: the file is gone or is another file now.
+    """
+    import os
+
+    if identity is None:
+        return
+    path, device, inode = identity
+    try:
+        found = os.stat(path)
+    except OSError:
+        raise DatabaseError(
+            f"the database file {path} was removed while the arena ran: restart it"
+        ) from None
+    if (found.st_dev, found.st_ino) != (device, inode):
+        raise DatabaseError(
+            f"the database file {path} was replaced while the arena ran: restart it"
+        )

@@ -37,6 +37,7 @@ __all__ = [
     "WINNERS",
     "Base",
     "Battle",
+    "HealthCheck",
     "Participant",
     "Reply",
     "Session",
@@ -188,3 +189,12 @@ class Vote(Base):
     winner: Mapped[str] = mapped_column(String(16))
     feedback_text: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+
+class HealthCheck(Base):
+    """The one row ``/healthz`` rewrites: a write that commits proves the store takes writes."""
+
+    __tablename__ = "health_checks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    checked_at: Mapped[datetime]

@@ -1,13 +1,15 @@
-"""``GET /healthz``: 200 when the database answers, 503 otherwise."""
+"""``GET /healthz``: 200 when a write transaction commits on the database the arena opened."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import APIRouter
-from sqlalchemy import text
 
 from lamarena.arena.deps import ArenaDep
 from lamarena.arena.schemas import Health
-from lamarena.store.db import database_errors
+from lamarena.store.db import check_database_identity, database_errors
+from lamarena.store.tables import HealthCheck
 
 __all__ = ["router"]
 
@@ -16,10 +18,15 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz")
 def healthz(arena: ArenaDep) -> Health:
-    """Check that the database answers a trivial query."""
+    """Check that the store takes writes: the file opened at start, and a write that commits.
+
+    A ``SELECT 1`` answers on a read-only database, and on an SQLite file deleted while the
+    arena runs; votes would then be acknowledged and lost. 503 in either case.
+    """
+    check_database_identity(arena.database_identity)
     with (
-        database_errors(arena.engine, "checking health", "try again"),
-        arena.engine.connect() as connection,
+        database_errors(arena.engine, "checking health", "the database does not take writes"),
+        arena.sessionmaker.begin() as session,
     ):
-        connection.execute(text("SELECT 1"))
+        session.merge(HealthCheck(id=1, checked_at=datetime.now(UTC)))
     return Health(status="ok")
