@@ -12,6 +12,7 @@ import httpx
 from sqlalchemy import select
 
 from lamarena.store.tables import Battle, Vote
+from lamarena.store.tables import Session as SessionRow
 
 from .conftest import Harness, read_events
 
@@ -146,3 +147,41 @@ def test_no_completion_code_unless_configured(harness: Harness, speech_wav: byte
     battle_id = _battle(harness, client, speech_wav)
     reveal = client.post(f"/api/battles/{battle_id}/vote", json={"winner": "both_bad"}).json()
     assert reveal["votes_cast"] == 1 and reveal["completion_code"] is None
+
+
+def test_a_second_pid_on_the_same_browser_starts_its_own_session(
+    harness_factory, speech_wav: bytes
+) -> None:
+    harness: Harness = harness_factory(completion_votes=2, completion_code="C0DE-42")
+    client = harness.client()
+
+    def battle(pid: str) -> tuple[str, dict]:
+        created = client.post(
+            "/api/battles",
+            files={"audio": ("q.wav", speech_wav, "audio/wav")},
+            data={"pid": pid, "consent": "true"},
+        )
+        assert created.status_code == 201, created.text
+        battle_id = created.json()["battle_id"]
+        harness.wait_for_replies(battle_id)
+        reveal = client.post(f"/api/battles/{battle_id}/vote", json={"winner": "tie"}).json()
+        return battle_id, reveal
+
+    first_id, first = battle("P1")
+    first_cookie = client.cookies["lamarena_session"]
+    second_id, second = battle("P2")
+    assert client.cookies["lamarena_session"] != first_cookie  # a new session, a new cookie
+    # P2's vote does not count toward P1's completion code, and P1's battle stays P1's
+    assert [first["votes_cast"], second["votes_cast"]] == [1, 1]
+    assert second["completion_code"] is None
+    with harness.engine.connect() as connection:
+        owners = dict(
+            connection.execute(
+                select(Battle.id, SessionRow.participant_id)
+                .join(SessionRow, Battle.session_id == SessionRow.id)
+                .where(Battle.id.in_([first_id, second_id]))
+            ).all()
+        )
+    assert owners == {first_id: "P1", second_id: "P2"}
+    _, third = battle("P1")  # P1 again on this browser: again a session of P1's own
+    assert third["votes_cast"] == 1

@@ -47,7 +47,6 @@ from lamarena.store.db import database_errors
 from lamarena.store.repo import (
     add_reply,
     create_battle,
-    create_participant,
     create_session,
     record_vote,
     session_vote_count,
@@ -137,7 +136,15 @@ def _keep_audio(directory: Path, sha256: str, extension: str, data: bytes) -> Pa
 def _session_for(
     session: Session, cookie_id: str | None, *, consent: bool | None, participant_id: str | None
 ) -> SessionRow:
+    """The session a new battle belongs to: the cookie's, or a new one.
+
+    A ``pid`` other than the session's own starts a new session (and cookie): a second
+    participant on the same browser never takes over the first one's battles or completion
+    count, and consent is the new participant's own.
+    """
     row = session.get(SessionRow, cookie_id) if cookie_id and len(cookie_id) <= ID_LENGTH else None
+    if row is not None and participant_id is not None and row.participant_id != participant_id:
+        row = None
     if row is None:
         # A new id is made here, never taken from the client, so no one can pick a session id.
         new_id = create_session(
@@ -152,9 +159,6 @@ def _session_for(
         return created
     if consent is not None:
         row.consent_keep_audio = consent
-    if participant_id is not None and row.participant_id != participant_id:
-        create_participant(session, participant_id)
-        row.participant_id = participant_id
     session.flush()
     return row
 
