@@ -182,12 +182,9 @@ def test_bad_audio_returns_422_and_stores_nothing(harness: Harness, silent_wav: 
     assert not (harness.data_dir / "audio").exists()
 
 
-def test_failed_model_gets_an_error_event_and_voting_is_refused(
-    harness: Harness, speech_wav: bytes
-) -> None:
-    harness.fakes["beta"].fail_next(400)
-    client = harness.client()
-    battle_id = _create(client, speech_wav).json()["battle_id"]
+def _battle_with_replies(harness: Harness, client, audio: bytes):
+    """Create a battle, read its stream to the end; its id, events, row and replies by side."""
+    battle_id = _create(client, audio).json()["battle_id"]
     events = read_events(client, battle_id)
     with harness.engine.connect() as connection:
         battle = connection.execute(select(Battle).where(Battle.id == battle_id)).one()
@@ -195,6 +192,15 @@ def test_failed_model_gets_an_error_event_and_voting_is_refused(
             row.side: row
             for row in connection.execute(select(Reply).where(Reply.battle_id == battle_id))
         }
+    return battle_id, events, battle, replies
+
+
+def test_failed_model_gets_an_error_event_and_voting_is_refused(
+    harness: Harness, speech_wav: bytes
+) -> None:
+    harness.fakes["beta"].fail_next(400)
+    client = harness.client()
+    battle_id, events, battle, replies = _battle_with_replies(harness, client, speech_wav)
     failed = "a" if battle.model_a == "beta" else "b"
     errors = [e for e in events if e.name == "error"]
     assert [e.data["side"] for e in errors] == [failed]
@@ -309,14 +315,7 @@ def test_a_reply_that_broke_off_is_a_failed_side_and_cannot_be_voted_on(
 ) -> None:
     harness.fakes["beta"].truncate_after = 2  # the role chunk and one delta, then nothing
     client = harness.client()
-    battle_id = _create(client, speech_wav).json()["battle_id"]
-    events = read_events(client, battle_id)
-    with harness.engine.connect() as connection:
-        battle = connection.execute(select(Battle).where(Battle.id == battle_id)).one()
-        replies = {
-            row.side: row
-            for row in connection.execute(select(Reply).where(Reply.battle_id == battle_id))
-        }
+    battle_id, events, battle, replies = _battle_with_replies(harness, client, speech_wav)
     broken = "a" if battle.model_a == "beta" else "b"
     assert [e.data["side"] for e in events if e.name == "error"] == [broken]
     assert "broke off" in (replies[broken].error or "")

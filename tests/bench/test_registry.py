@@ -23,6 +23,15 @@ from lamarena.errors import ConfigError, UnknownTask
 
 REGISTRY = load_registry()
 
+LANGUAGE_TASK = {
+    "task": "language",
+    "label_column": "label",
+    "labels": ["english", "french"],
+    "metric": "macro_f1",
+    "prompts": ["Which language is spoken: {labels}?"],
+}
+"""A task.yaml of one's own: two languages."""
+
 
 @pytest.fixture(scope="module")
 def base_wav(tmp_path_factory: pytest.TempPathFactory) -> bytes:
@@ -50,14 +59,7 @@ def test_a_local_audiofolder_of_ones_own_loads_with_its_task_yaml(
         {"audio": varied_wav(base_wav, 1), "label": "French"},
         {"audio": varied_wav(base_wav, 2), "label": None},
     ]
-    task = {
-        "task": "language",
-        "label_column": "label",
-        "labels": ["english", "french"],
-        "metric": "macro_f1",
-        "prompts": ["Which language is spoken: {labels}?"],
-    }
-    folder = write_audiofolder(tmp_path / "My Set", rows, task)
+    folder = write_audiofolder(tmp_path / "My Set", rows, LANGUAGE_TASK)
     ref = resolve_dataset(str(folder), REGISTRY)
     assert ref.spec.name == "my_set"
     dataset = open_dataset(ref, cache_dir=tmp_path / "cache")
@@ -77,14 +79,7 @@ def test_a_label_value_a_task_yaml_does_not_account_for_is_an_error_naming_it(
         {"audio": varied_wav(base_wav, 1), "label": "klingon"},
         {"audio": varied_wav(base_wav, 2), "label": ""},
     ]
-    task = {
-        "task": "language",
-        "label_column": "label",
-        "labels": ["english", "french"],
-        "metric": "macro_f1",
-        "prompts": ["Which language is spoken: {labels}?"],
-    }
-    folder = write_audiofolder(tmp_path / "strict", rows, task)
+    folder = write_audiofolder(tmp_path / "strict", rows, LANGUAGE_TASK)
     ref = resolve_dataset(str(folder), REGISTRY)
     dataset = open_dataset(ref, cache_dir=tmp_path / "cache")
     with pytest.raises(UnmappedLabels, match="'klingon' \\(1 rows\\); add them to label_map"):
