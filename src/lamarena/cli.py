@@ -294,6 +294,20 @@ def serve(
     completion_votes: Annotated[
         int | None, typer.Option(min=0, help="Votes that earn the completion code.")
     ] = None,
+    equal_pace: Annotated[
+        bool | None,
+        typer.Option(
+            "--equal-pace/--free-pace",
+            help="Show both replies at one pace once both have started (hides speed).",
+        ),
+    ] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="Proxy addresses (comma-separated) trusted to name the client in "
+            "X-Forwarded-For; default none."
+        ),
+    ] = None,
 ) -> None:
     """Run the web arena (SQLite and the built-in offline models by default)."""
     from lamarena.arena import run
@@ -307,6 +321,8 @@ def serve(
         sampling=sampling.value if sampling else None,
         completion_code=completion_code,
         completion_votes=completion_votes,
+        equal_pace=equal_pace,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
     run(settings)
 

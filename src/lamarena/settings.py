@@ -66,6 +66,57 @@ class Settings(BaseSettings):
     completion_code: str | None = Field(
         default=None, description="Code shown after completion_votes votes (e.g. Prolific's)."
     )
+    equal_pace: bool = Field(
+        default=False,
+        description="Show both replies at one pace once both have started, so speed is hidden.",
+    )
+    pace_chars_per_s: float = Field(
+        default=40.0, gt=0, le=10_000, description="The pace of --equal-pace, characters a second."
+    )
+    forwarded_allow_ips: str | None = Field(
+        default=None,
+        description=(
+            "Comma-separated proxy addresses whose X-Forwarded-For names the client "
+            "(default: none; the connection's address is the client)."
+        ),
+    )
+    address_battles_per_minute: int = Field(
+        default=60, ge=1, description="Battles one client address may start a minute."
+    )
+    address_votes_per_minute: int = Field(
+        default=60, ge=1, description="Votes one client address may cast a minute."
+    )
+    address_transcriptions_per_minute: int = Field(
+        default=20, ge=1, description="Spoken reasons one client address may have transcribed."
+    )
+    address_refusals_per_minute: int = Field(
+        default=30, ge=1, description="Refused uploads after which an address must wait."
+    )
+    global_battles_per_minute: int = Field(
+        default=1_200, ge=1, description="Battles the whole arena starts a minute, at most."
+    )
+    transcriptions_per_battle: int = Field(
+        default=3, ge=0, description="Spoken reasons transcribed per battle, at most."
+    )
+    session_max_age_h: float = Field(
+        default=24.0, gt=0, description="Hours after which a session cookie starts a new session."
+    )
+    streams_per_session: int = Field(
+        default=4, ge=1, description="Reply streams one session may hold open at once."
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="Seconds a connection may take to send request headers."
+    )
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, description="Seconds a request body may pause between chunks."
+    )
+    self_identification_terms: str | None = Field(
+        default=None,
+        description=(
+            "Comma-separated names that mark a reply as naming its model, added to the built-in "
+            "list and the configured model names."
+        ),
+    )
     static_concurrency: int = Field(
         default=8, ge=1, description="Concurrent calls per model in a static run."
     )

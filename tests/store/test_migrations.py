@@ -7,7 +7,16 @@ from lamarena.errors import ConfigError
 from lamarena.store.db import make_engine, migrate_to_head
 from lamarena.store.tables import Base
 
-TABLES = {"participants", "sessions", "battles", "replies", "votes", "health_checks"}
+TABLES = {
+    "participants",
+    "sessions",
+    "battles",
+    "replies",
+    "votes",
+    "health_checks",
+    "client_events",
+    "store_secrets",
+}
 
 
 def test_upgrade_head_from_empty_matches_the_models(databases):
@@ -19,7 +28,7 @@ def test_upgrade_head_from_empty_matches_the_models(databases):
 
     with engine.connect() as connection:
         assert TABLES | {"alembic_version"} == set(inspect(connection).get_table_names())
-        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0002"
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0003"
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
 

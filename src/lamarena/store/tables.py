@@ -26,10 +26,13 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "CLIENT_HASH_LENGTH",
     "ID_LENGTH",
     "INTEGER_MAX",
     "MODEL_NAME_LENGTH",
@@ -37,10 +40,12 @@ __all__ = [
     "WINNERS",
     "Base",
     "Battle",
+    "ClientEvent",
     "HealthCheck",
     "Participant",
     "Reply",
     "Session",
+    "StoreSecret",
     "UTCDateTime",
     "Vote",
 ]
@@ -50,6 +55,9 @@ ID_LENGTH = 128
 
 MODEL_NAME_LENGTH = 200
 """Longest model name the store accepts."""
+
+CLIENT_HASH_LENGTH = 64
+"""Length of a stored salted hash (hex sha256) of a client address or session."""
 
 INTEGER_MAX = 2**31 - 1
 """Largest value of an ``Integer`` column on every database (32-bit on PostgreSQL)."""
@@ -141,6 +149,8 @@ class Battle(Base):
         CheckConstraint("model_a <> model_b", name="distinct_models"),
         CheckConstraint("kept_audio_path IS NULL OR audio_kept", name="audio_path_needs_consent"),
         Index("ix_battles_created_at", "created_at"),
+        Index("ix_battles_query_audio_sha256", "query_audio_sha256"),
+        Index("ix_battles_client_hash", "client_hash"),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
@@ -155,6 +165,18 @@ class Battle(Base):
     audio_kept: Mapped[bool] = mapped_column(Boolean, default=False)
     kept_audio_path: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(32))
+    participant_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    """The participant when the battle was opened (a later ``pid`` never changes it)."""
+    client_hash: Mapped[str | None] = mapped_column(String(CLIENT_HASH_LENGTH))
+    """Salted hash of the client address that opened it (never the address itself)."""
+    counted: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    """Whether its vote enters the leaderboard (False for a flagged battle)."""
+    flags: Mapped[str | None] = mapped_column(String(200))
+    """Comma-separated flags (``self_identified``, ``duplicate_audio``), or None."""
+    equal_pace: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Whether both replies were shown at one pace (``serve --equal-pace``)."""
+    feedback_transcriptions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Spoken reasons transcribed for this battle (each a model call; bounded)."""
 
 
 class Reply(Base):
@@ -189,6 +211,37 @@ class Vote(Base):
     winner: Mapped[str] = mapped_column(String(16))
     feedback_text: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+    client_hash: Mapped[str | None] = mapped_column(String(CLIENT_HASH_LENGTH))
+    """Salted hash of the client address the vote came from."""
+    seconds_after_replies: Mapped[float | None] = mapped_column(Float)
+    """Seconds from the end of the slower reply to the vote (a voter signal)."""
+
+
+class ClientEvent(Base):
+    """One thing a client address did (a battle, a vote, a transcription, a refused upload).
+
+    Limits per address count these rows, so every worker process sees the same counts.
+    """
+
+    __tablename__ = "client_events"
+    __table_args__ = (
+        Index("ix_client_events_client_kind_time", "client_hash", "kind", "created_at"),
+        Index("ix_client_events_kind_time", "kind", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_hash: Mapped[str] = mapped_column(String(CLIENT_HASH_LENGTH))
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+
+
+class StoreSecret(Base):
+    """A secret of this database, made once by migration 0003 (the salt of stored hashes)."""
+
+    __tablename__ = "store_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
 
 
 class HealthCheck(Base):
