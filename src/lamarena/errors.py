@@ -18,7 +18,8 @@ place; nothing from a third-party library crosses a package boundary untranslate
     ├── NotFound             a battle, model or dataset that does not exist
     ├── AlreadyVoted         a second vote on one battle
     ├── RepliesPending       a vote on a battle whose replies are still being generated
-    ├── RateLimited          too many requests from one arena session
+    ├── RateLimited          too many requests from one session, address or the whole arena
+    ├── StorageFull          the server's disk is full; nothing was stored
     ├── Unavailable          a feature this deployment has not configured (no speech recogniser)
     ├── UnknownTask          a static task or dataset name not in the registry
     └── InsufficientData     too few votes or scores for the statistic asked for
@@ -43,6 +44,7 @@ __all__ = [
     "RateLimited",
     "RecordError",
     "RepliesPending",
+    "StorageFull",
     "Unavailable",
     "UnknownTask",
 ]
@@ -147,7 +149,7 @@ class RepliesPending(LamarenaError):
 
 
 class RateLimited(LamarenaError):
-    """An arena session started more battles than allowed per minute (HTTP 429).
+    """Too many requests a minute from one session, one address or the whole arena (HTTP 429).
 
     Attributes:
         retry_after_s: whole seconds until a new request may succeed (the ``Retry-After``).
@@ -164,6 +166,12 @@ class Unavailable(LamarenaError):
     """A feature this deployment has not set up, such as transcribing spoken reasons (HTTP 503)."""
 
     code = "unavailable"
+
+
+class StorageFull(LamarenaError):
+    """The server's disk is full: nothing was stored (HTTP 503)."""
+
+    code = "storage_full"
 
 
 class UnknownTask(LamarenaError):

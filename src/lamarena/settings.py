@@ -117,6 +117,10 @@ class Settings(BaseSettings):
             "list and the configured model names."
         ),
     )
+    server_run_id: str | None = Field(
+        default=None,
+        description="Set by `serve` for its workers; battles other runs left generating are lost.",
+    )
     static_concurrency: int = Field(
         default=8, ge=1, description="Concurrent calls per model in a static run."
     )

@@ -53,6 +53,7 @@ class ArenaServer:
             ws="none",
             http="h11",
             timeout_graceful_shutdown=1,
+            proxy_headers=False,  # as `serve` without --forwarded-allow-ips
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -185,11 +186,18 @@ def harness_factory(databases: DatabaseFactory, tmp_path: Path) -> Iterator[Any]
     with ExitStack() as stack:
 
         def build(
-            *, options: ArenaOptions | None = None, asr: bool = False, **overrides: Any
+            *,
+            options: ArenaOptions | None = None,
+            asr: bool = False,
+            fakes: dict[str, FakeOpenAI] | None = None,
+            **overrides: Any,
         ) -> Harness:
-            """An arena on the test database; ``asr`` adds a loopback speech recogniser."""
+            """An arena on the test database; ``asr`` adds a loopback speech recogniser.
+
+            ``fakes`` replaces the two default models (alpha and beta) by name.
+            """
             # Deltas 0.2 s apart, offset by 0.1 s: the two sides' deltas alternate.
-            fakes = {
+            fakes = fakes or {
                 "alpha": FakeOpenAI(
                     deltas=("Paris", " is the", " capital."),
                     first_token_delay_s=0.05,
@@ -206,15 +214,16 @@ def harness_factory(databases: DatabaseFactory, tmp_path: Path) -> Iterator[Any]
                 for name, fake in fakes.items()
             ]
             engine = databases.engine()
+            data_dir = overrides.pop("data_dir", tmp_path / "data")
             settings = Settings(
                 database_url=engine.url.render_as_string(hide_password=False),
-                data_dir=tmp_path / "data",
+                data_dir=data_dir,
                 model_first_token_timeout_s=10,
                 model_total_timeout_s=20,
                 min_battles=1,
                 **overrides,
             )
-            harness = Harness("", engine, fakes, tmp_path / "data", settings, entries)
+            harness = Harness("", engine, fakes, data_dir, settings, entries)
             if asr:
                 harness.asr = FakeOpenAI()
                 asr_url = stack.enter_context(harness.asr.serve()).base_url

@@ -52,6 +52,12 @@ def test_welcome_has_instructions_unticked_consent_and_start(pages: TestClient) 
     consent = re.search(r"<input[^>]*id=\"consent\"[^>]*>", html)
     assert consent is not None and 'type="checkbox"' in consent.group(0)
     assert "checked" not in consent.group(0)
+    # what is kept without consent is said, not only what consent adds (issue 11)
+    kept = re.search(r'<details id="what-is-kept".*?</details>', html, re.S)
+    assert kept is not None
+    assert "transcript" in kept.group(0) and "fingerprint" in kept.group(0)
+    assert "network address" in kept.group(0) and "the recording itself" in kept.group(0)
+    assert "only a fingerprint" not in html
     assert re.search(r'<form[^>]*action="/arena"', html)
     assert 'id="start"' in html
     assert 'name="pid"' not in html  # nothing to carry

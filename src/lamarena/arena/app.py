@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import uvicorn
@@ -23,7 +25,10 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
+from lamarena.arena.battles import mark_abandoned_battles, note_refused_upload
+from lamarena.arena.limits import client_hash
 from lamarena.arena.routes import (
     battles_router,
     health_router,
@@ -48,6 +53,7 @@ from lamarena.errors import (
     NotFound,
     RateLimited,
     RepliesPending,
+    StorageFull,
     Unavailable,
 )
 from lamarena.models.base import Transcriber
@@ -68,6 +74,7 @@ _STATUS: tuple[tuple[type[LamarenaError], int], ...] = (
     (ConfigError, 422),
     (ModelError, 503),
     (DatabaseError, 503),
+    (StorageFull, 503),
     (Unavailable, 503),
 )
 _PRIVATE_MESSAGES: dict[type[LamarenaError], str] = {
@@ -129,6 +136,28 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
         message = "no such page or resource"
     body = {"error": _HTTP_CODES.get(status, f"http_{status}"), "message": message}
     return JSONResponse(body, status_code=status, headers=exc.headers)
+
+
+async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+    """A bug or an unforeseen failure: the arena's error shape, the details in the log only."""
+    logger.error("unexpected error: %r", exc)
+    body = {"error": "internal_error", "message": "something went wrong on the server; try again"}
+    return JSONResponse(body, status_code=500)
+
+
+async def _count_refusal(scope: Scope) -> None:
+    """Count a 413 toward the address's battle budget (the body-limit middleware calls it)."""
+    arena = getattr(scope["app"].state, "arena", None)
+    if arena is None:
+        return
+    client = scope.get("client")
+    try:
+        salt = await anyio.to_thread.run_sync(arena.load_salt)
+    except DatabaseError:
+        return
+    await anyio.to_thread.run_sync(
+        note_refused_upload, arena, client_hash(salt, client[0] if client else None)
+    )
 
 
 async def _close(adapter: object) -> None:
@@ -196,7 +225,15 @@ def create_app(
             recogniser = transcriber or arena_transcriber(settings, adapters)
             if not any(recogniser is getattr(a, "transcriber", None) for a in adapters):
                 built_transcriber = recogniser  # not a model's own ASR: closed at shut-down
-            arena = Arena(settings, db, models, arena_options, transcriber=recogniser)
+            run_id = settings.server_run_id or secrets.token_hex(16)
+            arena = Arena(
+                settings, db, models, arena_options, transcriber=recogniser, server_run=run_id
+            )
+            try:
+                await anyio.to_thread.run_sync(arena.load_salt)
+                await anyio.to_thread.run_sync(mark_abandoned_battles, arena)
+            except DatabaseError as exc:  # the arena still starts: /healthz says what is wrong
+                logger.error("the database is not available at start: %s", exc.message)
             app.state.arena = arena
             logger.info("arena ready with %d models", len(models))
             yield
@@ -216,9 +253,14 @@ def create_app(
     app.add_exception_handler(LamarenaError, _lamarena_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
     max_audio = arena_options.audio_limits.max_bytes
     if max_audio is not None:
-        app.add_middleware(BodyLimitMiddleware, max_bytes=max_audio + FORM_OVERHEAD_BYTES)
+        app.add_middleware(
+            BodyLimitMiddleware,
+            max_bytes=max_audio + FORM_OVERHEAD_BYTES,
+            on_refused=_count_refusal,
+        )
     app.add_middleware(SameOriginMiddleware)
     for router in (battles_router, votes_router, leaderboard_router, health_router, pages_router):
         app.include_router(router)
@@ -232,13 +274,25 @@ def create_app_from_environment() -> FastAPI:
     return create_app(settings, options=ArenaOptions(sampling=settings.sampling))
 
 
+def _proxy_options(settings: Settings) -> dict[str, Any]:
+    """Trust ``X-Forwarded-For`` only from the proxies ``--forwarded-allow-ips`` names.
+
+    uvicorn trusts 127.0.0.1 by default, so on loopback any script could name itself a new
+    address per request and escape the limits per address.
+    """
+    allowed = settings.forwarded_allow_ips
+    return {"proxy_headers": bool(allowed), "forwarded_allow_ips": allowed or ""}
+
+
 def run(settings: Settings, *, entries: list[ModelEntry] | None = None) -> None:
     """Serve the arena with uvicorn on ``settings.host:settings.port`` (blocks until stopped).
 
     With ``settings.workers`` above 1, uvicorn starts that many processes, each building its
     app from the environment (:func:`create_app_from_environment`); they share nothing but the
-    database, so use PostgreSQL for several workers.
+    database, so use PostgreSQL for several workers. All workers of one call share one
+    ``server_run_id``, so none marks another's battles lost when it starts.
     """
+    settings = settings.model_copy(update={"server_run_id": secrets.token_hex(16)})
     if settings.workers > 1:
         if entries is not None:
             raise ConfigError("several workers build their models from models.yaml, not a list")
@@ -250,6 +304,7 @@ def run(settings: Settings, *, entries: list[ModelEntry] | None = None) -> None:
             port=settings.port,
             workers=settings.workers,
             log_level="info",
+            **_proxy_options(settings),
         )
         return
     uvicorn.run(
@@ -257,4 +312,5 @@ def run(settings: Settings, *, entries: list[ModelEntry] | None = None) -> None:
         host=settings.host,
         port=settings.port,
         log_level="info",
+        **_proxy_options(settings),
     )

@@ -10,6 +10,7 @@ process is generating the battle, and reads the stored replies otherwise.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import secrets
@@ -23,9 +24,11 @@ from pathlib import Path
 from time import monotonic
 
 import anyio
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from lamarena.arena.identification import SELF_IDENTIFIED
+from lamarena.arena.limits import Limit, check_client, check_global_battles, record_event
 from lamarena.arena.live import Event, LiveBattle
 from lamarena.arena.sampling import pair_key, pick_pair
 from lamarena.arena.schemas import LatencyOut, Reveal
@@ -38,16 +41,18 @@ from lamarena.errors import (
     NotFound,
     RateLimited,
     RepliesPending,
+    StorageFull,
     Unavailable,
 )
 from lamarena.models.base import Reply as ModelReply
 from lamarena.models.runtime import run_model
 from lamarena.store import Winner
-from lamarena.store.db import database_errors
+from lamarena.store.db import check_database_identity, database_errors
 from lamarena.store.repo import (
     add_reply,
     create_battle,
     create_session,
+    flag_battle,
     record_vote,
     session_vote_count,
     set_query_transcript,
@@ -56,13 +61,21 @@ from lamarena.store.tables import ID_LENGTH, SIDES, Battle, Reply, Vote
 from lamarena.store.tables import Session as SessionRow
 
 __all__ = [
+    "DUPLICATE_AUDIO",
+    "LOST_ERROR",
     "MODEL_FAILED_MESSAGE",
     "BattleAccess",
     "OpenedBattle",
     "battle_events",
+    "battle_limit",
     "cast_vote",
     "check_battle_access",
+    "check_transcription_allowed",
+    "check_upload_allowed",
+    "mark_abandoned_battles",
+    "note_refused_upload",
     "open_battle",
+    "reserve_transcription",
     "start_generation",
     "transcribe_feedback",
 ]
@@ -73,6 +86,12 @@ MODEL_FAILED_MESSAGE = "this model failed to answer; voting is closed for this b
 """What a stream says about a failed side (the stored error names the model; this must not)."""
 
 _LOST_MESSAGE = "this reply was lost (the server restarted?); start a new battle"
+LOST_ERROR = "lost: the server stopped while this reply was being generated"
+"""The stored error of a reply a stopped server left unfinished (marked at the next start)."""
+DUPLICATE_AUDIO = "duplicate_audio"
+"""The flag of a battle whose audio other sessions sent within :data:`_DUPLICATE_WINDOW`."""
+_DUPLICATE_WINDOW = timedelta(hours=1)
+_DISK_FULL_MESSAGE = "the server's disk is full, so nothing was stored; tell the arena's operator"
 _NOT_SAVED_MESSAGE = "this reply could not be saved; start a new battle"
 _AUDIO_EXTENSIONS = frozenset({"wav", "flac", "ogg", "oga", "mp3", "webm", "m4a", "mp4", "opus"})
 _CONTENT_TYPES = {
@@ -106,6 +125,7 @@ class BattleAccess:
 
     battle_id: str
     created_at: datetime
+    equal_pace: bool = False
 
 
 def audio_extension(filename: str | None, content_type: str | None) -> str:
@@ -117,33 +137,69 @@ def audio_extension(filename: str | None, content_type: str | None) -> str:
     return _CONTENT_TYPES.get(base_type, "bin")
 
 
-def _keep_audio(directory: Path, sha256: str, extension: str, data: bytes) -> Path:
-    """Write the query under its digest (once; atomically) and return the path."""
-    directory.mkdir(parents=True, exist_ok=True)
+@dataclass(frozen=True)
+class _StagedAudio:
+    """A kept query written beside its place; it takes its place only after the commit."""
+
+    path: Path
+    temporary: Path | None
+
+    def publish(self) -> None:
+        """Move the file into place (after the battle's commit)."""
+        if self.temporary is not None:
+            os.replace(self.temporary, self.path)
+
+    def discard(self) -> None:
+        """Remove the staged file (the commit failed: nothing refers to it)."""
+        if self.temporary is not None:
+            self.temporary.unlink(missing_ok=True)
+
+
+def _stage_audio(directory: Path, sha256: str, extension: str, data: bytes) -> _StagedAudio:
+    """Write the query to a temporary file beside its content-addressed path.
+
+    Raises:
+        StorageFull: the disk is full (nothing is left behind).
+    """
     path = (directory / f"{sha256}.{extension}").resolve()
-    if not path.exists():
+    if path.exists():  # the same audio is kept already (content-addressed)
+        return _StagedAudio(path, None)
+    temporary: str | None = None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=directory, suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(temporary, path)
-        except BaseException:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        if temporary is not None:
             Path(temporary).unlink(missing_ok=True)
-            raise
-    return path
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull(_DISK_FULL_MESSAGE) from exc
+        raise
+    return _StagedAudio(path, Path(temporary))
 
 
 def _session_for(
-    session: Session, cookie_id: str | None, *, consent: bool | None, participant_id: str | None
+    session: Session,
+    cookie_id: str | None,
+    *,
+    consent: bool | None,
+    participant_id: str | None,
+    max_age: timedelta,
 ) -> SessionRow:
     """The session a new battle belongs to: the cookie's, or a new one.
 
     A ``pid`` other than the session's own starts a new session (and cookie): a second
     participant on the same browser never takes over the first one's battles or completion
-    count, and consent is the new participant's own.
+    count, and consent is the new participant's own. A session older than ``max_age`` is not
+    continued either: a cookie stays valid for a bounded time.
     """
     row = session.get(SessionRow, cookie_id) if cookie_id and len(cookie_id) <= ID_LENGTH else None
     if row is not None and participant_id is not None and row.participant_id != participant_id:
+        row = None
+    if row is not None and datetime.now(UTC) - row.created_at > max_age:
         row = None
     if row is None:
         # A new id is made here, never taken from the client, so no one can pick a session id.
@@ -194,6 +250,55 @@ def _pair_counts(session: Session) -> dict[tuple[str, str], int]:
     return counts
 
 
+def battle_limit(arena: Arena) -> Limit:
+    """Battles and refused uploads one address may send a minute."""
+    return Limit(
+        ("battle", "refused"),
+        arena.settings.address_battles_per_minute,
+        "battles or refused uploads",
+    )
+
+
+def check_upload_allowed(arena: Arena, client: str) -> None:
+    """Refuse an upload before reading it when its address used up its battles (blocking).
+
+    Raises:
+        RateLimited: the address or the arena is at its limit.
+    """
+    with (
+        database_errors(arena.engine, "checking the limits", "try again"),
+        arena.read_sessionmaker() as session,
+    ):
+        check_client(session, client, battle_limit(arena))
+        check_global_battles(session, arena.settings.global_battles_per_minute)
+
+
+def note_refused_upload(arena: Arena, client: str) -> None:
+    """Count a refused upload toward its address's battle budget (blocking; best effort)."""
+    try:
+        with (
+            database_errors(arena.engine, "counting a refused upload", "it was not counted"),
+            arena.sessionmaker.begin() as session,
+        ):
+            record_event(session, client, "refused")
+    except LamarenaError as exc:
+        logger.warning("a refused upload was not counted: %s", exc)
+
+
+def _duplicate_audio(session: Session, sha256: str, session_id: str) -> bool:
+    since = datetime.now(UTC) - _DUPLICATE_WINDOW
+    other = session.scalar(
+        select(Battle.id)
+        .where(
+            Battle.query_audio_sha256 == sha256,
+            Battle.created_at >= since,
+            Battle.session_id != session_id,
+        )
+        .limit(1)
+    )
+    return other is not None
+
+
 def open_battle(
     arena: Arena,
     *,
@@ -203,8 +308,12 @@ def open_battle(
     extension: str,
     consent: bool | None,
     participant_id: str | None,
+    client: str | None = None,
 ) -> OpenedBattle:
     """Store a new battle for a validated query, in one transaction (blocking: use a thread).
+
+    A kept query (with consent) is written to a temporary file before the commit and moved into
+    place after it, so a failed commit leaves no file and no row refers to a missing file.
 
     Args:
         arena: the running arena.
@@ -214,40 +323,69 @@ def open_battle(
         extension: the extension of a kept file.
         consent: whether the audio may be kept; None keeps the session's earlier answer.
         participant_id: the external participant id, if given.
+        client: the salted hash of the client address (limits per address), if known.
 
     Returns:
         The battle, its session and its two models.
 
     Raises:
-        RateLimited: the session started too many battles in the last minute.
-        DatabaseError: the database failed; nothing was stored.
+        RateLimited: the session, the address or the arena started too many battles in the
+            last minute.
+        StorageFull: the disk is full; nothing was stored.
+        DatabaseError: the database failed (or its file was removed); nothing was stored.
     """
     names = list(arena.models)
-    with (
-        database_errors(arena.engine, "storing a battle", "nothing was stored"),
-        arena.sessionmaker.begin() as session,
-    ):
-        row = _session_for(session, cookie_id, consent=consent, participant_id=participant_id)
-        _check_rate(arena, session, row.id)
-        counts = _pair_counts(session) if arena.options.sampling == "balanced" else None
-        with arena.rng_lock:
-            model_a, model_b = pick_pair(
-                names, arena.rng, strategy=arena.options.sampling, pair_counts=counts
+    settings = arena.settings
+    staged: _StagedAudio | None = None
+    try:
+        with (
+            database_errors(arena.engine, "storing a battle", "nothing was stored"),
+            arena.sessionmaker.begin() as session,
+        ):
+            check_database_identity(arena.database_identity)
+            if client is not None:
+                check_client(session, client, battle_limit(arena))
+            check_global_battles(session, settings.global_battles_per_minute)
+            row = _session_for(
+                session,
+                cookie_id,
+                consent=consent,
+                participant_id=participant_id,
+                max_age=timedelta(hours=settings.session_max_age_h),
             )
-        kept: str | None = None
-        if row.consent_keep_audio:
-            directory = arena.settings.data_dir / "audio"
-            kept = str(_keep_audio(directory, clip.sha256, extension, data))
-        battle_id = create_battle(
-            session,
-            model_a=model_a,
-            model_b=model_b,
-            session_id=row.id,
-            query_audio_sha256=clip.sha256,
-            kept_audio_path=kept,
-        )
-        session_id = row.id
-    logger.info("battle %s opened", battle_id)
+            _check_rate(arena, session, row.id)
+            flags = [DUPLICATE_AUDIO] if _duplicate_audio(session, clip.sha256, row.id) else []
+            counts = _pair_counts(session) if arena.options.sampling == "balanced" else None
+            with arena.rng_lock:
+                model_a, model_b = pick_pair(
+                    names, arena.rng, strategy=arena.options.sampling, pair_counts=counts
+                )
+            if row.consent_keep_audio:
+                directory = settings.data_dir / "audio"
+                staged = _stage_audio(directory, clip.sha256, extension, data)
+            battle_id = create_battle(
+                session,
+                model_a=model_a,
+                model_b=model_b,
+                session_id=row.id,
+                query_audio_sha256=clip.sha256,
+                kept_audio_path=None if staged is None else str(staged.path),
+                participant_id=row.participant_id,
+                client_hash=client,
+                flags=flags,
+                equal_pace=settings.equal_pace,
+                server_run=arena.server_run or None,
+            )
+            if client is not None:
+                record_event(session, client, "battle")
+            session_id = row.id
+    except BaseException:
+        if staged is not None:
+            staged.discard()
+        raise
+    if staged is not None:
+        staged.publish()
+    logger.info("battle %s opened%s", battle_id, f" ({', '.join(flags)})" if flags else "")
     return OpenedBattle(battle_id, session_id, model_a, model_b, clip)
 
 
@@ -261,10 +399,20 @@ def start_generation(arena: Arena, battle: OpenedBattle) -> LiveBattle:
 
 
 def _save_reply(arena: Arena, battle_id: str, side: str, reply: ModelReply) -> None:
+    """Store a side's reply; one that names a model flags the battle in the same commit.
+
+    Both replies are stored before a vote is accepted, so the vote sees the flag.
+    """
+    named = arena.identification.names(reply.text) if reply.ok and reply.text else None
     with (
         database_errors(arena.engine, f"storing reply {side}", "the reply was not stored"),
         arena.sessionmaker.begin() as session,
     ):
+        if named is not None:
+            flag_battle(session, battle_id, SELF_IDENTIFIED)
+            logger.info(
+                "battle %s: reply %s names %r; its vote will not count", battle_id, side, named
+            )
         add_reply(
             session,
             battle_id,
@@ -346,6 +494,57 @@ async def _generate(arena: Arena, battle: OpenedBattle, live: LiveBattle) -> Non
     await _store_transcript(arena, battle, [side_a.result(), side_b.result()])
 
 
+def transcription_limit(arena: Arena) -> Limit:
+    """Spoken reasons one address may have transcribed a minute."""
+    return Limit(
+        ("transcription",), arena.settings.address_transcriptions_per_minute, "spoken reasons"
+    )
+
+
+def check_transcription_allowed(arena: Arena, client: str) -> None:
+    """Refuse a spoken reason before reading it when its address used up its budget.
+
+    Raises:
+        RateLimited: the address is at its limit.
+    """
+    with (
+        database_errors(arena.engine, "checking the limits", "try again"),
+        arena.read_sessionmaker() as session,
+    ):
+        check_client(session, client, transcription_limit(arena))
+
+
+def reserve_transcription(
+    arena: Arena, battle_id: str, session_id: str | None, client: str
+) -> None:
+    """Count one transcription of a spoken reason for the battle and its address (blocking).
+
+    Each one is a model call that costs money: a battle gets at most
+    ``transcriptions_per_battle``, an address ``address_transcriptions_per_minute``.
+
+    Raises:
+        NotFound: no such battle, or not this session's.
+        RateLimited: the battle or the address used up its transcriptions.
+    """
+    cap = arena.settings.transcriptions_per_battle
+    with (
+        database_errors(arena.engine, "counting a transcription", "try again"),
+        arena.sessionmaker.begin() as session,
+    ):
+        battle = session.get(Battle, battle_id)
+        if battle is None or session_id is None or battle.session_id != session_id:
+            raise NotFound(f"battle {battle_id!r} does not exist")
+        if battle.feedback_transcriptions >= cap:
+            raise RateLimited(
+                f"at most {cap} spoken reasons can be transcribed for one battle; "
+                "type your reason instead",
+                retry_after_s=3600,
+            )
+        check_client(session, client, transcription_limit(arena))
+        battle.feedback_transcriptions += 1
+        record_event(session, client, "transcription")
+
+
 async def transcribe_feedback(arena: Arena, clip: AudioClip) -> str:
     """The text of a spoken reason, by the arena's speech recogniser.
 
@@ -378,7 +577,7 @@ def check_battle_access(arena: Arena, battle_id: str, session_id: str | None) ->
         battle = session.get(Battle, battle_id)
         if battle is None or session_id is None or battle.session_id != session_id:
             raise NotFound(f"battle {battle_id!r} does not exist")
-        return BattleAccess(battle.id, battle.created_at)
+        return BattleAccess(battle.id, battle.created_at, battle.equal_pace)
 
 
 def _stored_replies(arena: Arena, battle_id: str) -> dict[str, Reply]:
@@ -391,6 +590,8 @@ def _stored_replies(arena: Arena, battle_id: str) -> dict[str, Reply]:
 
 
 def _stored_events(reply: Reply) -> list[Event]:
+    if reply.error == LOST_ERROR:
+        return [Event("error", {"side": reply.side, "message": _LOST_MESSAGE})]
     if reply.error is not None:
         return [Event("error", {"side": reply.side, "message": MODEL_FAILED_MESSAGE})]
     return [
@@ -447,12 +648,22 @@ def _latency(reply: Reply) -> LatencyOut:
     return LatencyOut(ttft_s=reply.ttft_s, total_s=reply.total_s, chars=reply.chars)
 
 
+def _seconds_after_replies(battle: Battle, replies: dict[str, Reply]) -> float | None:
+    """Seconds from the end of the slower reply to now (None without its timing)."""
+    totals = [reply.total_s for reply in replies.values()]
+    if any(total is None for total in totals):
+        return None
+    ended = battle.created_at + timedelta(seconds=max(t for t in totals if t is not None))
+    return max(0.0, (datetime.now(UTC) - ended).total_seconds())
+
+
 def cast_vote(
     arena: Arena,
     battle_id: str,
     session_id: str | None,
     winner: Winner,
     feedback_text: str | None,
+    client: str | None = None,
 ) -> Reveal:
     """Record the vote of a battle and reveal its models (blocking: use a thread).
 
@@ -461,11 +672,14 @@ def cast_vote(
         AlreadyVoted: the battle has its vote.
         RepliesPending: a reply is still being generated.
         InvalidInputError: a side failed, so the battle cannot be judged.
+        RateLimited: the address cast too many votes in the last minute.
+        DatabaseError: the vote could not be stored (or the database file is gone).
     """
     with (
         database_errors(arena.engine, "storing the vote", "the vote was not stored"),
         arena.sessionmaker.begin() as session,
     ):
+        check_database_identity(arena.database_identity)
         battle = session.get(Battle, battle_id)
         if battle is None or session_id is None or battle.session_id != session_id:
             raise NotFound(f"battle {battle_id!r} does not exist")
@@ -479,14 +693,29 @@ def cast_vote(
             if _is_lost(arena, battle.created_at):
                 raise InvalidInputError(_LOST_MESSAGE)
             raise RepliesPending("the replies are still being generated; vote when both are done")
+        if any(reply.error == LOST_ERROR for reply in replies.values()):
+            raise InvalidInputError(_LOST_MESSAGE)
         failed = [side.upper() for side in SIDES if replies[side].error is not None]
         if failed:
             raise InvalidInputError(
                 f"model {' and '.join(failed)} failed to answer, so this battle cannot be "
                 "judged; start a new battle"
             )
-        record_vote(session, battle_id, winner, feedback_text=feedback_text, session_id=session_id)
+        if client is not None:
+            limit = Limit(("vote",), arena.settings.address_votes_per_minute, "votes")
+            check_client(session, client, limit)
+            record_event(session, client, "vote")
+        record_vote(
+            session,
+            battle_id,
+            winner,
+            feedback_text=feedback_text,
+            session_id=session_id,
+            client_hash=client,
+            seconds_after_replies=_seconds_after_replies(battle, replies),
+        )
         votes_cast = session_vote_count(session, session_id)
+        flags = sorted(filter(None, (battle.flags or "").split(",")))
         needed = arena.settings.completion_votes
         code = arena.settings.completion_code
         return Reveal(
@@ -496,4 +725,50 @@ def cast_vote(
             latency_b=_latency(replies["b"]),
             votes_cast=votes_cast,
             completion_code=code if code and votes_cast >= needed else None,
+            counted=battle.counted,
+            flag=flags[0] if flags else None,
+            flags=flags,
+            equal_pace=battle.equal_pace,
         )
+
+
+def mark_abandoned_battles(arena: Arena) -> int:
+    """Mark lost the replies an earlier ``serve`` run left generating (blocking; at start).
+
+    A battle of another run (or of none) with a side still missing gets that side stored as
+    failed with :data:`LOST_ERROR`, so its streams end at once with "lost" instead of waiting
+    for the loss deadline, and its vote is refused. The workers of one run share its
+    ``server_run`` and never mark each other's battles.
+
+    Returns:
+        How many replies were marked lost.
+    """
+    complete = (
+        select(Reply.battle_id).group_by(Reply.battle_id).having(func.count(Reply.id) >= len(SIDES))
+    )
+    marked = 0
+    with (
+        database_errors(arena.engine, "marking lost replies", "they stay unmarked"),
+        arena.sessionmaker.begin() as session,
+    ):
+        rows = session.execute(
+            select(Battle.id)
+            .outerjoin(Vote, Vote.battle_id == Battle.id)
+            .where(
+                Battle.source == "arena",
+                Vote.id.is_(None),
+                Battle.id.not_in(complete),
+                or_(Battle.server_run.is_(None), Battle.server_run != arena.server_run),
+            )
+        ).all()
+        for (battle_id,) in rows:
+            present = set(session.scalars(select(Reply.side).where(Reply.battle_id == battle_id)))
+            for side in SIDES:
+                if side not in present:
+                    add_reply(session, battle_id, side, error=LOST_ERROR)
+                    marked += 1
+    if marked:
+        logger.warning(
+            "marked %d replies lost: an earlier run stopped while generating them", marked
+        )
+    return marked

@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import Cookie, Depends, Request
 
+from lamarena.arena.limits import client_hash
 from lamarena.arena.state import Arena
 
-__all__ = ["SESSION_COOKIE", "ArenaDep", "SessionIdDep", "get_arena"]
+__all__ = ["SESSION_COOKIE", "ArenaDep", "ClientDep", "SessionIdDep", "get_arena", "get_client"]
 
 SESSION_COOKIE = "lamarena_session"
 """The cookie holding the arena session id (HttpOnly, SameSite=Lax)."""
@@ -20,5 +21,17 @@ def get_arena(request: Request) -> Arena:
     return arena
 
 
+def get_client(request: Request) -> str:
+    """The salted hash of the client's address (see :mod:`lamarena.arena.limits`).
+
+    Raises:
+        DatabaseError: the salt cannot be read (the first time only).
+    """
+    salt = get_arena(request).load_salt()
+    return client_hash(salt, request.client.host if request.client else None)
+
+
 ArenaDep = Annotated[Arena, Depends(get_arena)]
+ClientDep = Annotated[str, Depends(get_client)]
+"""The requesting client, as the salted hash of its address."""
 SessionIdDep = Annotated[str | None, Cookie(alias=SESSION_COOKIE)]

@@ -54,6 +54,16 @@ class Reveal(BaseModel):
     completion_code: str | None = Field(
         default=None, description="The study's completion code once enough votes are cast."
     )
+    counted: bool = Field(
+        default=True, description="Whether this vote enters the leaderboard (false if flagged)."
+    )
+    flag: str | None = Field(
+        default=None, description="Why it does not count: self_identified, duplicate_audio."
+    )
+    flags: list[str] = Field(default_factory=list, description="Every flag of the battle.")
+    equal_pace: bool = Field(
+        default=False, description="Whether both replies were shown at one pace."
+    )
 
 
 class FeedbackTranscript(BaseModel):

@@ -16,6 +16,7 @@ middleware, so streamed responses pass through untouched.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -99,9 +100,21 @@ class BodyLimitMiddleware:
     the application then sees the client as gone and whatever it would answer is dropped.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        on_refused: Callable[[Scope], Awaitable[None]] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.on_refused = on_refused
+        """Called after each 413 (the arena counts it toward the address's limit)."""
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        if self.on_refused is not None:  # counted before the answer: the next request sees it
+            await self.on_refused(scope)
+        await _send_error(send, 413, "too_large", self._too_large())
 
     def _too_large(self) -> str:
         return (
@@ -118,7 +131,7 @@ class BodyLimitMiddleware:
             if key == b"content-length":
                 declared = int(value) if value.isdigit() else None
                 if declared is None or declared > self.max_bytes:
-                    await _send_error(send, 413, "too_large", self._too_large())
+                    await self._refuse(scope, send)
                     return
         received = 0
         refused = False
@@ -132,7 +145,7 @@ class BodyLimitMiddleware:
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     refused = True
-                    await _send_error(send, 413, "too_large", self._too_large())
+                    await self._refuse(scope, send)
                     return {"type": "http.disconnect"}
             return message
 

@@ -11,18 +11,21 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
 
+from lamarena.arena.identification import SelfIdentification
+from lamarena.arena.limits import load_salt
 from lamarena.arena.live import LiveBattles
 from lamarena.arena.sampling import Strategy
 from lamarena.audio import AudioLimits
 from lamarena.models.base import AudioModel, ModelTimeouts, Transcriber
 from lamarena.models.registry import ModelEntry
 from lamarena.settings import Settings
-from lamarena.store.db import database_identity, make_sessionmaker, reader
+from lamarena.store.db import database_errors, database_identity, make_sessionmaker, reader
 
 __all__ = ["Arena", "ArenaModel", "ArenaOptions"]
 
@@ -69,6 +72,8 @@ class Arena:
         models: dict[str, ArenaModel],
         options: ArenaOptions,
         transcriber: Transcriber | None = None,
+        *,
+        server_run: str = "",
     ) -> None:
         self.settings = settings
         self.transcriber = transcriber
@@ -88,6 +93,29 @@ class Arena:
         self.rng_lock = threading.Lock()
         self.leaderboard_lock = threading.Lock()
         self.leaderboard_cache: tuple[int, dict[str, Any]] | None = None
+        self._salt: str | None = None
+        self.server_run = server_run
+        """This ``serve`` run (shared by its workers): battles it left generating are lost."""
+        extra_terms = (settings.self_identification_terms or "").split(",")
+        # a pipeline's id is "asr -> llm": each part names a model
+        ids = [part for model in models.values() for part in model.entry.model.split("->")]
+        self.identification = SelfIdentification.build([*models, *ids], extra_terms)
+        self.open_streams: Counter[str] = Counter()
+        """Reply streams open in this process, per session."""
+
+    def load_salt(self) -> str:
+        """The database's salt of client and session hashes, read once (blocking).
+
+        Raises:
+            DatabaseError: the database cannot be read.
+        """
+        if self._salt is None:
+            with (
+                database_errors(self.engine, "reading the store's salt", "try again"),
+                self.sessionmaker.begin() as session,
+            ):
+                self._salt = load_salt(session)
+        return self._salt
 
     @property
     def rng(self) -> random.Random:

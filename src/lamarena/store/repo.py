@@ -33,6 +33,7 @@ __all__ = [
     "create_participant",
     "create_session",
     "existing_battle_ids",
+    "flag_battle",
     "insert_battle_records",
     "load_battle_records",
     "record_vote",
@@ -106,6 +107,11 @@ def create_battle(
     source: str = "arena",
     battle_id: str | None = None,
     created_at: datetime | None = None,
+    participant_id: str | None = None,
+    client_hash: str | None = None,
+    flags: Iterable[str] = (),
+    equal_pace: bool = False,
+    server_run: str | None = None,
 ) -> str:
     """Add a battle (no replies, no vote yet) and return its id.
 
@@ -120,6 +126,12 @@ def create_battle(
         source: where the battle comes from (``arena``, ``simulate``, ...).
         battle_id: the id to use; a new UUID when None.
         created_at: when the battle started; now when None.
+        participant_id: the participant who opened it (None: the session's participant).
+        client_hash: the salted hash of the client address that opened it.
+        flags: why its vote must not count (``duplicate_audio``, ...); flagged battles are
+            stored with ``counted`` false.
+        equal_pace: whether its replies are shown at one pace.
+        server_run: the ``serve`` run generating its replies.
 
     Returns:
         The battle id.
@@ -136,8 +148,10 @@ def create_battle(
         if owner is None:
             raise NotFound(f"session {session_id!r} does not exist")
         consent = owner.consent_keep_audio
+        participant_id = participant_id or owner.participant_id
     if kept_audio_path is not None and not consent:
         raise InvalidInputError("query audio may be kept only when the session consented to it")
+    flag_list = sorted(set(flags))
     row = Battle(
         id=battle_id or str(uuid.uuid4()),
         session_id=session_id,
@@ -149,6 +163,12 @@ def create_battle(
         audio_kept=kept_audio_path is not None,
         kept_audio_path=kept_audio_path,
         source=source,
+        participant_id=participant_id,
+        client_hash=client_hash,
+        counted=not flag_list,
+        flags=",".join(flag_list) or None,
+        equal_pace=equal_pace,
+        server_run=server_run,
     )
     session.add(row)
     session.flush()
@@ -207,6 +227,21 @@ def set_query_transcript(session: Session, battle_id: str, transcript: str) -> N
     session.flush()
 
 
+def flag_battle(session: Session, battle_id: str, flag: str) -> None:
+    """Add ``flag`` to a battle and leave its vote out of the leaderboard (``counted`` false).
+
+    Raises:
+        NotFound: the battle does not exist.
+    """
+    battle = session.get(Battle, battle_id)
+    if battle is None:
+        raise NotFound(f"battle {battle_id!r} does not exist")
+    flags = set(filter(None, (battle.flags or "").split(",")))
+    battle.flags = ",".join(sorted(flags | {flag}))
+    battle.counted = False
+    session.flush()
+
+
 def session_vote_count(session: Session, session_id: str) -> int:
     """How many battles of arena session ``session_id`` have a vote."""
     count = session.scalar(
@@ -225,6 +260,8 @@ def record_vote(
     feedback_text: str | None = None,
     session_id: str | None = None,
     created_at: datetime | None = None,
+    client_hash: str | None = None,
+    seconds_after_replies: float | None = None,
 ) -> None:
     """Store the vote of a battle; a battle has at most one.
 
@@ -235,6 +272,8 @@ def record_vote(
         feedback_text: the voter's optional reason.
         session_id: if given, the battle must belong to this arena session.
         created_at: when the vote was cast; now when None.
+        client_hash: the salted hash of the voter's address.
+        seconds_after_replies: seconds from the end of the slower reply to the vote.
 
     Raises:
         InvalidInputError: ``winner`` is not one of the four values.
@@ -260,6 +299,8 @@ def record_vote(
                     winner=winner.value,
                     feedback_text=feedback_text,
                     created_at=_now(created_at),
+                    client_hash=client_hash,
+                    seconds_after_replies=seconds_after_replies,
                 )
             )
     except IntegrityError as exc:

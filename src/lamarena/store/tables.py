@@ -177,6 +177,8 @@ class Battle(Base):
     """Whether both replies were shown at one pace (``serve --equal-pace``)."""
     feedback_transcriptions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """Spoken reasons transcribed for this battle (each a model call; bounded)."""
+    server_run: Mapped[str | None] = mapped_column(String(64))
+    """The ``serve`` run generating its replies (a later run marks them lost at start)."""
 
 
 class Reply(Base):

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from functools import partial
 
 import anyio
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.datastructures import UploadFile
 
@@ -15,16 +15,20 @@ from lamarena.arena.battles import (
     audio_extension,
     battle_events,
     check_battle_access,
+    check_upload_allowed,
+    note_refused_upload,
     open_battle,
     start_generation,
 )
-from lamarena.arena.deps import SESSION_COOKIE, ArenaDep, SessionIdDep
+from lamarena.arena.deps import SESSION_COOKIE, ArenaDep, ClientDep, SessionIdDep
+from lamarena.arena.pacing import equal_pace
 from lamarena.arena.schemas import BattleCreated
-from lamarena.audio import decode_audio
-from lamarena.errors import InvalidInputError
+from lamarena.arena.state import Arena
+from lamarena.audio import AudioClip, decode_audio
+from lamarena.errors import InvalidInputError, RateLimited
 from lamarena.store.tables import ID_LENGTH
 
-__all__ = ["MAX_FORM_FIELDS", "read_audio_form", "read_upload", "router"]
+__all__ = ["MAX_FORM_FIELDS", "read_audio_form", "read_query", "read_upload", "router"]
 
 router = APIRouter(prefix="/api/battles", tags=["battles"])
 
@@ -88,11 +92,27 @@ async def read_upload(upload: UploadFile, max_bytes: int | None) -> bytes:
     return b"".join(parts)
 
 
+async def read_query(
+    request: Request, arena: Arena, client: str
+) -> tuple[bytes, UploadFile, dict[str, str], AudioClip]:
+    """The form and its decoded audio; a refusal counts toward the address's battle budget."""
+    try:
+        data, audio, fields = await read_audio_form(request, arena.options.audio_limits.max_bytes)
+        clip = await anyio.to_thread.run_sync(
+            partial(decode_audio, data, limits=arena.options.audio_limits)
+        )
+    except (InvalidInputError, HTTPException):
+        await anyio.to_thread.run_sync(note_refused_upload, arena, client)
+        raise
+    return data, audio, fields, clip
+
+
 @router.post("", status_code=201)
 async def create_battle(
     request: Request,
     response: Response,
     arena: ArenaDep,
+    client: ClientDep,
     session_id: SessionIdDep = None,
 ) -> BattleCreated:
     """Validate the query, store the battle, and start both replies at once.
@@ -100,14 +120,13 @@ async def create_battle(
     A multipart form: the file part ``audio`` (the spoken query, any common format), and the
     fields ``consent`` ('true' to let the audio be kept) and ``pid`` (an external participant
     id). Nothing is stored when the audio is empty, undecodable, too long, too large or silent
-    (422), or the form holds more than one file (400).
+    (422), or the form holds more than one file (400). An address over its limit is refused
+    (429) before its upload is read; refused uploads count toward that limit.
     """
-    data, audio, fields = await read_audio_form(request, arena.options.audio_limits.max_bytes)
+    await anyio.to_thread.run_sync(check_upload_allowed, arena, client)
+    data, audio, fields, clip = await read_query(request, arena, client)
     keep = _parse_consent(fields.get("consent"))
     participant_id = _parse_pid(fields.get("pid"))
-    clip = await anyio.to_thread.run_sync(
-        partial(decode_audio, data, limits=arena.options.audio_limits)
-    )
     opened = await anyio.to_thread.run_sync(
         partial(
             open_battle,
@@ -118,12 +137,14 @@ async def create_battle(
             extension=audio_extension(audio.filename, audio.content_type),
             consent=keep,
             participant_id=participant_id,
+            client=client,
         )
     )
     start_generation(arena, opened)
     response.set_cookie(
         SESSION_COOKIE,
         opened.session_id,
+        max_age=int(arena.settings.session_max_age_h * 3600),
         httponly=True,
         samesite="lax",
         secure=request.url.scheme == "https",
@@ -135,11 +156,30 @@ async def create_battle(
 async def stream_battle(
     battle_id: str, arena: ArenaDep, session_id: SessionIdDep = None
 ) -> EventSourceResponse:
-    """Server-sent events of both replies as they arrive: delta, done or error, then end."""
+    """Server-sent events of both replies as they arrive: delta, done or error, then end.
+
+    A session holds at most ``streams_per_session`` streams open at once in a process (429).
+    """
     access = await anyio.to_thread.run_sync(check_battle_access, arena, battle_id, session_id)
+    assert session_id is not None  # check_battle_access refuses a request without one
+    cap = arena.settings.streams_per_session
+    if arena.open_streams[session_id] >= cap:
+        raise RateLimited(
+            f"at most {cap} reply streams may be open at once; close one and try again",
+            retry_after_s=5,
+        )
+    arena.open_streams[session_id] += 1
 
     async def events() -> AsyncIterator[ServerSentEvent]:
-        async for event in battle_events(arena, access):
-            yield ServerSentEvent(data=json.dumps(event.data), event=event.name)
+        try:
+            source = battle_events(arena, access)
+            if access.equal_pace:
+                source = equal_pace(source, arena.settings.pace_chars_per_s)
+            async for event in source:
+                yield ServerSentEvent(data=json.dumps(event.data), event=event.name)
+        finally:
+            arena.open_streams[session_id] -= 1
+            if arena.open_streams[session_id] <= 0:
+                del arena.open_streams[session_id]
 
     return EventSourceResponse(events())

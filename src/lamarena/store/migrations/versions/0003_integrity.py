@@ -3,7 +3,8 @@
 - ``battles``: ``participant_id`` (stored at creation, so a later ``pid`` cannot re-attribute
   it), ``client_hash`` (a salted hash of the client address, never the address), ``counted``
   and ``flags`` (``self_identified``, ``duplicate_audio``), ``equal_pace`` (replies shown at one
-  pace), ``feedback_transcriptions`` (spoken reasons transcribed for it).
+  pace), ``feedback_transcriptions`` (spoken reasons transcribed for it), ``server_run`` (the
+  ``serve`` run that generates it: a later run marks what an earlier one left generating lost).
 - ``votes``: ``client_hash`` and ``seconds_after_replies`` (voter signals).
 - ``client_events``: what each client address did when (battles, votes, transcriptions,
   refused uploads), so limits per address hold across worker processes.
@@ -44,6 +45,8 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("feedback_transcriptions", sa.Integer(), nullable=False, server_default="0")
         )
+    with op.batch_alter_table("battles") as batch:
+        batch.add_column(sa.Column("server_run", sa.String(length=64), nullable=True))
     op.create_index("ix_battles_query_audio_sha256", "battles", ["query_audio_sha256"])
     op.create_index("ix_battles_client_hash", "battles", ["client_hash"])
     # Battles stored before this revision take their session's participant.
@@ -87,6 +90,7 @@ def downgrade() -> None:
     op.drop_index("ix_battles_query_audio_sha256", table_name="battles")
     with op.batch_alter_table("battles") as batch:
         for column in (
+            "server_run",
             "feedback_transcriptions",
             "equal_pace",
             "flags",
