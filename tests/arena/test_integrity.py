@@ -157,7 +157,8 @@ def test_refused_uploads_count_toward_the_address_limit(
     )
     client = _fresh(harness)
     assert _create(client, silent_wav).status_code == 422
-    assert _create(client, silent_wav).status_code == 422
+    two_files = [("audio", ("a.wav", speech_wav, "audio/wav")), ("x", ("b.wav", b"1", "audio/wav"))]
+    assert client.post("/api/battles", files=two_files).status_code == 400
     assert _declare_too_large(harness.url) == 413  # refused from its Content-Length alone
 
     good = _create(client, speech_wav)

@@ -7,6 +7,8 @@ per request). With ``--workers 2`` the counts live in the database: two processe
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -102,3 +104,26 @@ def test_two_workers_share_one_budget_per_address(
         order = sorted(workers) * 5  # each upload on a connection the chosen worker accepted
         statuses = [_upload_on(server, pid, speech_wav) for pid in order]
         assert statuses == [201] * 4 + [429] * 6, statuses
+
+
+@pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
+def test_serve_cuts_slow_headers_and_keeps_ids_out_of_its_log(
+    databases: DatabaseFactory, tmp_path: Path, speech_wav: bytes
+) -> None:
+    for server in _serve(databases, tmp_path, LAMARENA_HEADER_TIMEOUT_S="0.5"):
+        slow = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        slow.sendall(b"GET /healthz HT")  # half a request line, then nothing
+        started = time.monotonic()
+        while slow.recv(4096):
+            pass  # the server's 408, then end of stream
+        assert time.monotonic() - started < 3
+        slow.close()
+
+        page = httpx.get(f"{server.url}/arena", params={"pid": "secret-pid-123"}, timeout=10)
+        assert page.status_code == 200
+        status, _ = _upload(server, speech_wav)
+        assert status == 201
+        time.sleep(0.3)  # the access log line is written after the answer
+        log = server.log_tail(1_000_000)
+        assert '"GET /arena?' in log  # the request is logged ...
+        assert "secret-pid-123" not in log  # ... without the participant id

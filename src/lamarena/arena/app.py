@@ -28,6 +28,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from lamarena.arena.battles import mark_abandoned_battles, note_refused_upload
+from lamarena.arena.connections import (
+    BodyTimeoutMiddleware,
+    install_access_log_filter,
+    server_options,
+)
 from lamarena.arena.limits import client_hash
 from lamarena.arena.routes import (
     battles_router,
@@ -262,6 +267,8 @@ def create_app(
             on_refused=_count_refusal,
         )
     app.add_middleware(SameOriginMiddleware)
+    # the outermost: a body that stalls or trickles is cut before anything else waits on it
+    app.add_middleware(BodyTimeoutMiddleware, body_timeout_s=settings.body_timeout_s)
     for router in (battles_router, votes_router, leaderboard_router, health_router, pages_router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -270,6 +277,7 @@ def create_app(
 
 def create_app_from_environment() -> FastAPI:
     """The app for settings read from ``LAMARENA_*`` variables (uvicorn's worker processes)."""
+    install_access_log_filter()  # each worker process configures its own logging
     settings = load_settings()
     return create_app(settings, options=ArenaOptions(sampling=settings.sampling))
 
@@ -293,6 +301,8 @@ def run(settings: Settings, *, entries: list[ModelEntry] | None = None) -> None:
     ``server_run_id``, so none marks another's battles lost when it starts.
     """
     settings = settings.model_copy(update={"server_run_id": secrets.token_hex(16)})
+    # header read deadline, keep-alive and header size bounds (see arena.connections)
+    options = {**server_options(settings.header_timeout_s), **_proxy_options(settings)}
     if settings.workers > 1:
         if entries is not None:
             raise ConfigError("several workers build their models from models.yaml, not a list")
@@ -304,13 +314,14 @@ def run(settings: Settings, *, entries: list[ModelEntry] | None = None) -> None:
             port=settings.port,
             workers=settings.workers,
             log_level="info",
-            **_proxy_options(settings),
+            **options,
         )
         return
+    install_access_log_filter()
     uvicorn.run(
         create_app(settings, entries=entries, options=ArenaOptions(sampling=settings.sampling)),
         host=settings.host,
         port=settings.port,
         log_level="info",
-        **_proxy_options(settings),
+        **options,
     )

@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 from functools import partial
 
 import anyio
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from lamarena.arena.battles import (
     audio_extension,
