@@ -31,8 +31,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-votes_app = typer.Typer(help="Import and export battle votes.", no_args_is_help=True)
+votes_app = typer.Typer(help="Import, export and audit battle votes.", no_args_is_help=True)
 app.add_typer(votes_app, name="votes")
+battles_app = typer.Typer(help="Maintain the stored battles.", no_args_is_help=True)
+app.add_typer(battles_app, name="battles")
 models_app = typer.Typer(help="List and probe the configured models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 register_analyze(app)
@@ -75,19 +77,43 @@ def _open_store(settings: Settings) -> Any:
     return engine
 
 
-def _load_battles(settings: Settings, votes: Path | None, fmt: VoteFormat | None) -> pd.DataFrame:
-    """Battles from a votes file (when given) or from the store."""
+def _load_battles(
+    settings: Settings,
+    votes: Path | None,
+    fmt: VoteFormat | None,
+    *,
+    include_flagged: bool = False,
+    exclude_flagged: bool = False,
+) -> pd.DataFrame:
+    """Battles from a votes file (when given) or from the store.
+
+    Battles whose vote does not count (``counted`` false) are left out unless
+    ``include_flagged``; ``exclude_flagged`` also leaves out the votes of the sessions and
+    addresses ``votes audit`` flags, which needs the store's voter signals.
+    """
+    if include_flagged and exclude_flagged:
+        raise InvalidInputError("give --include-flagged or --exclude-flagged, not both")
     if votes is not None:
         from lamarena.store import read_battle_records, records_to_frame
 
         if fmt is None:
             raise InvalidInputError("--votes needs --from talk-arena|fastchat|jsonl|parquet")
-        return records_to_frame(read_battle_records(votes, fmt.value))
+        if exclude_flagged:
+            raise InvalidInputError(
+                "--exclude-flagged needs the voter signals stored in the database (votes audit); "
+                "a --votes file has none: rank the database with --db instead"
+            )
+        frame = records_to_frame(read_battle_records(votes, fmt.value))
+        if not include_flagged:
+            frame = frame[frame["counted"]].reset_index(drop=True)
+        return frame
     engine = _open_store(settings)
     try:
         from lamarena.store import load_battles_frame
 
-        return load_battles_frame(engine)
+        return load_battles_frame(
+            engine, include_uncounted=include_flagged, exclude_flagged=exclude_flagged
+        )
     finally:
         engine.dispose()
 
@@ -125,9 +151,26 @@ def leaderboard(
         str | None, typer.Option(help="Adjust ratings for reply style: length,latency.")
     ] = None,
     ci: Annotated[CiMethod, typer.Option(help="Confidence interval method.")] = CiMethod.BOOTSTRAP,
+    include_flagged: Annotated[
+        bool,
+        typer.Option(
+            "--include-flagged", help="Also rank the votes the arena did not count (flagged)."
+        ),
+    ] = False,
+    exclude_flagged: Annotated[
+        bool,
+        typer.Option(
+            "--exclude-flagged",
+            help="Also leave out the votes of sessions and addresses `votes audit` flags.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Bradley-Terry ratings with confidence intervals and pairwise tests."""
+    """Bradley-Terry ratings with confidence intervals and pairwise tests.
+
+    Only the votes that count are ranked (the arena leaves flagged battles uncounted);
+    ``n_battles`` counts the battles ranked.
+    """
     from lamarena.analysis.leaderboard import build_leaderboard
 
     if db is not None and votes is not None:
@@ -135,7 +178,13 @@ def leaderboard(
     settings = load_settings(
         database_url=db, bootstrap_rounds=bootstrap, seed=seed, min_battles=min_battles
     )
-    battles = _load_battles(settings, votes, from_)
+    battles = _load_battles(
+        settings,
+        votes,
+        from_,
+        include_flagged=include_flagged,
+        exclude_flagged=exclude_flagged,
+    )
     result = build_leaderboard(
         battles,
         n_resamples=settings.bootstrap_rounds,
@@ -432,6 +481,110 @@ def votes_export(
     finally:
         engine.dispose()
     typer.echo(f"exported {count} battles to {out}")
+
+
+@votes_app.command("audit")
+def votes_audit(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Voter signals per session and per address, and the flags they raise."""
+    from lamarena.store import audit_votes
+
+    settings = load_settings(database_url=db)
+    engine = _open_store(settings)
+    try:
+        audit = audit_votes(engine)
+    finally:
+        engine.dispose()
+    document = audit.to_dict()
+    if as_json:
+        typer.echo(json.dumps(document, indent=2))
+        return
+    _print_audit(document)
+
+
+_ADDRESS_SHOWN = 16  # hex digits of an address hash in the text table
+
+
+def _print_audit(document: dict[str, Any]) -> None:
+    """Render the audit document: a table of sessions, then one of addresses (plain text)."""
+    limits = document["thresholds"]
+    for kind, title in (("session", "sessions"), ("address", "addresses")):
+        rows = document[title]
+        flagged = sum(1 for row in rows if row["flags"])
+        typer.echo(f"{len(rows)} {title}, {flagged} flagged")
+        if not rows:
+            continue
+        shown = _ADDRESS_SHOWN if kind == "address" else None
+        keys = [row[kind][:shown] for row in rows]
+        width = max(len(kind), *map(len, keys))
+        header = f"{kind:<{width}} {'votes':>6} {'battles':>7} {'median s':>8} {'side':>6}"
+        header += f" {'dup audio':>9} {'uncounted':>9}"
+        if kind == "address":
+            header += f" {'sessions/24h':>12}"
+        typer.echo(header + "  flags")
+        for key, row in zip(keys, rows, strict=True):
+            side = "-" if row["side"] is None else f"{row['side']} {row['side_share']:.0%}"
+            line = (
+                f"{key:<{width}} {row['votes']:>6} {row['battles']:>7} "
+                f"{_fmt(row['median_seconds_after_replies'], '.1f'):>8} {side:>6} "
+                f"{row['duplicate_audio']:>9} {row['uncounted']:>9}"
+            )
+            if kind == "address":
+                line += f" {row['sessions_per_day']:>12}"
+            typer.echo(f"{line}  {', '.join(row['flags'])}".rstrip())
+    typer.echo(
+        f"fast: median under {limits['fast_median_s']:g} s over at least "
+        f"{limits['fast_min_votes']} timed votes; one_sided: at least "
+        f"{limits['one_sided_share']:.0%} for one side over at least "
+        f"{limits['one_sided_min_votes']} votes; many_sessions: more than "
+        f"{limits['many_sessions_per_day']} sessions within 24 h."
+    )
+    typer.echo(f"leaderboard --exclude-flagged leaves out {document['flagged']['votes']} votes.")
+
+
+@battles_app.command("prune")
+def battles_prune(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than", help="Age of what goes: 7d (days), 24h (hours) or 90m (minutes)."
+        ),
+    ],
+    db: DbOption = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Where kept audio lives (default: LAMARENA_DATA_DIR)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would go; delete nothing.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete unvoted battles older than --older-than, their replies and audio, and old events."""
+    from lamarena.store import parse_duration, prune_battles
+
+    age = parse_duration(older_than)
+    settings = load_settings(database_url=db, data_dir=data_dir)
+    engine = _open_store(settings)
+    try:
+        report = prune_battles(engine, age, settings.data_dir, dry_run=dry_run)
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    verb = "would remove" if dry_run else "removed"
+    typer.echo(
+        f"{verb} {report.battles} unvoted battles created before {report.cutoff:%Y-%m-%d %H:%M} "
+        f"UTC ({report.replies} replies), {report.audio_files} kept audio files "
+        f"({report.audio_bytes} bytes) and {report.client_events} client events"
+    )
+    if report.audio_missing:
+        typer.echo(f"{report.audio_missing} kept audio files were already gone")
+    if report.audio_outside:
+        typer.echo(
+            f"{report.audio_outside} kept audio files lie outside {settings.data_dir}: left "
+            "in place"
+        )
 
 
 def _debug_requested() -> bool:

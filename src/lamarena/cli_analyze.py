@@ -66,6 +66,8 @@ def load_battles_with_feedback(
             records = load_battle_records(engine)
         finally:
             engine.dispose()
+    # flagged battles (a reply named its model, duplicated audio) stay out, as on the leaderboard
+    records = [record for record in records if record.counted]
     frame = records_to_frame(records)
     frame["feedback_text"] = [record.feedback_text for record in records]
     return frame

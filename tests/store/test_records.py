@@ -40,6 +40,7 @@ def test_minimal_record_has_documented_defaults():
     assert record.created_at == datetime(2025, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
     assert record.session_id is None and record.latency_a is None
     assert record.audio_kept is False and record.source == "arena"
+    assert record.counted is True and record.flags == [] and record.equal_pace is False
 
 
 def test_created_at_is_converted_to_utc():
@@ -85,6 +86,15 @@ def test_empty_latency_becomes_none_and_partial_latency_is_kept():
         ({"reply_a": "a\x00b"}, "reply_a", "NUL character"),
         ({"feedback_text": "\ud800"}, "feedback_text", "lone surrogate"),
         ({"battle_id": "x" * 129}, "battle_id", "at most 128"),
+        ({"counted": "no"}, "counted", "valid boolean"),
+        ({"counted": None}, "counted", "valid boolean"),
+        ({"equal_pace": 1}, "equal_pace", "valid boolean"),
+        ({"flags": "self_identified"}, "flags", "valid list"),
+        ({"flags": ["Self"]}, "flags", "'Self' is not a short identifier"),
+        ({"flags": ["a,b"]}, "flags", "'a,b' is not a short identifier"),
+        ({"flags": [""]}, "flags", "'' is not a short identifier"),
+        ({"flags": ["x" * 41]}, "flags", "is not a short identifier"),
+        ({"flags": [f"flag_{n:035d}" for n in range(6)]}, "flags", "longer than 200"),
     ],
 )
 def test_invalid_records_give_one_line_errors_naming_the_field(changes, field, problem):
@@ -112,6 +122,14 @@ def test_error_message_field_names_can_be_renamed():
     assert error.field == "model_a_latency.ttft_s"
 
 
+def test_flags_are_kept_sorted_and_unique():
+    record = BattleRecord.model_validate(
+        {**BASE, "flags": ["self_identified", "duplicate_audio", "self_identified"]}
+    )
+    assert record.flags == ["duplicate_audio", "self_identified"]
+    assert BattleRecord.model_validate(record.model_dump()) == record
+
+
 def _records() -> list[BattleRecord]:
     return [
         BattleRecord.model_validate(
@@ -122,7 +140,14 @@ def _records() -> list[BattleRecord]:
             }
         ),
         BattleRecord.model_validate(
-            {**BASE, "battle_id": "b2", "winner": "both_bad", "latency_b": {"total_s": 2.0}}
+            {
+                **BASE,
+                "battle_id": "b2",
+                "winner": "both_bad",
+                "latency_b": {"total_s": 2.0},
+                "counted": False,
+                "flags": ["self_identified"],
+            }
         ),
     ]
 
@@ -136,6 +161,7 @@ def test_records_to_frame_has_documented_columns_and_nan_where_unknown():
     assert pd.isna(frame.loc[1, "query_transcript"])
     assert str(frame["created_at"].dtype) == "datetime64[us, UTC]"
     assert frame["ttft_a_s"].dtype == np.float64
+    assert frame["counted"].tolist() == [True, False] and frame["counted"].dtype == np.bool_
 
 
 def test_records_to_frame_of_nothing_has_the_columns_and_types():
@@ -143,6 +169,7 @@ def test_records_to_frame_of_nothing_has_the_columns_and_types():
     assert tuple(frame.columns) == FRAME_COLUMNS and frame.empty
     assert str(frame["created_at"].dtype) == "datetime64[us, UTC]"
     assert frame["chars_b"].dtype == np.float64
+    assert frame["counted"].dtype == np.bool_
 
 
 def test_records_from_frame_round_trips_the_frame_columns():

@@ -2,13 +2,17 @@
 
 Start-up: ``engine = make_engine(url)`` then ``migrate_to_head(engine)``. The arena writes through
 :mod:`lamarena.store.repo` inside its own transactions; the CLI uses :func:`import_votes`,
-:func:`export_votes` and :func:`load_battles_frame`. Imports only :mod:`lamarena.errors` from
-lamarena.
+:func:`export_votes`, :func:`load_battles_frame`, :func:`audit_votes` and :func:`prune_battles`.
+Exports carry arena sessions as salted hashes (:mod:`lamarena.store.hashing`). Imports only
+:mod:`lamarena.errors` from lamarena.
 """
 
+from lamarena.store.audit import VoteAudit, audit_votes
 from lamarena.store.db import make_engine, make_sessionmaker, migrate_to_head
 from lamarena.store.exporters import write_battle_records
+from lamarena.store.hashing import salted_hash, session_hash, store_salt
 from lamarena.store.importers import BattleFormat, read_battle_records
+from lamarena.store.prune import PruneReport, parse_duration, prune_battles
 from lamarena.store.records import (
     FRAME_COLUMNS,
     BattleRecord,
@@ -24,7 +28,10 @@ __all__ = [
     "BattleFormat",
     "BattleRecord",
     "Latency",
+    "PruneReport",
+    "VoteAudit",
     "Winner",
+    "audit_votes",
     "export_votes",
     "import_votes",
     "load_battle_records",
@@ -32,8 +39,13 @@ __all__ = [
     "make_engine",
     "make_sessionmaker",
     "migrate_to_head",
+    "parse_duration",
+    "prune_battles",
     "read_battle_records",
     "records_from_frame",
     "records_to_frame",
+    "salted_hash",
+    "session_hash",
+    "store_salt",
     "write_battle_records",
 ]

@@ -3,6 +3,11 @@
 Like :mod:`lamarena.store.repo` (which re-exports these functions), every function takes an open
 session and never commits. Used by imports (:func:`insert_battle_records`), exports
 (:func:`load_battle_records`) and the leaderboard (:func:`battles_frame`).
+
+Records leave the store as they are exported: the session of an arena battle as its salted hash
+(:func:`lamarena.store.hashing.exported_session_id`), never the cookie value; the participant
+is the battle's own (``battles.participant_id``, stored when it was opened), or its session's
+for a battle stored before migration 0003 without one.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, insert, select
+from sqlalchemy import and_, func, insert, select
 from sqlalchemy.orm import Session, aliased
 
 from lamarena.errors import InvalidInputError
+from lamarena.store.hashing import exported_session_id, store_salt
 from lamarena.store.records import (
     FRAME_COLUMNS,
     BattleRecord,
@@ -74,7 +80,8 @@ def insert_battle_records(session: Session, records: Sequence[BattleRecord]) -> 
     session that exists. Nothing is ever filled in or changed, as that would change the
     participant of other battles. Sessions that already exist are otherwise reused as they are;
     a new session gets the earliest ``created_at`` of its battles and consents to keeping audio
-    if any of its battles has ``audio_kept``.
+    if any of its battles has ``audio_kept``. Each battle keeps its ``participant_id``,
+    ``counted``, ``flags`` (joined with commas; None when there is none) and ``equal_pace``.
 
     Returns:
         The number of battles inserted.
@@ -136,6 +143,10 @@ def insert_battle_records(session: Session, records: Sequence[BattleRecord]) -> 
                 "audio_kept": record.audio_kept,
                 "kept_audio_path": None,
                 "source": record.source,
+                "participant_id": record.participant_id,
+                "counted": record.counted,
+                "flags": ",".join(record.flags) or None,
+                "equal_pace": record.equal_pace,
             }
         )
         for side, text, latency, error in (
@@ -198,17 +209,22 @@ def _latency(ttft_s: float | None, total_s: float | None, chars: int | None) -> 
     return Latency(ttft_s=ttft_s, total_s=total_s, chars=chars)
 
 
-def load_battle_records(session: Session) -> list[BattleRecord]:
-    """Load every battle that has a vote, oldest first, as battle records.
+def _flags(stored: str | None) -> list[str]:
+    return sorted({flag for flag in (stored or "").split(",") if flag})
 
-    Battles still waiting for their vote are left out (a record needs a winner).
+
+def load_battle_records(session: Session) -> list[BattleRecord]:
+    """Load every battle that has a vote, oldest first, as battle records, counted or not.
+
+    Battles still waiting for their vote are left out (a record needs a winner). The session of
+    an arena battle is its salted hash (see the module docstring).
     """
     # Plain columns rather than ORM entities: several times faster on large stores.
     stmt = _voted_battles().add_columns(
         Battle.id,
         Battle.created_at,
         Battle.session_id,
-        SessionRow.participant_id,
+        func.coalesce(Battle.participant_id, SessionRow.participant_id).label("participant_id"),
         Battle.model_a,
         Battle.model_b,
         Vote.winner,
@@ -227,12 +243,17 @@ def load_battle_records(session: Session) -> list[BattleRecord]:
         Vote.feedback_text,
         Battle.audio_kept,
         Battle.source,
+        Battle.counted,
+        Battle.flags,
+        Battle.equal_pace,
     )
+    rows = session.execute(stmt).all()
+    salt = store_salt(session)
     return [
         BattleRecord(
             battle_id=row.id,
             created_at=row.created_at,
-            session_id=row.session_id,
+            session_id=exported_session_id(salt, row.session_id, row.source),
             participant_id=row.participant_id,
             model_a=row.model_a,
             model_b=row.model_b,
@@ -248,15 +269,23 @@ def load_battle_records(session: Session) -> list[BattleRecord]:
             feedback_text=row.feedback_text,
             audio_kept=row.audio_kept,
             source=row.source,
+            counted=row.counted,
+            flags=_flags(row.flags),
+            equal_pace=row.equal_pace,
         )
-        for row in session.execute(stmt)
+        for row in rows
     ]
 
 
-def battles_frame(session: Session) -> pd.DataFrame:
-    """Load every voted battle as the analysis DataFrame (see ``records.records_to_frame``).
+def battles_frame(session: Session, *, include_uncounted: bool = False) -> pd.DataFrame:
+    """Load the voted battles as the analysis DataFrame (see ``records.records_to_frame``).
 
-    Reads only the columns the frame needs, without building records.
+    By default only counted battles (``battles.counted`` true): those are the votes a
+    leaderboard ranks. Reads only the columns the frame needs, without building records.
+
+    Args:
+        session: the database session.
+        include_uncounted: also load the battles whose vote does not count (flagged ones).
     """
     stmt = _voted_battles().add_columns(
         Battle.id.label("battle_id"),
@@ -271,7 +300,10 @@ def battles_frame(session: Session) -> pd.DataFrame:
         _REPLY_B.total_s.label("total_b_s"),
         Battle.query_transcript,
         Battle.created_at,
+        Battle.counted,
     )
+    if not include_uncounted:
+        stmt = stmt.where(Battle.counted)
     rows = session.execute(stmt).all()
     columns = {name: [getattr(row, name) for row in rows] for name in FRAME_COLUMNS}
     return battles_frame_from_columns(columns)

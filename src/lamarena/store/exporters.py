@@ -2,7 +2,9 @@
 
 Both formats hold exactly the fields of :class:`~lamarena.store.records.BattleRecord`, in its
 field order: JSONL as one JSON object per line (UTF-8, ``null`` for unknown values); Parquet
-with :data:`PARQUET_SCHEMA` (``created_at`` as ``timestamp[us, UTC]``, latencies as structs).
+with :data:`PARQUET_SCHEMA` (``created_at`` as ``timestamp[us, UTC]``, latencies as structs,
+``flags`` as ``list<string>``). The records are written as given: records loaded from the store
+already carry arena sessions as salted hashes (:mod:`lamarena.store.hashing`).
 A file is written under a temporary name beside its destination and renamed into place, so a
 reader never sees half an export.
 """
@@ -55,6 +57,9 @@ PARQUET_SCHEMA = pa.schema(
         ("feedback_text", pa.string()),
         ("audio_kept", pa.bool_()),
         ("source", pa.string()),
+        ("counted", pa.bool_()),
+        ("flags", pa.list_(pa.string())),
+        ("equal_pace", pa.bool_()),
     ]
 )
 """Columns of a Parquet export: one per BattleRecord field."""

@@ -3,7 +3,9 @@
 Formats (``fmt`` of :func:`read_battle_records`):
 
 - ``jsonl``: our own export, one :class:`~lamarena.store.records.BattleRecord` per line (blank
-  lines ignored; records are named by line number in errors).
+  lines ignored; records are named by line number in errors). ``counted``, ``flags`` and
+  ``equal_pace`` are read as given; a file from before they existed imports with the defaults
+  (counted, no flags, free pace).
 - ``talk-arena``: Talk Arena's TinyDB JSON (github.com/SALT-NLP/talk-arena, ``live_votes.json``):
   ``{"_default": {"<uuid>": {"model_a", "model_b", "outcome", "why", "audio_hash",
   "model_a_latency", "model_b_latency"}}}``. ``outcome`` 0 = model_a wins, 1 = model_b wins,
@@ -17,7 +19,13 @@ Formats (``fmt`` of :func:`read_battle_records`):
   "question_id"?, "turn"?, "conversation_a"?, "conversation_b"?, ...}`` with ``winner`` in
   ``model_a | model_b | tie | tie (bothbad)``; ``tie (bothbad)`` becomes ``both_bad`` and the
   Unix ``tstamp`` becomes ``created_at``. See :func:`_fastchat_record` for the other fields.
-- ``parquet``: our own Parquet export.
+- ``parquet``: our own Parquet export (as ``jsonl``: a file without the ``counted``, ``flags``
+  or ``equal_pace`` columns imports with the defaults).
+
+Talk Arena and FastChat have no such signals: their battles import counted, unflagged, free
+pace. Every reader keeps a record's ``source`` as given (our formats) or names the format
+(``talk-arena``, ``fastchat``); a session id is imported as written, hashed or not (see
+:mod:`lamarena.store.hashing` for why an export of it is stable).
 
 Every reader validates the whole file before returning, so a bad record anywhere means nothing
 is imported. Errors are one line and name the file, the record and the field.

@@ -9,6 +9,7 @@ DataFrame the analysis layer consumes; :func:`records_from_frame` goes the other
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,7 @@ from lamarena.errors import InvalidInputError, RecordError
 from lamarena.store.tables import ID_LENGTH, INTEGER_MAX, MODEL_NAME_LENGTH
 
 __all__ = [
+    "FLAGS_MAX_LENGTH",
     "FRAME_COLUMNS",
     "BattleRecord",
     "Latency",
@@ -57,6 +59,10 @@ Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False), AfterValidator(_pos
 Count = Annotated[int, Field(ge=0, le=INTEGER_MAX)]
 """A count stored in an ``Integer`` column: 0 to 2**31 - 1 on every database."""
 
+FLAGS_MAX_LENGTH = 200
+"""Longest comma-joined list of flags the store keeps (``battles.flags``)."""
+_FLAG = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
 FRAME_COLUMNS = (
     "battle_id",
     "model_a",
@@ -70,11 +76,13 @@ FRAME_COLUMNS = (
     "total_b_s",
     "query_transcript",
     "created_at",
+    "counted",
 )
 """Columns of :func:`records_to_frame` (and of ``repo.battles_frame``), in order."""
 
 _STRING_COLUMNS = ("battle_id", "model_a", "model_b", "winner", "query_transcript")
 _NUMBER_COLUMNS = ("chars_a", "chars_b", "ttft_a_s", "ttft_b_s", "total_a_s", "total_b_s")
+_BOOL_COLUMNS = ("counted",)
 _SIMULATED_START = datetime(2025, 1, 1, tzinfo=UTC)
 _SIMULATED_SPACING = timedelta(seconds=30)
 _ID_NAMESPACE = uuid.UUID("5d0f6f2e-6f0e-4d55-9a59-6c616d617265")
@@ -116,6 +124,17 @@ class BattleRecord(BaseModel):
     their exact content (no stripping); ``None`` (unknown) and ``""`` (empty) stay distinct.
     A participant belongs to a session: every record of one session gives the same
     ``participant_id`` (checked by the importers and the store).
+
+    ``counted`` says whether the vote enters the leaderboard (the arena stores a flagged battle
+    with ``counted`` false); ``flags`` says why a battle was flagged (``self_identified``,
+    ``duplicate_audio``, ...): short identifiers (a lowercase letter, then lowercase letters,
+    digits or ``_``; at most 40 characters), kept sorted and without repeats (the record sorts
+    them and drops repeats), at most 200 characters once joined with commas. ``equal_pace``
+    says whether both replies were shown at one pace. Files written before these fields
+    existed read with the defaults: counted, no flags, free pace.
+
+    A record loaded from the store carries the session of an arena battle as its salted hash
+    (see :mod:`lamarena.store.hashing`), never the cookie value.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -138,6 +157,9 @@ class BattleRecord(BaseModel):
     feedback_text: str | None = None
     audio_kept: StrictBool = False
     source: Annotated[str, Field(min_length=1, max_length=32)] = "arena"
+    counted: StrictBool = True
+    flags: list[str] = []
+    equal_pace: StrictBool = False
 
     @field_validator("*", mode="after")
     @classmethod
@@ -182,6 +204,20 @@ class BattleRecord(BaseModel):
         if value is not None and info.data.get("session_id") is None:
             raise ValueError("a participant_id needs a session_id")
         return value
+
+    @field_validator("flags")
+    @classmethod
+    def _flags_are_identifiers(cls, value: list[str]) -> list[str]:
+        for flag in value:
+            if _FLAG.fullmatch(flag) is None:
+                raise ValueError(
+                    f"flag {flag!r} is not a short identifier (a lowercase letter, then "
+                    "lowercase letters, digits or _, at most 40 characters)"
+                )
+        flags = sorted(set(value))
+        if len(",".join(flags)) > FLAGS_MAX_LENGTH:
+            raise ValueError(f"the flags are longer than {FLAGS_MAX_LENGTH} characters joined")
+        return flags
 
     @field_validator("latency_a", "latency_b")
     @classmethod
@@ -250,8 +286,8 @@ def record_error_from_validation(
 def battles_frame_from_columns(columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
     """Build the analysis DataFrame from one sequence per column of :data:`FRAME_COLUMNS`.
 
-    Strings use pandas' string dtype (missing as NaN), numbers are float64 (NaN where unknown)
-    and ``created_at`` is ``datetime64[us, UTC]``.
+    Strings use pandas' string dtype (missing as NaN), numbers are float64 (NaN where unknown),
+    ``counted`` is bool and ``created_at`` is ``datetime64[us, UTC]``.
     """
     data: dict[str, Any] = {}
     for name in _STRING_COLUMNS:
@@ -259,6 +295,8 @@ def battles_frame_from_columns(columns: Mapping[str, Sequence[Any]]) -> pd.DataF
     for name in _NUMBER_COLUMNS:
         values = [math.nan if value is None else value for value in columns[name]]
         data[name] = pd.Series(values, dtype="float64")
+    for name in _BOOL_COLUMNS:
+        data[name] = pd.Series([bool(value) for value in columns[name]], dtype="bool")
     created = pd.to_datetime(pd.Series(list(columns["created_at"]), dtype=object), utc=True)
     data["created_at"] = created.astype("datetime64[us, UTC]")
     return pd.DataFrame({name: data[name] for name in FRAME_COLUMNS})
@@ -273,7 +311,9 @@ def records_to_frame(records: Iterable[BattleRecord]) -> pd.DataFrame:
     Returns:
         One row per battle with the columns of :data:`FRAME_COLUMNS`: ``battle_id, model_a,
         model_b, winner`` (wire strings), ``chars_a, chars_b, ttft_a_s, ttft_b_s, total_a_s,
-        total_b_s`` (float, NaN where unknown), ``query_transcript`` and ``created_at`` (UTC).
+        total_b_s`` (float, NaN where unknown), ``query_transcript``, ``created_at`` (UTC) and
+        ``counted`` (bool). Every record gives a row, counted or not: a caller ranking votes
+        keeps ``frame[frame["counted"]]`` (as ``repo.battles_frame`` does by default).
     """
     columns: dict[str, list[Any]] = {name: [] for name in FRAME_COLUMNS}
     for record in records:
@@ -287,6 +327,7 @@ def records_to_frame(records: Iterable[BattleRecord]) -> pd.DataFrame:
             columns[f"total_{side}_s"].append(latency.total_s if latency else None)
         columns["query_transcript"].append(record.query_transcript)
         columns["created_at"].append(record.created_at)
+        columns["counted"].append(record.counted)
     return battles_frame_from_columns(columns)
 
 
@@ -324,7 +365,7 @@ def records_from_frame(
 
     The frame needs ``model_a, model_b, winner`` and may have any of ``chars_a, chars_b,
     ttft_a_s, ttft_b_s, total_a_s, total_b_s, query_transcript, battle_id, created_at,
-    session_id, participant_id, feedback_text``. Missing ids and times are generated
+    session_id, participant_id, feedback_text, counted``. Missing ids and times are generated
     deterministically from the row position: the same frame and ``namespace`` always give the
     same records (use a different ``namespace`` per run to import several runs into one store).
 
@@ -369,6 +410,8 @@ def records_from_frame(
             "feedback_text": cells.get("feedback_text"),
             "source": source,
         }
+        if cells.get("counted") is not None:
+            fields["counted"] = cells["counted"]
         for side in ("a", "b"):
             fields[f"latency_{side}"] = {
                 "ttft_s": cells.get(f"ttft_{side}_s"),

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lamarena.errors import InvalidInputError, RecordError
 from lamarena.store import repo
+from lamarena.store.audit import audit_session
 from lamarena.store.db import database_errors, make_sessionmaker
 from lamarena.store.exporters import EXPORT_SUFFIXES, write_battle_records
 from lamarena.store.importers import BattleFormat, read_battle_records
@@ -121,7 +122,10 @@ def import_votes(
 
 
 def load_battle_records(engine: Engine) -> list[BattleRecord]:
-    """Load every voted battle of the store, oldest first.
+    """Load every voted battle of the store, oldest first, counted or not.
+
+    Arena sessions come as their salted hashes, as exports write them
+    (:mod:`lamarena.store.hashing`).
 
     Raises:
         DatabaseError: the database cannot be reached or refused the read.
@@ -135,6 +139,9 @@ def load_battle_records(engine: Engine) -> list[BattleRecord]:
 
 def export_votes(engine: Engine, out_path: str | Path) -> int:
     """Export every voted battle to JSONL or Parquet (by the suffix of ``out_path``), atomically.
+
+    Every battle is written, counted or not, with its ``counted`` and ``flags``; the session of
+    an arena battle is its salted hash, never the cookie (:mod:`lamarena.store.hashing`).
 
     Args:
         engine: the store's engine.
@@ -157,12 +164,23 @@ def export_votes(engine: Engine, out_path: str | Path) -> int:
     return write_battle_records(load_battle_records(engine), out_path)
 
 
-def load_battles_frame(engine: Engine) -> pd.DataFrame:
-    """Load every voted battle as the analysis DataFrame.
+def load_battles_frame(
+    engine: Engine, *, include_uncounted: bool = False, exclude_flagged: bool = False
+) -> pd.DataFrame:
+    """Load the voted battles a leaderboard ranks as the analysis DataFrame.
+
+    Args:
+        engine: the store's engine.
+        include_uncounted: also load battles whose vote does not count (``counted`` false:
+            the arena flagged them); by default they are left out.
+        exclude_flagged: also leave out the votes of sessions and addresses that
+            ``votes audit`` flags (:meth:`~lamarena.store.audit.VoteAudit.flagged_battle_ids`),
+            read in the same transaction.
 
     Returns:
         Columns ``battle_id, model_a, model_b, winner, chars_a, chars_b, ttft_a_s, ttft_b_s,
-        total_a_s, total_b_s, query_transcript, created_at`` (see ``records.FRAME_COLUMNS``).
+        total_a_s, total_b_s, query_transcript, created_at, counted`` (see
+        ``records.FRAME_COLUMNS``), oldest first, numbered from 0.
 
     Raises:
         DatabaseError: the database cannot be reached or refused the read.
@@ -171,4 +189,8 @@ def load_battles_frame(engine: Engine) -> pd.DataFrame:
         database_errors(engine, "reading the battles", _READ_HINT),
         make_sessionmaker(engine).begin() as session,
     ):
-        return repo.battles_frame(session)
+        frame = repo.battles_frame(session, include_uncounted=include_uncounted)
+        if exclude_flagged:
+            flagged = audit_session(session).flagged_battle_ids()
+            frame = frame[~frame["battle_id"].isin(flagged)].reset_index(drop=True)
+        return frame
