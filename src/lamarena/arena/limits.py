@@ -19,8 +19,6 @@ the client serialises concurrent checks of one client (SQLite writes are serial 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +30,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from lamarena.errors import RateLimited
-from lamarena.store.tables import Battle, ClientEvent, StoreSecret
+from lamarena.store.hashing import salted_hash
+from lamarena.store.tables import Battle, ClientEvent
 
 __all__ = [
     "EventKind",
@@ -40,7 +39,6 @@ __all__ = [
     "check_client",
     "check_global_battles",
     "client_hash",
-    "load_salt",
     "record_event",
 ]
 
@@ -60,18 +58,6 @@ class Limit:
     """What the limit counts, for the message ("battles or refused uploads")."""
 
 
-def load_salt(session: Session) -> str:
-    """The database's salt (made by migration 0003); one is added if it is missing."""
-    salt = session.get(StoreSecret, "hash_salt")
-    if salt is None:  # pragma: no cover - migration 0003 inserts it
-        import secrets
-
-        salt = StoreSecret(name="hash_salt", value=secrets.token_hex(32))
-        session.add(salt)
-        session.flush()
-    return salt.value
-
-
 def client_hash(salt: str, address: str | None) -> str:
     """The salted hash a client address is stored and counted under (hex sha256)."""
     key = address or _UNKNOWN_CLIENT
@@ -84,7 +70,7 @@ def client_hash(salt: str, address: str | None) -> str:
             key = str(ipaddress.ip_network(f"{parsed}/64", strict=False))
         elif isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
             key = str(parsed.ipv4_mapped)
-    return hmac.new(salt.encode(), key.encode(), hashlib.sha256).hexdigest()
+    return salted_hash(salt, key)
 
 
 def _lock_client(session: Session, hashed: str) -> None:

@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import Engine
 
 from lamarena.arena.identification import SelfIdentification
-from lamarena.arena.limits import load_salt
 from lamarena.arena.live import LiveBattles
 from lamarena.arena.sampling import Strategy
 from lamarena.audio import AudioLimits
@@ -26,6 +25,7 @@ from lamarena.models.base import AudioModel, ModelTimeouts, Transcriber
 from lamarena.models.registry import ModelEntry
 from lamarena.settings import Settings
 from lamarena.store.db import database_errors, database_identity, make_sessionmaker, reader
+from lamarena.store.hashing import store_salt
 
 __all__ = ["Arena", "ArenaModel", "ArenaOptions"]
 
@@ -114,7 +114,7 @@ class Arena:
                 database_errors(self.engine, "reading the store's salt", "try again"),
                 self.sessionmaker.begin() as session,
             ):
-                self._salt = load_salt(session)
+                self._salt = store_salt(session)
         return self._salt
 
     @property
