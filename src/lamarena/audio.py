@@ -100,6 +100,11 @@ class _TooLong(Exception):
         self.seconds = seconds
 
 
+_UNKNOWN_FRAMES = 2**62
+"""libsndfile reports a length its header leaves unknown (a FLAC written as a stream) as
+SF_COUNT_MAX frames; such a file is decoded up to the limit instead of refused."""
+
+
 def _decode_soundfile(data: bytes, max_s: float | None) -> tuple[NDArray[np.float32], int] | None:
     """Decode with libsndfile, reading at most ``max_s`` seconds (plus one frame)."""
     import soundfile
@@ -109,7 +114,8 @@ def _decode_soundfile(data: bytes, max_s: float | None) -> tuple[NDArray[np.floa
             rate = int(source.samplerate)
             if max_s is not None and rate > 0:
                 limit = int(max_s * rate) + 1
-                if source.frames > limit:  # the header says so: refuse before decoding
+                known = 0 <= source.frames < _UNKNOWN_FRAMES  # libsndfile: SF_COUNT_MAX
+                if known and source.frames > limit:  # the header says so: refuse before decoding
                     raise _TooLong(source.frames / rate)
                 samples = source.read(frames=limit, dtype="float32", always_2d=False)
                 if len(samples) >= limit:  # the header said less than the file holds
