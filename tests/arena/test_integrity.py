@@ -204,6 +204,11 @@ def test_spoken_reasons_are_bounded_per_battle_and_per_address(
     client = harness.client()
     battles = [_open_and_finish(harness, client, speech_wav) for _ in range(2)]
     assert harness.asr is not None
+    # Each query is transcribed too, after its stream ends: wait for both before counting.
+    deadline = time.monotonic() + 10
+    while any(_battle(harness.engine, b).query_transcript is None for b in battles):
+        assert time.monotonic() < deadline, "the queries were never transcribed"
+        time.sleep(0.02)
     before = len(harness.asr.transcription_requests)
 
     def reason(battle_id: str) -> httpx.Response:
