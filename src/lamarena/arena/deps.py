@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from fastapi import Cookie, Depends, Request
 
 from lamarena.arena.limits import client_hash
@@ -15,19 +16,26 @@ SESSION_COOKIE = "lamarena_session"
 """The cookie holding the arena session id (HttpOnly, SameSite=Lax)."""
 
 
-def get_arena(request: Request) -> Arena:
-    """The arena of the app serving ``request`` (built by the lifespan)."""
+async def get_arena(request: Request) -> Arena:
+    """The arena of the app serving ``request`` (built by the lifespan).
+
+    Dependencies are ``async`` so FastAPI calls them on the event loop: a plain ``def`` costs
+    every request a round trip through the thread pool.
+    """
     arena: Arena = request.app.state.arena
     return arena
 
 
-def get_client(request: Request) -> str:
+async def get_client(request: Request) -> str:
     """The salted hash of the client's address (see :mod:`lamarena.arena.limits`).
 
     Raises:
         DatabaseError: the salt cannot be read (the first time only).
     """
-    salt = get_arena(request).load_salt()
+    arena: Arena = request.app.state.arena
+    salt = arena.salt
+    if salt is None:  # the first request reads it from the database
+        salt = await anyio.to_thread.run_sync(arena.load_salt)
     return client_hash(salt, request.client.host if request.client else None)
 
 

@@ -24,7 +24,13 @@ from lamarena.audio import AudioLimits
 from lamarena.models.base import AudioModel, ModelTimeouts, Transcriber
 from lamarena.models.registry import ModelEntry
 from lamarena.settings import Settings
-from lamarena.store.db import database_errors, database_identity, make_sessionmaker, reader
+from lamarena.store.db import (
+    WriteSessions,
+    database_errors,
+    database_identity,
+    make_sessionmaker,
+    reader,
+)
 from lamarena.store.hashing import store_salt
 
 __all__ = ["Arena", "ArenaModel", "ArenaOptions"]
@@ -78,7 +84,8 @@ class Arena:
         self.settings = settings
         self.transcriber = transcriber
         self.engine = engine
-        self.sessionmaker = make_sessionmaker(engine)
+        self.sessionmaker = WriteSessions(engine)
+        """Write transactions (queued in this process on SQLite)."""
         self.read_sessionmaker = make_sessionmaker(reader(engine))
         self.database_identity = database_identity(engine)
         self.models = models
@@ -115,6 +122,11 @@ class Arena:
                 self.sessionmaker.begin() as session,
             ):
                 self._salt = store_salt(session)
+        return self._salt
+
+    @property
+    def salt(self) -> str | None:
+        """The salt once :meth:`load_salt` has read it, else None."""
         return self._salt
 
     @property

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
@@ -34,6 +35,7 @@ __all__ = [
     "POSTGRES_POOL_SIZE",
     "SQLITE_BUSY_TIMEOUT_MS",
     "DatabaseIdentity",
+    "WriteSessions",
     "alembic_config",
     "check_database_identity",
     "database_error",
@@ -184,6 +186,42 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     after it.
     """
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+class WriteSessions:
+    """Write transactions of one process; on SQLite its writers queue on a lock of its own.
+
+    SQLite lets one writer in at a time, and a writer that finds the lock taken polls for it
+    (its busy handler sleeps 1, 2, 5 ... up to 100 ms between tries), so under a burst of writes
+    each waits well past the moment the lock is free. Queueing a process's writers on a
+    ``threading.Lock`` first wakes the next one as soon as the previous transaction ends; the
+    database's own lock still orders them against other processes. Waiting for the lock is
+    bounded by the busy timeout, after which the transaction goes ahead and SQLite decides.
+    On PostgreSQL this is the plain session factory.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._factory = make_sessionmaker(engine)
+        self._lock = threading.Lock() if engine.dialect.name == "sqlite" else None
+
+    def __call__(self) -> Session:
+        """A session whose transactions are not queued (for reads, or one writer alone)."""
+        return self._factory()
+
+    @contextmanager
+    def begin(self) -> Iterator[Session]:
+        """A session in a transaction, committed at the end of the block (rolled back on error)."""
+        if self._lock is None:
+            with self._factory.begin() as session:
+                yield session
+            return
+        acquired = self._lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        try:
+            with self._factory.begin() as session:
+                yield session
+        finally:
+            if acquired:
+                self._lock.release()
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
