@@ -34,6 +34,7 @@ bench: setup
 	$(PY) benchmarks/ranking.py
 	$(PY) benchmarks/models.py
 	$(PY) benchmarks/arena_load.py
+	$(PY) benchmarks/arena_abuse.py
 	$(PY) benchmarks/static_runner.py
 	$(PY) benchmarks/analyze.py
 
