@@ -57,7 +57,6 @@ import asyncio
 import contextlib
 import io
 import json
-import multiprocessing
 import os
 import platform
 import random
@@ -65,7 +64,6 @@ import resource
 import select
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -73,9 +71,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -86,14 +82,13 @@ import soundfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+# the loopback models, the question and the log line of the load benchmark beside this one
+from arena_load import QUESTION, WINNERS, Models, _log
 from helpers.arena_server import ServeProcess, write_models_yaml
-from helpers.fake_openai import FakeOpenAI
+from helpers.audio_files import flac_without_length
 from helpers.servers import unused_port
 from helpers.speech import speak
 
-QUESTION = "What is the capital of France, and what is it famous for?"
-DELTAS = ("The capital", " of France", " is", " Paris", ".")
-WINNERS = ("model_a", "model_b", "tie", "both_bad")
 MB = 1_000_000
 
 REFUSAL_TARGET_S = 1.0
@@ -110,10 +105,6 @@ READ_S = (2.0, 5.0)
 """Seconds an honest participant reads both replies before voting (uniform)."""
 PUSH_LIMIT_S = 15.0
 """How long a raw upload keeps sending when the server neither answers nor closes."""
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _target(value: float | None, target_max: float, digits: int = 4) -> dict[str, Any]:
@@ -138,43 +129,6 @@ def _spread(values: list[float]) -> dict[str, float] | None:
         "p95": round(float(np.percentile(values, 95)), 4),
         "max": round(max(values), 4),
     }
-
-
-# -- the models, in their own process -----------------------------------------------------------
-
-
-def _serve_models(conn: Connection, latencies: dict[str, float]) -> None:
-    """Fake models with fixed latency (half to the first delta); stops on "stop"."""
-    gaps = len(DELTAS) - 1
-    fakes = {
-        name: FakeOpenAI(
-            deltas=DELTAS, first_token_delay_s=latency / 2, delta_delay_s=latency / 2 / gaps
-        )
-        for name, latency in latencies.items()
-    }
-    with ExitStack() as stack:
-        urls = {name: stack.enter_context(fake.serve()).base_url for name, fake in fakes.items()}
-        conn.send(urls)
-        while conn.recv() != "stop":
-            pass
-
-
-class Models:
-    """The fake models' process and its URLs."""
-
-    def __init__(self, latencies: dict[str, float]) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve_models, args=(child, latencies))
-        self._process.start()
-        self.urls: dict[str, str] = self._conn.recv()
-
-    def stop(self) -> None:
-        """Stop the servers and the process."""
-        self._conn.send("stop")
-        self._process.join(30)
-        if self._process.is_alive():
-            self._process.kill()
 
 
 # -- the server and its memory ------------------------------------------------------------------
@@ -547,15 +501,6 @@ def _flac_hour(path: Path, seconds: int = 3600, tone_s: int = 5) -> bytes:
     return path.read_bytes()
 
 
-def _without_length(flac: bytes) -> bytes:
-    """The same FLAC with STREAMINFO's total-samples field zeroed ("unknown")."""
-    if flac[:4] != b"fLaC" or flac[4] & 0x7F != 0:
-        raise ValueError("not a FLAC file starting with STREAMINFO")
-    (packed,) = struct.unpack(">Q", flac[18:26])  # rate 20, channels 3, bits 5, samples 36
-    packed &= ~((1 << 36) - 1)
-    return flac[:18] + struct.pack(">Q", packed) + flac[26:]
-
-
 def scenario_flac_one_hour(lab: Lab) -> dict[str, Any]:
     """An hour of audio in a small file: refused, fast, without decoding it all."""
     flac = _flac_hour(lab.workdir / "hour.flac")
@@ -569,7 +514,7 @@ def scenario_flac_one_hour(lab: Lab) -> dict[str, Any]:
         memory = Memory(serve)
         for variant, data in (
             ("header_says_one_hour", flac),
-            ("header_length_unknown", _without_length(flac)),
+            ("header_length_unknown", flac_without_length(flac)),
         ):
             memory.start()
             with httpx.Client(base_url=serve.url, timeout=60, trust_env=False) as client:

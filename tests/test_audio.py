@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from helpers.audio_files import flac_without_length
 from helpers.speech import speak
 from lamarena.audio import SAMPLE_RATE_HZ, AudioClip, AudioLimits, decode_audio, to_wav_bytes
 from lamarena.errors import AudioError
@@ -176,24 +177,11 @@ def test_ffmpeg_decoding_stops_once_past_the_limit() -> None:
     assert whole.duration_s == pytest.approx(120, abs=0.1)
 
 
-def _flac_without_length(flac: bytes) -> bytes:
-    """The FLAC with STREAMINFO's total-samples field zeroed ("unknown").
-
-    A streaming encoder writes it so (FLAC format spec, METADATA_BLOCK_STREAMINFO: 36 bits).
-    """
-    import struct
-
-    assert flac[:4] == b"fLaC" and flac[4] & 0x7F == 0  # STREAMINFO comes first
-    (packed,) = struct.unpack(">Q", flac[18:26])
-    packed &= ~((1 << 36) - 1)
-    return flac[:18] + struct.pack(">Q", packed) + flac[26:]
-
-
 def test_a_flac_of_unknown_length_is_decoded_up_to_the_limit_not_refused_from_its_header() -> None:
     short, long_ = io.BytesIO(), io.BytesIO()
     soundfile.write(short, _tone(3, 16000), 16000, format="FLAC")
     soundfile.write(long_, _tone(90, 16000), 16000, format="FLAC")
-    clip = decode_audio(_flac_without_length(short.getvalue()))
+    clip = decode_audio(flac_without_length(short.getvalue()))
     assert clip.duration_s == pytest.approx(3.0, abs=0.01)
     with pytest.raises(AudioError, match=r"over 60 s long \(at least 60 s\)"):
-        decode_audio(_flac_without_length(long_.getvalue()))
+        decode_audio(flac_without_length(long_.getvalue()))

@@ -204,10 +204,6 @@ class WriteSessions:
         self._factory = make_sessionmaker(engine)
         self._lock = threading.Lock() if engine.dialect.name == "sqlite" else None
 
-    def __call__(self) -> Session:
-        """A session whose transactions are not queued (for reads, or one writer alone)."""
-        return self._factory()
-
     @contextmanager
     def begin(self) -> Iterator[Session]:
         """A session in a transaction, committed at the end of the block (rolled back on error)."""
