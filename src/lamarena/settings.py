@@ -104,6 +104,14 @@ class Settings(BaseSettings):
     streams_per_session: int = Field(
         default=4, ge=1, description="Reply streams one session may hold open at once."
     )
+    battle_starts_at_once: int = Field(
+        default=2,
+        ge=1,
+        description=(
+            "Uploads a worker decodes and stores at once; the rest wait in arrival order, so "
+            "under a burst the first to arrive are answered first."
+        ),
+    )
     header_timeout_s: float = Field(
         default=10.0, gt=0, description="Seconds a connection may take to send request headers."
     )

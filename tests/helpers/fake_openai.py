@@ -20,6 +20,12 @@ the server runs in another thread:
   ``finish_reason`` chunk, the usage chunk, ``[DONE]``), as a proxy or a dying server may;
 - ``reset_after = N`` kills the response after its first N events: the server closes the
   connection in the middle of the chunked body, as a crashed server does.
+- ``extra_choices`` (a list of ``choices`` entries) sends one chunk per entry after the deltas:
+  shapes real servers send that carry no text of the first choice (another choice's text with
+  ``n`` > 1, ``"content": null``, an empty delta);
+- ``error_after = N`` sends, after the first N deltas, the error event OpenAI-compatible
+  servers send when generation fails mid-stream (``data: {"error": {"message", "type",
+  "code"}}``, the shape the openai SDK's ``AsyncStream`` raises ``APIError`` for) and ends.
 
 The events of a reply, counted by ``truncate_after`` and ``reset_after``: the role chunk, one
 chunk per delta, the ``finish_reason`` chunk, the usage chunk (when asked for), ``[DONE]``.
@@ -135,6 +141,8 @@ class FakeOpenAI:
         self.finish_reason: str | None = "stop"
         self.truncate_after: int | None = None
         self.reset_after: int | None = None
+        self.extra_choices: list[dict[str, Any]] = []
+        self.error_after: int | None = None
         self.stall_s = 0.0
         self.gate_timeout_s = 5.0
         self.gate_timed_out: bool | None = None
@@ -301,9 +309,17 @@ class FakeOpenAI:
         for index, text in enumerate(self.deltas):
             if index and self.delta_delay_s:
                 await asyncio.sleep(self.delta_delay_s)
+            if self.error_after is not None and index >= self.error_after:
+                error = {"message": "the engine ran out of memory", "type": "server_error"}
+                yield f"data: {json.dumps({'error': {**error, 'code': 500}})}\n\n".encode()
+                return
             yield self._chunk(model, self._text_delta(text), usage_field=usage_field)
             if index == 0 and gate is not None:
                 await self._wait_gate(gate)
+        for choice in self.extra_choices:
+            chunk = json.loads(self._chunk(model, {}).decode().removeprefix("data: "))
+            chunk["choices"] = [choice]
+            yield f"data: {json.dumps(chunk)}\n\n".encode()
         yield self._chunk(model, {}, finish=self.finish_reason, usage_field=usage_field)
         if usage is not None:
             yield self._usage_chunk(model, *usage)

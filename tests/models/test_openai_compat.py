@@ -133,6 +133,37 @@ async def test_deltas_arrive_in_order_while_the_server_is_still_sending(
     assert fake.gate_timed_out is False
 
 
+async def test_chunks_without_text_of_the_first_choice_add_nothing(
+    model: OpenAIChatModel, fake: FakeOpenAI, question_clip: AudioClip
+) -> None:
+    # Chunks are read as the JSON sent, not the SDK's models: shapes real servers send must
+    # neither add text nor break the reply.
+    fake.extra_choices = [
+        {"index": 1, "delta": {"content": "another choice"}, "finish_reason": None},
+        {"index": 0, "delta": {"content": None, "refusal": None}, "finish_reason": None},
+        {"index": 0, "delta": {"audio": None}, "finish_reason": None},
+        {"index": 0, "delta": {}, "finish_reason": None},
+    ]
+    stream = model.stream(question_clip, PROMPT)
+
+    assert await _collect(stream) == list(DEFAULT_DELTAS)
+    assert stream.usage is not None and stream.usage.input_tokens == fake.prompt_tokens
+
+
+async def test_an_error_event_mid_stream_fails_the_reply_with_the_server_message(
+    model: OpenAIChatModel, fake: FakeOpenAI, question_clip: AudioClip
+) -> None:
+    fake.error_after = 2
+    received: list[str] = []
+    with pytest.raises(ModelError, match="ran out of memory") as caught:
+        async for delta in model.stream(question_clip, PROMPT):
+            received.append(delta)
+
+    assert received == list(DEFAULT_DELTAS[:2])
+    assert not isinstance(caught.value, (ModelTimeout, ModelUnavailable))
+    assert len(fake.chat_requests) == 1  # a failure after the first delta is never retried
+
+
 async def test_gpt4o_audio_modality_streams_the_spoken_transcript(
     server: FakeOpenAIServer, fake: FakeOpenAI, question_clip: AudioClip
 ) -> None:

@@ -33,7 +33,7 @@ from lamarena.arena.live import Event, LiveBattle
 from lamarena.arena.sampling import pair_key, pick_pair
 from lamarena.arena.schemas import LatencyOut, Reveal
 from lamarena.arena.state import Arena
-from lamarena.audio import AudioClip
+from lamarena.audio import AudioClip, decode_audio
 from lamarena.errors import (
     AlreadyVoted,
     InvalidInputError,
@@ -387,6 +387,42 @@ def open_battle(
         staged.publish()
     logger.info("battle %s opened%s", battle_id, f" ({', '.join(flags)})" if flags else "")
     return OpenedBattle(battle_id, session_id, model_a, model_b, clip)
+
+
+def open_battle_from_upload(
+    arena: Arena,
+    *,
+    data: bytes,
+    client: str,
+    cookie_id: str | None,
+    extension: str,
+    consent: bool | None,
+    participant_id: str | None,
+) -> OpenedBattle:
+    """Decode an uploaded query and store its battle (blocking: one trip to a worker thread).
+
+    An upload that cannot be a query (empty, undecodable, too long, silent) counts toward its
+    address's battle budget, and nothing else is stored.
+
+    Raises:
+        InvalidInputError: the audio cannot be a query.
+        RateLimited, StorageFull, DatabaseError: as :func:`open_battle`.
+    """
+    try:
+        clip = decode_audio(data, limits=arena.options.audio_limits)
+    except InvalidInputError:
+        note_refused_upload(arena, client)
+        raise
+    return open_battle(
+        arena,
+        cookie_id=cookie_id,
+        clip=clip,
+        data=data,
+        extension=extension,
+        consent=consent,
+        participant_id=participant_id,
+        client=client,
+    )
 
 
 def start_generation(arena: Arena, battle: OpenedBattle) -> LiveBattle:

@@ -109,6 +109,8 @@ class Arena:
         self.identification = SelfIdentification.build([*models, *ids], extra_terms)
         self.open_streams: Counter[str] = Counter()
         """Reply streams open in this process, per session."""
+        self.battle_starts = asyncio.Semaphore(settings.battle_starts_at_once)
+        """Uploads being decoded and stored now; the rest queue in arrival order (FIFO)."""
 
     def load_salt(self) -> str:
         """The database's salt of client and session hashes, read once (blocking).

@@ -20,6 +20,12 @@ or 5xx before the first delta is retried with jittered exponential backoff, and 
 fails at once as a :class:`~lamarena.errors.ModelError` subclass with a message a user can act
 on. The API key is passed in by the registry; it is never logged and never part of a repr.
 
+Chunks are read as the JSON the server sent (a mapping each; the fields this adapter reads are
+checked where they are read), not as the SDK's pydantic models: building a model for every chunk
+and walking the typed request were most of a request's CPU on a busy arena (see
+``benchmarks/arena_load.py``). The request still goes through the SDK (``AsyncOpenAI.post``),
+which keeps its headers, SSE parsing, error events and errors.
+
 A reply is complete only once a chunk carries a ``finish_reason`` (``stop``, or ``length`` for
 one cut by ``max_tokens``); a stream that ends without one, or whose connection fails after the
 server accepted the request, is a :class:`~lamarena.errors.ModelError` saying the reply broke
@@ -31,18 +37,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
-from typing import Literal, TypeVar
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import Any, Literal, TypeVar
 
 import httpx2
 import openai
 from openai import AsyncOpenAI, AsyncStream, omit
 from openai.types.chat import (
     ChatCompletionAudioParam,
-    ChatCompletionChunk,
     ChatCompletionContentPartParam,
     ChatCompletionMessageParam,
 )
+from openai.types.chat.completion_create_params import CompletionCreateParamsStreaming
 
 from lamarena.audio import AudioClip, to_wav_bytes
 from lamarena.errors import ConfigError, ModelError, ModelTimeout, ModelUnavailable
@@ -252,21 +258,40 @@ class _OpenAIService:
         )
 
 
-def _delta_texts(chunk: ChatCompletionChunk) -> Iterator[str]:
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _delta_texts(chunk: Mapping[str, Any]) -> Iterator[str]:
     """The text of one streamed chunk: content, a spoken reply's transcript, or a refusal.
 
     The usage chunk that ends a stream asked for ``include_usage`` has no choices: no text.
     """
-    for choice in chunk.choices:
-        if choice.index != 0:
+    for choice in _choices(chunk):
+        if choice.get("index", 0) != 0:
             continue
-        delta = choice.delta
-        if delta.content:
-            yield delta.content
-        if delta.audio is not None and delta.audio.transcript:
-            yield delta.audio.transcript
-        if delta.refusal:
-            yield delta.refusal
+        delta = _mapping(choice.get("delta"))
+        for text in (
+            delta.get("content"),
+            _mapping(delta.get("audio")).get("transcript"),
+            delta.get("refusal"),
+        ):
+            if isinstance(text, str) and text:
+                yield text
+
+
+def _choices(chunk: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    choices = chunk.get("choices")
+    if not isinstance(choices, list):
+        return []
+    return [choice for choice in choices if isinstance(choice, Mapping)]
+
+
+def _reported_usage(chunk: Mapping[str, Any]) -> Usage | None:
+    usage = chunk.get("usage")
+    if not isinstance(usage, Mapping):
+        return None
+    return Usage.reported(usage.get("prompt_tokens"), usage.get("completion_tokens"))
 
 
 class OpenAIChatModel(_OpenAIService):
@@ -396,21 +421,40 @@ class OpenAIChatModel(_OpenAIService):
 
         return ReplyStream(lambda report: self._stream(messages, report))
 
-    async def _open(
+    def _request_body(
         self, messages: list[ChatCompletionMessageParam]
-    ) -> AsyncStream[ChatCompletionChunk]:
-        """Send the request (retrying 429 and 5xx); the SDK's stream of chunks."""
+    ) -> CompletionCreateParamsStreaming:
+        body: CompletionCreateParamsStreaming = {
+            "model": self.model,
+            "messages": messages,
+            "stream": True,
+        }
+        if self.report_usage:
+            body["stream_options"] = {"include_usage": True}
+        if self._audio_out is not None:
+            body["modalities"] = self.modalities
+            body["audio"] = self._audio_out
+        if self._temperature is not None:
+            body["temperature"] = self._temperature
+        if self._max_tokens is not None:
+            body["max_tokens"] = self._max_tokens
+        return body
+
+    async def _open(self, messages: list[ChatCompletionMessageParam]) -> AsyncStream[object]:
+        """Send the request (retrying 429 and 5xx); the stream of chunks as the server sent them.
+
+        ``chat.completions.create`` would send the same body; ``post`` skips its typed walk of
+        the request (the audio part included) and a pydantic model per chunk.
+        """
+        body = self._request_body(messages)
         try:
             return await self._with_retries(
-                lambda: self._client.chat.completions.create(
-                    model=self.model,
-                    messages=messages,
+                lambda: self._client.post(
+                    "/chat/completions",
+                    body=body,
+                    cast_to=object,
                     stream=True,
-                    stream_options={"include_usage": True} if self.report_usage else omit,
-                    modalities=self.modalities if self._audio_out is not None else omit,
-                    audio=self._audio_out if self._audio_out is not None else omit,
-                    temperature=self._temperature if self._temperature is not None else omit,
-                    max_tokens=self._max_tokens if self._max_tokens is not None else omit,
+                    stream_cls=AsyncStream[object],
                 )
             )
         except ModelError as exc:
@@ -430,10 +474,12 @@ class OpenAIChatModel(_OpenAIService):
         received = 0
         finished = False
         try:
-            async for chunk in stream:
-                if chunk.usage is not None:  # the last chunk (or every one, on some servers)
-                    report(Usage.reported(chunk.usage.prompt_tokens, chunk.usage.completion_tokens))
-                if any(choice.finish_reason for choice in chunk.choices):
+            async for item in stream:
+                chunk = _mapping(item)
+                usage = _reported_usage(chunk)  # the last chunk (or every one, on some servers)
+                if usage is not None:
+                    report(usage)
+                if any(choice.get("finish_reason") for choice in _choices(chunk)):
                     finished = True  # "stop", or "length" (complete, if cut by max_tokens)
                 for text in _delta_texts(chunk):
                     received += len(text)

@@ -18,18 +18,16 @@ from lamarena.arena.battles import (
     check_battle_access,
     check_upload_allowed,
     note_refused_upload,
-    open_battle,
+    open_battle_from_upload,
     start_generation,
 )
 from lamarena.arena.deps import SESSION_COOKIE, ArenaDep, ClientDep, SessionIdDep
 from lamarena.arena.pacing import equal_pace
 from lamarena.arena.schemas import BattleCreated
-from lamarena.arena.state import Arena
-from lamarena.audio import AudioClip, decode_audio
 from lamarena.errors import InvalidInputError, RateLimited
 from lamarena.store.tables import ID_LENGTH
 
-__all__ = ["MAX_FORM_FIELDS", "read_audio_form", "read_query", "read_upload", "router"]
+__all__ = ["MAX_FORM_FIELDS", "read_audio_form", "read_upload", "router"]
 
 router = APIRouter(prefix="/api/battles", tags=["battles"])
 
@@ -93,21 +91,6 @@ async def read_upload(upload: UploadFile, max_bytes: int | None) -> bytes:
     return b"".join(parts)
 
 
-async def read_query(
-    request: Request, arena: Arena, client: str
-) -> tuple[bytes, UploadFile, dict[str, str], AudioClip]:
-    """The form and its decoded audio; a refusal counts toward the address's battle budget."""
-    try:
-        data, audio, fields = await read_audio_form(request, arena.options.audio_limits.max_bytes)
-        clip = await anyio.to_thread.run_sync(
-            partial(decode_audio, data, limits=arena.options.audio_limits)
-        )
-    except (InvalidInputError, HTTPException):
-        await anyio.to_thread.run_sync(note_refused_upload, arena, client)
-        raise
-    return data, audio, fields, clip
-
-
 @router.post("", status_code=201)
 async def create_battle(
     request: Request,
@@ -125,23 +108,30 @@ async def create_battle(
     (429) before its upload is read; refused uploads count toward that limit.
     """
     await anyio.to_thread.run_sync(check_upload_allowed, arena, client)
-    data, audio, fields, clip = await read_query(request, arena, client)
+    try:
+        data, audio, fields = await read_audio_form(request, arena.options.audio_limits.max_bytes)
+    except (InvalidInputError, HTTPException):
+        await anyio.to_thread.run_sync(note_refused_upload, arena, client)
+        raise
     keep = _parse_consent(fields.get("consent"))
     participant_id = _parse_pid(fields.get("pid"))
-    opened = await anyio.to_thread.run_sync(
-        partial(
-            open_battle,
-            arena,
-            cookie_id=session_id,
-            clip=clip,
-            data=data,
-            extension=audio_extension(audio.filename, audio.content_type),
-            consent=keep,
-            participant_id=participant_id,
-            client=client,
+    # Decoding and storing take CPU a burst of uploads would share; queued in arrival order
+    # (the body is read before, so a slow upload never holds a place) the first to arrive
+    # have their replies started first instead of every battle waiting for all of them.
+    async with arena.battle_starts:
+        opened = await anyio.to_thread.run_sync(
+            partial(
+                open_battle_from_upload,
+                arena,
+                data=data,
+                client=client,
+                cookie_id=session_id,
+                extension=audio_extension(audio.filename, audio.content_type),
+                consent=keep,
+                participant_id=participant_id,
+            )
         )
-    )
-    start_generation(arena, opened)
+        start_generation(arena, opened)
     response.set_cookie(
         SESSION_COOKIE,
         opened.session_id,
