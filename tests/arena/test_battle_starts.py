@@ -81,9 +81,13 @@ def test_a_slow_upload_does_not_hold_the_place_of_others(
     harness = harness_factory(battle_starts_at_once=1, body_timeout_s=8)
     boundary = "lamarena-slow-upload"
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; '
-        'filename="question.wav"\r\nContent-Type: audio/wav\r\n\r\n'
-    ).encode() + speech_wav + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; '
+            'filename="question.wav"\r\nContent-Type: audio/wav\r\n\r\n'
+        ).encode()
+        + speech_wav
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     host, port = harness.url.removeprefix("http://").split(":")
     slow = socket.create_connection((host, int(port)), timeout=10)
     try:
