@@ -1,9 +1,11 @@
-"""Uploads are decoded and stored a few at a time (``battle_starts_at_once``), in arrival order.
+"""Battle starts: a few at a time in arrival order; live streams allowed without a read.
 
-Under a burst every upload's decoding and storing would otherwise share the one event loop and
-GIL, so every battle's models would be asked late; queued, the first to arrive are answered
-first (benchmarks/arena_load.py, ``burst``). The body is read before the queue, so a slow
-upload never holds a place. Real arena (uvicorn on 127.0.0.1, loopback models), SQLite and
+Uploads are decoded and stored ``battle_starts_at_once`` at a time, in arrival order, and the
+stream of a battle this process generates is allowed without reading the store. Under a
+burst every upload's decoding and storing would otherwise share the one event loop and GIL, so
+every battle's models would be asked late; queued, the first to arrive are answered first
+(benchmarks/arena_load.py, ``burst``). The body is read before the queue, so a slow upload
+never holds a place. Real arena (uvicorn on 127.0.0.1, loopback models), SQLite and
 PostgreSQL.
 """
 
@@ -20,7 +22,7 @@ import httpx
 import pytest
 
 import lamarena.arena.routes.battles as battle_routes
-from arena.conftest import Harness
+from arena.conftest import Harness, read_events
 
 
 class _Concurrency:
@@ -112,3 +114,26 @@ def test_a_slow_upload_does_not_hold_the_place_of_others(
     assert waited_s < 4.0  # well under the slow body's own deadline (8 s)
     assert answer.startswith("HTTP/1.1 201"), answer[:200]
     assert harness.counts()["battles"] == 2
+
+
+def test_a_live_battle_streams_to_its_session_only_without_reading_the_store(
+    harness_factory: Callable[..., Harness],
+    speech_wav: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reads = _Concurrency(battle_routes.check_battle_access, hold_s=0)
+    monkeypatch.setattr(battle_routes, "check_battle_access", reads)
+    harness = harness_factory()
+    owner, stranger = harness.client(), harness.client()
+    stranger.post("/api/battles", files={"audio": ("q.wav", speech_wav, "audio/wav")})
+    created = owner.post("/api/battles", files={"audio": ("q.wav", speech_wav, "audio/wav")})
+    battle_id = created.json()["battle_id"]
+
+    refused = stranger.get(f"/api/battles/{battle_id}/stream")  # another session, while live
+    events = read_events(owner, battle_id)
+    after = read_events(owner, battle_id)  # finished: no longer live, read from the store
+
+    assert refused.status_code == 404
+    assert [event.name for event in events].count("done") == 2
+    assert [event.name for event in after].count("done") == 2
+    assert reads.calls == 2  # the stranger's refusal and the stream after the battle ended

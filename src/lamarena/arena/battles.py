@@ -28,7 +28,13 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from lamarena.arena.identification import SELF_IDENTIFIED
-from lamarena.arena.limits import Limit, check_client, check_global_battles, record_event
+from lamarena.arena.limits import (
+    Limit,
+    check_battle_budget,
+    check_client,
+    check_global_battles,
+    record_event,
+)
 from lamarena.arena.live import Event, LiveBattle
 from lamarena.arena.sampling import pair_key, pick_pair
 from lamarena.arena.schemas import LatencyOut, Reveal
@@ -117,6 +123,8 @@ class OpenedBattle:
     model_a: str
     model_b: str
     clip: AudioClip
+    created_at: datetime
+    equal_pace: bool
 
 
 @dataclass(frozen=True)
@@ -269,8 +277,9 @@ def check_upload_allowed(arena: Arena, client: str) -> None:
         database_errors(arena.engine, "checking the limits", "try again"),
         arena.read_sessionmaker() as session,
     ):
-        check_client(session, client, battle_limit(arena))
-        check_global_battles(session, arena.settings.global_battles_per_minute)
+        check_battle_budget(
+            session, client, battle_limit(arena), arena.settings.global_battles_per_minute
+        )
 
 
 def note_refused_upload(arena: Arena, client: str) -> None:
@@ -363,8 +372,10 @@ def open_battle(
             if row.consent_keep_audio:
                 directory = settings.data_dir / "audio"
                 staged = _stage_audio(directory, clip.sha256, extension, data)
+            created_at = datetime.now(UTC)
             battle_id = create_battle(
                 session,
+                created_at=created_at,
                 model_a=model_a,
                 model_b=model_b,
                 session_id=row.id,
@@ -386,7 +397,9 @@ def open_battle(
     if staged is not None:
         staged.publish()
     logger.info("battle %s opened%s", battle_id, f" ({', '.join(flags)})" if flags else "")
-    return OpenedBattle(battle_id, session_id, model_a, model_b, clip)
+    return OpenedBattle(
+        battle_id, session_id, model_a, model_b, clip, created_at, settings.equal_pace
+    )
 
 
 def open_battle_from_upload(
@@ -427,7 +440,12 @@ def open_battle_from_upload(
 
 def start_generation(arena: Arena, battle: OpenedBattle) -> LiveBattle:
     """Start generating both replies now, in a task of the app; return what streams follow."""
-    live = arena.live.start(battle.battle_id)
+    live = arena.live.start(
+        battle.battle_id,
+        session_id=battle.session_id,
+        created_at=battle.created_at,
+        equal_pace=battle.equal_pace,
+    )
     task = asyncio.create_task(_generate(arena, battle, live), name=f"battle-{battle.battle_id}")
     arena.tasks.add(task)
     task.add_done_callback(arena.tasks.discard)
@@ -598,6 +616,18 @@ async def transcribe_feedback(arena: Arena, clip: AudioClip) -> str:
     if not text:
         raise InvalidInputError("no words were recognised in the recording; try again or type")
     return text
+
+
+def live_battle_access(arena: Arena, battle_id: str, session_id: str | None) -> BattleAccess | None:
+    """The access to a battle this process is generating for ``session_id``, without a read.
+
+    None when the process is not generating it (or not for that session): then ask
+    :func:`check_battle_access`, which reads the store.
+    """
+    live = arena.live.get(battle_id)
+    if live is None or session_id is None or live.session_id != session_id:
+        return None
+    return BattleAccess(battle_id, live.created_at, live.equal_pace)
 
 
 def check_battle_access(arena: Arena, battle_id: str, session_id: str | None) -> BattleAccess:

@@ -36,6 +36,7 @@ from lamarena.store.tables import Battle, ClientEvent
 __all__ = [
     "EventKind",
     "Limit",
+    "check_battle_budget",
     "check_client",
     "check_global_battles",
     "client_hash",
@@ -127,6 +128,40 @@ def check_global_battles(session: Session, per_minute: int) -> None:
             f"wait {wait_s} s and try again",
             retry_after_s=wait_s,
         )
+
+
+def check_battle_budget(
+    session: Session, hashed: str, limit: Limit, global_per_minute: int
+) -> None:
+    """:func:`check_client` and :func:`check_global_battles` in one read, without the lock.
+
+    For the check before an upload is read: nothing is recorded, so nothing needs serialising
+    (the battle's own transaction checks again, under the lock). Only a refusal reads more, to
+    say how long to wait.
+
+    Raises:
+        RateLimited: the client or the arena is at its limit.
+    """
+    since = datetime.now(UTC) - _WINDOW
+    client_events = (
+        select(func.count(ClientEvent.id))
+        .where(
+            ClientEvent.client_hash == hashed,
+            ClientEvent.kind.in_(list(limit.kinds)),
+            ClientEvent.created_at >= since,
+        )
+        .scalar_subquery()
+    )
+    battles = (
+        select(func.count(Battle.id))
+        .where(Battle.created_at >= since, Battle.source == "arena")
+        .scalar_subquery()
+    )
+    used, started = session.execute(select(client_events, battles)).one()
+    if (used or 0) >= limit.per_minute:
+        check_client(session, hashed, limit)
+    if (started or 0) >= global_per_minute:
+        check_global_battles(session, global_per_minute)
 
 
 def record_event(session: Session, hashed: str, kind: EventKind) -> None:

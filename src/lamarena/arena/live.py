@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -27,9 +28,22 @@ class Event:
 
 
 class LiveBattle:
-    """The events of one battle being generated, followed by any number of streams."""
+    """The events of one battle being generated, followed by any number of streams.
 
-    def __init__(self) -> None:
+    ``session_id``, ``created_at`` and ``equal_pace`` are the stored battle's, so a stream of this
+    process may be allowed without reading the database.
+    """
+
+    def __init__(
+        self,
+        *,
+        session_id: str | None = None,
+        created_at: datetime | None = None,
+        equal_pace: bool = False,
+    ) -> None:
+        self.session_id = session_id
+        self.created_at = created_at or datetime.now(UTC)
+        self.equal_pace = equal_pace
         self._events: list[Event] = []
         self._finished = False
         self._changed = asyncio.Condition()
@@ -71,9 +85,16 @@ class LiveBattles:
     def __init__(self) -> None:
         self._battles: dict[str, LiveBattle] = {}
 
-    def start(self, battle_id: str) -> LiveBattle:
+    def start(
+        self,
+        battle_id: str,
+        *,
+        session_id: str | None = None,
+        created_at: datetime | None = None,
+        equal_pace: bool = False,
+    ) -> LiveBattle:
         """Register a new battle and return it."""
-        live = LiveBattle()
+        live = LiveBattle(session_id=session_id, created_at=created_at, equal_pace=equal_pace)
         self._battles[battle_id] = live
         return live
 

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
+from time import monotonic
 from typing import Any
 
 from alembic import command
@@ -25,13 +26,14 @@ from alembic.config import Config
 from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, ExceptionContext, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from lamarena.errors import ConfigError, DatabaseError
 
 __all__ = [
+    "POSTGRES_PING_AFTER_IDLE_S",
     "POSTGRES_POOL_SIZE",
     "SQLITE_BUSY_TIMEOUT_MS",
     "DatabaseIdentity",
@@ -52,6 +54,8 @@ logger = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 5_000
 _READ_ONLY = "lamarena_read_only"
 POSTGRES_POOL_SIZE = 20
+POSTGRES_PING_AFTER_IDLE_S = 5.0
+"""A pooled PostgreSQL connection idle this long is pinged before use (see :func:`make_engine`)."""
 """Connections each process keeps open to PostgreSQL (the arena's threads share them)."""
 """How long a SQLite connection waits for another writer before failing."""
 
@@ -68,7 +72,12 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     and concurrent writers wait for each other instead of failing. A ``postgresql://`` URL uses
     psycopg 3 (a pool of :data:`POSTGRES_POOL_SIZE`), and its connections use the time zone
     UTC, so every timestamp the store can hold (years 1 to 9999 in UTC) reads back whatever the
-    server's ``TimeZone`` setting is.
+    server's ``TimeZone`` setting is. A pooled PostgreSQL connection idle for
+    :data:`POSTGRES_PING_AFTER_IDLE_S` or more is pinged when checked out and replaced if the
+    server closed it (a restart, an idle timeout): SQLAlchemy's ``pool_pre_ping`` would ping on
+    every checkout, two round trips per transaction on a busy arena, where connections are
+    seconds old. A connection that dies while in use fails that transaction, and SQLAlchemy then
+    replaces every connection of the pool.
 
     The engine connects lazily: a database that cannot be reached is reported (as
     :class:`~lamarena.errors.DatabaseError`, see :func:`database_errors`) by the first service
@@ -102,7 +111,6 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
             engine = create_engine(
                 parsed,
                 echo=echo,
-                pool_pre_ping=True,
                 pool_size=POSTGRES_POOL_SIZE,
                 max_overflow=POSTGRES_POOL_SIZE // 2,
             )
@@ -119,6 +127,8 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     event.listen(engine, "handle_error", _note_connect_failure)
     if backend == "postgresql":
         event.listen(engine, "connect", _postgresql_on_connect)
+        event.listen(engine, "checkin", _note_checkin)
+        event.listen(engine, "checkout", _ping_if_idle)
     else:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
@@ -144,6 +154,29 @@ def _postgresql_on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.execute("SET TIME ZONE 'UTC'")
     finally:
         dbapi_connection.autocommit = autocommit
+
+
+_CHECKED_IN_AT = "lamarena_checked_in_at"
+
+
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_CHECKED_IN_AT] = monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    # SQLAlchemy's documented pessimistic check, done on a checkout event ("Disconnect
+    # Handling - Pessimistic"): raising DisconnectionError makes the pool retry with a new
+    # connection. A new connection has no check-in time and needs no ping.
+    checked_in_at = record.info.get(_CHECKED_IN_AT)
+    if checked_in_at is None or monotonic() - checked_in_at < POSTGRES_PING_AFTER_IDLE_S:
+        return
+    autocommit = dbapi_connection.autocommit
+    try:
+        dbapi_connection.autocommit = True  # a ping outside any transaction: one round trip
+        dbapi_connection.execute("SELECT 1")
+        dbapi_connection.autocommit = autocommit
+    except Exception as exc:  # any driver error: this connection is not usable
+        raise DisconnectionError(f"a pooled PostgreSQL connection was closed: {exc}") from exc
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -195,9 +195,10 @@ def add_reply(
     """
     if side not in SIDES:
         raise InvalidInputError(f"side must be 'a' or 'b', got {side!r}")
-    if session.get(Battle, battle_id) is None:
-        raise NotFound(f"battle {battle_id!r} does not exist")
     try:
+        # No read first: the foreign key refuses an unknown battle and the unique index a
+        # second reply (one statement less per reply on a busy arena); the savepoint keeps the
+        # caller's transaction usable, and only then is it worth asking which it was.
         with session.begin_nested():
             session.add(
                 Reply(
@@ -211,6 +212,8 @@ def add_reply(
                 )
             )
     except IntegrityError as exc:
+        if session.get(Battle, battle_id) is None:
+            raise NotFound(f"battle {battle_id!r} does not exist") from None
         raise InvalidInputError(f"battle {battle_id!r} already has a reply on side {side}") from exc
 
 

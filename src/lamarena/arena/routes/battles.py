@@ -17,6 +17,7 @@ from lamarena.arena.battles import (
     battle_events,
     check_battle_access,
     check_upload_allowed,
+    live_battle_access,
     note_refused_upload,
     open_battle_from_upload,
     start_generation,
@@ -151,8 +152,10 @@ async def stream_battle(
 
     A session holds at most ``streams_per_session`` streams open at once in a process (429).
     """
-    access = await anyio.to_thread.run_sync(check_battle_access, arena, battle_id, session_id)
-    assert session_id is not None  # check_battle_access refuses a request without one
+    access = live_battle_access(arena, battle_id, session_id)
+    if access is None:  # not generated here (another worker, or already finished): ask the store
+        access = await anyio.to_thread.run_sync(check_battle_access, arena, battle_id, session_id)
+    assert session_id is not None  # neither allows a request without one
     cap = arena.settings.streams_per_session
     if arena.open_streams[session_id] >= cap:
         raise RateLimited(

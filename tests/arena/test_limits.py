@@ -1,0 +1,81 @@
+"""The check before an upload is read (one statement) agrees with the two checks it stands for.
+
+``check_battle_budget`` counts the client's battles and refused uploads and the arena's battles
+of the last minute in one read; ``check_client`` and ``check_global_battles`` (which the
+battle's own transaction runs again) are the independent computation. SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from lamarena.arena.limits import (
+    Limit,
+    check_battle_budget,
+    check_client,
+    check_global_battles,
+    record_event,
+)
+from lamarena.errors import RateLimited
+from lamarena.store.db import make_sessionmaker
+from lamarena.store.repo import create_battle
+from lamarena.store.tables import ClientEvent
+
+CLIENT = "a" * 64
+OTHER = "b" * 64
+BATTLES = Limit(("battle", "refused"), 3, "battles or refused uploads")
+
+
+def _fill(engine: Engine) -> None:
+    """Rows in and out of the last minute.
+
+    In it: 3 events of CLIENT (2 counted, 1 a vote), 2 of OTHER, 2 arena battles and 1 import;
+    older: 5 events of CLIENT and 3 battles (not counted).
+    """
+    now = datetime.now(UTC)
+    with make_sessionmaker(engine).begin() as session:
+        record_event(session, CLIENT, "battle")
+        record_event(session, CLIENT, "refused")
+        record_event(session, CLIENT, "vote")
+        record_event(session, OTHER, "battle")
+        record_event(session, OTHER, "battle")
+        for _ in range(5):
+            session.add(
+                ClientEvent(client_hash=CLIENT, kind="battle", created_at=now - timedelta(hours=1))
+            )
+        for _ in range(2):
+            create_battle(session, model_a="x", model_b="y")
+        for _ in range(3):
+            create_battle(session, model_a="x", model_b="y", created_at=now - timedelta(hours=1))
+        create_battle(session, model_a="x", model_b="y", source="import")
+
+
+def _refusal(check: object) -> str | None:
+    try:
+        check()  # type: ignore[operator]
+    except RateLimited as exc:
+        assert exc.retry_after_s is not None and 1 <= exc.retry_after_s <= 60
+        return exc.message
+    return None
+
+
+@pytest.mark.parametrize("client", [CLIENT, OTHER])
+@pytest.mark.parametrize("per_client", [1, 2, 3])
+@pytest.mark.parametrize("per_arena", [1, 2, 3, 100])
+def test_the_combined_check_refuses_exactly_when_the_separate_ones_do(
+    engine: Engine, client: str, per_client: int, per_arena: int
+) -> None:
+    _fill(engine)
+    limit = Limit(BATTLES.kinds, per_client, BATTLES.what)
+    with make_sessionmaker(engine)() as session:
+        combined = _refusal(lambda: check_battle_budget(session, client, limit, per_arena))
+        separate = _refusal(lambda: check_client(session, client, limit)) or _refusal(
+            lambda: check_global_battles(session, per_arena)
+        )
+
+    assert combined == separate
+    # CLIENT has 2 counted events, OTHER 2; the arena started 2 battles (the import is not one)
+    assert (combined is not None) == (per_client <= 2 or per_arena <= 2)
