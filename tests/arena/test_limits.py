@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
+from lamarena.arena.battles import _battle_usage
 from lamarena.arena.limits import (
     Limit,
     check_battle_budget,
@@ -21,7 +22,7 @@ from lamarena.arena.limits import (
 )
 from lamarena.errors import RateLimited
 from lamarena.store.db import make_sessionmaker
-from lamarena.store.repo import create_battle
+from lamarena.store.repo import create_battle, create_session
 from lamarena.store.tables import ClientEvent
 
 CLIENT = "a" * 64
@@ -79,3 +80,55 @@ def test_the_combined_check_refuses_exactly_when_the_separate_ones_do(
     assert combined == separate
     # CLIENT has 2 counted events, OTHER 2; the arena started 2 battles (the import is not one)
     assert (combined is not None) == (per_client <= 2 or per_arena <= 2)
+
+
+@pytest.mark.parametrize("client", [CLIENT, OTHER, None])
+@pytest.mark.parametrize("session_id", ["s1", "s2", "new"])
+@pytest.mark.parametrize("sha256", ["same", "other"])
+def test_a_new_battle_s_usage_is_what_the_separate_queries_count(
+    engine: Engine, client: str | None, session_id: str, sha256: str
+) -> None:
+    _fill(engine)
+    now = datetime.now(UTC)
+    with make_sessionmaker(engine).begin() as session:
+        for owner in ("s1", "s2"):
+            create_session(session, session_id=owner)
+        create_battle(session, model_a="x", model_b="y", session_id="s1", query_audio_sha256="same")
+        create_battle(session, model_a="x", model_b="y", session_id="s1")
+        create_battle(
+            session,
+            model_a="x",
+            model_b="y",
+            session_id="s2",
+            query_audio_sha256="same",
+            created_at=now - timedelta(hours=2),  # outside the duplicate window
+        )
+
+    with make_sessionmaker(engine)() as session:
+        usage = _battle_usage(session, client, BATTLES, session_id, sha256)
+        since = now - timedelta(minutes=1)
+        expected_client = (
+            0
+            if client is None
+            else session.scalar(
+                text(
+                    "SELECT count(*) FROM client_events WHERE client_hash = :c "
+                    "AND kind IN ('battle', 'refused') AND created_at >= :t"
+                ),
+                {"c": client, "t": since},
+            )
+        )
+        expected_arena = session.scalar(
+            text("SELECT count(*) FROM battles WHERE source = 'arena' AND created_at >= :t"),
+            {"t": since},
+        )
+        expected_session = session.scalar(
+            text("SELECT count(*) FROM battles WHERE session_id = :s AND created_at >= :t"),
+            {"s": session_id, "t": since},
+        )
+
+    assert usage.client_events == expected_client
+    assert usage.arena_battles == expected_arena == 4
+    assert usage.session_battles == expected_session == {"s1": 2, "s2": 0, "new": 0}[session_id]
+    # "same" within the hour was sent by s1 only: a duplicate for any other session
+    assert usage.duplicate_audio == (sha256 == "same" and session_id != "s1")

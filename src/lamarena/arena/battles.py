@@ -33,6 +33,7 @@ from lamarena.arena.limits import (
     check_battle_budget,
     check_client,
     check_global_battles,
+    lock_client,
     record_event,
 )
 from lamarena.arena.live import Event, LiveBattle
@@ -63,7 +64,7 @@ from lamarena.store.repo import (
     session_vote_count,
     set_query_transcript,
 )
-from lamarena.store.tables import ID_LENGTH, SIDES, Battle, Reply, Vote
+from lamarena.store.tables import ID_LENGTH, SIDES, Battle, ClientEvent, Reply, Vote
 from lamarena.store.tables import Session as SessionRow
 
 __all__ = [
@@ -294,18 +295,64 @@ def note_refused_upload(arena: Arena, client: str) -> None:
         logger.warning("a refused upload was not counted: %s", exc)
 
 
-def _duplicate_audio(session: Session, sha256: str, session_id: str) -> bool:
-    since = datetime.now(UTC) - _DUPLICATE_WINDOW
-    other = session.scalar(
+@dataclass(frozen=True)
+class _BattleUsage:
+    """What a new battle is checked against, counted over the last minute (one read)."""
+
+    client_events: int
+    arena_battles: int
+    session_battles: int
+    duplicate_audio: bool
+
+
+def _battle_usage(
+    session: Session, client: str | None, limit: Limit, session_id: str, sha256: str
+) -> _BattleUsage:
+    """What a new battle is checked against, in one statement.
+
+    The client's battles and refused uploads, the arena's and the session's battles of the
+    last minute, and whether another session sent the same audio within the hour: what
+    :func:`check_client`, :func:`check_global_battles`, :func:`_check_rate` and a duplicate
+    query would ask one by one (a round trip each on PostgreSQL). tests/arena/test_limits.py
+    checks it against them.
+    """
+    now = datetime.now(UTC)
+    since = now - timedelta(minutes=1)
+    client_events = (
+        select(func.count(ClientEvent.id))
+        .where(
+            ClientEvent.client_hash == client,
+            ClientEvent.kind.in_(list(limit.kinds)),
+            ClientEvent.created_at >= since,
+        )
+        .scalar_subquery()
+    )
+    arena_battles = (
+        select(func.count(Battle.id))
+        .where(Battle.created_at >= since, Battle.source == "arena")
+        .scalar_subquery()
+    )
+    session_battles = (
+        select(func.count(Battle.id))
+        .where(Battle.session_id == session_id, Battle.created_at >= since)
+        .scalar_subquery()
+    )
+    duplicate = (
         select(Battle.id)
         .where(
             Battle.query_audio_sha256 == sha256,
-            Battle.created_at >= since,
+            Battle.created_at >= now - _DUPLICATE_WINDOW,
             Battle.session_id != session_id,
         )
-        .limit(1)
+        .exists()
     )
-    return other is not None
+    row = session.execute(select(client_events, arena_battles, session_battles, duplicate)).one()
+    return _BattleUsage(
+        client_events=int(row[0] or 0) if client is not None else 0,
+        arena_battles=int(row[1] or 0),
+        session_battles=int(row[2] or 0),
+        duplicate_audio=bool(row[3]),
+    )
 
 
 def open_battle(
@@ -353,8 +400,7 @@ def open_battle(
         ):
             check_database_identity(arena.database_identity)
             if client is not None:
-                check_client(session, client, battle_limit(arena))
-            check_global_battles(session, settings.global_battles_per_minute)
+                lock_client(session, client)
             row = _session_for(
                 session,
                 cookie_id,
@@ -362,8 +408,15 @@ def open_battle(
                 participant_id=participant_id,
                 max_age=timedelta(hours=settings.session_max_age_h),
             )
-            _check_rate(arena, session, row.id)
-            flags = [DUPLICATE_AUDIO] if _duplicate_audio(session, clip.sha256, row.id) else []
+            usage = _battle_usage(session, client, battle_limit(arena), row.id, clip.sha256)
+            # Only a refusal reads again, to say how long to wait.
+            if client is not None and usage.client_events >= battle_limit(arena).per_minute:
+                check_client(session, client, battle_limit(arena))
+            if usage.arena_battles >= settings.global_battles_per_minute:
+                check_global_battles(session, settings.global_battles_per_minute)
+            if usage.session_battles >= arena.options.battles_per_minute:
+                _check_rate(arena, session, row.id)
+            flags = [DUPLICATE_AUDIO] if usage.duplicate_audio else []
             counts = _pair_counts(session) if arena.options.sampling == "balanced" else None
             with arena.rng_lock:
                 model_a, model_b = pick_pair(

@@ -40,6 +40,7 @@ __all__ = [
     "check_client",
     "check_global_battles",
     "client_hash",
+    "lock_client",
     "record_event",
 ]
 
@@ -74,7 +75,8 @@ def client_hash(salt: str, address: str | None) -> str:
     return salted_hash(salt, key)
 
 
-def _lock_client(session: Session, hashed: str) -> None:
+def lock_client(session: Session, hashed: str) -> None:
+    """Serialise the checks of one client until the transaction ends (PostgreSQL only)."""
     if session.get_bind().dialect.name == "postgresql":
         key = int.from_bytes(bytes.fromhex(hashed[:16]), "big", signed=True)
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
@@ -91,7 +93,7 @@ def check_client(session: Session, hashed: str, limit: Limit) -> None:
     Raises:
         RateLimited: with the seconds until the oldest counted event leaves the window.
     """
-    _lock_client(session, hashed)
+    lock_client(session, hashed)
     since = datetime.now(UTC) - _WINDOW
     count, oldest = session.execute(
         select(func.count(ClientEvent.id), func.min(ClientEvent.created_at)).where(
