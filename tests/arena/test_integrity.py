@@ -169,6 +169,23 @@ def test_refused_uploads_count_toward_the_address_limit(
     assert sorted(kinds) == ["refused", "refused", "refused"]
 
 
+def test_an_address_sending_only_refused_uploads_waits_before_its_battle_budget_is_spent(
+    harness_factory: Any, speech_wav: bytes, silent_wav: bytes
+) -> None:
+    harness = harness_factory(
+        fakes=_quick_fakes(), address_battles_per_minute=60, address_refusals_per_minute=2
+    )
+    client = _fresh(harness)
+    refused = [_create(client, silent_wav).status_code for _ in range(2)]
+
+    good = _create(client, speech_wav)
+    assert refused == [422, 422]
+    assert good.status_code == 429, good.text
+    assert "refused uploads" in good.json()["message"]
+    assert 1 <= int(good.headers["Retry-After"]) <= 60
+    assert harness.counts()["battles"] == 0
+
+
 def test_the_whole_arena_has_a_ceiling(harness_factory: Any, speech_wav: bytes) -> None:
     harness = harness_factory(fakes=_quick_fakes(), global_battles_per_minute=2)
     answers = [_create(_fresh(harness), speech_wav) for _ in range(3)]

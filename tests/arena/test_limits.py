@@ -66,20 +66,29 @@ def _refusal(check: object) -> str | None:
 @pytest.mark.parametrize("client", [CLIENT, OTHER])
 @pytest.mark.parametrize("per_client", [1, 2, 3])
 @pytest.mark.parametrize("per_arena", [1, 2, 3, 100])
+@pytest.mark.parametrize("refusals_allowed", [1, 2, None])
 def test_the_combined_check_refuses_exactly_when_the_separate_ones_do(
-    engine: Engine, client: str, per_client: int, per_arena: int
+    engine: Engine, client: str, per_client: int, per_arena: int, refusals_allowed: int | None
 ) -> None:
     _fill(engine)
     limit = Limit(BATTLES.kinds, per_client, BATTLES.what)
+    refusals = None if refusals_allowed is None else Limit(("refused",), refusals_allowed, "r")
     with make_sessionmaker(engine)() as session:
-        combined = _refusal(lambda: check_battle_budget(session, client, limit, per_arena))
-        separate = _refusal(lambda: check_client(session, client, limit)) or _refusal(
-            lambda: check_global_battles(session, per_arena)
+        combined = _refusal(
+            lambda: check_battle_budget(session, client, limit, per_arena, refusals=refusals)
+        )
+        separate = (
+            (refusals and _refusal(lambda: check_client(session, client, refusals)))
+            or _refusal(lambda: check_client(session, client, limit))
+            or _refusal(lambda: check_global_battles(session, per_arena))
         )
 
     assert combined == separate
-    # CLIENT has 2 counted events, OTHER 2; the arena started 2 battles (the import is not one)
-    assert (combined is not None) == (per_client <= 2 or per_arena <= 2)
+    # CLIENT has 2 counted events (1 refused), OTHER 2 (none refused); the arena started 2
+    # battles (the import is not one)
+    refused = 1 if client == CLIENT else 0
+    over_refusals = refusals_allowed is not None and refused >= refusals_allowed
+    assert (combined is not None) == (per_client <= 2 or per_arena <= 2 or over_refusals)
 
 
 @pytest.mark.parametrize("client", [CLIENT, OTHER, None])

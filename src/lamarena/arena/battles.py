@@ -268,6 +268,11 @@ def battle_limit(arena: Arena) -> Limit:
     )
 
 
+def refusal_limit(arena: Arena) -> Limit:
+    """Refused uploads one address may send a minute before any upload of it is read."""
+    return Limit(("refused",), arena.settings.address_refusals_per_minute, "refused uploads")
+
+
 def check_upload_allowed(arena: Arena, client: str) -> None:
     """Refuse an upload before reading it when its address used up its battles (blocking).
 
@@ -279,7 +284,11 @@ def check_upload_allowed(arena: Arena, client: str) -> None:
         arena.read_sessionmaker() as session,
     ):
         check_battle_budget(
-            session, client, battle_limit(arena), arena.settings.global_battles_per_minute
+            session,
+            client,
+            battle_limit(arena),
+            arena.settings.global_battles_per_minute,
+            refusals=refusal_limit(arena),
         )
 
 

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from math import ceil
 from typing import Literal
 
-from sqlalchemy import func, select, text
+from sqlalchemy import ScalarSelect, func, select, text
 from sqlalchemy.orm import Session
 
 from lamarena.errors import RateLimited
@@ -133,33 +133,46 @@ def check_global_battles(session: Session, per_minute: int) -> None:
 
 
 def check_battle_budget(
-    session: Session, hashed: str, limit: Limit, global_per_minute: int
+    session: Session,
+    hashed: str,
+    limit: Limit,
+    global_per_minute: int,
+    refusals: Limit | None = None,
 ) -> None:
-    """:func:`check_client` and :func:`check_global_battles` in one read, without the lock.
+    """The client's and the arena's battle limits, and the client's refusals, in one read.
 
-    For the check before an upload is read: nothing is recorded, so nothing needs serialising
-    (the battle's own transaction checks again, under the lock). Only a refusal reads more, to
-    say how long to wait.
+    What :func:`check_client` (for ``limit`` and ``refusals``) and :func:`check_global_battles`
+    ask, without the lock: for the check before an upload is read nothing is recorded, so
+    nothing needs serialising (the battle's own transaction checks again, under the lock).
+    Only a refusal reads more, to say how long to wait.
 
     Raises:
         RateLimited: the client or the arena is at its limit.
     """
     since = datetime.now(UTC) - _WINDOW
-    client_events = (
-        select(func.count(ClientEvent.id))
-        .where(
-            ClientEvent.client_hash == hashed,
-            ClientEvent.kind.in_(list(limit.kinds)),
-            ClientEvent.created_at >= since,
+
+    def client_events(kinds: Sequence[EventKind]) -> ScalarSelect[int]:
+        return (
+            select(func.count(ClientEvent.id))
+            .where(
+                ClientEvent.client_hash == hashed,
+                ClientEvent.kind.in_(list(kinds)),
+                ClientEvent.created_at >= since,
+            )
+            .scalar_subquery()
         )
-        .scalar_subquery()
-    )
+
     battles = (
         select(func.count(Battle.id))
         .where(Battle.created_at >= since, Battle.source == "arena")
         .scalar_subquery()
     )
-    used, started = session.execute(select(client_events, battles)).one()
+    refused_kinds: Sequence[EventKind] = refusals.kinds if refusals is not None else ()
+    used, refused, started = session.execute(
+        select(client_events(limit.kinds), client_events(refused_kinds), battles)
+    ).one()
+    if refusals is not None and (refused or 0) >= refusals.per_minute:
+        check_client(session, hashed, refusals)
     if (used or 0) >= limit.per_minute:
         check_client(session, hashed, limit)
     if (started or 0) >= global_per_minute:
