@@ -164,6 +164,13 @@ def leaderboard(
             help="Also leave out the votes of sessions and addresses `votes audit` flags.",
         ),
     ] = False,
+    holm: Annotated[
+        bool,
+        typer.Option(
+            "--holm",
+            help="Holm-adjust the head-to-head tests across pairs (the study did not).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Bradley-Terry ratings with confidence intervals and pairwise tests.
@@ -192,6 +199,7 @@ def leaderboard(
         min_battles=settings.min_battles,
         control=_parse_controls(control),
         ci=ci.value,
+        holm_head_to_head=holm,
     )
     document = result.to_dict()
     if as_json:

@@ -97,6 +97,31 @@ def test_pairwise_win_rate_is_the_head_to_head_record() -> None:
     assert pair["battles"] == 11
 
 
+def test_head_to_head_covers_every_pair_that_met_and_is_labelled_apart_from_pairwise() -> None:
+    battles = frame(
+        [("x", "y", "model_a")] * 12
+        + [("y", "x", "model_a")] * 2
+        + [("x", "y", "tie")] * 2
+        + [("x", "z", w) for w in ["model_a", "model_b"] * 5]
+        + [("q", "x", "model_b")]  # q: one battle, provisional, still has a record
+    )
+    document = build_leaderboard(battles, ci="analytic", seed=0).to_dict()
+    records = {(r["model_a"], r["model_b"]): r for r in document["head_to_head"]}
+
+    assert set(records) == {("x", "y"), ("x", "z"), ("q", "x")}
+    xy = records[("x", "y")]
+    assert xy["battles"] == 16 and xy["win_rate"] == pytest.approx(13 / 16)
+    assert xy["ci_low"] <= xy["win_rate"] <= xy["ci_high"]
+    assert xy["significant"] and xy["p_value"] < 0.05
+    assert records[("x", "z")]["significant"] is False
+    assert "paired bootstrap" in document["tests"]["head_to_head"]
+    assert "unadjusted" in document["tests"]["head_to_head"]
+    assert "rating difference" in document["tests"]["pairwise"]
+    adjusted = build_leaderboard(battles, ci="analytic", seed=0, holm_head_to_head=True)
+    assert "Holm" in adjusted.to_dict()["tests"]["head_to_head"]
+    assert all(r.p_holm >= r.p_value for r in adjusted.head_to_head)
+
+
 def test_rarely_beaten_model_has_unbounded_upper_interval(battles: pd.DataFrame) -> None:
     base = battles[battles["model_a"].str.startswith("model")]
     base = base[base["model_b"].str.startswith("model")]

@@ -116,6 +116,28 @@ def test_leaderboard_json_from_votes_file_ranks_known_strengths(
         assert 0.0 <= row["win_rate"] <= 1.0
     assert abs(sum(row["rating"] for row in document["models"]) / 3 - 1000) < 1e-6
     assert len(document["pairwise"]) == 3
+    assert len(document["head_to_head"]) == 3
+    assert "unadjusted" in document["tests"]["head_to_head"]
+
+    holm = json.loads(
+        ok(
+            run_cli(
+                "leaderboard",
+                "--votes",
+                simulated,
+                "--from",
+                "jsonl",
+                "--json",
+                "--holm",
+                *QUICK,
+                cwd=tmp_path,
+            )
+        ).stdout
+    )
+    assert "Holm-adjusted" in holm["tests"]["head_to_head"]
+    for plain, adjusted in zip(document["head_to_head"], holm["head_to_head"], strict=True):
+        assert adjusted["p_value"] == plain["p_value"]
+        assert adjusted["significant"] == (adjusted["p_holm"] < 0.05)
 
 
 def test_import_then_leaderboard_from_database_matches_file(

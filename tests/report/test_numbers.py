@@ -81,8 +81,15 @@ def test_win_rates_follow_the_leaderboard(study_document: dict[str, Any]) -> Non
             if i != j and matrix[i][j] is not None:
                 assert matrix[i][j] + matrix[j][i] == pytest.approx(1.0)
                 assert rates["significant"][i][j] == rates["significant"][j][i]
-    pairs = study_document["leaderboard"]["pairwise"]
-    assert sum(map(sum, rates["significant"])) == 2 * sum(pair["significant"] for pair in pairs)
+    # starred from each pair's own record (the study's paired bootstrap), not the ratings' test
+    records = study_document["leaderboard"]["head_to_head"]
+    assert sum(map(sum, rates["significant"])) == 2 * sum(r["significant"] for r in records)
+    index = {name: i for i, name in enumerate(ranked)}
+    for record in records:
+        i, j = index[record["model_a"]], index[record["model_b"]]
+        assert rates["significant"][i][j] == record["significant"]
+        assert rates["p_value"][i][j] == pytest.approx(record["p_value"])
+        assert matrix[i][j] == pytest.approx(record["win_rate"])
 
 
 def test_sections_without_data_are_none_with_a_note(study_battles: pd.DataFrame) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from lamarena.analysis.battles import count_pairs, validate_battles, win_rates
+from lamarena.analysis.head_to_head import HeadToHead, head_to_head
 from lamarena.analysis.ranking import (
     DEFAULT_MIN_BATTLES,
     PROVISIONAL_REASONS,
@@ -43,6 +44,10 @@ _NO_BATTLES = (
     "no battles to rank yet: vote in the arena (lamarena serve) or import votes "
     "(lamarena votes import FILE --from FORMAT), then build the leaderboard again"
 )
+
+
+HEAD_TO_HEAD_RESAMPLES = 10_000
+"""Rounds of the head-to-head test when the ratings' intervals are analytic (the study's)."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,9 @@ class LeaderboardResult:
         control: style controls.
         n_used: battles between rated models.
         centred_on: the models whose ratings average 1000 (the rated non-provisional ones).
+        head_to_head: every pair's own record with the study's paired bootstrap test.
+        head_to_head_resamples: its bootstrap rounds.
+        head_to_head_holm: whether its ``significant`` is Holm-adjusted across pairs.
     """
 
     n_battles: int
@@ -147,6 +155,9 @@ class LeaderboardResult:
     control: tuple[str, ...]
     n_used: int
     centred_on: tuple[str, ...] = ()
+    head_to_head: tuple[HeadToHead, ...] = ()
+    head_to_head_resamples: int = 0
+    head_to_head_holm: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The DESIGN.md ``leaderboard --json`` document; JSON-safe (no NaN, no numpy types).
@@ -155,7 +166,10 @@ class LeaderboardResult:
             ``{"n_battles", "models": [{"model", "rating", "ci_low", "ci_high", "battles",
             "win_rate", "provisional", "provisional_reasons"}], "pairwise": [{"model_a",
             "model_b", "diff", "se", "p_value", "p_holm", "significant", "win_rate_a",
-            "battles"}], ...}`` plus the settings (``method, ci, confidence, n_resamples, seed,
+            "battles"}], "head_to_head": [{"model_a", "model_b", "battles", "win_rate",
+            "ci_low", "ci_high", "p_value", "p_holm", "significant"}], ...}`` (``pairwise`` tests
+            the rating difference, ``head_to_head`` the pair's own record; ``tests`` says so)
+            plus the settings (``method, ci, confidence, n_resamples, seed,
             min_battles, controls, n_used, scale, centred_on``) and ``style_coefficients``.
         """
         return {
@@ -187,6 +201,15 @@ class LeaderboardResult:
                 }
                 for pair in self.pairwise
             ],
+            "head_to_head": [record.to_dict() for record in self.head_to_head],
+            "tests": {
+                "pairwise": "Wald test of the rating difference (bootstrap or sandwich "
+                "covariance), Holm-adjusted over the pairs of rated models",
+                "head_to_head": "paired bootstrap of the pair's own battles (ties and both-bad "
+                f"half), {self.head_to_head_resamples} rounds, "
+                + ("Holm-adjusted over the pairs" if self.head_to_head_holm else "unadjusted")
+                + "; the win-rate matrix stars from it",
+            },
             "style_coefficients": {
                 row.control: {
                     "elo_per_unit": _json_float(row.coefficient),
@@ -225,6 +248,7 @@ def build_leaderboard(
     control: Sequence[str] | str = (),
     ci: Literal["bootstrap", "analytic"] = "bootstrap",
     confidence: float = 0.95,
+    holm_head_to_head: bool = False,
 ) -> LeaderboardResult:
     """Rank the models of a set of battles.
 
@@ -245,7 +269,8 @@ def build_leaderboard(
         min_battles: models with fewer battles are provisional.
         control: style controls, among ``length`` and ``latency``.
         ci: ``bootstrap`` or ``analytic``.
-        confidence: interval coverage, between 0 and 1.
+        confidence: interval coverage, between 0 and 1 (and 1 - the tests' level).
+        holm_head_to_head: Holm-adjust the head-to-head tests (the study did not).
 
     Returns:
         The leaderboard; :meth:`LeaderboardResult.to_dict` gives the JSON document.
@@ -274,6 +299,14 @@ def build_leaderboard(
         fallback=fit.robust_covariance,
         fallback_models=_only_ties(fit),
     )
+    records_resamples = n_resamples if n_resamples > 0 else HEAD_TO_HEAD_RESAMPLES
+    records = head_to_head(
+        clean,
+        n_resamples=records_resamples,
+        seed=seed,
+        alpha=1.0 - confidence,
+        holm=holm_head_to_head,
+    )
     return LeaderboardResult(
         n_battles=fit.n_battles,
         models=_model_rows(clean, fit, bounds),
@@ -288,6 +321,9 @@ def build_leaderboard(
         control=control,
         n_used=fit.n_used,
         centred_on=tuple(sorted(fit.centred_on)),
+        head_to_head=records,
+        head_to_head_resamples=records_resamples,
+        head_to_head_holm=holm_head_to_head,
     )
 
 

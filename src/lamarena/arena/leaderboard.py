@@ -35,7 +35,12 @@ def current_leaderboard(arena: Arena) -> dict[str, Any]:
                 return cached[1]
             frame = battles_frame(session)
         if frame.empty:
-            document: dict[str, Any] = {"n_battles": 0, "models": [], "pairwise": []}
+            document: dict[str, Any] = {
+                "n_battles": 0,
+                "models": [],
+                "pairwise": [],
+                "head_to_head": [],
+            }
         else:
             document = build_leaderboard(
                 frame,

@@ -96,7 +96,10 @@ def topic_sunburst(doc: Document) -> Figure | None:
 
 
 def win_rate_heatmap(doc: Document) -> Figure | None:
-    """Share of head-to-head battles each row model won, * where the gap is significant."""
+    """Share of head-to-head battles each row model won, * where that record is significant.
+
+    The star is the study's: a paired bootstrap of the pair's own battles, p < 0.05.
+    """
     rates = doc.get("win_rates")
     if not rates or len(rates["models"]) < 2:
         return None
@@ -125,7 +128,8 @@ def win_rate_heatmap(doc: Document) -> Figure | None:
     )
     figure.update_yaxes(autorange="reversed", title_text="model", automargin=True)
     figure.update_xaxes(title_text="opponent", tickangle=-30, automargin=True)
-    return _layout(figure, "Win rate of row against column (* Holm-adjusted p < 0.05)", height=520)
+    title = "Win rate of row against column (* p < 0.05, paired bootstrap of the pair's battles)"
+    return _layout(figure, title, height=520)
 
 
 def rating_intervals(doc: Document) -> Figure | None:

@@ -175,23 +175,34 @@ def compute_study(
 
 
 def _win_rates(battles: pd.DataFrame, board: Mapping[str, Any]) -> dict[str, Any]:
-    """The head-to-head matrix in leaderboard order, with each pair's Holm-corrected test."""
+    """The head-to-head matrix in leaderboard order, starred by each pair's own test.
+
+    The stars are the study's: the paired bootstrap of the pair's battles (``head_to_head``),
+    not the test of the two ratings' difference (``pairwise``, kept as ``p_ratings_holm``).
+    """
     matrix = win_rate_matrix(battles)
     order = [row["model"] for row in board["models"] if row["model"] in matrix.index]
     matrix = matrix.loc[order, order]
     significant = pd.DataFrame(False, index=order, columns=order)
-    p_holm = pd.DataFrame(np.nan, index=order, columns=order)
+    p_value = pd.DataFrame(np.nan, index=order, columns=order)
+    p_ratings = pd.DataFrame(np.nan, index=order, columns=order)
+    for record in board.get("head_to_head") or []:
+        a, b = record["model_a"], record["model_b"]
+        if a in significant.index and b in significant.index:
+            significant.loc[a, b] = significant.loc[b, a] = bool(record["significant"])
+            p_value.loc[a, b] = p_value.loc[b, a] = record["p_value"]
     for pair in board.get("pairwise") or []:
         a, b = pair["model_a"], pair["model_b"]
-        if a in significant.index and b in significant.index:
-            significant.loc[a, b] = significant.loc[b, a] = bool(pair["significant"])
-            p_holm.loc[a, b] = p_holm.loc[b, a] = pair["p_holm"]
+        if a in p_ratings.index and b in p_ratings.index:
+            p_ratings.loc[a, b] = p_ratings.loc[b, a] = pair["p_holm"]
     return {
         "models": order,
         "matrix": matrix.to_numpy().tolist(),
         "significant": significant.to_numpy().tolist(),
-        "p_holm": p_holm.to_numpy().tolist(),
+        "p_value": p_value.to_numpy().tolist(),
+        "p_ratings_holm": p_ratings.to_numpy().tolist(),
         "meaning": "matrix[i][j]: share of battles model i won against model j (ties half)",
+        "stars": (board.get("tests") or {}).get("head_to_head", "paired bootstrap"),
     }
 
 

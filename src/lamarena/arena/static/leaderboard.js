@@ -94,25 +94,26 @@
     window.Plotly.react("intervals-plot", [trace], layout, { displayModeBar: false, responsive: true });
   }
 
-  // Row model's win rate against the column model, from the pairwise rows.
-  function drawMatrix(models, pairwise) {
+  // Row model's win rate against the column model, from each pair's own record; * where the
+  // paired bootstrap of that pair's battles says the record differs from one half.
+  function drawMatrix(models, records) {
     const names = models.map((m) => m.model);
-    if (names.length < 2 || !pairwise.length) {
+    if (names.length < 2 || !records.length) {
       emptyPlot("matrix-plot", "No pair of models has met yet.");
       return;
     }
     const index = new Map(names.map((n, i) => [n, i]));
     const z = names.map(() => names.map(() => null));
     const text = names.map(() => names.map(() => ""));
-    for (const p of pairwise) {
+    for (const p of records) {
       const i = index.get(p.model_a);
       const j = index.get(p.model_b);
-      if (i === undefined || j === undefined || typeof p.win_rate_a !== "number") { continue; }
+      if (i === undefined || j === undefined || typeof p.win_rate !== "number") { continue; }
       const mark = p.significant ? "*" : "";
-      z[i][j] = p.win_rate_a;
-      z[j][i] = 1 - p.win_rate_a;
-      text[i][j] = (100 * p.win_rate_a).toFixed(0) + "%" + mark + " (" + p.battles + ")";
-      text[j][i] = (100 * (1 - p.win_rate_a)).toFixed(0) + "%" + mark + " (" + p.battles + ")";
+      z[i][j] = p.win_rate;
+      z[j][i] = 1 - p.win_rate;
+      text[i][j] = (100 * p.win_rate).toFixed(0) + "%" + mark + " (" + p.battles + ")";
+      text[j][i] = (100 * (1 - p.win_rate)).toFixed(0) + "%" + mark + " (" + p.battles + ")";
     }
     const trace = {
       type: "heatmap",
@@ -162,7 +163,7 @@
     fillTables(models);
     if (window.Plotly) {
       drawIntervals(models);
-      drawMatrix(models, body.pairwise || []);
+      drawMatrix(models, body.head_to_head || []);
     } else {
       emptyPlot("intervals-plot", "The charts could not be loaded.");
       emptyPlot("matrix-plot", "The charts could not be loaded.");
