@@ -216,6 +216,8 @@ def _gap_to_next(pairs: list[dict[str, Any]], model: str, following: str) -> str
     """The Holm-adjusted p-value of ``model`` against the next model down, starred if real."""
     for pair in pairs:
         if {pair["model_a"], pair["model_b"]} == {model, following}:
+            if pair["p_holm"] is None:  # a provisional model: outside Holm's family
+                return f"p={pair['p_value']:.3g} (unadjusted)"
             star = " *" if pair["significant"] else ""
             return f"p={pair['p_holm']:.3g}{star}"
     return "-"

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from statsmodels.stats.multitest import multipletests
 
 from analysis.builders import frame
 from lamarena.analysis.leaderboard import build_leaderboard
@@ -120,6 +121,24 @@ def test_head_to_head_covers_every_pair_that_met_and_is_labelled_apart_from_pair
     adjusted = build_leaderboard(battles, ci="analytic", seed=0, holm_head_to_head=True)
     assert "Holm" in adjusted.to_dict()["tests"]["head_to_head"]
     assert all(r.p_holm >= r.p_value for r in adjusted.head_to_head)
+
+
+def test_pairs_with_a_provisional_model_stay_outside_the_holm_family() -> None:
+    rng = np.random.default_rng(3)
+    rows = []
+    for a, b, p_a in [("x", "y", 0.7), ("x", "z", 0.6), ("y", "z", 0.45)]:
+        rows += [(a, b, "model_a" if rng.random() < p_a else "model_b") for _ in range(120)]
+    rows += [("new", "x", "model_b"), ("new", "y", "model_a"), ("new", "z", "model_b")]
+    document = build_leaderboard(frame(rows), ci="analytic", min_battles=10).to_dict()
+    pairs = document["pairwise"]
+    firm = [p for p in pairs if "new" not in (p["model_a"], p["model_b"])]
+    newcomer = [p for p in pairs if "new" in (p["model_a"], p["model_b"])]
+
+    assert len(firm) == 3 and len(newcomer) == 3  # the newcomer is rated, but provisional
+    expected = multipletests([p["p_value"] for p in firm], method="holm")[1]
+    assert [p["p_holm"] for p in firm] == pytest.approx(list(expected))
+    assert all(p["p_holm"] is None and p["significant"] is False for p in newcomer)
+    assert all(p["p_value"] is not None for p in newcomer)
 
 
 def test_rarely_beaten_model_has_unbounded_upper_interval(battles: pd.DataFrame) -> None:

@@ -85,7 +85,8 @@ class PairRow:
         diff: rating difference (Elo), at least 0.
         se: its standard error.
         p_value: two-sided Wald p-value.
-        p_holm: Holm-adjusted p-value over all pairs.
+        p_holm: Holm-adjusted p-value over the pairs of firmly rated models; NaN (JSON null)
+            for a pair with a provisional model, which is outside the family.
         significant: ``p_holm`` below 1 - confidence.
         win_rate_a: share of their battles A won (ties half), None if they never met.
         battles: battles between them.
@@ -204,7 +205,8 @@ class LeaderboardResult:
             "head_to_head": [record.to_dict() for record in self.head_to_head],
             "tests": {
                 "pairwise": "Wald test of the rating difference (bootstrap or sandwich "
-                "covariance), Holm-adjusted over the pairs of rated models",
+                "covariance), Holm-adjusted over the pairs of firmly rated models (a pair with a "
+                "provisional model: p_holm null, never significant)",
                 "head_to_head": "paired bootstrap of the pair's own battles (ties and both-bad "
                 f"half), {self.head_to_head_resamples} rounds, "
                 + ("Holm-adjusted over the pairs" if self.head_to_head_holm else "unadjusted")
@@ -298,6 +300,7 @@ def build_leaderboard(
         alpha=1.0 - confidence,
         fallback=fit.robust_covariance,
         fallback_models=_only_ties(fit),
+        family=[name for name in fit.ratings.index if name not in fit.provisional],
     )
     records_resamples = n_resamples if n_resamples > 0 else HEAD_TO_HEAD_RESAMPLES
     records = head_to_head(

@@ -43,6 +43,7 @@ def pairwise_tests(
     alpha: float = 0.05,
     fallback: pd.DataFrame | None = None,
     fallback_models: Collection[str] = (),
+    family: Collection[str] | None = None,
 ) -> pd.DataFrame:
     """Wald z-test of every rating difference, with Holm's step-down correction.
 
@@ -63,6 +64,10 @@ def pairwise_tests(
         alpha: family-wise error rate for ``significant``.
         fallback: a second covariance (Elo^2) bounding the variance of the pairs below.
         fallback_models: the models whose pairs use the larger variance.
+        family: the models whose pairs make up Holm's family (None: every model). A pair with
+            a model outside it (the leaderboard's provisional models) is tested but not
+            adjusted: its ``p_holm`` is NaN and it is never ``significant``, so a newcomer's
+            pairs neither claim a difference nor dilute the established ones' correction.
 
     Returns:
         One row per pair, higher-rated model first (pairs in rating order): ``model_a, model_b,
@@ -90,8 +95,14 @@ def pairwise_tests(
     positive = se > 0
     z = np.divide(diff, se, out=np.zeros_like(diff), where=positive)
     p_value = np.where(positive, 2.0 * norm.sf(np.abs(z)), 1.0)
-    p_holm = holm_adjust(p_value)
-    reject = p_holm < alpha
+    members = np.ones(len(names), dtype=bool)
+    if family is not None:
+        members = np.isin(np.array(names, dtype=object), np.array(list(family), dtype=object))
+    in_family = members[first] & members[second]
+    p_holm = np.full_like(p_value, np.nan)
+    if in_family.any():
+        p_holm[in_family] = holm_adjust(p_value[in_family])
+    reject = in_family & (np.nan_to_num(p_holm, nan=1.0) < alpha)
     return pd.DataFrame(
         {
             "model_a": pd.Series([names[i] for i in first], dtype=object),
