@@ -13,6 +13,7 @@ import pytest
 import statsmodels.api as sm
 from scipy.stats import kendalltau
 from statsmodels.regression.mixed_linear_model import MixedLM, VCSpec
+from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.outliers_influence import variance_inflation_factor
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
@@ -205,6 +206,35 @@ def test_paper_tau_table_covers_all_14_tasks_with_intervals(paper_taus: pd.DataF
     assert counts[["qa", "instruction", "asr_wer"]].eq(9).all()
     assert counts.drop(["qa", "instruction", "asr_wer"]).eq(10).all()
     assert paper_taus.attrs["rounds"] == ROUNDS
+
+
+def test_two_distances_are_labelled_and_differ_only_under_ties(
+    paper_taus: pd.DataFrame, paper: StaticTable, paper_battles: pd.DataFrame
+) -> None:
+    ratings = fit_bradley_terry(paper_battles)
+    oriented = paper.oriented()
+    for row in paper_taus.itertuples():
+        scores = oriented[row.benchmark].reindex(ratings.index).dropna()
+        r = ratings[scores.index].to_numpy()
+        v = scores.to_numpy()
+        pairs = discordant = tied_in_one = 0
+        for i in range(len(v)):  # independent: count the pairs one by one
+            for j in range(i + 1, len(v)):
+                pairs += 1
+                a, b = np.sign(r[i] - r[j]), np.sign(v[i] - v[j])
+                discordant += a * b < 0
+                tied_in_one += (a == 0) != (b == 0)
+        assert row.distance_count == pytest.approx((discordant + tied_in_one / 2) / pairs)
+        if tied_in_one == 0:
+            assert row.distance_count == pytest.approx(row.distance)
+    assert paper_taus.attrs["distance"]["distance"] == "(1 - tau_b) / 2"
+    assert "tied" in paper_taus.attrs["distance"]["distance_count"]
+
+
+def test_holm_across_benchmarks_beside_the_unadjusted_p_values(paper_taus: pd.DataFrame) -> None:
+    expected = multipletests(paper_taus["p_value"].to_numpy(), method="holm")[1]
+    np.testing.assert_allclose(paper_taus["p_holm"], expected)
+    assert (paper_taus["p_holm"] >= paper_taus["p_value"] - 1e-12).all()
 
 
 def test_a_benchmark_tied_to_the_strengths_has_tau_one() -> None:

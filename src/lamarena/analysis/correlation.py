@@ -36,6 +36,7 @@ from lamarena.analysis.mixed_model import (
     screen_by_vif,
     variance_inflation_factors,
 )
+from lamarena.analysis.pairwise import holm_adjust
 from lamarena.analysis.ranking import bootstrap_bradley_terry_result, fit_bradley_terry_result
 from lamarena.analysis.static_table import (
     PcaResult,
@@ -110,6 +111,20 @@ def kendall_tau_rows(
     return out
 
 
+def _count_distance(ratings: NDArray[np.float64], scores: NDArray[np.float64]) -> float:
+    """The normalised Kendall tau distance by counting pairs.
+
+    Discordant pairs, plus half of the pairs tied in one ranking only, over all pairs (Fagin et
+    al. 2004's K with penalty 1/2); equal to ``(1 - tau) / 2`` when neither ranking has ties.
+    """
+    i, j = np.triu_indices(ratings.shape[0], 1)
+    by_rating = np.sign(ratings[i] - ratings[j])
+    by_score = np.sign(scores[i] - scores[j])
+    discordant = np.count_nonzero(by_rating * by_score < 0)
+    tied_in_one = np.count_nonzero((by_rating == 0) != (by_score == 0))
+    return float((discordant + 0.5 * tied_in_one) / i.size)
+
+
 def kendall_tau_table(
     battles: pd.DataFrame,
     static: StaticTable,
@@ -144,7 +159,11 @@ def kendall_tau_table(
 
     Returns:
         One row per benchmark, in table order: ``benchmark, tau, distance, ci_low, ci_high,
-        n_models, p_value, lower_is_better, reason`` (``reason`` is None unless tau is NaN).
+        n_models, p_value, distance_count, lower_is_better, reason, p_holm`` (``reason`` is
+        None unless tau is NaN). ``distance`` is ``(1 - tau_b) / 2``; ``distance_count`` counts
+        pairs (discordant, plus half of those tied in one ranking only): the two differ only
+        under ties, and ``attrs["distance"]`` names each. ``p_value`` is unadjusted (as the
+        study); ``p_holm`` is Holm-adjusted across the benchmarks with a tau.
         ``attrs`` records ``rounds, seed, confidence, n_battles, models`` and
         ``unrated_models``: models with static scores but no finite rating (never lost, never
         won, or not connected), which are left out of every tau.
@@ -180,6 +199,7 @@ def kendall_tau_table(
             "ci_high": math.nan,
             "n_models": len(shared),
             "p_value": math.nan,
+            "distance_count": math.nan,
             "lower_is_better": bench in static.lower_is_better,
             "reason": None,
         }
@@ -197,12 +217,23 @@ def kendall_tau_table(
             )
             taus = taus[np.isfinite(taus)]
             tau = float(result.statistic)
-            row.update(tau=tau, distance=(1.0 - tau) / 2.0, p_value=float(result.pvalue))
+            row.update(
+                tau=tau,
+                distance=(1.0 - tau) / 2.0,
+                p_value=float(result.pvalue),
+                distance_count=_count_distance(
+                    ratings[shared].to_numpy(), target.to_numpy(dtype=np.float64)
+                ),
+            )
             if taus.size:
                 low, high = np.quantile(taus, [alpha / 2.0, 1.0 - alpha / 2.0])
                 row.update(ci_low=float(low), ci_high=float(high))
         rows.append(row)
     table = pd.DataFrame(rows)
+    tested = table["p_value"].notna().to_numpy()
+    table["p_holm"] = math.nan
+    if tested.any():
+        table.loc[tested, "p_holm"] = holm_adjust(table.loc[tested, "p_value"].to_numpy())
     table["n_models"] = table["n_models"].astype(np.int64)
     table["reason"] = pd.Series([row["reason"] for row in rows], dtype=object)
     table.attrs.update(
@@ -213,6 +244,11 @@ def kendall_tau_table(
         models=list(ratings.index),
         unrated_models=sorted(set(static.scores.index) & set(fit.provisional) - set(ratings.index)),
         method="kendall_tau_b",
+        distance={
+            "distance": "(1 - tau_b) / 2",
+            "distance_count": "(discordant pairs + half the pairs tied in one ranking only) / "
+            "all pairs",
+        },
     )
     return table
 
