@@ -57,6 +57,15 @@ class CiMethod(StrEnum):
     ANALYTIC = "analytic"
 
 
+class ClusterBy(StrEnum):
+    """Which votes belong together (resampled whole, summed together in the sandwich)."""
+
+    AUTO = "auto"
+    PARTICIPANT = "participant"
+    SESSION = "session"
+    NONE = "none"
+
+
 DbOption = Annotated[
     str | None,
     typer.Option("--db", help="SQLAlchemy URL (default: LAMARENA_DATABASE_URL or sqlite)."),
@@ -171,6 +180,13 @@ def leaderboard(
             help="Holm-adjust the head-to-head tests across pairs (the study did not).",
         ),
     ] = False,
+    cluster: Annotated[
+        ClusterBy,
+        typer.Option(
+            help="Votes that belong together: auto (participants where ids exist, else "
+            "sessions), participant, session or none (single battles)."
+        ),
+    ] = ClusterBy.AUTO,
     as_json: JsonOption = False,
 ) -> None:
     """Bradley-Terry ratings with confidence intervals and pairwise tests.
@@ -200,6 +216,7 @@ def leaderboard(
         control=_parse_controls(control),
         ci=ci.value,
         holm_head_to_head=holm,
+        cluster=cluster.value,
     )
     document = result.to_dict()
     if as_json:

@@ -111,6 +111,13 @@ def analyze(
     tau_rounds: Annotated[
         int, typer.Option(min=1, help="Bootstrap rounds of the Kendall tau intervals.")
     ] = 1000,
+    cluster: Annotated[
+        str,
+        typer.Option(
+            help="Votes that belong together: auto (participants where ids exist, else "
+            "sessions), participant, session or none."
+        ),
+    ] = "auto",
     label_model: Annotated[
         str | None,
         typer.Option(help="Name the topics with this text model of --config (default: terms)."),
@@ -143,6 +150,7 @@ def analyze(
         seed=settings.seed,
         min_battles=settings.min_battles,
         n_topics=topics,
+        cluster=cluster,
     )
     document = compute_study(
         battles,

@@ -118,6 +118,9 @@ def test_leaderboard_json_from_votes_file_ranks_known_strengths(
     assert len(document["pairwise"]) == 3
     assert len(document["head_to_head"]) == 3
     assert "unadjusted" in document["tests"]["head_to_head"]
+    # simulated votes come in sessions (no participant ids): the intervals resample sessions
+    assert document["cluster"]["by"] == "session"
+    assert 0 < document["cluster"]["n_clusters"] < 600
 
     holm = json.loads(
         ok(
@@ -129,12 +132,15 @@ def test_leaderboard_json_from_votes_file_ranks_known_strengths(
                 "jsonl",
                 "--json",
                 "--holm",
+                "--cluster",
+                "none",
                 *QUICK,
                 cwd=tmp_path,
             )
         ).stdout
     )
     assert "Holm-adjusted" in holm["tests"]["head_to_head"]
+    assert holm["cluster"] == {"by": "none", "n_clusters": 600}
     for plain, adjusted in zip(document["head_to_head"], holm["head_to_head"], strict=True):
         assert adjusted["p_value"] == plain["p_value"]
         assert adjusted["significant"] == (adjusted["p_holm"] < 0.05)

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from lamarena.errors import AlreadyVoted, InvalidInputError, NotFound
 from lamarena.store import repo
 from lamarena.store.db import make_sessionmaker
-from lamarena.store.hashing import session_hash, store_salt
+from lamarena.store.hashing import exported_session_id, session_hash, store_salt
 from lamarena.store.records import BattleRecord, Latency, Winner, records_to_frame
 from lamarena.store.tables import Battle, Vote
 
@@ -179,8 +179,14 @@ def test_battles_frame_matches_records_to_frame(engine):
     with make_sessionmaker(engine).begin() as session:
         repo.insert_battle_records(session, records)
         frame = repo.battles_frame(session)
+        salt = store_salt(session)
     expected = records_to_frame(records)
+    # the session of an arena battle leaves the store as its salted hash, as in an export
+    expected["session_id"] = pd.Series(
+        [exported_session_id(salt, r.session_id, r.source) for r in records], dtype="str"
+    )
     pd.testing.assert_frame_equal(frame, expected)
+    assert frame["session_id"].str.startswith("sh-").all()
     assert frame.loc[1, "ttft_a_s"] != frame.loc[1, "ttft_a_s"]  # NaN where unknown
     assert frame.loc[0, "total_b_s"] == 2.0
 

@@ -75,12 +75,16 @@ def resample_pairs(
     rng: np.random.Generator,
     *,
     ridge: float = BOOTSTRAP_RIDGE,
+    cells_by_cluster: NDArray[np.float64] | None = None,
 ) -> Resampled:
     """Multinomial bootstrap of aggregated counts, solved in batches.
 
     The cells are (pair, first wins / second wins / tie) of the rated pairs plus one cell for all
     battles involving unrated models, so each round holds ``n_battles`` draws as a resample of the
-    battles with replacement would.
+    battles with replacement would. With ``cells_by_cluster`` (``(C, 3P)``, each cluster's
+    cells, :func:`lamarena.analysis.clusters.cluster_cells`) a round resamples the C clusters
+    with replacement instead, and its cells are the sum of the drawn clusters' (the cluster
+    bootstrap: votes of one participant stay together).
 
     Args:
         rated: counts between rated models.
@@ -90,6 +94,7 @@ def resample_pairs(
         rounds: bootstrap rounds.
         rng: random generator.
         ridge: penalty weight (see the module docstring).
+        cells_by_cluster: resample these clusters instead of single battles.
 
     Returns:
         The rounds' strengths and flags.
@@ -108,11 +113,17 @@ def resample_pairs(
     above = np.empty((rounds, size), dtype=bool)
     below = np.empty((rounds, size), dtype=bool)
     unconverged = 0
-    chunk = max(1, _CELL_BUDGET // max(size * size, probs.size))
+    width = probs.size if cells_by_cluster is None else max(probs.size, cells_by_cluster.shape[0])
+    chunk = max(1, _CELL_BUDGET // max(size * size, width))
     for start in range(0, rounds, chunk):
         stop = min(start + chunk, rounds)
-        draws = np.zeros((stop - start, probs.size))
-        draws[:, nonzero] = rng.multinomial(n_battles, probs_nz, size=stop - start)
+        if cells_by_cluster is None:
+            draws = np.zeros((stop - start, probs.size))
+            draws[:, nonzero] = rng.multinomial(n_battles, probs_nz, size=stop - start)
+        else:
+            n_clusters = cells_by_cluster.shape[0]
+            picks = rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), stop - start)
+            draws = picks.astype(np.float64) @ cells_by_cluster
         first_wins = draws[:, :pairs]
         second_wins = draws[:, pairs : 2 * pairs]
         ties = draws[:, 2 * pairs : 3 * pairs]
@@ -143,11 +154,15 @@ def resample_battles(
     rng: np.random.Generator,
     *,
     ridge: float = BOOTSTRAP_RIDGE,
+    clusters: tuple[NDArray[np.intp], int] | None = None,
 ) -> Resampled:
     """Bootstrap of the style-controlled fit by per-battle multiplicities, solved in batches.
 
     Each round draws ``n_battles`` indices with replacement over all battles; those that fall on
-    battles involving unrated models are discarded, as in :func:`resample_pairs`.
+    battles involving unrated models are discarded, as in :func:`resample_pairs`. With
+    ``clusters`` (the cluster of each battle of ``design``, and how many clusters there are) a
+    round resamples the clusters with replacement, and each battle's multiplicity is its
+    cluster's.
 
     Args:
         design: the battles between rated models.
@@ -157,6 +172,7 @@ def resample_battles(
         rounds: bootstrap rounds.
         rng: random generator.
         ridge: penalty weight.
+        clusters: resample these clusters instead of single battles.
 
     Returns:
         The rounds' strengths and style coefficients, and flags.
@@ -173,11 +189,18 @@ def resample_battles(
     for start in range(0, rounds, chunk):
         stop = min(start + chunk, rounds)
         count = stop - start
-        draws = rng.integers(0, n_battles, size=(count, n_battles))
-        row = np.broadcast_to(np.arange(count)[:, None], draws.shape)
-        keep = draws < used
-        flat = row[keep] * used + draws[keep]
-        weights = np.bincount(flat, minlength=count * used).reshape(count, used).astype(np.float64)
+        if clusters is None:
+            draws = rng.integers(0, n_battles, size=(count, n_battles))
+            row = np.broadcast_to(np.arange(count)[:, None], draws.shape)
+            keep = draws < used
+            flat = row[keep] * used + draws[keep]
+            weights = (
+                np.bincount(flat, minlength=count * used).reshape(count, used).astype(np.float64)
+            )
+        else:
+            labels, n_clusters = clusters
+            picks = rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), count)
+            weights = picks[:, labels].astype(np.float64)
         result = newton_battles(
             design, np.broadcast_to(phi, (count, phi.size)), weights, ridge=ridge, tol=_TOL
         )
@@ -273,6 +296,8 @@ class BootstrapResult:
         ridge: penalty weight of the refits (natural units).
         control: style controls.
         unconverged: rounds whose Newton iterations did not meet the tolerance (expected 0).
+        cluster_by: what a round resampled: ``none`` (battles), ``participant`` or ``session``.
+        n_clusters: how many units a round resampled (battles, participants or sessions).
     """
 
     samples: pd.DataFrame
@@ -284,6 +309,8 @@ class BootstrapResult:
     ridge: float
     control: tuple[str, ...]
     unconverged: int
+    cluster_by: str = "none"
+    n_clusters: int | None = None
 
     def intervals(self, confidence: float = 0.95) -> pd.DataFrame:
         """Percentile intervals of the ratings (Efron & Tibshirani 1993, ch. 13).

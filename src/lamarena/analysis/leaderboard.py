@@ -17,7 +17,8 @@ from typing import Any, Literal, SupportsFloat, cast
 import numpy as np
 import pandas as pd
 
-from lamarena.analysis.battles import count_pairs, validate_battles, win_rates
+from lamarena.analysis.battles import count_pairs, rated_pairs, validate_battles, win_rates
+from lamarena.analysis.clusters import Clusters, battle_clusters, cluster_robust_covariance
 from lamarena.analysis.head_to_head import HeadToHead, head_to_head
 from lamarena.analysis.ranking import (
     DEFAULT_MIN_BATTLES,
@@ -26,6 +27,7 @@ from lamarena.analysis.ranking import (
     bootstrap_bradley_terry_result,
     fit_bradley_terry_result,
     pairwise_tests,
+    wald_intervals,
 )
 from lamarena.analysis.style_control import parse_control
 from lamarena.errors import InsufficientData, InvalidInputError
@@ -141,6 +143,8 @@ class LeaderboardResult:
         head_to_head: every pair's own record with the study's paired bootstrap test.
         head_to_head_resamples: its bootstrap rounds.
         head_to_head_holm: whether its ``significant`` is Holm-adjusted across pairs.
+        cluster_by: the clusters the intervals and tests account for (``none``: battles).
+        n_clusters: how many (participants, sessions, or battles).
     """
 
     n_battles: int
@@ -159,6 +163,8 @@ class LeaderboardResult:
     head_to_head: tuple[HeadToHead, ...] = ()
     head_to_head_resamples: int = 0
     head_to_head_holm: bool = False
+    cluster_by: str = "none"
+    n_clusters: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The DESIGN.md ``leaderboard --json`` document; JSON-safe (no NaN, no numpy types).
@@ -230,6 +236,7 @@ class LeaderboardResult:
             "n_used": self.n_used,
             "scale": "elo: P(a beats b) = 1 / (1 + 10^((r_b - r_a) / 400)); centred_on mean 1000",
             "centred_on": list(self.centred_on),
+            "cluster": {"by": self.cluster_by, "n_clusters": self.n_clusters},
         }
 
 
@@ -251,6 +258,7 @@ def build_leaderboard(
     ci: Literal["bootstrap", "analytic"] = "bootstrap",
     confidence: float = 0.95,
     holm_head_to_head: bool = False,
+    cluster: str = "auto",
 ) -> LeaderboardResult:
     """Rank the models of a set of battles.
 
@@ -273,6 +281,10 @@ def build_leaderboard(
         ci: ``bootstrap`` or ``analytic``.
         confidence: interval coverage, between 0 and 1 (and 1 - the tests' level).
         holm_head_to_head: Holm-adjust the head-to-head tests (the study did not).
+        cluster: the votes that belong together, resampled whole by the bootstrap and summed
+            together in the sandwich: ``auto`` (participants where ids exist, else sessions,
+            else none), ``participant``, ``session`` or ``none`` (see
+            :mod:`lamarena.analysis.clusters`).
 
     Returns:
         The leaderboard; :meth:`LeaderboardResult.to_dict` gives the JSON document.
@@ -293,7 +305,17 @@ def build_leaderboard(
         raise InsufficientData(_NO_BATTLES)
     fit = fit_bradley_terry_result(clean, min_battles=min_battles, control=control)
     method = "analytic" if ci == "analytic" or n_resamples == 0 else "bootstrap"
-    bounds, covariance, style = _uncertainty(clean, fit, method, n_resamples, seed, confidence)
+    clusters = battle_clusters(clean, cluster)
+    if clusters.by != "none" and method == "analytic" and control:
+        if cluster != "auto":
+            raise InvalidInputError(
+                "clustered analytic intervals are not available with style control; use the "
+                "bootstrap (--ci bootstrap) or --cluster none"
+            )
+        clusters = battle_clusters(clean, "none")
+    bounds, covariance, style = _uncertainty(
+        clean, fit, method, n_resamples, seed, confidence, clusters
+    )
     tests = pairwise_tests(
         fit.ratings,
         covariance,
@@ -327,6 +349,8 @@ def build_leaderboard(
         head_to_head=records,
         head_to_head_resamples=records_resamples,
         head_to_head_holm=holm_head_to_head,
+        cluster_by=clusters.by,
+        n_clusters=clusters.n_clusters,
     )
 
 
@@ -337,17 +361,30 @@ def _uncertainty(
     n_resamples: int,
     seed: int | None,
     confidence: float,
+    clusters: Clusters,
 ) -> tuple[pd.DataFrame, pd.DataFrame, tuple[StyleRow, ...]]:
     """Rating intervals, the covariance for the tests, and the style rows."""
     if method == "bootstrap" and len(fit.ratings) >= 2:
         boot = bootstrap_bradley_terry_result(
-            battles, rounds=n_resamples, seed=seed, control=fit.control, fit=fit
+            battles,
+            rounds=n_resamples,
+            seed=seed,
+            control=fit.control,
+            fit=fit,
+            cluster=clusters.by,
         )
         if boot.unconverged:
             logger.warning("bootstrap: %d rounds did not converge", boot.unconverged)
         bounds = _widen(boot.intervals(confidence), fit.intervals(confidence), _only_ties(fit))
         covariance = boot.covariance()
         style_bounds = boot.style_intervals(confidence)
+    elif clusters.by != "none" and len(fit.ratings) >= 2:
+        rated = rated_pairs(count_pairs(battles))
+        covariance = cluster_robust_covariance(
+            fit.ratings, fit.covariance, battles, rated, clusters
+        )
+        bounds = wald_intervals(fit.ratings, covariance, confidence)
+        style_bounds = fit.style_intervals(confidence)
     else:
         bounds = fit.intervals(confidence)
         covariance = fit.robust_covariance

@@ -45,6 +45,7 @@ from lamarena.analysis.bt_solver import (
     newton_pairs,
     tie_only_models,
 )
+from lamarena.analysis.clusters import battle_clusters, cluster_cells
 from lamarena.analysis.pairwise import holm_adjust, pairwise_tests
 from lamarena.analysis.style_control import (
     controlled_design,
@@ -65,6 +66,7 @@ __all__ = [
     "fit_bradley_terry_result",
     "holm_adjust",
     "pairwise_tests",
+    "wald_intervals",
 ]
 
 DEFAULT_MIN_BATTLES = 10
@@ -145,15 +147,15 @@ class BradleyTerryResult:
             Indexed like :attr:`ratings`: ``rating, se, ci_low, ci_high``.
         """
         cov = self.robust_covariance if robust else self.covariance
-        return _wald_intervals(self.ratings, cov, confidence)
+        return wald_intervals(self.ratings, cov, confidence)
 
     def style_intervals(self, confidence: float = 0.95, *, robust: bool = True) -> pd.DataFrame:
         """Wald intervals of the style coefficients (Elo points per unit), as :meth:`intervals`."""
         cov = self.style_robust_covariance if robust else self.style_covariance
-        return _wald_intervals(self.style_coefficients, cov, confidence)
+        return wald_intervals(self.style_coefficients, cov, confidence)
 
 
-def _wald_intervals(estimate: pd.Series, cov: pd.DataFrame, confidence: float) -> pd.DataFrame:
+def wald_intervals(estimate: pd.Series, cov: pd.DataFrame, confidence: float) -> pd.DataFrame:
     """``estimate +- z * se`` with ``se`` from the diagonal of ``cov``."""
     _check_confidence(confidence)
     se = np.sqrt(np.clip(np.diag(cov.loc[estimate.index, estimate.index].to_numpy()), 0.0, None))
@@ -390,6 +392,7 @@ def bootstrap_bradley_terry_result(
     control: Sequence[str] | str = (),
     min_battles: int = DEFAULT_MIN_BATTLES,
     fit: BradleyTerryResult | None = None,
+    cluster: str = "none",
 ) -> BootstrapResult:
     """Bootstrap the Bradley-Terry ratings, all rounds at once.
 
@@ -408,6 +411,8 @@ def bootstrap_bradley_terry_result(
         min_battles: provisional threshold of the fit (it decides the centring models).
         fit: the full-data fit of the same battles and control, to avoid refitting (its
             ``min_battles`` then applies).
+        cluster: resample whole clusters of votes (``participant``, ``session``, ``auto``; see
+            :mod:`lamarena.analysis.clusters`) instead of single battles (``none``).
 
     Returns:
         The rounds (Elo scale) with their unbounded flags and settings.
@@ -434,12 +439,19 @@ def bootstrap_bradley_terry_result(
     theta = (fit.ratings.reindex(names).to_numpy() - ELO_CENTER) / ELO_SCALE
     anchors = names.isin(list(fit.centred_on))
     rng = np.random.default_rng(seed)
+    clusters = battle_clusters(clean, cluster)
+    clustered = clusters.by != "none"
     if control:
         design = controlled_design(clean, rated.models, control)
         phi = np.concatenate([theta, fit.style_coefficients.to_numpy() / ELO_SCALE])
-        raw = resample_battles(design, phi, anchors, fit.n_battles, rounds, rng)
+        inside = clean["model_a"].isin(rated.models) & clean["model_b"].isin(rated.models)
+        by_battle = (clusters.labels[inside.to_numpy()], clusters.n_clusters) if clustered else None
+        raw = resample_battles(design, phi, anchors, fit.n_battles, rounds, rng, clusters=by_battle)
     else:
-        raw = resample_pairs(rated, theta, anchors, fit.n_battles, rounds, rng)
+        cells = cluster_cells(clean, rated, clusters) if clustered else None
+        raw = resample_pairs(
+            rated, theta, anchors, fit.n_battles, rounds, rng, cells_by_cluster=cells
+        )
     size = len(names)
     order = list(fit.ratings.index)
     return BootstrapResult(
@@ -454,6 +466,8 @@ def bootstrap_bradley_terry_result(
         ridge=BOOTSTRAP_RIDGE,
         control=control,
         unconverged=raw.unconverged,
+        cluster_by=clusters.by,
+        n_clusters=clusters.n_clusters,
     )
 
 

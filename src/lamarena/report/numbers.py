@@ -63,6 +63,8 @@ class StudyOptions:
         confidence: coverage of every interval.
         n_topics: number of top-level topics; None chooses it by silhouette.
         vif_threshold: variance inflation factor screening of the regression (the study's 10).
+        cluster: votes that belong together in the leaderboard's intervals and tests (``auto``,
+            ``participant``, ``session``, ``none``; see :mod:`lamarena.analysis.clusters`).
     """
 
     n_resamples: int = 10_000
@@ -73,6 +75,7 @@ class StudyOptions:
     confidence: float = 0.95
     n_topics: int | None = None
     vif_threshold: float = 10.0
+    cluster: str = "auto"
 
 
 def json_safe(value: Any) -> Any:
@@ -144,6 +147,7 @@ def compute_study(
         seed=opts.seed,
         min_battles=opts.min_battles,
         confidence=opts.confidence,
+        cluster=opts.cluster,
     ).to_dict()
     timings["leaderboard"] = round(time.perf_counter() - start, 3)
     document: dict[str, Any] = {

@@ -301,9 +301,14 @@ def battles_frame(session: Session, *, include_uncounted: bool = False) -> pd.Da
         Battle.query_transcript,
         Battle.created_at,
         Battle.counted,
+        Battle.session_id,
+        Battle.participant_id,
+        Battle.source,
     )
     if not include_uncounted:
         stmt = stmt.where(Battle.counted)
     rows = session.execute(stmt).all()
     columns = {name: [getattr(row, name) for row in rows] for name in FRAME_COLUMNS}
+    salt = store_salt(session)  # sessions as exported: an arena cookie never leaves the store
+    columns["session_id"] = [exported_session_id(salt, row.session_id, row.source) for row in rows]
     return battles_frame_from_columns(columns)

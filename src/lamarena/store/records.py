@@ -77,10 +77,24 @@ FRAME_COLUMNS = (
     "query_transcript",
     "created_at",
     "counted",
+    "session_id",
+    "participant_id",
 )
-"""Columns of :func:`records_to_frame` (and of ``repo.battles_frame``), in order."""
+"""Columns of :func:`records_to_frame` (and of ``repo.battles_frame``), in order.
 
-_STRING_COLUMNS = ("battle_id", "model_a", "model_b", "winner", "query_transcript")
+``session_id`` and ``participant_id`` are the clusters of the votes (a participant's votes are
+not independent): the analysis resamples them whole (``leaderboard --cluster``).
+"""
+
+_STRING_COLUMNS = (
+    "battle_id",
+    "model_a",
+    "model_b",
+    "winner",
+    "query_transcript",
+    "session_id",
+    "participant_id",
+)
 _NUMBER_COLUMNS = ("chars_a", "chars_b", "ttft_a_s", "ttft_b_s", "total_a_s", "total_b_s")
 _BOOL_COLUMNS = ("counted",)
 _SIMULATED_START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -311,9 +325,10 @@ def records_to_frame(records: Iterable[BattleRecord]) -> pd.DataFrame:
     Returns:
         One row per battle with the columns of :data:`FRAME_COLUMNS`: ``battle_id, model_a,
         model_b, winner`` (wire strings), ``chars_a, chars_b, ttft_a_s, ttft_b_s, total_a_s,
-        total_b_s`` (float, NaN where unknown), ``query_transcript``, ``created_at`` (UTC) and
-        ``counted`` (bool). Every record gives a row, counted or not: a caller ranking votes
-        keeps ``frame[frame["counted"]]`` (as ``repo.battles_frame`` does by default).
+        total_b_s`` (float, NaN where unknown), ``query_transcript``, ``created_at`` (UTC),
+        ``counted`` (bool), ``session_id`` and ``participant_id`` (NaN where unknown). Every
+        record gives a row, counted or not: a caller ranking votes keeps
+        ``frame[frame["counted"]]`` (as ``repo.battles_frame`` does by default).
     """
     columns: dict[str, list[Any]] = {name: [] for name in FRAME_COLUMNS}
     for record in records:
@@ -328,6 +343,8 @@ def records_to_frame(records: Iterable[BattleRecord]) -> pd.DataFrame:
         columns["query_transcript"].append(record.query_transcript)
         columns["created_at"].append(record.created_at)
         columns["counted"].append(record.counted)
+        columns["session_id"].append(record.session_id)
+        columns["participant_id"].append(record.participant_id)
     return battles_frame_from_columns(columns)
 
 
