@@ -309,7 +309,12 @@ def simulate(
     out: Annotated[Path, typer.Option(help="Output JSONL file.")],
     seed: Annotated[int, typer.Option(help="Seed for strengths and outcomes.")] = 0,
     study: Annotated[
-        bool, typer.Option("--study", help="Add query transcripts by topic and vote reasons.")
+        bool,
+        typer.Option(
+            "--study",
+            help="As the study ran it: participants casting 10 votes each on one pair, with a "
+            "preference of their own (sd 0.8 log-odds); query transcripts and vote reasons.",
+        ),
     ] = False,
     tie_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.1,
     length_effect: Annotated[
@@ -336,6 +341,8 @@ def simulate(
         latency_effect=latency_effect,
         study=study,
         feedback=study,
+        votes_per_participant=STUDY_VOTES_PER_PARTICIPANT if study else None,
+        participant_sd=STUDY_PARTICIPANT_SD if study else 0.0,
     )
     written = write_battle_records(records_from_frame(battles), out)
     summary = {"out": str(out), "battles": written, "strengths": dict(strengths)}
@@ -343,6 +350,12 @@ def simulate(
         typer.echo(json.dumps(summary, indent=2))
     else:
         typer.echo(f"wrote {written} simulated battles among {len(strengths)} models to {out}")
+
+
+STUDY_VOTES_PER_PARTICIPANT = 10
+"""Votes each simulated participant casts with ``simulate --study`` (the study's design)."""
+STUDY_PARTICIPANT_SD = 0.8
+"""Standard deviation of a simulated participant's own preference (log-odds)."""
 
 
 class Sampling(StrEnum):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from lamarena.analysis.simulate import TOPIC_SHARES, parse_strengths, simulate_battles
@@ -106,6 +107,8 @@ def test_study_queries_follow_the_topic_shares() -> None:
         ({"tie_rate": -0.1}, "tie_rate"),
         ({"tie_rate": 0.7, "both_bad_rate": 0.4}, "at most 1"),
         ({"n_battles": -1}, "n_battles"),
+        ({"votes_per_participant": 0}, "votes_per_participant"),
+        ({"votes_per_participant": 10, "participant_sd": -1.0}, "participant_sd"),
     ],
 )
 def test_bad_simulation_settings_are_rejected(kwargs: dict, match: str) -> None:
@@ -118,3 +121,46 @@ def test_bad_simulation_settings_are_rejected(kwargs: dict, match: str) -> None:
 def test_single_model_cannot_be_simulated() -> None:
     with pytest.raises(InvalidInputError, match="at least 2"):
         simulate_battles({"a": 1000.0}, 10)
+
+
+def test_study_participants_vote_ten_times_on_one_balanced_pair_with_their_own_taste() -> None:
+    strengths = {"a": 1100.0, "b": 1000.0, "c": 1000.0, "d": 900.0}
+    battles = simulate_battles(
+        strengths, 6_000, seed=4, votes_per_participant=10, participant_sd=0.8
+    )
+
+    people = battles.groupby("participant_id")
+    assert people.ngroups == 600 and (people.size() == 10).all()
+    assert (people["session_id"].nunique() == 1).all()
+    pairs = people.apply(
+        lambda votes: frozenset(set(votes["model_a"]) | set(votes["model_b"])), include_groups=False
+    )
+    assert (pairs.map(len) == 2).all()  # one pair each
+    assert pairs.value_counts().tolist() == [100] * 6  # dealt in turn: balanced
+    # sides are random per vote
+    assert 0.4 < (battles["model_a"] < battles["model_b"]).mean() < 0.6
+    # the taste shows: a person's share of wins for the pair's first model varies more than
+    # ten fair draws would (binomial sd of a share of 10 is at most 0.16)
+    first = battles[["model_a", "model_b"]].min(axis=1)
+    first_won = np.where(battles["model_a"] == first, battles["winner"] == "model_a", False) | (
+        np.where(battles["model_b"] == first, battles["winner"] == "model_b", False)
+    )
+    decisive = battles["winner"].isin(["model_a", "model_b"])
+    equal = battles["participant_id"][
+        battles[["model_a", "model_b"]].apply(frozenset, axis=1) == frozenset({"b", "c"})
+    ].unique()
+    shares = (
+        pd.Series(first_won[decisive.to_numpy()], index=battles.index[decisive])
+        .groupby(battles["participant_id"][decisive])
+        .mean()
+        .loc[lambda s: s.index.isin(equal)]
+    )
+    assert shares.std() > 0.2
+    without = simulate_battles(strengths, 6_000, seed=4, votes_per_participant=10)
+    assert "participant_id" in without.columns
+
+
+def test_without_participants_nothing_changes() -> None:
+    plain = simulate_battles({"a": 1000.0, "b": 900.0, "c": 800.0}, 500, seed=3)
+    assert "participant_id" not in plain.columns
+    assert list(plain.columns) == COLUMNS

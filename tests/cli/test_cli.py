@@ -118,9 +118,8 @@ def test_leaderboard_json_from_votes_file_ranks_known_strengths(
     assert len(document["pairwise"]) == 3
     assert len(document["head_to_head"]) == 3
     assert "unadjusted" in document["tests"]["head_to_head"]
-    # simulated votes come in sessions (no participant ids): the intervals resample sessions
-    assert document["cluster"]["by"] == "session"
-    assert 0 < document["cluster"]["n_clusters"] < 600
+    # simulate --study has participants casting 10 votes each: the intervals resample them
+    assert document["cluster"] == {"by": "participant", "n_clusters": 60}
 
     holm = json.loads(
         ok(

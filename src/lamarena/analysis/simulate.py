@@ -370,6 +370,8 @@ def simulate_battles(
     study: bool = False,
     feedback: bool = False,
     feedback_rate: float = 0.4,
+    votes_per_participant: int | None = None,
+    participant_sd: float = 0.0,
 ) -> pd.DataFrame:
     """Draw battles between models of known Elo strengths.
 
@@ -399,6 +401,14 @@ def simulate_battles(
             of the votes comes with a reason, by theme in :data:`FEEDBACK_SHARES` (ties and
             both-bad votes with a reason of theme ``other``); None for the rest.
         feedback_rate: share of votes with a reason.
+        votes_per_participant: simulate participants as the study ran them: each casts this
+            many votes, all on one pair (pairs dealt in turn, so balanced), the sides drawn at
+            random per battle, with a preference of their own: ``N(0, participant_sd)`` on the
+            log-odds of the pair's first model (by name). Adds ``participant_id`` and
+            ``session_id`` (one session each). None: every battle an independent draw of a
+            pair and a voter.
+        participant_sd: standard deviation of that preference (log-odds; the study's design
+            review used 0.8).
 
     Returns:
         One row per battle: ``model_a, model_b, winner, chars_a, chars_b, ttft_a_s, ttft_b_s,
@@ -425,18 +435,38 @@ def simulate_battles(
         )
     if not 0.0 <= feedback_rate <= 1.0:
         raise InvalidInputError(f"feedback_rate must be between 0 and 1, got {feedback_rate}")
+    if votes_per_participant is not None and votes_per_participant < 1:
+        raise InvalidInputError(
+            f"votes_per_participant must be at least 1, got {votes_per_participant}"
+        )
+    if participant_sd < 0 or not np.isfinite(participant_sd):
+        raise InvalidInputError(f"participant_sd must be 0 or more, got {participant_sd}")
     rng = np.random.default_rng(seed)
     count = len(names)
     mean_chars = np.exp(rng.uniform(np.log(150.0), np.log(1500.0), count))
     mean_ttft_s = np.exp(rng.uniform(np.log(0.3), np.log(3.0), count))
     chars_per_s = rng.uniform(40.0, 160.0, count)
-    a = rng.integers(0, count, n_battles)
-    b = (a + rng.integers(1, count, n_battles)) % count
+    taste = np.zeros(n_battles)
+    person: NDArray[np.int64] | None = None
+    if votes_per_participant is None:
+        a = rng.integers(0, count, n_battles)
+        b = (a + rng.integers(1, count, n_battles)) % count
+    else:
+        first, second = np.triu_indices(count, 1)
+        person = np.arange(n_battles) // votes_per_participant
+        pair = person % first.size
+        swap = rng.random(n_battles) < 0.5
+        a = np.where(swap, second[pair], first[pair])
+        b = np.where(swap, first[pair], second[pair])
+        preference = rng.normal(0.0, participant_sd, int(person.max(initial=-1)) + 1)
+        taste = np.where(swap, -1.0, 1.0) * preference[person]  # towards the pair's first
     chars_a, ttft_a, total_a = _replies(rng, a, mean_chars, mean_ttft_s, chars_per_s)
     chars_b, ttft_b, total_b = _replies(rng, b, mean_chars, mean_ttft_s, chars_per_s)
     length = (chars_a - chars_b) / (chars_a + chars_b)
     latency = (ttft_a - ttft_b) / (ttft_a + ttft_b)
-    logit = (values[a] - values[b] + length_effect * length - latency_effect * latency) / ELO_SCALE
+    logit = (
+        values[a] - values[b] + length_effect * length - latency_effect * latency
+    ) / ELO_SCALE + taste
     prob = expit(logit)
     draw = 2.0 * np.minimum(prob, 1.0 - prob)
     a_wins = prob - 0.5 * (tie_rate + both_bad_rate) * draw
@@ -459,6 +489,10 @@ def simulate_battles(
             "total_b_s": total_b,
         }
     )
+    if person is not None:
+        ids = pd.Series([f"participant-{index:05d}" for index in person], dtype=object)
+        frame["participant_id"] = ids
+        frame["session_id"] = "session-of-" + ids
     if study:
         queries = _draw_queries(rng, n_battles)
         frame["topic"] = queries["topic"]
