@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from sklearn.decomposition import PCA
 
 from lamarena.analysis.correlation import static_table_from_frame
 from lamarena.errors import InvalidInputError
@@ -62,6 +63,16 @@ def test_regression_pca_topics_and_feedback_have_their_documented_fields(
     pca = study_document["pca"]
     assert sum(pca["explained_variance_ratio"]) == pytest.approx(1.0, abs=1e-6)
     assert set(pca["loadings"]) <= set(TASKS)
+    assert pca["standardised"] is True and pca["raw"]["standardised"] is False
+    assert 1 <= pca["components_for_95"] <= len(pca["explained_variance_ratio"])
+    # the raw PCA is scikit-learn's on the centred, oriented scores of the complete models
+    static = load_static_input(PAPER_TABLE)
+    scores = static.oriented().dropna(axis=1, how="all").dropna(axis=0)
+    expected = PCA(svd_solver="full").fit(scores.to_numpy()).explained_variance_ratio_
+    assert pca["raw"]["explained_variance_ratio"] == pytest.approx(list(expected), abs=1e-9)
+    assert pca["raw"]["explained_variance_ratio"] != pytest.approx(
+        pca["explained_variance_ratio"], abs=1e-3
+    )
     topics = study_document["topics"]
     assert topics["n_queries"] == 1200
     assert len(topics["leaderboards"]) == len(topics["topics"])

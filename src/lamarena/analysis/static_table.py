@@ -243,6 +243,7 @@ class PcaResult:
             "dropped_models": list(self.dropped_models),
             "dropped_benchmarks": list(self.dropped_benchmarks),
             "standardised": self.standardised,
+            "components_for_95": self.components_for(0.95),
         }
 
 

@@ -321,7 +321,14 @@ def pca_figure(doc: Document) -> Figure | None:
         )
         figure.update_xaxes(title_text=f"PC1 ({ratios[0]:.0%})", row=1, col=2)
         figure.update_yaxes(title_text=f"PC2 ({ratios[1]:.0%})", row=1, col=2)
-    return _layout(figure, "Principal components of the static scores", height=500)
+    title = "Principal components of the standardised static scores"
+    raw = pca.get("raw") or {}
+    if pca.get("components_for_95") and raw.get("components_for_95"):
+        title += (
+            f" ({pca['components_for_95']} explain 95%; of the raw scores, "
+            f"{raw['components_for_95']})"
+        )
+    return _layout(figure, title, height=500)
 
 
 def feedback_figure(doc: Document) -> Figure | None:

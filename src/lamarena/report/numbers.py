@@ -166,7 +166,7 @@ def compute_study(
                 clean, static, vif_threshold=opts.vif_threshold
             ).to_dict(),
         ),
-        "pca": _optional("pca", notes, timings, lambda: static_pca(static).to_dict()),
+        "pca": _optional("pca", notes, timings, lambda: _pca(static)),
         "feedback": _optional("feedback", notes, timings, lambda: _feedback(clean, opts, embedder)),
         "static": static_summary,
         "settings": asdict(opts),
@@ -235,6 +235,18 @@ def _kendall_tau(
     )
     rows: list[dict[str, Any]] = json_safe(table.to_dict(orient="records"))
     return rows
+
+
+def _pca(static: StaticTable) -> dict[str, Any]:
+    """PCA of standardised scores (the figure), with the PCA of raw (centred) scores beside it.
+
+    The two can disagree: raw scores weigh each benchmark by its own spread (a WER fraction
+    next to percentages barely counts), so how many components "explain 95%" depends on the
+    choice, and the report shows both.
+    """
+    document = static_pca(static).to_dict()
+    document["raw"] = static_pca(static, standardise=False).to_dict()
+    return document
 
 
 def _feedback(
