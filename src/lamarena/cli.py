@@ -187,6 +187,10 @@ def leaderboard(
             "sessions), participant, session or none (single battles)."
         ),
     ] = ClusterBy.AUTO,
+    anchor: Annotated[
+        str | None,
+        typer.Option(help="Pin this model at 1000 (a scale that stays put as models come and go)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Bradley-Terry ratings with confidence intervals and pairwise tests.
@@ -217,6 +221,7 @@ def leaderboard(
         ci=ci.value,
         holm_head_to_head=holm,
         cluster=cluster.value,
+        anchor=anchor,
     )
     document = result.to_dict()
     if as_json:

@@ -258,3 +258,25 @@ def test_ties_do_not_change_the_leaderboard_of_models_with_decisive_battles(
     for row in before["models"]:
         if row["rating"] is not None:
             assert rows[row["model"]]["ci_low"] == pytest.approx(row["ci_low"], abs=1e-6)
+
+
+def test_an_anchor_pins_one_model_at_1000_and_keeps_every_difference(
+    battles: pd.DataFrame,
+) -> None:
+    centred = build_leaderboard(battles, n_resamples=300, seed=2).to_dict()
+    pinned = build_leaderboard(battles, n_resamples=300, seed=2, anchor="model-3").to_dict()
+    before = {row["model"]: row for row in centred["models"] if row["rating"] is not None}
+    after = {row["model"]: row for row in pinned["models"] if row["rating"] is not None}
+
+    assert after["model-3"]["rating"] == pytest.approx(1000.0)
+    assert after["model-3"]["ci_low"] == pytest.approx(1000.0) == after["model-3"]["ci_high"]
+    shift = before["model-3"]["rating"] - 1000.0
+    for name, row in after.items():
+        assert row["rating"] == pytest.approx(before[name]["rating"] - shift)
+    assert pinned["centred_on"] == ["model-3"] and "pinned" in pinned["scale"]
+    # the anchor's rating is the reference: the tests of differences do not change
+    diffs = {(p["model_a"], p["model_b"]): p["diff"] for p in centred["pairwise"]}
+    for pair in pinned["pairwise"]:
+        assert pair["diff"] == pytest.approx(diffs[(pair["model_a"], pair["model_b"])])
+    with pytest.raises(InvalidInputError, match="anchor 'nobody' has no rating"):
+        build_leaderboard(battles, n_resamples=10, anchor="nobody")

@@ -234,7 +234,8 @@ class LeaderboardResult:
             "min_battles": self.min_battles,
             "controls": list(self.control),
             "n_used": self.n_used,
-            "scale": "elo: P(a beats b) = 1 / (1 + 10^((r_b - r_a) / 400)); centred_on mean 1000",
+            "scale": "elo: P(a beats b) = 1 / (1 + 10^((r_b - r_a) / 400)); centred_on mean 1000"
+            + (" (one model: pinned at 1000)" if len(self.centred_on) == 1 else ""),
             "centred_on": list(self.centred_on),
             "cluster": {"by": self.cluster_by, "n_clusters": self.n_clusters},
         }
@@ -259,6 +260,7 @@ def build_leaderboard(
     confidence: float = 0.95,
     holm_head_to_head: bool = False,
     cluster: str = "auto",
+    anchor: str | None = None,
 ) -> LeaderboardResult:
     """Rank the models of a set of battles.
 
@@ -285,6 +287,7 @@ def build_leaderboard(
             together in the sandwich: ``auto`` (participants where ids exist, else sessions,
             else none), ``participant``, ``session`` or ``none`` (see
             :mod:`lamarena.analysis.clusters`).
+        anchor: pin this model at 1000 (see ``fit_bradley_terry_result``).
 
     Returns:
         The leaderboard; :meth:`LeaderboardResult.to_dict` gives the JSON document.
@@ -303,7 +306,7 @@ def build_leaderboard(
         raise InvalidInputError(f"n_resamples must be 0 or more, got {n_resamples}")
     if clean.empty:
         raise InsufficientData(_NO_BATTLES)
-    fit = fit_bradley_terry_result(clean, min_battles=min_battles, control=control)
+    fit = fit_bradley_terry_result(clean, min_battles=min_battles, control=control, anchor=anchor)
     method = "analytic" if ci == "analytic" or n_resamples == 0 else "bootstrap"
     clusters = battle_clusters(clean, cluster)
     if clusters.by != "none" and method == "analytic" and control:

@@ -250,6 +250,7 @@ def fit_bradley_terry_result(
     *,
     min_battles: int = DEFAULT_MIN_BATTLES,
     control: Sequence[str] | str = (),
+    anchor: str | None = None,
 ) -> BradleyTerryResult:
     """Fit Bradley-Terry ratings and report which models are provisional.
 
@@ -266,13 +267,17 @@ def fit_bradley_terry_result(
             columns).
         min_battles: rated models with fewer battles are flagged provisional.
         control: style controls, among ``length`` and ``latency``.
+        anchor: pin this model at 1000 instead of centring the settled models on 1000, so the
+            scale stays put as models join, leave or stop being provisional (its own interval
+            then has no width: it is the reference).
 
     Returns:
         The fit; models without a finite MLE are provisional and absent from ``ratings``; rated
         models with too few battles or no decisive battle are provisional but rated.
 
     Raises:
-        InvalidInputError: malformed battles, a negative ``min_battles`` or bad control columns.
+        InvalidInputError: malformed battles, a negative ``min_battles``, bad control columns,
+            or an ``anchor`` without a rating.
     """
     clean = validate_battles(battles)
     control = parse_control(control)
@@ -302,6 +307,13 @@ def fit_bradley_terry_result(
             )
     games, reasons = _reasons(counts, rated, min_battles)
     anchors = _anchors(rated.models, reasons)
+    if anchor is not None:
+        if anchor not in rated.models:
+            known = ", ".join(rated.models) or "none"
+            raise InvalidInputError(
+                f"anchor {anchor!r} has no rating in these votes; anchor one of: {known}"
+            )
+        anchors = (anchor,)
     # Centre on the anchors: a linear map P theta, so covariances become P C P^T.
     weights = np.isin(np.array(rated.models, dtype=object), np.array(anchors, dtype=object))
     projection = np.eye(size) - weights[None, :] / max(int(weights.sum()), 1)
