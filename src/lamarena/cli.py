@@ -57,6 +57,13 @@ class CiMethod(StrEnum):
     ANALYTIC = "analytic"
 
 
+class TieModel(StrEnum):
+    """How the leaderboard's fit treats ties and both-bad votes."""
+
+    HALF = "half"
+    DAVIDSON = "davidson"
+
+
 class ClusterBy(StrEnum):
     """Which votes belong together (resampled whole, summed together in the sandwich)."""
 
@@ -191,6 +198,13 @@ def leaderboard(
         str | None,
         typer.Option(help="Pin this model at 1000 (a scale that stays put as models come and go)."),
     ] = None,
+    ties: Annotated[
+        TieModel,
+        typer.Option(
+            help="half: a tie is half a win each way (the study); davidson: ties get their own "
+            "parameter (Bradley-Terry-Davidson, analytic intervals)."
+        ),
+    ] = TieModel.HALF,
     as_json: JsonOption = False,
 ) -> None:
     """Bradley-Terry ratings with confidence intervals and pairwise tests.
@@ -222,6 +236,7 @@ def leaderboard(
         holm_head_to_head=holm,
         cluster=cluster.value,
         anchor=anchor,
+        ties=ties.value,
     )
     document = result.to_dict()
     if as_json:

@@ -8,6 +8,7 @@ of every rated pair with Holm's correction.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -18,7 +19,9 @@ import numpy as np
 import pandas as pd
 
 from lamarena.analysis.battles import count_pairs, rated_pairs, validate_battles, win_rates
+from lamarena.analysis.bt_solver import ELO_CENTER, ELO_SCALE
 from lamarena.analysis.clusters import Clusters, battle_clusters, cluster_robust_covariance
+from lamarena.analysis.davidson import davidson_ratings, fit_davidson
 from lamarena.analysis.head_to_head import HeadToHead, head_to_head
 from lamarena.analysis.ranking import (
     DEFAULT_MIN_BATTLES,
@@ -145,6 +148,7 @@ class LeaderboardResult:
         head_to_head_holm: whether its ``significant`` is Holm-adjusted across pairs.
         cluster_by: the clusters the intervals and tests account for (``none``: battles).
         n_clusters: how many (participants, sessions, or battles).
+        tie_parameter: with Davidson ties, ``{"nu", "ci_low", "ci_high", "p_tie_if_equal"}``.
     """
 
     n_battles: int
@@ -165,6 +169,7 @@ class LeaderboardResult:
     head_to_head_holm: bool = False
     cluster_by: str = "none"
     n_clusters: int = 0
+    tie_parameter: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The DESIGN.md ``leaderboard --json`` document; JSON-safe (no NaN, no numpy types).
@@ -238,6 +243,8 @@ class LeaderboardResult:
             + (" (one model: pinned at 1000)" if len(self.centred_on) == 1 else ""),
             "centred_on": list(self.centred_on),
             "cluster": {"by": self.cluster_by, "n_clusters": self.n_clusters},
+            "ties": "davidson" if self.tie_parameter is not None else "half",
+            "tie_parameter": self.tie_parameter,
         }
 
 
@@ -261,6 +268,7 @@ def build_leaderboard(
     holm_head_to_head: bool = False,
     cluster: str = "auto",
     anchor: str | None = None,
+    ties: str = "half",
 ) -> LeaderboardResult:
     """Rank the models of a set of battles.
 
@@ -288,6 +296,9 @@ def build_leaderboard(
             else none), ``participant``, ``session`` or ``none`` (see
             :mod:`lamarena.analysis.clusters`).
         anchor: pin this model at 1000 (see ``fit_bradley_terry_result``).
+        ties: ``half`` (the study: a tie or both-bad vote is half a win each way) or
+            ``davidson`` (Bradley-Terry-Davidson, :mod:`lamarena.analysis.davidson`: ties are an
+            outcome with their own parameter; analytic, model-based intervals).
 
     Returns:
         The leaderboard; :meth:`LeaderboardResult.to_dict` gives the JSON document.
@@ -309,6 +320,13 @@ def build_leaderboard(
     fit = fit_bradley_terry_result(clean, min_battles=min_battles, control=control, anchor=anchor)
     method = "analytic" if ci == "analytic" or n_resamples == 0 else "bootstrap"
     clusters = battle_clusters(clean, cluster)
+    tie_parameter: dict[str, float] | None = None
+    if ties not in ("half", "davidson"):
+        raise InvalidInputError(f"ties must be 'half' or 'davidson', got {ties!r}")
+    if ties == "davidson":
+        fit, tie_parameter = _davidson(clean, fit, confidence)
+        method = "analytic"  # the Davidson fit's intervals come from its information matrix
+        clusters = battle_clusters(clean, "none")
     if clusters.by != "none" and method == "analytic" and control:
         if cluster != "auto":
             raise InvalidInputError(
@@ -342,6 +360,7 @@ def build_leaderboard(
         style=style,
         method=fit.method,
         ci=method,
+        tie_parameter=tie_parameter,
         confidence=confidence,
         n_resamples=n_resamples if method == "bootstrap" else 0,
         seed=seed,
@@ -402,6 +421,38 @@ def _uncertainty(
         for name in fit.control
     )
     return bounds, covariance, style
+
+
+def _davidson(
+    battles: pd.DataFrame, fit: BradleyTerryResult, confidence: float
+) -> tuple[BradleyTerryResult, dict[str, float]]:
+    """The half-win fit with its ratings and covariances replaced by Davidson's."""
+    if fit.control:
+        raise InvalidInputError("--ties davidson cannot be combined with style control (--control)")
+    if len(fit.ratings) < 2:
+        raise InsufficientData("fewer than two models have a rating")
+    rated = rated_pairs(count_pairs(battles))
+    start = (fit.ratings.reindex(list(rated.models)).to_numpy() - ELO_CENTER) / ELO_SCALE
+    davidson = fit_davidson(rated, start=start)
+    ratings, covariance = davidson_ratings(
+        davidson, rated.models, fit.centred_on, ELO_SCALE, ELO_CENTER
+    )
+    ratings = ratings.sort_values(ascending=False, kind="stable")
+    low, high = davidson.tie_interval(confidence)
+    nu = davidson.tie_parameter
+    replaced = dataclasses.replace(
+        fit,
+        ratings=ratings,
+        covariance=covariance,
+        robust_covariance=covariance,
+        method="bradley_terry_davidson",
+    )
+    return replaced, {
+        "nu": nu,
+        "ci_low": low,
+        "ci_high": high,
+        "p_tie_if_equal": nu / (2.0 + nu),
+    }
 
 
 def _only_ties(fit: BradleyTerryResult) -> tuple[str, ...]:
