@@ -642,3 +642,40 @@ def test_models_without_a_finite_rating_are_named_as_left_out_of_tau() -> None:
     table = kendall_tau_table(pd.DataFrame(rows), static_table_from_frame(scores), rounds=50)
     assert table.loc[0, "n_models"] == 4
     assert table.attrs["unrated_models"] == ["m4"]
+
+
+def test_the_regression_does_not_depend_on_the_order_of_the_benchmarks(
+    paper_battles: pd.DataFrame, paper: StaticTable
+) -> None:
+    # With 9-10 models every difference feature lies in a 9-dimensional space, so the VIF
+    # screen meets many infinite ties: their breaking must not follow the table's layout.
+    forward = regress_votes_on_benchmarks(paper_battles, paper)
+    columns = list(paper.scores.columns)
+    for order in (columns[::-1], columns[3:] + columns[:3]):
+        shuffled = StaticTable(paper.scores[order], paper.lower_is_better)
+        again = regress_votes_on_benchmarks(paper_battles, shuffled)
+        assert again.dropped_by_vif == forward.dropped_by_vif
+        mine = forward.coefficients.set_index("feature").sort_index()
+        theirs = again.coefficients.set_index("feature").sort_index()
+        # the same model: equal up to the variance optimiser's tolerance (it starts from the
+        # columns in their order)
+        pd.testing.assert_frame_equal(theirs, mine, rtol=1e-4, atol=1e-8)
+        assert again.r2_marginal == pytest.approx(forward.r2_marginal, rel=1e-4)
+
+
+def test_vif_ties_drop_the_most_redundant_feature_whatever_the_column_order() -> None:
+    rng = np.random.default_rng(9)
+    base = rng.normal(size=(200, 2))
+    features = pd.DataFrame(
+        {
+            "x": base[:, 0],
+            "y": base[:, 1],
+            "sum": base[:, 0] + base[:, 1],  # exactly collinear with x and y: every VIF infinite
+            "noise": rng.normal(size=200),
+        }
+    )
+    first = screen_by_vif(features, 10.0)
+    for order in (["noise", "sum", "y", "x"], ["y", "noise", "x", "sum"]):
+        kept, dropped = screen_by_vif(features[order], 10.0)
+        assert dropped == first[1] and set(kept) == set(first[0])
+    assert first[1] == ("sum",)  # most correlated with the rest

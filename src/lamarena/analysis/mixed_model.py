@@ -129,8 +129,13 @@ def screen_by_vif(
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Drop the feature with the highest VIF while it exceeds ``threshold``, then recompute.
 
-    Ties (several infinite VIFs, as for duplicated features) drop the feature listed last, so of
-    two copies the first is kept and the result does not depend on rounding.
+    The result does not depend on the order of the columns. Ties are common: with K models
+    every difference feature lies in a (K - 1)-dimensional space, so VIFs stay infinite until at
+    most K - 1 features remain. Among the features whose VIF equals the highest (both infinite,
+    or within a relative 1e-6, which absorbs rounding), the one most redundant with the others
+    goes: the highest mean absolute correlation with the remaining features; a tie there
+    (exact copies) drops the name that sorts last. Taking the first or last column instead made
+    the selection an accident of the table's layout.
 
     Args:
         features: one column per feature (see :func:`variance_inflation_factors`).
@@ -151,10 +156,30 @@ def screen_by_vif(
         worst = float(vifs.max())
         if worst <= threshold:
             break
-        name = str(vifs.index[np.flatnonzero(vifs.to_numpy() == worst)[-1]])
+        values = vifs.to_numpy()
+        if np.isinf(worst):
+            tied = [str(n) for n in vifs.index[np.isinf(values)]]
+        else:
+            tied = [str(n) for n in vifs.index[values >= worst * (1.0 - 1e-6)]]
+        name = tied[0] if len(tied) == 1 else _most_redundant(features[kept], tied)
         kept.remove(name)
         dropped.append(name)
     return tuple(kept), tuple(dropped)
+
+
+def _most_redundant(features: pd.DataFrame, candidates: list[str]) -> str:
+    """Of ``candidates``, the one with the highest mean absolute correlation with the others."""
+    names = [str(c) for c in features.columns]
+    # a constant column has no correlation: count it as fully redundant
+    correlation = np.nan_to_num(np.abs(features.corr().to_numpy()), nan=1.0)
+
+    def redundancy(name: str) -> tuple[float, str]:
+        row = names.index(name)
+        others = [col for col in range(len(names)) if col != row]
+        mean = float(correlation[row, others].mean()) if others else 0.0
+        return round(mean, 9), name
+
+    return max(candidates, key=redundancy)
 
 
 @dataclass(frozen=True, eq=False)
