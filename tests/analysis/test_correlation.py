@@ -679,3 +679,28 @@ def test_vif_ties_drop_the_most_redundant_feature_whatever_the_column_order() ->
         kept, dropped = screen_by_vif(features[order], 10.0)
         assert dropped == first[1] and set(kept) == set(first[0])
     assert first[1] == ("sum",)  # most correlated with the rest
+
+
+def test_selection_stability_is_the_share_of_leave_one_model_out_screens_keeping_each(
+    paper_battles: pd.DataFrame, paper: StaticTable
+) -> None:
+    complete = paper.scores.dropna()  # every model scored on every benchmark
+    static = StaticTable(complete, paper.lower_is_better)
+    voted = paper_battles["model_a"].isin(complete.index) & paper_battles["model_b"].isin(
+        complete.index
+    )
+    battles = paper_battles[voted].iloc[:1500].reset_index(drop=True)  # quick refits
+    result = regress_votes_on_benchmarks(battles, static)
+    stability = result.to_dict()["selection_stability"]
+
+    # independent: rerun the whole regression without each model and read what it kept
+    considered = set(complete.columns)
+    kept_counts = dict.fromkeys(considered, 0)
+    for model in result.models:
+        rest = battles[(battles["model_a"] != model) & (battles["model_b"] != model)]
+        again = regress_votes_on_benchmarks(rest, static)
+        for name in considered - set(again.dropped_by_vif):
+            kept_counts[name] += 1
+    expected = {name: count / len(result.models) for name, count in kept_counts.items()}
+    assert stability == pytest.approx(expected)
+    assert all(0.0 <= share <= 1.0 for share in stability.values())

@@ -284,6 +284,9 @@ class RegressionResult:
         random_effects: ``signed`` or ``sides`` (see :func:`regress_votes_on_benchmarks`).
         confidence: coverage of the coefficient intervals.
         method: what was fitted.
+        selection_stability: for each benchmark screened, the share of the leave-one-model-out
+            screens (the same votes without one model's battles) that keep it: 1.0 for a
+            benchmark whose selection does not hang on one model.
     """
 
     coefficients: pd.DataFrame
@@ -307,6 +310,7 @@ class RegressionResult:
     random_effects: str = "signed"
     confidence: float = 0.95
     method: str = "linear_probability_mixed_model_reml"
+    selection_stability: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready document (non-finite numbers become None)."""
@@ -341,6 +345,9 @@ class RegressionResult:
             "random_effects": self.random_effects,
             "confidence": self.confidence,
             "method": self.method,
+            "selection_stability": {
+                name: _json_float(share) for name, share in self.selection_stability.items()
+            },
         }
 
 
@@ -436,20 +443,14 @@ def regress_votes_on_benchmarks(
     scores = scores.drop(columns=list(missing))
     if scores.shape[1] == 0:
         raise InsufficientData("no benchmark has a score for every model in the votes")
-    if standardise:
-        spread = scores.std(ddof=0)
-        scores = (scores - scores.mean()) / spread.where(spread > 0, 1.0)
-    index = {name: i for i, name in enumerate(models)}
-    first = votes["model_a"].map(index).to_numpy(dtype=np.intp)
-    second = votes["model_b"].map(index).to_numpy(dtype=np.intp)
-    values = scores.to_numpy(dtype=np.float64)
-    differences = pd.DataFrame(values[first] - values[second], columns=scores.columns)
+    differences, first, second = _differences(votes, scores, models, standardise)
     outcome = np.asarray(votes["winner"] == "model_a", dtype=np.float64)
     if outcome.min() == outcome.max():
         raise InsufficientData(
             "every decisive vote went to the same side; the regression needs both outcomes"
         )
     kept, dropped = screen_by_vif(differences, vif_threshold)
+    stability = _selection_stability(votes, scores, models, standardise, vif_threshold)
     fit = fit_pairwise_mixed_model(
         outcome,
         differences[list(kept)],
@@ -498,4 +499,45 @@ def regress_votes_on_benchmarks(
         random_effects=random_effects,
         confidence=confidence,
         method=f"linear_probability_mixed_model_{fit.method.lower()}",
+        selection_stability=stability,
     )
+
+
+def _differences(
+    votes: pd.DataFrame, scores: pd.DataFrame, models: tuple[str, ...], standardise: bool
+) -> tuple[pd.DataFrame, NDArray[np.intp], NDArray[np.intp]]:
+    """Each vote's benchmark differences (A minus B) and the indices of its two models."""
+    scores = scores.loc[list(models)]
+    if standardise:
+        spread = scores.std(ddof=0)
+        scores = (scores - scores.mean()) / spread.where(spread > 0, 1.0)
+    index = {name: i for i, name in enumerate(models)}
+    first = np.asarray(votes["model_a"].map(index), dtype=np.intp)
+    second = np.asarray(votes["model_b"].map(index), dtype=np.intp)
+    values = scores.to_numpy(dtype=np.float64)
+    return pd.DataFrame(values[first] - values[second], columns=scores.columns), first, second
+
+
+def _selection_stability(
+    votes: pd.DataFrame,
+    scores: pd.DataFrame,
+    models: tuple[str, ...],
+    standardise: bool,
+    vif_threshold: float,
+) -> dict[str, float]:
+    """Share of leave-one-model-out VIF screens that keep each benchmark (see the result)."""
+    kept_counts = dict.fromkeys((str(c) for c in scores.columns), 0)
+    screens = 0
+    for left_out in models:
+        rest = tuple(m for m in models if m != left_out)
+        subset = votes[(votes["model_a"] != left_out) & (votes["model_b"] != left_out)]
+        if len(rest) < 3 or subset.empty:
+            continue
+        differences, _, _ = _differences(subset, scores, rest, standardise)
+        kept, _ = screen_by_vif(differences, vif_threshold)
+        screens += 1
+        for name in kept:
+            kept_counts[name] += 1
+    if screens == 0:
+        return {}
+    return {name: count / screens for name, count in kept_counts.items()}
