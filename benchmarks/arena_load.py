@@ -17,7 +17,7 @@ Three phases:
   (2-6 s, uniform) before each of three battles, so at any moment some are uploading, some
   streaming, some voting. The target (a median of at most 1.1) applies here;
 - ``burst``: all 50 upload at the same instant (a stress figure: every upload's decoding and
-  storing queue on one event loop before its models can be asked), three times (the round with
+  storing queue on one event loop before its models can be asked), five times (the round with
   the median ratio is reported, with every round's ratio); ``burst_unqueued`` is the same-run
   baseline on a second server that decodes and stores every upload at once
   (``LAMARENA_BATTLE_STARTS_AT_ONCE=1000``) instead of a few at a time in arrival order.
@@ -86,7 +86,7 @@ PARTICIPANT_ROUNDS = 3
 THINK_S = (2.0, 6.0)
 """Seconds a participant spends speaking a query and reading before each battle (uniform)."""
 OWN_TIME_ROUNDS = 7
-BURST_ROUNDS = 3
+BURST_ROUNDS = 5
 UNQUEUED = {"LAMARENA_BATTLE_STARTS_AT_ONCE": "1000"}
 """The same-run baseline of the burst: every upload decoded and stored at once, as before the
 queue (``battle_starts_at_once``)."""
