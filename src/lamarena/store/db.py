@@ -52,12 +52,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
+"""How long a SQLite connection waits for another writer before failing."""
 _READ_ONLY = "lamarena_read_only"
 POSTGRES_POOL_SIZE = 20
+"""Connections each process keeps open to PostgreSQL (the arena's threads share them)."""
 POSTGRES_PING_AFTER_IDLE_S = 5.0
 """A pooled PostgreSQL connection idle this long is pinged before use (see :func:`make_engine`)."""
-"""Connections each process keeps open to PostgreSQL (the arena's threads share them)."""
-"""How long a SQLite connection waits for another writer before failing."""
 
 # Any constant works; it only has to be the same in every process that migrates.
 _MIGRATION_LOCK_KEY = 0x6C616D61  # "lama"
