@@ -30,9 +30,11 @@ from sqlalchemy.orm import Session
 from lamarena.arena.identification import SELF_IDENTIFIED
 from lamarena.arena.limits import (
     Limit,
+    arena_battle_count,
     check_battle_budget,
     check_client,
     check_global_battles,
+    client_event_count,
     lock_client,
     record_event,
 )
@@ -64,7 +66,7 @@ from lamarena.store.repo import (
     session_vote_count,
     set_query_transcript,
 )
-from lamarena.store.tables import ID_LENGTH, SIDES, Battle, ClientEvent, Reply, Vote
+from lamarena.store.tables import ID_LENGTH, SIDES, Battle, Reply, Vote
 from lamarena.store.tables import Session as SessionRow
 
 __all__ = [
@@ -327,20 +329,6 @@ def _battle_usage(
     """
     now = datetime.now(UTC)
     since = now - timedelta(minutes=1)
-    client_events = (
-        select(func.count(ClientEvent.id))
-        .where(
-            ClientEvent.client_hash == client,
-            ClientEvent.kind.in_(list(limit.kinds)),
-            ClientEvent.created_at >= since,
-        )
-        .scalar_subquery()
-    )
-    arena_battles = (
-        select(func.count(Battle.id))
-        .where(Battle.created_at >= since, Battle.source == "arena")
-        .scalar_subquery()
-    )
     session_battles = (
         select(func.count(Battle.id))
         .where(Battle.session_id == session_id, Battle.created_at >= since)
@@ -355,7 +343,14 @@ def _battle_usage(
         )
         .exists()
     )
-    row = session.execute(select(client_events, arena_battles, session_battles, duplicate)).one()
+    row = session.execute(
+        select(
+            client_event_count(client, limit.kinds, since),
+            arena_battle_count(since),
+            session_battles,
+            duplicate,
+        )
+    ).one()
     return _BattleUsage(
         client_events=int(row[0] or 0) if client is not None else 0,
         arena_battles=int(row[1] or 0),
@@ -417,10 +412,11 @@ def open_battle(
                 participant_id=participant_id,
                 max_age=timedelta(hours=settings.session_max_age_h),
             )
-            usage = _battle_usage(session, client, battle_limit(arena), row.id, clip.sha256)
+            limit = battle_limit(arena)
+            usage = _battle_usage(session, client, limit, row.id, clip.sha256)
             # Only a refusal reads again, to say how long to wait.
-            if client is not None and usage.client_events >= battle_limit(arena).per_minute:
-                check_client(session, client, battle_limit(arena))
+            if client is not None and usage.client_events >= limit.per_minute:
+                check_client(session, client, limit)
             if usage.arena_battles >= settings.global_battles_per_minute:
                 check_global_battles(session, settings.global_battles_per_minute)
             if usage.session_battles >= arena.options.battles_per_minute:

@@ -36,9 +36,11 @@ from lamarena.store.tables import Battle, ClientEvent
 __all__ = [
     "EventKind",
     "Limit",
+    "arena_battle_count",
     "check_battle_budget",
     "check_client",
     "check_global_battles",
+    "client_event_count",
     "client_hash",
     "lock_client",
     "record_event",
@@ -132,6 +134,30 @@ def check_global_battles(session: Session, per_minute: int) -> None:
         )
 
 
+def client_event_count(
+    hashed: str | None, kinds: Sequence[EventKind], since: datetime
+) -> ScalarSelect[int]:
+    """A scalar subquery: the client's events of ``kinds`` since ``since``."""
+    return (
+        select(func.count(ClientEvent.id))
+        .where(
+            ClientEvent.client_hash == hashed,
+            ClientEvent.kind.in_(list(kinds)),
+            ClientEvent.created_at >= since,
+        )
+        .scalar_subquery()
+    )
+
+
+def arena_battle_count(since: datetime) -> ScalarSelect[int]:
+    """A scalar subquery: the battles the arena started since ``since``."""
+    return (
+        select(func.count(Battle.id))
+        .where(Battle.created_at >= since, Battle.source == "arena")
+        .scalar_subquery()
+    )
+
+
 def check_battle_budget(
     session: Session,
     hashed: str,
@@ -150,26 +176,13 @@ def check_battle_budget(
         RateLimited: the client or the arena is at its limit.
     """
     since = datetime.now(UTC) - _WINDOW
-
-    def client_events(kinds: Sequence[EventKind]) -> ScalarSelect[int]:
-        return (
-            select(func.count(ClientEvent.id))
-            .where(
-                ClientEvent.client_hash == hashed,
-                ClientEvent.kind.in_(list(kinds)),
-                ClientEvent.created_at >= since,
-            )
-            .scalar_subquery()
-        )
-
-    battles = (
-        select(func.count(Battle.id))
-        .where(Battle.created_at >= since, Battle.source == "arena")
-        .scalar_subquery()
-    )
     refused_kinds: Sequence[EventKind] = refusals.kinds if refusals is not None else ()
     used, refused, started = session.execute(
-        select(client_events(limit.kinds), client_events(refused_kinds), battles)
+        select(
+            client_event_count(hashed, limit.kinds, since),
+            client_event_count(hashed, refused_kinds, since),
+            arena_battle_count(since),
+        )
     ).one()
     if refusals is not None and (refused or 0) >= refusals.per_minute:
         check_client(session, hashed, refusals)
