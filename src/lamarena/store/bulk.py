@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache, partial
 from typing import Any
 
 import pandas as pd
@@ -309,6 +310,8 @@ def battles_frame(session: Session, *, include_uncounted: bool = False) -> pd.Da
         stmt = stmt.where(Battle.counted)
     rows = session.execute(stmt).all()
     columns = {name: [getattr(row, name) for row in rows] for name in FRAME_COLUMNS}
-    salt = store_salt(session)  # sessions as exported: an arena cookie never leaves the store
-    columns["session_id"] = [exported_session_id(salt, row.session_id, row.source) for row in rows]
+    # sessions as exported: an arena cookie never leaves the store. Each session is hashed once,
+    # not once per battle (a participant casts many votes; the live leaderboard reloads often).
+    export = cache(partial(exported_session_id, store_salt(session)))
+    columns["session_id"] = [export(row.session_id, row.source) for row in rows]
     return battles_frame_from_columns(columns)
