@@ -393,7 +393,7 @@ def _uncertainty(
             seed=seed,
             control=fit.control,
             fit=fit,
-            cluster=clusters.by,
+            cluster=clusters,
         )
         if boot.unconverged:
             logger.warning("bootstrap: %d rounds did not converge", boot.unconverged)

@@ -45,7 +45,7 @@ from lamarena.analysis.bt_solver import (
     newton_pairs,
     tie_only_models,
 )
-from lamarena.analysis.clusters import battle_clusters, cluster_cells
+from lamarena.analysis.clusters import Clusters, battle_clusters, cluster_cells
 from lamarena.analysis.pairwise import holm_adjust, pairwise_tests
 from lamarena.analysis.style_control import (
     controlled_design,
@@ -404,7 +404,7 @@ def bootstrap_bradley_terry_result(
     control: Sequence[str] | str = (),
     min_battles: int = DEFAULT_MIN_BATTLES,
     fit: BradleyTerryResult | None = None,
-    cluster: str = "none",
+    cluster: str | Clusters = "none",
 ) -> BootstrapResult:
     """Bootstrap the Bradley-Terry ratings, all rounds at once.
 
@@ -424,7 +424,8 @@ def bootstrap_bradley_terry_result(
         fit: the full-data fit of the same battles and control, to avoid refitting (its
             ``min_battles`` then applies).
         cluster: resample whole clusters of votes (``participant``, ``session``, ``auto``; see
-            :mod:`lamarena.analysis.clusters`) instead of single battles (``none``).
+            :mod:`lamarena.analysis.clusters`) instead of single battles (``none``), or the
+            clusters of these battles already found.
 
     Returns:
         The rounds (Elo scale) with their unbounded flags and settings.
@@ -451,7 +452,9 @@ def bootstrap_bradley_terry_result(
     theta = (fit.ratings.reindex(names).to_numpy() - ELO_CENTER) / ELO_SCALE
     anchors = names.isin(list(fit.centred_on))
     rng = np.random.default_rng(seed)
-    clusters = battle_clusters(clean, cluster)
+    clusters = cluster if isinstance(cluster, Clusters) else battle_clusters(clean, cluster)
+    if clusters.labels.size != len(clean):
+        raise InvalidInputError("clusters were found for other battles than the ones given")
     clustered = clusters.by != "none"
     if control:
         design = controlled_design(clean, rated.models, control)
