@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,15 +99,19 @@ def test_simulate_is_reproducible_with_a_seed(tmp_path: Path) -> None:
     assert outs[0] == outs[1]
 
 
+def _leaderboard_of_file(votes: Path, cwd: Path, *options: str) -> dict[str, Any]:
+    """``leaderboard --votes VOTES --from jsonl --json`` (quick settings) as a document."""
+    result = run_cli(
+        "leaderboard", "--votes", votes, "--from", "jsonl", "--json", *options, *QUICK, cwd=cwd
+    )
+    document: dict[str, Any] = json.loads(ok(result).stdout)
+    return document
+
+
 def test_leaderboard_json_from_votes_file_ranks_known_strengths(
     simulated: Path, tmp_path: Path
 ) -> None:
-    result = ok(
-        run_cli(
-            "leaderboard", "--votes", simulated, "--from", "jsonl", "--json", *QUICK, cwd=tmp_path
-        )
-    )
-    document = json.loads(result.stdout)
+    document = _leaderboard_of_file(simulated, tmp_path)
     assert document["n_battles"] == 600
     ranked = [row["model"] for row in document["models"] if not row["provisional"]]
     # strengths from names are listed strongest first by parse_strengths' spread
@@ -121,23 +126,7 @@ def test_leaderboard_json_from_votes_file_ranks_known_strengths(
     # simulate --study has participants casting 10 votes each: the intervals resample them
     assert document["cluster"] == {"by": "participant", "n_clusters": 60}
 
-    holm = json.loads(
-        ok(
-            run_cli(
-                "leaderboard",
-                "--votes",
-                simulated,
-                "--from",
-                "jsonl",
-                "--json",
-                "--holm",
-                "--cluster",
-                "none",
-                *QUICK,
-                cwd=tmp_path,
-            )
-        ).stdout
-    )
+    holm = _leaderboard_of_file(simulated, tmp_path, "--holm", "--cluster", "none")
     assert "Holm-adjusted" in holm["tests"]["head_to_head"]
     assert holm["cluster"] == {"by": "none", "n_clusters": 600}
     for plain, adjusted in zip(document["head_to_head"], holm["head_to_head"], strict=True):
@@ -154,20 +143,7 @@ def test_import_then_leaderboard_from_database_matches_file(
     from_db = json.loads(
         ok(run_cli("leaderboard", "--db", db, "--json", *QUICK, cwd=tmp_path)).stdout
     )
-    from_file = json.loads(
-        ok(
-            run_cli(
-                "leaderboard",
-                "--votes",
-                simulated,
-                "--from",
-                "jsonl",
-                "--json",
-                *QUICK,
-                cwd=tmp_path,
-            )
-        ).stdout
-    )
+    from_file = _leaderboard_of_file(simulated, tmp_path)
     assert from_db == from_file
 
 
