@@ -22,6 +22,7 @@ __all__ = [
     "WINNERS",
     "PairCounts",
     "count_pairs",
+    "pair_outcomes",
     "rated_pairs",
     "validate_battles",
     "win_rate_matrix",
@@ -124,6 +125,20 @@ class PairCounts:
         return self.first_wins + 0.5 * self.ties
 
 
+def pair_outcomes(
+    a: NDArray[np.intp], b: NDArray[np.intp], winner: NDArray[np.object_]
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Whether the first (lower-index) model of each battle's pair won, and whether the second.
+
+    Neither: a tie or a both-bad vote. ``a`` and ``b`` index the ``model_a`` and ``model_b``
+    of each battle in one ordering of the models.
+    """
+    a_won = winner == "model_a"
+    b_won = winner == "model_b"
+    a_first = a < b
+    return np.where(a_first, a_won, b_won), np.where(a_first, b_won, a_won)
+
+
 def count_pairs(battles: pd.DataFrame) -> PairCounts:
     """Aggregate validated battles into per-pair win and tie counts.
 
@@ -143,13 +158,8 @@ def count_pairs(battles: pd.DataFrame) -> PairCounts:
     a = codes[:n].astype(np.intp)
     b = codes[n:].astype(np.intp)
     n_models = len(names)
-    winner = battles["winner"].to_numpy(dtype=object)
-    a_won = winner == "model_a"
-    b_won = winner == "model_b"
-    tied = ~(a_won | b_won)
-    a_first = a < b
-    first_won = np.where(a_first, a_won, b_won)
-    second_won = np.where(a_first, b_won, a_won)
+    first_won, second_won = pair_outcomes(a, b, battles["winner"].to_numpy(dtype=object))
+    tied = ~(first_won | second_won)
     keys, index = np.unique(np.minimum(a, b) * n_models + np.maximum(a, b), return_inverse=True)
     size = keys.size
     return PairCounts(

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from lamarena.analysis.battles import PairCounts
+from lamarena.analysis.battles import PairCounts, pair_outcomes
 from lamarena.errors import InvalidInputError
 
 __all__ = [
@@ -109,11 +109,9 @@ def cluster_cells(
     order = np.argsort(keys)
     found = np.searchsorted(keys[order], first * size + second)
     pair = order[np.clip(found, 0, max(pairs - 1, 0))]
-    winner = battles["winner"].to_numpy(dtype=object)[inside]
-    a_won = winner == "model_a"
-    b_won = winner == "model_b"
-    first_won = np.where(a_i < b_i, a_won, b_won)
-    second_won = np.where(a_i < b_i, b_won, a_won)
+    first_won, second_won = pair_outcomes(
+        a_i, b_i, battles["winner"].to_numpy(dtype=object)[inside]
+    )
     outcome = np.where(first_won, 0, np.where(second_won, 1, 2))
     cell = outcome * pairs + pair
     label = clusters.labels[inside]
