@@ -354,7 +354,7 @@ def study() -> tuple[pd.DataFrame, StaticTable, np.ndarray]:
 @pytest.fixture(scope="module")
 def raw_fit(study: tuple[pd.DataFrame, StaticTable, np.ndarray]) -> RegressionResult:
     battles, static, _ = study
-    return regress_votes_on_benchmarks(battles, static, standardise=False)
+    return regress_votes_on_benchmarks(battles, static, standardise=False, model="linear")
 
 
 def test_regression_recovers_known_coefficients_within_their_intervals(
@@ -391,7 +391,7 @@ def test_standardised_estimates_are_raw_estimates_times_the_model_sd(
     study: tuple[pd.DataFrame, StaticTable, np.ndarray], raw_fit: RegressionResult
 ) -> None:
     battles, static, _ = study
-    scaled = regress_votes_on_benchmarks(battles, static)
+    scaled = regress_votes_on_benchmarks(battles, static, model="linear")
     sd = static.scores.std(ddof=0).to_numpy()
     np.testing.assert_allclose(
         scaled.coefficients["estimate"], raw_fit.coefficients["estimate"] * sd, rtol=1e-3
@@ -453,7 +453,7 @@ def test_paper_regression_screens_to_fewer_features_than_models(
 
 def test_a_model_variance_at_zero_is_an_estimate_and_the_fit_is_then_ols() -> None:
     battles, static, _ = linear_study(2, models=10, votes=2000, sigma_u=0.0)
-    fit = regress_votes_on_benchmarks(battles, static, standardise=False)
+    fit = regress_votes_on_benchmarks(battles, static, standardise=False, model="linear")
     assert fit.converged
     assert fit.variance_components["model"] <= 1e-4 * fit.residual_variance
     assert any("estimated at (nearly) zero" in note for note in fit.fit_warnings)
@@ -471,11 +471,18 @@ def test_a_model_variance_at_zero_is_an_estimate_and_the_fit_is_then_ols() -> No
 def test_sides_random_effects_fit_two_variances(
     paper_battles: pd.DataFrame, paper: StaticTable
 ) -> None:
-    fit = regress_votes_on_benchmarks(paper_battles, paper, random_effects="sides")
+    fit = regress_votes_on_benchmarks(paper_battles, paper, model="linear", random_effects="sides")
     assert set(fit.variance_components) == {"model_a", "model_b"}
     assert 0.0 <= fit.r2_marginal <= fit.r2_conditional <= 1.0
     with pytest.raises(InvalidInputError, match="random_effects"):
-        regress_votes_on_benchmarks(paper_battles, paper, random_effects="both")  # type: ignore[arg-type]
+        regress_votes_on_benchmarks(
+            paper_battles,
+            paper,
+            model="linear",
+            random_effects="both",  # type: ignore[arg-type]
+        )
+    with pytest.raises(InvalidInputError, match="linear model"):
+        regress_votes_on_benchmarks(paper_battles, paper, random_effects="sides")
 
 
 def test_to_dict_turns_nan_into_none() -> None:
@@ -525,6 +532,7 @@ def test_mixed_model_matches_statsmodels_mixedlm_where_it_converges(
     fit = regress_votes_on_benchmarks(
         paper_battles,
         paper,
+        model="linear",
         random_effects=random_effects,  # type: ignore[arg-type]
     )
     kept = list(fit.coefficients["feature"])
@@ -562,13 +570,15 @@ def test_k_minus_one_features_leave_a_zero_model_variance_not_a_failure() -> Non
     # The study's situation (6 models, 5 features kept): K - 1 benchmark differences span every
     # contrast of model strengths, so nothing is left for the model effects.
     battles, static, _ = linear_study(3, models=4, votes=3000, sigma_u=0.03)
-    fit = regress_votes_on_benchmarks(battles, static, standardise=False)
+    fit = regress_votes_on_benchmarks(battles, static, standardise=False, model="linear")
     assert fit.converged
     assert fit.variance_components["model"] == 0.0
     assert any("not identifiable" in note for note in fit.fit_warnings)
     assert fit.r2_conditional == fit.r2_marginal
     # Position-specific effects (lme4's (1 | model_a) + (1 | model_b)) remain estimable.
-    sides = regress_votes_on_benchmarks(battles, static, standardise=False, random_effects="sides")
+    sides = regress_votes_on_benchmarks(
+        battles, static, standardise=False, model="linear", random_effects="sides"
+    )
     assert not any("not identifiable" in note for note in sides.fit_warnings)
     assert fit.coefficients["std_error"].notna().all()
 
@@ -579,7 +589,9 @@ def test_estimates_are_unbiased_and_standard_errors_calibrated() -> None:
     estimates, errors = [], []
     for seed in range(60):
         battles, static, beta = linear_study(seed, votes=3000, scores=scores)
-        table = regress_votes_on_benchmarks(battles, static, standardise=False).coefficients
+        table = regress_votes_on_benchmarks(
+            battles, static, standardise=False, model="linear"
+        ).coefficients
         estimates.append(table["estimate"].to_numpy())
         errors.append(table["std_error"].to_numpy())
     estimate, error = np.array(estimates), np.array(errors)
