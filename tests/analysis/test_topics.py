@@ -23,6 +23,7 @@ from lamarena.analysis.topics import (
     cluster_vectors,
     distinctive_terms,
     find_topics,
+    split_topic,
     topic_leaderboards,
 )
 from lamarena.errors import InsufficientData, InvalidInputError
@@ -266,3 +267,59 @@ def test_simulated_queries_have_a_topic_and_a_subtopic() -> None:
     assert queries.equals(simulate_queries(3000, seed=1))
     with pytest.raises(InvalidInputError):
         simulate_queries(-1)
+
+
+def elongated_cloud(size: int, seed: int) -> np.ndarray:
+    """One featureless, elongated Gaussian cloud on the unit sphere: no sub-topics in it."""
+    rng = np.random.default_rng(seed)
+    points = rng.normal(size=(size, 16)) * np.linspace(1.0, 0.1, 16) + np.eye(16)[0] * 3.0
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
+def nested_blobs(subs: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``subs`` sub-blobs of ``size`` points around one topic direction, with their labels."""
+    rng = np.random.default_rng(seed)
+    centres = np.eye(16)[0] * 4.0 + np.eye(16)[1 : subs + 1] * 1.5
+    points = np.concatenate([c + rng.normal(scale=0.25, size=(size, 16)) for c in centres])
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    return points.astype(np.float32), np.repeat(np.arange(subs), size)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_topic_without_sub_structure_is_not_split(seed: int) -> None:
+    # its Ward cuts still have silhouettes of 0.1 to 0.2, above the old fixed bar of 0.05
+    points = elongated_cloud(120, seed)
+    partition, choice = split_topic(points, max_k=6, seed=0)
+    assert partition.k == 1 and choice.k == 1 and choice.reason.startswith("not split")
+    assert max(choice.silhouettes.values()) > 0.05
+    assert set(choice.silhouettes) == set(choice.reference) == set(range(2, 7))
+
+
+@pytest.mark.parametrize("planted", [2, 3, 4])
+def test_planted_sub_topics_are_found_without_hitting_the_cap(planted: int) -> None:
+    points, labels = nested_blobs(planted, 30, seed=planted)
+    partition, choice = split_topic(points, max_k=6, seed=0)
+    assert partition.k == choice.k == planted < choice.max_k
+    assert adjusted_rand_score(labels, partition.labels) == 1.0
+    assert max(choice.excess, key=lambda k: choice.excess[k]) == planted
+
+
+def test_the_sub_topic_silhouette_curve_is_reported_with_the_chosen_k() -> None:
+    structured, _ = nested_blobs(3, 30, seed=0)
+    flat = elongated_cloud(90, seed=3)
+    vectors = {f"q{i}": row for i, row in enumerate(np.concatenate([structured, -flat]))}
+    result = find_topics(
+        list(vectors), n_topics=2, embedder=lambda t: np.stack([vectors[x] for x in t])
+    )
+    document = result.to_dict()
+    assert document["k"] == 2 and document["silhouette"] == []  # the number of topics was given
+    chosen = []
+    for topic, entry in zip(result.topics, document["topics"], strict=True):
+        choice = entry["subtopic_choice"]
+        curve = choice["silhouette"]
+        assert [point["k"] for point in curve] == list(range(2, 7))
+        for point in curve:
+            assert point["excess"] == pytest.approx(point["silhouette"] - point["reference"])
+        assert choice["k"] == max(len(entry["subtopics"]), 1) == max(len(topic.subtopics), 1)
+        chosen.append(choice["k"])
+    assert sorted(chosen) == [1, 3]

@@ -10,8 +10,9 @@ query embeddings. :func:`find_topics` does the same, offline and deterministical
    ``n_topics`` top-level topics, or into the number in ``topic_range`` with the best silhouette,
    clusters of under 2% of the queries folded into their nearest topic (average linkage, unlike
    Ward's, lets one topic hold half the queries, as knowledge expansion does in the study);
-3. each topic's transcripts are clustered again, with Ward's linkage, into sub-topics (2 to
-   ``max_subtopics``, by silhouette; none when the topic shows no structure);
+3. each topic's transcripts are clustered again, with Ward's linkage, into sub-topics: 2 to
+   ``max_subtopics`` by silhouette measured against structureless reference data, or none when
+   the topic shows no more structure than that reference (:func:`split_topic`);
 4. each cluster is labelled by its most distinctive terms, class-based TF-IDF (c-TF-IDF,
    Grootendorst 2022) computed by hand over scikit-learn's ``CountVectorizer`` counts.
 
@@ -22,7 +23,7 @@ query embeddings. :func:`find_topics` does the same, offline and deterministical
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -43,6 +44,7 @@ from lamarena.errors import InsufficientData, InvalidInputError
 __all__ = [
     "DEFAULT_TOPIC_RANGE",
     "Partition",
+    "SubtopicChoice",
     "Topic",
     "TopicLeaderboard",
     "TopicsResult",
@@ -50,6 +52,7 @@ __all__ = [
     "distinctive_terms",
     "find_topics",
     "representative",
+    "split_topic",
     "text_column",
     "topic_leaderboards",
 ]
@@ -64,8 +67,15 @@ SILHOUETTE_TOLERANCE = 0.01
 """The fewest clusters whose silhouette is within this of the best win (parsimony: silhouettes
 of neighbouring cuts often differ by less than their noise)."""
 
-MIN_SUBTOPIC_SILHOUETTE = 0.05
-"""A topic is split into sub-topics only if the best split's silhouette reaches this."""
+MIN_SUBTOPIC_EXCESS = 0.05
+"""A topic is split into sub-topics only if some split's silhouette beats that of the same split
+of structureless reference data by this much (and by two reference standard deviations)."""
+
+REFERENCE_DRAWS = 5
+"""Structureless reference data sets drawn per topic to calibrate its sub-topic silhouettes."""
+
+_REFERENCE_POINTS = 400
+"""Largest reference data set (a sample of the topic's points above it)."""
 
 _EXAMPLES = 3
 _TOKEN = r"(?u)\b[a-zA-Z][a-zA-Z'-]+\b"
@@ -307,6 +317,152 @@ def _nearest_centroid(
     return np.asarray(out, dtype=np.int64)
 
 
+@dataclass(frozen=True, eq=False)
+class SubtopicChoice:
+    """How many sub-topics a topic was split into, and the silhouette curve behind it.
+
+    Attributes:
+        k: sub-topics chosen (1: the topic was not split).
+        max_k: the most that were allowed.
+        silhouettes: cosine silhouette of the Ward cut into each candidate ``k``.
+        reference: mean silhouette of the same cuts of structureless reference data.
+        reference_sd: standard deviation of that over the :data:`REFERENCE_DRAWS` draws.
+        reason: the rule's outcome in words.
+    """
+
+    k: int
+    max_k: int
+    silhouettes: dict[int, float]
+    reference: dict[int, float]
+    reference_sd: dict[int, float]
+    reason: str
+
+    @property
+    def excess(self) -> dict[int, float]:
+        """Silhouette above the reference's, per candidate ``k``."""
+        return {k: v - self.reference[k] for k, v in self.silhouettes.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form: the chosen ``k`` and the curve, one entry per candidate ``k``."""
+        excess = self.excess
+        return {
+            "k": self.k,
+            "max_k": self.max_k,
+            "at_cap": self.k > 1 and self.k == self.max_k,
+            "rule": self.reason,
+            "silhouette": [
+                {
+                    "k": k,
+                    "silhouette": self.silhouettes[k],
+                    "reference": self.reference[k],
+                    "reference_sd": self.reference_sd[k],
+                    "excess": excess[k],
+                }
+                for k in sorted(self.silhouettes)
+            ],
+        }
+
+
+def _reference_silhouettes(
+    points: NDArray[np.float32], max_k: int, seed: int
+) -> tuple[dict[int, float], dict[int, float]]:
+    """Mean and spread of the Ward-cut silhouettes of structureless data shaped like ``points``.
+
+    Each draw is Gaussian with the points' mean and covariance (so as spread out and as
+    elongated, but with no clusters), put back on the unit sphere, and clustered as they are.
+    """
+    rng = np.random.default_rng(seed)
+    if points.shape[0] > _REFERENCE_POINTS:
+        points = points[np.sort(rng.choice(points.shape[0], _REFERENCE_POINTS, replace=False))]
+    size = int(points.shape[0])
+    centre = points.mean(axis=0)
+    _, spread, axes = np.linalg.svd(points - centre, full_matrices=False)
+    scale = spread / np.sqrt(max(size - 1, 1))
+    curves: list[dict[int, float]] = []
+    for _ in range(REFERENCE_DRAWS):
+        drawn = rng.standard_normal((size, scale.size)) * scale @ axes + centre
+        drawn /= np.maximum(np.linalg.norm(drawn, axis=1, keepdims=True), 1e-12)
+        null = cluster_vectors(
+            drawn.astype(np.float32), k_range=(2, max_k), linkage="ward", seed=seed
+        )
+        curves.append(null.silhouettes)
+    ks = sorted(set.intersection(*(set(curve) for curve in curves)))
+    mean = {k: float(np.mean([curve[k] for curve in curves])) for k in ks}
+    sd = {k: float(np.std([curve[k] for curve in curves], ddof=1)) for k in ks}
+    return mean, sd
+
+
+def split_topic(
+    vectors: NDArray[np.float32],
+    weights: NDArray[np.float64] | None = None,
+    *,
+    max_k: int = 6,
+    seed: int = 0,
+    max_points: int = 4000,
+) -> tuple[Partition, SubtopicChoice]:
+    """Split one topic's points into sub-topics, or leave it whole.
+
+    The Ward tree over the points is cut into every ``k`` from 2 to ``max_k`` and each cut's
+    cosine silhouette is measured. A silhouette means little on its own: the silhouette of Ward
+    cuts grows with ``k`` even for a featureless cloud, the more so the fewer the points and the
+    more elongated the cloud. So the same cuts are made of :data:`REFERENCE_DRAWS` reference
+    data sets with the topic's own mean and covariance but no clusters (the Gaussian null of
+    SigClust, Liu et al. 2008; the reference idea of the gap statistic, Tibshirani et al. 2001),
+    and each ``k`` is scored by its *excess* silhouette over the reference mean. The rule:
+
+    1. the topic is split only if the best excess reaches :data:`MIN_SUBTOPIC_EXCESS` and two
+       reference standard deviations (otherwise it has no structure beyond noise: one
+       sub-topic, the topic itself);
+    2. the smallest ``k`` whose excess is within one reference standard deviation (at least
+       :data:`SILHOUETTE_TOLERANCE`) of the best wins (a one-standard-error rule: parsimony).
+
+    Args:
+        vectors: ``(n, width)`` unit points of one topic.
+        weights: how many queries each point stands for.
+        max_k: most sub-topics.
+        seed: seed of the reference draws, samples and silhouette estimates.
+        max_points: largest tree built (see :func:`cluster_vectors`).
+
+    Returns:
+        The partition (``k == 1`` when not split) and how it was chosen.
+    """
+    size = int(vectors.shape[0])
+    if max_k < 2 or size < 4:
+        whole = Partition(labels=np.zeros(size, dtype=np.int64), k=1)
+        return whole, SubtopicChoice(1, max_k, {}, {}, {}, "too few queries to split")
+    found = cluster_vectors(
+        vectors, weights, k_range=(2, max_k), linkage="ward", seed=seed, max_points=max_points
+    )
+    reference, sd = _reference_silhouettes(vectors, max_k, seed)
+    curve = {k: v for k, v in found.silhouettes.items() if k in reference}
+    if not curve:
+        whole = Partition(labels=np.zeros(size, dtype=np.int64), k=1)
+        return whole, SubtopicChoice(1, max_k, {}, {}, {}, "too few queries to split")
+    excess = {k: v - reference[k] for k, v in curve.items()}
+    best = max(excess, key=lambda k: (excess[k], -k))
+    bar = max(MIN_SUBTOPIC_EXCESS, 2.0 * sd[best])
+    ref = {k: reference[k] for k in curve}
+    spread = {k: sd[k] for k in curve}
+    if excess[best] < bar:
+        reason = (
+            f"not split: best excess silhouette {excess[best]:.3f} (k={best}) is under "
+            f"{bar:.3f}, the larger of {MIN_SUBTOPIC_EXCESS} and two reference SDs"
+        )
+        whole = Partition(labels=np.zeros(size, dtype=np.int64), k=1, silhouettes=curve)
+        return whole, SubtopicChoice(1, max_k, curve, ref, spread, reason)
+    slack = max(sd[best], SILHOUETTE_TOLERANCE)
+    k = min(c for c in curve if excess[c] >= excess[best] - slack)
+    reason = (
+        f"split: best excess silhouette {excess[best]:.3f} at k={best}; smallest k within "
+        f"{slack:.3f} (one reference SD) of it: {k}"
+    )
+    chosen = cluster_vectors(
+        vectors, weights, k=k, linkage="ward", seed=seed, max_points=max_points
+    )
+    partition = Partition(labels=chosen.labels, k=chosen.k, silhouettes=curve)
+    return partition, SubtopicChoice(chosen.k, max_k, curve, ref, spread, reason)
+
+
 def distinctive_terms(
     texts: Sequence[str],
     counts: NDArray[np.int64],
@@ -385,6 +541,7 @@ class Topic:
         examples: the distinct queries nearest its centre.
         parent: the topic a sub-topic belongs to; None for a topic.
         subtopics: its sub-topics, by size (empty when it was not split).
+        choice: how its number of sub-topics was chosen; None for a sub-topic.
     """
 
     id: str
@@ -395,6 +552,7 @@ class Topic:
     examples: tuple[str, ...]
     parent: str | None = None
     subtopics: tuple[Topic, ...] = ()
+    choice: SubtopicChoice | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (sub-topics nested)."""
@@ -408,6 +566,7 @@ class Topic:
         }
         if self.parent is None:
             out["subtopics"] = [sub.to_dict() for sub in self.subtopics]
+            out["subtopic_choice"] = None if self.choice is None else self.choice.to_dict()
         else:
             out["parent"] = self.parent
         return out
@@ -464,6 +623,8 @@ class TopicsResult:
             "n_missing": self.n_missing,
             "topics": [topic.to_dict() for topic in self.topics],
             "silhouettes": {str(k): v for k, v in sorted(self.silhouettes.items())},
+            "silhouette": [{"k": k, "silhouette": v} for k, v in sorted(self.silhouettes.items())],
+            "k": len(self.topics),
             "seed": self.seed,
             "method": self.method,
         }
@@ -503,7 +664,7 @@ def find_topics(
             a Series keeps its index in the result.
         n_topics: number of top-level topics; None chooses it in ``topic_range`` by silhouette.
         topic_range: candidate numbers of topics.
-        max_subtopics: most sub-topics per topic.
+        max_subtopics: most sub-topics per topic (how many: :func:`split_topic`).
         min_subtopic_size: fewest distinct queries per sub-topic a split aims for (a topic with
             fewer than twice as many is not split).
         n_terms: distinctive terms kept per cluster.
@@ -546,28 +707,19 @@ def find_topics(
     )
     sub_labels = np.zeros(len(distinct.texts), dtype=np.int64)
     sub_counts: list[int] = []
+    choices: list[SubtopicChoice] = []
     for c in range(top.k):
         members = np.flatnonzero(top.labels == c)
-        most = min(max_subtopics, members.size // min_subtopic_size)
-        split = None
-        if most >= 2:
-            split = cluster_vectors(
-                distinct.vectors[members],
-                counts[members].astype(np.float64),
-                k_range=(2, most),
-                linkage="ward",
-                seed=seed,
-                max_points=max_points,
-            )
-            if max(split.silhouettes.values(), default=-1.0) < MIN_SUBTOPIC_SILHOUETTE:
-                split = None
-        offset = sum(sub_counts)
-        if split is None:
-            sub_labels[members] = offset
-            sub_counts.append(1)
-        else:
-            sub_labels[members] = offset + split.labels
-            sub_counts.append(split.k)
+        split, choice = split_topic(
+            distinct.vectors[members],
+            counts[members].astype(np.float64),
+            max_k=min(max_subtopics, members.size // min_subtopic_size),
+            seed=seed,
+            max_points=max_points,
+        )
+        sub_labels[members] = sum(sub_counts) + split.labels
+        sub_counts.append(split.k)
+        choices.append(choice)
     n_sub = sum(sub_counts)
     top_terms = distinctive_terms(distinct.texts, counts, top.labels, top.k, n_terms=n_terms)
     sub_terms = distinctive_terms(distinct.texts, counts, sub_labels, n_sub, n_terms=n_terms)
@@ -583,7 +735,8 @@ def find_topics(
                 subs.append(
                     _topic(f"{c + 1}.{j + 1}", sub_terms[first + j], inside, distinct, total, c)
                 )
-        topics.append(_topic(str(c + 1), top_terms[c], members, distinct, total, None, subs))
+        topic = _topic(str(c + 1), top_terms[c], members, distinct, total, None, subs)
+        topics.append(replace(topic, choice=choices[c]))
     row_top = np.full(len(clean), None, dtype=object)
     row_sub = np.full(len(clean), None, dtype=object)
     row_top[present] = [str(label + 1) for label in top.labels[distinct.inverse]]
