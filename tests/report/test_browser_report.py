@@ -83,6 +83,8 @@ def test_the_report_renders_every_figure_offline(
                 assert box is not None and box["width"] > 300 and box["height"] > 200, figure_id
             heatmap_text = page.locator("#fig-win-rates").inner_text()
             benchmarks = page.locator("#fig-kendall-tau .xtick text").all_inner_texts()
+            regression_rows = page.locator("#regression-table tbody tr").all_inner_texts()
+            regression_axis = page.locator("#fig-regression .xtitle").text_content() or ""
             screenshot = tmp_path / "report.png"
             page.screenshot(path=str(screenshot), full_page=True)
             context.close()
@@ -94,4 +96,7 @@ def test_the_report_renders_every_figure_offline(
         assert counts[figure_id] >= least, (figure_id, counts[figure_id])
     assert "*" in heatmap_text  # significance marks drawn on the matrix
     assert len(benchmarks) == len(study_document["kendall_tau"]) == 14
+    # each kept benchmark with its Wald and permutation p-values, on the log-odds scale
+    assert len(regression_rows) == len(study_document["regression"]["coefficients"]) > 0
+    assert "log-odds" in regression_axis
     assert screenshot.stat().st_size > 100_000

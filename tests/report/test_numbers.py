@@ -60,6 +60,12 @@ def test_regression_pca_topics_and_feedback_have_their_documented_fields(
     regression = study_document["regression"]
     assert {"r2_marginal", "r2_conditional", "coefficients", "dropped_by_vif"} <= set(regression)
     assert len(regression["coefficients"]) + len(regression["dropped_by_vif"]) <= 14
+    # the primary fit and the scale of its R² are named, the linear model beside it
+    assert regression["method"] == "logistic_mixed_model_laplace"
+    assert regression["scale"] == "latent"
+    assert regression["sensitivity"]["scale"] == "observed"
+    assert regression["permutations"] > 0
+    assert all(row["p_permutation"] is not None for row in regression["coefficients"])
     pca = study_document["pca"]
     assert sum(pca["explained_variance_ratio"]) == pytest.approx(1.0, abs=1e-6)
     assert set(pca["loadings"]) <= set(TASKS)

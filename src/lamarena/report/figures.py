@@ -264,10 +264,18 @@ def regression_figure(doc: Document) -> Figure | None:
         )
     )
     figure.add_vline(x=0.0, line={"color": "#555", "dash": "dot"})
-    figure.update_xaxes(title_text="effect of the benchmark difference on P(A wins)")
+    latent = regression.get("scale", "latent") == "latent"
+    figure.update_xaxes(
+        title_text=(
+            "effect of the benchmark difference on the log-odds that A wins"
+            if latent
+            else "effect of the benchmark difference on P(A wins)"
+        )
+    )
     r2 = (
         f"R² marginal {_fmt(regression.get('r2_marginal'))}, "
-        f"conditional {_fmt(regression.get('r2_conditional'))}"
+        f"conditional {_fmt(regression.get('r2_conditional'))}, "
+        f"{'latent' if latent else 'observed'} scale"
     )
     return _layout(figure, f"Votes regressed on benchmark differences ({r2})")
 
