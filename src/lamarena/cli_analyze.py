@@ -118,6 +118,21 @@ def analyze(
             "sessions), participant, session or none."
         ),
     ] = "auto",
+    regression: Annotated[
+        str,
+        typer.Option(
+            help="Primary vote regression: logistic (mixed model, latent-scale R², the "
+            "study's) or linear (probability mixed model, observed scale)."
+        ),
+    ] = "logistic",
+    permutations: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Most score assignments for the regression's model-level permutation "
+            "p-values (all K! when that many or fewer; 0: none).",
+        ),
+    ] = 1000,
     label_model: Annotated[
         str | None,
         typer.Option(help="Name the topics with this text model of --config (default: terms)."),
@@ -151,6 +166,8 @@ def analyze(
         min_battles=settings.min_battles,
         n_topics=topics,
         cluster=cluster,
+        regression_model=regression,
+        permutations=permutations,
     )
     document = compute_study(
         battles,

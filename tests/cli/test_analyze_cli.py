@@ -92,6 +92,8 @@ def test_analyze_writes_the_report_with_a_tau_for_every_task(
     assert numbers["topics"]["n_queries"] == 900
     assert numbers["feedback"]["n_feedback"] > 200
     assert numbers["regression"] and numbers["pca"]
+    assert numbers["regression"]["method"] == "logistic_mixed_model_laplace"
+    assert numbers["settings"]["permutations"] == 1000
     html = (tmp_path / "report" / "index.html").read_text()
     assert html.startswith("<!doctype html>") and "fig-kendall-tau" in html
 
@@ -147,6 +149,10 @@ def test_analyze_reads_the_database_and_names_topics_with_a_text_model(
         (["--votes", "VOTES"], "--votes needs --from"),
         (["--votes", "VOTES", "--from", "jsonl", "--static", "missing.csv"], "no such file"),
         (["--votes", "VOTES", "--from", "jsonl", "--label-model", "x"], "needs --config"),
+        (
+            ["--votes", "VOTES", "--from", "jsonl", "--regression", "probit"],
+            "regression model must be one of logistic, linear",
+        ),
     ],
 )
 def test_bad_input_is_one_line(

@@ -38,6 +38,7 @@ from lamarena.analysis.embeddings import Embedder
 from lamarena.analysis.feedback import find_feedback_themes
 from lamarena.analysis.leaderboard import build_leaderboard
 from lamarena.analysis.topics import find_topics, topic_leaderboards
+from lamarena.analysis.vote_regression import REGRESSION_MODELS, RegressionModel
 from lamarena.errors import InsufficientData, InvalidInputError
 
 __all__ = ["SECTIONS", "StudyOptions", "compute_study", "json_safe"]
@@ -65,6 +66,9 @@ class StudyOptions:
         vif_threshold: variance inflation factor screening of the regression (the study's 10).
         cluster: votes that belong together in the leaderboard's intervals and tests (``auto``,
             ``participant``, ``session``, ``none``; see :mod:`lamarena.analysis.clusters`).
+        regression_model: the regression's primary fit, ``logistic`` (the study's logistic
+            mixed model) or ``linear`` (see :func:`regress_votes_on_benchmarks`).
+        permutations: most score assignments for the regression's permutation p-values.
     """
 
     n_resamples: int = 10_000
@@ -76,6 +80,8 @@ class StudyOptions:
     n_topics: int | None = None
     vif_threshold: float = 10.0
     cluster: str = "auto"
+    regression_model: str = "logistic"
+    permutations: int = 1000
 
 
 def json_safe(value: Any) -> Any:
@@ -136,6 +142,9 @@ def compute_study(
         ConfigError: the embedding model is needed and cannot be loaded.
     """
     opts = options or StudyOptions()
+    regression_model = _regression_model(opts.regression_model)
+    if opts.permutations < 0:
+        raise InvalidInputError(f"permutations must be 0 or more, got {opts.permutations}")
     clean = validate_battles(battles)
     static_summary = _static_summary(static, clean, static_source)
     notes: dict[str, str] = {}
@@ -163,7 +172,12 @@ def compute_study(
             notes,
             timings,
             lambda: regress_votes_on_benchmarks(
-                clean, static, vif_threshold=opts.vif_threshold
+                clean,
+                static,
+                vif_threshold=opts.vif_threshold,
+                model=regression_model,
+                permutations=opts.permutations,
+                seed=opts.seed,
             ).to_dict(),
         ),
         "pca": _optional("pca", notes, timings, lambda: _pca(static)),
@@ -176,6 +190,21 @@ def compute_study(
     document["notes"] = notes
     document["timings_s"] = timings
     return dict(json_safe(document))
+
+
+def _regression_model(name: str) -> RegressionModel:
+    """The regression model named by the options.
+
+    Raises:
+        InvalidInputError: an unknown name.
+    """
+    if name == "logistic":
+        return "logistic"
+    if name == "linear":
+        return "linear"
+    raise InvalidInputError(
+        f"regression model must be one of {', '.join(REGRESSION_MODELS)}, got {name!r}"
+    )
 
 
 def _win_rates(battles: pd.DataFrame, board: Mapping[str, Any]) -> dict[str, Any]:
