@@ -315,6 +315,23 @@ def test_vif_equals_statsmodels_with_a_constant() -> None:
     assert variance_inflation_factors(features).index.tolist() == ["a", "b", "c"]
 
 
+def test_weighted_vifs_are_statsmodels_vifs_of_the_repeated_rows() -> None:
+    # the regression counts the votes of one ordered pair as one row weighted by their number
+    rng = np.random.default_rng(5)
+    rows = rng.normal(size=(30, 3))
+    rows[:, 1] += 0.9 * rows[:, 0]
+    counts = rng.integers(1, 40, size=30).astype(float)
+    repeated = np.repeat(rows, counts.astype(int), axis=0)
+    design = np.column_stack([np.ones(len(repeated)), repeated])
+    expected = [variance_inflation_factor(design, j) for j in (1, 2, 3)]
+    weighted = variance_inflation_factors(pd.DataFrame(rows, columns=["a", "b", "c"]), counts)
+    np.testing.assert_allclose(weighted, expected, rtol=1e-9)
+    with pytest.raises(InvalidInputError, match="one value per row"):
+        variance_inflation_factors(pd.DataFrame(rows), counts[:3])
+    with pytest.raises(InvalidInputError, match="non-negative"):
+        variance_inflation_factors(pd.DataFrame(rows), -counts)
+
+
 def test_vif_screening_drops_a_duplicated_and_a_near_duplicated_feature() -> None:
     rng = np.random.default_rng(6)
     x = rng.normal(size=(300, 3))

@@ -3,9 +3,9 @@
 Used by :func:`lamarena.analysis.correlation.regress_votes_on_benchmarks`, which builds the design
 from battles and static scores; this module sees only arrays and feature tables.
 
-- :func:`variance_inflation_factors` / :func:`screen_by_vif`: statsmodels'
-  ``variance_inflation_factor`` with a constant, dropped iteratively (the study screened its
-  features at a threshold of 10).
+- :func:`variance_inflation_factors` / :func:`screen_by_vif`: VIFs with a constant (statsmodels'
+  values, with row weights so that the votes of one pair count as one weighted row), dropped
+  iteratively (the study screened its features at a threshold of 10).
 - :func:`fit_pairwise_mixed_model`: a linear mixed model of a 0/1 outcome with crossed random
   model effects, fitted by profile REML, and the marginal and conditional R² of Nakagawa &
   Schielzeth (2013), with the random-effect variance averaged over the observations as Johnson
@@ -25,7 +25,6 @@ bounded at zero; the tests check estimates against ``MixedLM`` where ``MixedLM``
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -36,8 +35,6 @@ from numpy.typing import NDArray
 from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import minimize
 from scipy.stats import norm
-from statsmodels.stats.outliers_influence import variance_inflation_factor
-from statsmodels.tools.sm_exceptions import SingularMatrixWarning
 
 from lamarena.errors import InsufficientData, InvalidInputError
 
@@ -67,44 +64,67 @@ _MAX_RATIO_SD = 1e3
 _START_GRID = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0)
 
 
-def variance_inflation_factors(features: pd.DataFrame) -> pd.Series:
+def variance_inflation_factors(
+    features: pd.DataFrame, weights: NDArray[np.float64] | None = None
+) -> pd.Series:
     """Variance inflation factor of each feature, regressed on the others and a constant.
 
-    Each value is statsmodels' ``variance_inflation_factor`` on the design ``[1, features]``
-    (VIF_j = 1 / (1 - R²_j), R²_j from regressing feature j on the constant and the other
-    features). A feature with no variance is collinear with the constant and gets ``inf``; so
-    does a VIF of :data:`COLLINEAR_VIF` or more, or a negative one (R² rounded above 1).
-    statsmodels 0.15 standardises the columns first and caps R² at 1 - 1e-15 (a VIF of 1e15),
-    which the ``inf`` mapping makes the same as earlier versions' division by zero.
+    VIF_j = 1 / (1 - R²_j), R²_j from the least-squares regression of feature j on a constant
+    and the other features, each row weighted by ``weights`` (default 1): the value statsmodels'
+    ``variance_inflation_factor`` gives on the design ``[1, features]`` with each row repeated
+    ``weights`` times, which the tests check. Weights let the votes of one ordered pair of
+    models, whose benchmark differences are identical, count as one row (K(K - 1) rows instead
+    of thousands of votes: the same VIFs, computed in microseconds). A feature with no variance
+    is collinear with the constant and gets ``inf``; so does a VIF of :data:`COLLINEAR_VIF` or
+    more (R² within 1e-9 of 1: exact collinearity up to rounding).
+
+    Written with numpy rather than calling statsmodels because statsmodels takes no weights
+    and refits a full OLS per feature.
 
     Args:
         features: one column per feature, one row per observation, finite numbers.
+        weights: ``(n,)`` non-negative row weights (repeat counts), or None.
 
     Returns:
         VIF by feature name, in column order.
 
     Raises:
-        InvalidInputError: no column, fewer than two rows, or a non-numeric or non-finite value.
+        InvalidInputError: no column, fewer than two rows, a non-numeric or non-finite value,
+            or weights of the wrong length or sign.
     """
     values = _feature_matrix(features)
-    design = np.column_stack([np.ones(values.shape[0]), values])
+    root = np.sqrt(_row_weights(weights, values.shape[0]))
     out = np.empty(values.shape[1])
     for j in range(values.shape[1]):
-        if np.ptp(values[:, j]) == 0.0:
+        target = values[:, j]
+        mean = float(np.sum(root**2 * target) / np.sum(root**2))
+        total = float(np.sum((root * (target - mean)) ** 2))
+        if total <= 1e-300 or np.ptp(target[root > 0]) == 0.0:
             out[j] = np.inf
             continue
-        # Collinearity is what a VIF measures, so statsmodels' warnings about an ill-conditioned
-        # or rank-deficient design (>= 0.15) are expected here and silenced (the VIF reports
-        # it); an exactly collinear feature has R² = 1, and 1 / (1 - R²) divides by zero on
-        # purpose (statsmodels < 0.15 does not clip R²).
-        with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-            warnings.filterwarnings(
-                "ignore", message="The design matrix is poorly conditioned", category=UserWarning
-            )
-            warnings.filterwarnings("ignore", category=SingularMatrixWarning)
-            vif = float(variance_inflation_factor(design, j + 1))
+        others = np.column_stack([np.ones(values.shape[0]), np.delete(values, j, axis=1)])
+        solution, *_ = np.linalg.lstsq(root[:, None] * others, root * target, rcond=None)
+        residual = float(np.sum((root * (target - others @ solution)) ** 2))
+        r2 = 1.0 - residual / total
+        vif = 1.0 / (1.0 - r2) if r2 < 1.0 else np.inf
         out[j] = np.inf if not vif >= 0.0 or vif >= COLLINEAR_VIF else vif
     return pd.Series(out, index=pd.Index(features.columns, dtype=object), name="vif")
+
+
+def _row_weights(weights: NDArray[np.float64] | None, rows: int) -> NDArray[np.float64]:
+    """Row weights, ones by default.
+
+    Raises:
+        InvalidInputError: the wrong length, a negative or non-finite weight, or none positive.
+    """
+    if weights is None:
+        return np.ones(rows)
+    values = np.asarray(weights, dtype=np.float64)
+    if values.shape != (rows,):
+        raise InvalidInputError(f"weights need one value per row ({rows}), got {values.shape}")
+    if not np.isfinite(values).all() or (values < 0).any() or not (values > 0).any():
+        raise InvalidInputError("weights must be finite, non-negative and not all zero")
+    return values
 
 
 def _feature_matrix(features: pd.DataFrame) -> NDArray[np.float64]:
@@ -125,7 +145,7 @@ def _feature_matrix(features: pd.DataFrame) -> NDArray[np.float64]:
 
 
 def screen_by_vif(
-    features: pd.DataFrame, threshold: float = 10.0
+    features: pd.DataFrame, threshold: float = 10.0, weights: NDArray[np.float64] | None = None
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Drop the feature with the highest VIF while it exceeds ``threshold``, then recompute.
 
@@ -140,6 +160,7 @@ def screen_by_vif(
     Args:
         features: one column per feature (see :func:`variance_inflation_factors`).
         threshold: the largest VIF kept (the study used 10).
+        weights: row weights (repeat counts), as :func:`variance_inflation_factors` takes them.
 
     Returns:
         ``(kept, dropped)``: kept features in column order, dropped ones in the order dropped.
@@ -152,7 +173,7 @@ def screen_by_vif(
     kept = [str(c) for c in features.columns]
     dropped: list[str] = []
     while kept:
-        vifs = variance_inflation_factors(features[kept])
+        vifs = variance_inflation_factors(features[kept], weights)
         worst = float(vifs.max())
         if worst <= threshold:
             break
@@ -161,17 +182,24 @@ def screen_by_vif(
             tied = [str(n) for n in vifs.index[np.isinf(values)]]
         else:
             tied = [str(n) for n in vifs.index[values >= worst * (1.0 - 1e-6)]]
-        name = tied[0] if len(tied) == 1 else _most_redundant(features[kept], tied)
+        name = tied[0] if len(tied) == 1 else _most_redundant(features[kept], tied, weights)
         kept.remove(name)
         dropped.append(name)
     return tuple(kept), tuple(dropped)
 
 
-def _most_redundant(features: pd.DataFrame, candidates: list[str]) -> str:
-    """Of ``candidates``, the one with the highest mean absolute correlation with the others."""
+def _most_redundant(
+    features: pd.DataFrame, candidates: list[str], weights: NDArray[np.float64] | None
+) -> str:
+    """Of ``candidates``, the one most correlated (weighted, absolute, mean) with the others."""
     names = [str(c) for c in features.columns]
+    values = features.to_numpy(dtype=np.float64)
+    covariance = np.atleast_2d(np.cov(values.T, aweights=_row_weights(weights, values.shape[0])))
+    spread = np.sqrt(np.diag(covariance))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        correlation = covariance / np.outer(spread, spread)
     # a constant column has no correlation: count it as fully redundant
-    correlation = np.nan_to_num(np.abs(features.corr().to_numpy()), nan=1.0)
+    correlation = np.nan_to_num(np.abs(correlation), nan=1.0)
 
     def redundancy(name: str) -> tuple[float, str]:
         row = names.index(name)

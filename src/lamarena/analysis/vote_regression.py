@@ -29,6 +29,7 @@ from scipy.stats import norm
 from lamarena.analysis.battles import validate_battles
 from lamarena.analysis.logistic_mixed import (
     LATENT_RESIDUAL_VARIANCE,
+    PairedVotes,
     fit_logistic_mixed_model,
     paired_votes,
     permutation_pvalues,
@@ -198,6 +199,12 @@ class _Design:
     first: NDArray[np.intp]
     second: NDArray[np.intp]
     outcome: NDArray[np.float64]
+    pairs: PairedVotes  # the votes counted per ordered pair
+    pair_differences: pd.DataFrame  # ordered pairs x benchmarks
+
+    def screen(self, threshold: float) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The VIF screen of the vote-level differences, computed per pair with vote counts."""
+        return screen_by_vif(self.pair_differences, threshold, self.pairs.counts)
 
 
 def regress_votes_on_benchmarks(
@@ -285,7 +292,7 @@ def regress_votes_on_benchmarks(
     clean = validate_battles(battles)
     decisive = clean[clean["winner"].isin(["model_a", "model_b"])]
     design = _design(decisive, static, standardise)
-    kept, dropped = screen_by_vif(design.differences, vif_threshold)
+    kept, dropped = design.screen(vif_threshold)
     stability = _selection_stability(design, standardise, vif_threshold)
     linear = fit_pairwise_mixed_model(
         design.outcome,
@@ -297,7 +304,9 @@ def regress_votes_on_benchmarks(
         reml=reml,
     )
     vifs = (
-        variance_inflation_factors(design.differences[list(kept)]).to_numpy()
+        variance_inflation_factors(
+            design.pair_differences[list(kept)], design.pairs.counts
+        ).to_numpy()
         if kept
         else np.array([], dtype=np.float64)
     )
@@ -379,9 +388,7 @@ def _logistic_result(
     common: dict[str, Any],
 ) -> RegressionResult:
     """Fit the logistic mixed model on the screened benchmarks and assemble the result."""
-    votes = paired_votes(
-        design.first, design.second, design.outcome.astype(bool), len(design.models)
-    )
+    votes = design.pairs
     scores = design.scores[list(kept)].to_numpy(dtype=np.float64)
     fixed = scores[votes.first] - scores[votes.second]
     fit = fit_logistic_mixed_model(fixed, votes)
@@ -463,7 +470,14 @@ def _design(decisive: pd.DataFrame, static: StaticTable, standardise: bool) -> _
         )
     scaled = _scaled(scores, standardise)
     differences, first, second = _differences(votes, scaled, models)
-    return _Design(votes, models, scaled, differences, first, second, outcome)
+    pairs = paired_votes(first, second, outcome.astype(bool), len(models))
+    values = scaled.to_numpy(dtype=np.float64)
+    pair_differences = pd.DataFrame(
+        values[pairs.first] - values[pairs.second], columns=scaled.columns
+    )
+    return _Design(
+        votes, models, scaled, differences, first, second, outcome, pairs, pair_differences
+    )
 
 
 def _scaled(scores: pd.DataFrame, standardise: bool) -> pd.DataFrame:
@@ -489,17 +503,23 @@ def _selection_stability(
     design: _Design, standardise: bool, vif_threshold: float
 ) -> dict[str, float]:
     """Share of leave-one-model-out VIF screens that keep each benchmark (see the result)."""
-    raw = design.scores
-    kept_counts = dict.fromkeys((str(c) for c in raw.columns), 0)
+    kept_counts = dict.fromkeys((str(c) for c in design.scores.columns), 0)
     screens = 0
-    votes = design.votes
-    for left_out in design.models:
-        rest = tuple(m for m in design.models if m != left_out)
-        subset = votes[(votes["model_a"] != left_out) & (votes["model_b"] != left_out)]
-        if len(rest) < 3 or subset.empty:
+    pairs = design.pairs
+    for left in range(len(design.models)):
+        rest = [m for m in range(len(design.models)) if m != left]
+        inside = (pairs.first != left) & (pairs.second != left)
+        if len(rest) < 3 or not inside.any():
             continue
-        differences, _, _ = _differences(subset, _scaled(raw.loc[list(rest)], standardise), rest)
-        kept, _ = screen_by_vif(differences, vif_threshold)
+        scores = _scaled(design.scores.iloc[rest], standardise)
+        position = np.full(len(design.models), -1)
+        position[rest] = np.arange(len(rest))
+        values = scores.to_numpy(dtype=np.float64)
+        differences = pd.DataFrame(
+            values[position[pairs.first[inside]]] - values[position[pairs.second[inside]]],
+            columns=scores.columns,
+        )
+        kept, _ = screen_by_vif(differences, vif_threshold, pairs.counts[inside])
         screens += 1
         for name in kept:
             kept_counts[name] += 1
