@@ -320,6 +320,14 @@ def _print_leaderboard(document: dict[str, Any]) -> None:
     )
 
 
+class Sampling(StrEnum):
+    """How the arena draws the two models of a battle."""
+
+    UNIFORM = "uniform"
+    BALANCED = "balanced"
+    ACTIVE = "active"
+
+
 @app.command()
 def simulate(
     models: Annotated[
@@ -343,6 +351,13 @@ def simulate(
     latency_effect: Annotated[
         float, typer.Option(help="Elo points lost by the slower first token (style bias).")
     ] = 0.0,
+    sampling: Annotated[
+        Sampling,
+        typer.Option(
+            help="How pairs are drawn, as serve --sampling (the adaptive ones refit every 50 "
+            "votes); each battle records its pair's probability."
+        ),
+    ] = Sampling.UNIFORM,
     as_json: JsonOption = False,
 ) -> None:
     """Draw battles from known strengths and write them as battle-record JSONL."""
@@ -363,9 +378,15 @@ def simulate(
         feedback=study,
         votes_per_participant=STUDY_VOTES_PER_PARTICIPANT if study else None,
         participant_sd=STUDY_PARTICIPANT_SD if study else 0.0,
+        sampling=sampling.value,
     )
     written = write_battle_records(records_from_frame(battles), out)
-    summary = {"out": str(out), "battles": written, "strengths": dict(strengths)}
+    summary = {
+        "out": str(out),
+        "battles": written,
+        "strengths": dict(strengths),
+        "sampling": sampling.value,
+    }
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:
@@ -378,13 +399,6 @@ STUDY_PARTICIPANT_SD = 0.8
 """Standard deviation of a simulated participant's own preference (log-odds)."""
 
 
-class Sampling(StrEnum):
-    """How the arena draws the two models of a battle."""
-
-    UNIFORM = "uniform"
-    BALANCED = "balanced"
-
-
 @app.command()
 def serve(
     config: ConfigOption = None,
@@ -395,7 +409,12 @@ def serve(
         int | None, typer.Option(min=1, help="Worker processes (use PostgreSQL for >1).")
     ] = None,
     sampling: Annotated[
-        Sampling | None, typer.Option(help="uniform, or balanced (favour rarely seen pairs).")
+        Sampling | None,
+        typer.Option(
+            help="uniform, balanced (favour rarely seen pairs), or active (votes where they "
+            "sharpen the top of the ranking; every pair keeps a floor; each battle records its "
+            "pair's probability)."
+        ),
     ] = None,
     completion_code: Annotated[
         str | None, typer.Option(help="Code a study participant gets after enough votes.")

@@ -57,8 +57,27 @@ class Settings(BaseSettings):
     local_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     model_first_token_timeout_s: float = Field(default=60.0, gt=0)
     model_total_timeout_s: float = Field(default=180.0, gt=0)
-    sampling: Literal["uniform", "balanced"] = Field(
-        default="uniform", description="How the arena draws pairs: uniform, or rare pairs first."
+    sampling: Literal["uniform", "balanced", "active"] = Field(
+        default="uniform",
+        description=(
+            "How the arena draws pairs: uniform, balanced (rare pairs first), or active (where a "
+            "vote sharpens the top of the ranking most, with a floor for every pair)."
+        ),
+    )
+    sampling_floor: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description="Share of active draws spread uniformly over every pair (the exposure floor).",
+    )
+    sampling_focus: int = Field(
+        default=3, ge=1, description="Top places whose ratings active sampling sharpens first."
+    )
+    sampling_refresh_battles: int = Field(
+        default=100, ge=1, description="Battles after which active sampling refits its design."
+    )
+    sampling_refresh_s: float = Field(
+        default=60.0, gt=0, description="Seconds after which active sampling refits its design."
     )
     completion_votes: int = Field(
         default=0, ge=0, description="Votes after which a participant sees the completion code."

@@ -19,6 +19,7 @@ COLUMNS = [
     "ttft_b_s",
     "total_a_s",
     "total_b_s",
+    "sampling_probability",
 ]
 
 
@@ -164,3 +165,58 @@ def test_without_participants_nothing_changes() -> None:
     plain = simulate_battles({"a": 1000.0, "b": 900.0, "c": 800.0}, 500, seed=3)
     assert "participant_id" not in plain.columns
     assert list(plain.columns) == COLUMNS
+
+
+def test_uniform_sampling_records_the_same_probability_for_every_battle() -> None:
+    battles = simulate_battles(parse_strengths("5"), 300, seed=2)
+    assert np.allclose(battles["sampling_probability"], 1 / 10)
+
+
+@pytest.mark.parametrize("sampling", ["balanced", "active"])
+def test_adaptive_sampling_records_each_draws_probability_and_is_reproducible(
+    sampling: str,
+) -> None:
+    strengths = parse_strengths("6", seed=1)
+    battles = simulate_battles(strengths, 1_500, seed=5, sampling=sampling)  # type: ignore[arg-type]
+    again = simulate_battles(strengths, 1_500, seed=5, sampling=sampling)  # type: ignore[arg-type]
+    pd.testing.assert_frame_equal(battles, again)
+    chance = battles["sampling_probability"]
+    assert chance.nunique() > 15  # refreshed as votes came in
+    assert ((chance > 0) & (chance < 1)).all()
+    assert (battles["model_a"] != battles["model_b"]).all()
+    assert 0.4 < (battles["model_a"] < battles["model_b"]).mean() < 0.6
+
+
+def test_active_sampling_puts_more_votes_on_the_top_pairs_than_uniform() -> None:
+    strengths = parse_strengths("a,b,c,d,e,f")  # a strongest, 80 Elo apart
+    counts = {}
+    for sampling in ("uniform", "active"):
+        battles = simulate_battles(strengths, 3_000, seed=6, sampling=sampling)  # type: ignore[arg-type]
+        top = battles[["model_a", "model_b"]].isin(["a", "b", "c"]).all(axis=1)
+        counts[sampling] = int(top.sum())
+    assert counts["active"] > 1.3 * counts["uniform"]
+
+
+def test_active_sampling_with_participants_draws_one_pair_per_participant() -> None:
+    battles = simulate_battles(
+        parse_strengths("5"),
+        500,
+        seed=7,
+        votes_per_participant=10,
+        participant_sd=0.8,
+        sampling="active",
+        refresh_every=20,
+    )
+    per_person = battles.groupby("participant_id").apply(
+        lambda g: len(set(map(frozenset, zip(g["model_a"], g["model_b"], strict=True))))
+    )
+    assert (per_person == 1).all() and len(per_person) == 50
+    assert (battles.groupby("participant_id")["sampling_probability"].nunique() == 1).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"), [({"sampling": "greedy"}, "sampling"), ({"refresh_every": 0}, "refresh")]
+)
+def test_bad_sampling_settings_are_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        simulate_battles(parse_strengths("3"), 10, **kwargs)  # type: ignore[arg-type]

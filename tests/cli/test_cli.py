@@ -99,6 +99,32 @@ def test_simulate_is_reproducible_with_a_seed(tmp_path: Path) -> None:
     assert outs[0] == outs[1]
 
 
+def test_simulate_with_active_sampling_records_each_battles_probability(tmp_path: Path) -> None:
+    result = ok(
+        run_cli(
+            "simulate",
+            "--models",
+            "6",
+            "--votes",
+            "400",
+            "--sampling",
+            "active",
+            "--json",
+            "--out",
+            "active.jsonl",
+            cwd=tmp_path,
+        )
+    )
+    assert json.loads(result.stdout)["sampling"] == "active"
+    records = [json.loads(line) for line in (tmp_path / "active.jsonl").read_text().splitlines()]
+    chances = [record["sampling_probability"] for record in records]
+    assert len(records) == 400
+    assert all(0 < chance < 1 for chance in chances)
+    assert len(set(chances)) > 5  # the design moved as votes came in
+    ranked = _leaderboard_of_file(tmp_path / "active.jsonl", tmp_path)
+    assert ranked["n_battles"] == 400
+
+
 def _leaderboard_of_file(votes: Path, cwd: Path, *options: str) -> dict[str, Any]:
     """``leaderboard --votes VOTES --from jsonl --json`` (quick settings) as a document."""
     result = run_cli(

@@ -28,7 +28,7 @@ def test_upgrade_head_from_empty_matches_the_models(databases):
 
     with engine.connect() as connection:
         assert TABLES | {"alembic_version"} == set(inspect(connection).get_table_names())
-        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0003"
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0004"
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
 

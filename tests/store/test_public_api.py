@@ -51,6 +51,11 @@ def test_store_imports_nothing_of_lamarena_but_errors():
 
 def test_migrations_ship_inside_the_package():
     versions = sorted(p.name for p in (STORE_DIR / "migrations" / "versions").glob("*.py"))
-    assert versions == ["0001_initial.py", "0002_health_checks.py", "0003_integrity.py"]
+    assert versions == [
+        "0001_initial.py",
+        "0002_health_checks.py",
+        "0003_integrity.py",
+        "0004_sampling_probability.py",
+    ]
     assert (STORE_DIR / "migrations" / "env.py").is_file()
     assert (STORE_DIR / "migrations" / "script.py.mako").is_file()

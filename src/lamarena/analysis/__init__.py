@@ -3,7 +3,9 @@
 Ratings (``ranking``): Bradley-Terry maximum likelihood on the Elo scale with provisional models,
 analytic and batched-bootstrap intervals, pairwise tests (``bt_solver``, ``bootstrap`` and
 ``style_control`` hold the numerics); ``battles``: validation and win rates; ``leaderboard``: the
-``leaderboard --json`` document; ``simulate``: battles from known strengths.
+``leaderboard --json`` document; ``simulate``: battles from known strengths; ``pair_design``
+and ``adaptive``: uniform, balanced and active pair designs, votes drawn under them, and the
+inverse-probability-weighted fit that undoes them.
 """
 
 from lamarena.analysis.battles import validate_battles, win_rate_matrix, win_rates

@@ -13,16 +13,20 @@ language 12%, accuracy 11%, human-likeness 11%, the rest other).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 from scipy.special import expit
 
+from lamarena.analysis.adaptive import draw_adaptively
 from lamarena.analysis.bt_solver import ELO_CENTER, ELO_SCALE
+from lamarena.analysis.pair_design import DESIGNS, Design, Pair
 from lamarena.errors import InvalidInputError
 
 __all__ = [
+    "DEFAULT_REFRESH_EVERY",
     "DEFAULT_SPREAD_ELO",
     "FEEDBACK_SHARES",
     "TOPIC_SHARES",
@@ -30,6 +34,9 @@ __all__ = [
     "simulate_battles",
     "simulate_queries",
 ]
+
+DEFAULT_REFRESH_EVERY = 50
+"""Battles between two refreshes of an adaptive design in :func:`simulate_battles`."""
 
 DEFAULT_SPREAD_ELO = 400.0
 """Distance in Elo between the strongest and the weakest model of :func:`parse_strengths`."""
@@ -372,13 +379,20 @@ def simulate_battles(
     feedback_rate: float = 0.4,
     votes_per_participant: int | None = None,
     participant_sd: float = 0.0,
+    sampling: Design = "uniform",
+    refresh_every: int = DEFAULT_REFRESH_EVERY,
 ) -> pd.DataFrame:
     """Draw battles between models of known Elo strengths.
 
-    Each battle pairs two different models uniformly at random (each ordered pair equally
-    likely). Every model gets a reply-style profile (typical length 150-1,500 characters, time to
-    first token 0.3-3 s, 40-160 characters per second) and each reply varies around it. Model A
-    then wins with the Bradley-Terry probability on the Elo scale (Chiang et al. 2024)
+    With ``sampling="uniform"`` each battle pairs two different models uniformly at random
+    (each ordered pair equally likely). ``balanced`` and ``active`` draw each pair from the
+    design of :mod:`lamarena.analysis.pair_design` fitted to the votes drawn so far, refreshed
+    every ``refresh_every`` battles as a server would, then the sides at random; each battle
+    records its pair's probability (``sampling_probability``), which inverse-probability
+    weighting needs. Every model gets a reply-style profile (typical length 150-1,500
+    characters, time to first token 0.3-3 s, 40-160 characters per second) and each reply
+    varies around it. Model A then wins with the Bradley-Terry probability on the Elo scale
+    (Chiang et al. 2024)
 
         p = 1 / (1 + 10 ** -((r_a - r_b + length_effect * L - latency_effect * T) / 400)),
 
@@ -409,16 +423,20 @@ def simulate_battles(
             pair and a voter.
         participant_sd: standard deviation of that preference (log-odds; the study's design
             review used 0.8).
+        sampling: ``uniform``, ``balanced`` or ``active`` (see above). With participants, the
+            design draws each participant's pair (``uniform`` keeps dealing them in turn).
+        refresh_every: battles between two refreshes of an adaptive design (at least 1).
 
     Returns:
         One row per battle: ``model_a, model_b, winner, chars_a, chars_b, ttft_a_s, ttft_b_s,
-        total_a_s, total_b_s``; with ``study``, ``topic, query_transcript``; with ``feedback``,
-        ``feedback_theme, feedback_text``. The feedback is drawn last, so adding it leaves the
-        other columns as they are.
+        total_a_s, total_b_s, sampling_probability``; with ``study``, ``topic,
+        query_transcript``; with ``feedback``, ``feedback_theme, feedback_text``. The feedback is
+        drawn last, so adding it leaves the other columns as they are.
 
     Raises:
         InvalidInputError: fewer than two models, a non-finite strength, a negative count or rate,
-            rates adding up to more than 1, or a feedback rate outside [0, 1].
+            rates adding up to more than 1, a feedback rate outside [0, 1], an unknown sampling
+            or ``refresh_every`` below 1.
     """
     names = [str(name) for name in strengths]
     values = np.array([float(strengths[name]) for name in strengths])
@@ -441,52 +459,62 @@ def simulate_battles(
         )
     if participant_sd < 0 or not np.isfinite(participant_sd):
         raise InvalidInputError(f"participant_sd must be 0 or more, got {participant_sd}")
+    if sampling not in DESIGNS:
+        raise InvalidInputError(f"unknown sampling {sampling!r}; use {', '.join(DESIGNS)}")
+    if refresh_every < 1:
+        raise InvalidInputError(f"refresh_every must be at least 1, got {refresh_every}")
     rng = np.random.default_rng(seed)
     count = len(names)
     mean_chars = np.exp(rng.uniform(np.log(150.0), np.log(1500.0), count))
     mean_ttft_s = np.exp(rng.uniform(np.log(0.3), np.log(3.0), count))
     chars_per_s = rng.uniform(40.0, 160.0, count)
-    taste = np.zeros(n_battles)
+    vote = _Voting(
+        values, mean_chars, mean_ttft_s, chars_per_s, tie_rate, both_bad_rate, length_effect,
+        latency_effect,
+    )  # fmt: skip
     person: NDArray[np.int64] | None = None
-    if votes_per_participant is None:
-        a = rng.integers(0, count, n_battles)
-        b = (a + rng.integers(1, count, n_battles)) % count
-    else:
-        first, second = np.triu_indices(count, 1)
+    if votes_per_participant is not None:
         person = np.arange(n_battles) // votes_per_participant
-        pair = person % first.size
-        swap = rng.random(n_battles) < 0.5
-        a = np.where(swap, second[pair], first[pair])
-        b = np.where(swap, first[pair], second[pair])
-        preference = rng.normal(0.0, participant_sd, int(person.max(initial=-1)) + 1)
-        taste = np.where(swap, -1.0, 1.0) * preference[person]  # towards the pair's first
-    chars_a, ttft_a, total_a = _replies(rng, a, mean_chars, mean_ttft_s, chars_per_s)
-    chars_b, ttft_b, total_b = _replies(rng, b, mean_chars, mean_ttft_s, chars_per_s)
-    length = (chars_a - chars_b) / (chars_a + chars_b)
-    latency = (ttft_a - ttft_b) / (ttft_a + ttft_b)
-    logit = (
-        values[a] - values[b] + length_effect * length - latency_effect * latency
-    ) / ELO_SCALE + taste
-    prob = expit(logit)
-    draw = 2.0 * np.minimum(prob, 1.0 - prob)
-    a_wins = prob - 0.5 * (tie_rate + both_bad_rate) * draw
-    tie_to = a_wins + tie_rate * draw
-    bad_to = tie_to + both_bad_rate * draw
-    u = rng.random(n_battles)
-    winner = np.select(
-        [u < a_wins, u < tie_to, u < bad_to], ["model_a", "tie", "both_bad"], "model_b"
-    )
+    participants = int(person.max(initial=-1)) + 1 if person is not None else 0
+    chance = np.full(n_battles, 2.0 / (count * (count - 1)))
+    if sampling == "uniform":
+        if person is None:
+            a = rng.integers(0, count, n_battles)
+            b = (a + rng.integers(1, count, n_battles)) % count
+            taste = np.zeros(n_battles)
+        else:  # pairs dealt in turn
+            first, second = np.triu_indices(count, 1)
+            pair = person % first.size
+            swap = rng.random(n_battles) < 0.5
+            a = np.where(swap, second[pair], first[pair])
+            b = np.where(swap, first[pair], second[pair])
+            preference = rng.normal(0.0, participant_sd, participants)
+            taste = np.where(swap, -1.0, 1.0) * preference[person]  # towards the pair's first
+        drawn = vote(rng, a, b, taste)
+    else:
+        preference = rng.normal(0.0, participant_sd, participants)
+        a, b, drawn, chance = _adaptive_battles(
+            rng,
+            names,
+            vote,
+            n_battles,
+            sampling=sampling,
+            refresh_every=refresh_every,
+            person=person,
+            preference=preference,
+        )
     frame = pd.DataFrame(
         {
             "model_a": pd.Series(np.array(names, dtype=object)[a], dtype=object),
             "model_b": pd.Series(np.array(names, dtype=object)[b], dtype=object),
-            "winner": pd.Series(winner, dtype=object),
-            "chars_a": chars_a.astype(np.int64),
-            "chars_b": chars_b.astype(np.int64),
-            "ttft_a_s": ttft_a,
-            "ttft_b_s": ttft_b,
-            "total_a_s": total_a,
-            "total_b_s": total_b,
+            "winner": pd.Series(drawn.winner, dtype=object),
+            "chars_a": drawn.chars_a.astype(np.int64),
+            "chars_b": drawn.chars_b.astype(np.int64),
+            "ttft_a_s": drawn.ttft_a,
+            "ttft_b_s": drawn.ttft_b,
+            "total_a_s": drawn.total_a,
+            "total_b_s": drawn.total_b,
+            "sampling_probability": chance,
         }
     )
     if person is not None:
@@ -498,10 +526,139 @@ def simulate_battles(
         frame["topic"] = queries["topic"]
         frame["query_transcript"] = queries["query_transcript"]
     if feedback:
-        theme, text = _draw_feedback(rng, winner, feedback_rate)
+        theme, text = _draw_feedback(rng, drawn.winner, feedback_rate)
         frame["feedback_theme"] = theme
         frame["feedback_text"] = text
     return frame
+
+
+@dataclass(frozen=True)
+class _Drawn:
+    """The replies and the vote of some battles."""
+
+    chars_a: NDArray[np.float64]
+    chars_b: NDArray[np.float64]
+    ttft_a: NDArray[np.float64]
+    ttft_b: NDArray[np.float64]
+    total_a: NDArray[np.float64]
+    total_b: NDArray[np.float64]
+    winner: NDArray[np.str_]
+
+    @staticmethod
+    def join(parts: Sequence[_Drawn]) -> _Drawn:
+        """The battles of ``parts``, in order."""
+        return _Drawn(
+            *(np.concatenate([getattr(part, f.name) for part in parts]) for f in fields(_Drawn))
+        )
+
+
+@dataclass(frozen=True)
+class _Voting:
+    """How simulated voters decide: strengths, reply-style profiles and the outcome rates."""
+
+    values: NDArray[np.float64]
+    mean_chars: NDArray[np.float64]
+    mean_ttft_s: NDArray[np.float64]
+    chars_per_s: NDArray[np.float64]
+    tie_rate: float
+    both_bad_rate: float
+    length_effect: float
+    latency_effect: float
+
+    def __call__(
+        self,
+        rng: np.random.Generator,
+        a: NDArray[np.int64],
+        b: NDArray[np.int64],
+        taste: NDArray[np.float64],
+    ) -> _Drawn:
+        """Replies of ``a`` and ``b`` and the vote (see :func:`simulate_battles`)."""
+        chars_a, ttft_a, total_a = _replies(
+            rng, a, self.mean_chars, self.mean_ttft_s, self.chars_per_s
+        )
+        chars_b, ttft_b, total_b = _replies(
+            rng, b, self.mean_chars, self.mean_ttft_s, self.chars_per_s
+        )
+        length = (chars_a - chars_b) / (chars_a + chars_b)
+        latency = (ttft_a - ttft_b) / (ttft_a + ttft_b)
+        logit = (
+            self.values[a]
+            - self.values[b]
+            + self.length_effect * length
+            - self.latency_effect * latency
+        ) / ELO_SCALE + taste
+        prob = expit(logit)
+        draw = 2.0 * np.minimum(prob, 1.0 - prob)
+        a_wins = prob - 0.5 * (self.tie_rate + self.both_bad_rate) * draw
+        tie_to = a_wins + self.tie_rate * draw
+        bad_to = tie_to + self.both_bad_rate * draw
+        u = rng.random(a.size)
+        winner = np.select(
+            [u < a_wins, u < tie_to, u < bad_to], ["model_a", "tie", "both_bad"], "model_b"
+        )
+        return _Drawn(chars_a, chars_b, ttft_a, ttft_b, total_a, total_b, winner)
+
+
+def _adaptive_battles(
+    rng: np.random.Generator,
+    names: Sequence[str],
+    vote: _Voting,
+    n_battles: int,
+    *,
+    sampling: Design,
+    refresh_every: int,
+    person: NDArray[np.int64] | None,
+    preference: NDArray[np.float64],
+) -> tuple[NDArray[np.int64], NDArray[np.int64], _Drawn, NDArray[np.float64]]:
+    """Battles whose pairs follow a design fitted to the votes so far (see :mod:`.adaptive`).
+
+    Without participants each battle is one draw; with them each participant's pair is one
+    draw, refreshed every block of whole participants holding about ``refresh_every`` votes.
+    Returns ``a, b``, the replies and votes, and each battle's pair probability.
+    """
+    unit = np.arange(n_battles) if person is None else person
+    n_units = int(unit.max(initial=-1)) + 1
+    per_unit = 1 if person is None else max(1, int(np.bincount(unit).max(initial=1)))
+    position = {name: i for i, name in enumerate(names)}
+    parts: list[tuple[NDArray[np.int64], NDArray[np.int64], _Drawn]] = []
+
+    def play(start: int, pairs: Sequence[Pair]) -> NDArray[np.float64]:
+        rows = np.flatnonzero((unit >= start) & (unit < start + len(pairs)))
+        first = np.array([position[pair[0]] for pair in pairs], dtype=np.int64)[unit[rows] - start]
+        second = np.array([position[pair[1]] for pair in pairs], dtype=np.int64)[unit[rows] - start]
+        swap = rng.random(rows.size) < 0.5
+        a = np.where(swap, second, first)
+        b = np.where(swap, first, second)
+        taste = np.zeros(rows.size)
+        if person is not None:
+            taste = np.where(swap, -1.0, 1.0) * preference[person[rows]]
+        block = vote(rng, a, b, taste)
+        parts.append((a, b, block))
+        a_score = np.where(
+            block.winner == "model_a", 1.0, np.where(block.winner == "model_b", 0.0, 0.5)
+        )
+        first_score = np.where(swap, 1.0 - a_score, a_score)
+        scores = np.bincount(unit[rows] - start, weights=first_score, minlength=len(pairs))
+        return scores.astype(np.float64)
+
+    _, chance = draw_adaptively(
+        rng,
+        names,
+        n_units,
+        play,
+        sampling=sampling,
+        refresh_every=max(1, refresh_every // per_unit),
+        unit_battles=np.bincount(unit, minlength=n_units).astype(np.float64),
+    )
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, vote(rng, empty, empty, np.zeros(0)), np.zeros(0)
+    return (
+        np.concatenate([a for a, _, _ in parts]),
+        np.concatenate([b for _, b, _ in parts]),
+        _Drawn.join([block for _, _, block in parts]),
+        chance[unit],
+    )
 
 
 def _replies(

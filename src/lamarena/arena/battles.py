@@ -27,6 +27,7 @@ import anyio
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from lamarena.analysis.pair_design import Pair, PairTally
 from lamarena.arena.identification import SELF_IDENTIFIED
 from lamarena.arena.limits import (
     Limit,
@@ -39,7 +40,7 @@ from lamarena.arena.limits import (
     record_event,
 )
 from lamarena.arena.live import Event, LiveBattle
-from lamarena.arena.sampling import pair_key, pick_pair
+from lamarena.arena.sampling import draw_pair, pair_key
 from lamarena.arena.schemas import LatencyOut, Reveal
 from lamarena.arena.state import Arena
 from lamarena.audio import AudioClip, decode_audio
@@ -261,6 +262,25 @@ def _pair_counts(session: Session) -> dict[tuple[str, str], int]:
     return counts
 
 
+def _pair_tallies(session: Session) -> dict[Pair, PairTally]:
+    """Counted votes per unordered pair, with the first (sorted) model's score: one read."""
+    score = {"model_a": 1.0, "model_b": 0.0}
+    tallies: dict[Pair, PairTally] = {}
+    rows = session.execute(
+        select(Battle.model_a, Battle.model_b, Vote.winner, func.count(Battle.id))
+        .join(Vote, Vote.battle_id == Battle.id)
+        .where(Battle.counted)
+        .group_by(Battle.model_a, Battle.model_b, Vote.winner)
+    )
+    for model_a, model_b, winner, count in rows:
+        key = pair_key(model_a, model_b)
+        a_score = score.get(winner, 0.5)
+        first_score = a_score if key[0] == model_a else 1.0 - a_score
+        seen = tallies.get(key, PairTally(0.0, 0.0))
+        tallies[key] = PairTally(seen.battles + count, seen.first_score + first_score * count)
+    return tallies
+
+
 def battle_limit(arena: Arena) -> Limit:
     """Battles and refused uploads one address may send a minute."""
     return Limit(
@@ -423,10 +443,18 @@ def open_battle(
                 _check_rate(arena, session, row.id)
             flags = [DUPLICATE_AUDIO] if usage.duplicate_audio else []
             counts = _pair_counts(session) if arena.options.sampling == "balanced" else None
+            design = None
+            if arena.active_design is not None:
+                design = arena.active_design.probabilities(partial(_pair_tallies, session))
             with arena.rng_lock:
-                model_a, model_b = pick_pair(
-                    names, arena.rng, strategy=arena.options.sampling, pair_counts=counts
+                drawn = draw_pair(
+                    names,
+                    arena.rng,
+                    strategy=arena.options.sampling,
+                    pair_counts=counts,
+                    design=design,
                 )
+            model_a, model_b = drawn.model_a, drawn.model_b
             if row.consent_keep_audio:
                 directory = settings.data_dir / "audio"
                 staged = _stage_audio(directory, clip.sha256, extension, data)
@@ -444,6 +472,7 @@ def open_battle(
                 flags=flags,
                 equal_pace=settings.equal_pace,
                 server_run=arena.server_run or None,
+                sampling_probability=drawn.probability,
             )
             if client is not None:
                 record_event(session, client, "battle")

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from lamarena.arena.identification import SelfIdentification
 from lamarena.arena.live import LiveBattles
-from lamarena.arena.sampling import Strategy
+from lamarena.arena.sampling import ActiveDesign, Strategy
 from lamarena.audio import AudioLimits
 from lamarena.models.base import AudioModel, ModelTimeouts, Transcriber
 from lamarena.models.registry import ModelEntry
@@ -41,7 +41,9 @@ class ArenaOptions:
     """Arena behaviour that is not part of :class:`~lamarena.settings.Settings`.
 
     Attributes:
-        sampling: how pairs are drawn, ``uniform`` or ``balanced`` (towards rare pairs).
+        sampling: how pairs are drawn: ``uniform``, ``balanced`` (towards rare pairs) or
+            ``active`` (see :mod:`lamarena.arena.sampling`; tuned by the ``sampling_*``
+            settings).
         seed: seed of the pair sampler; None draws one from the OS.
         battles_per_minute: battles one session may start per minute.
         leaderboard_resamples: bootstrap rounds of ``GET /api/leaderboard``.
@@ -98,6 +100,16 @@ class Arena:
         self.tasks: set[asyncio.Task[None]] = set()
         self._rng = random.Random(options.seed)
         self.rng_lock = threading.Lock()
+        self.active_design: ActiveDesign | None = None
+        """The cached active design (``sampling="active"`` only)."""
+        if options.sampling == "active":
+            self.active_design = ActiveDesign(
+                list(models),
+                floor=settings.sampling_floor,
+                focus=settings.sampling_focus,
+                refresh_battles=settings.sampling_refresh_battles,
+                refresh_s=settings.sampling_refresh_s,
+            )
         self.leaderboard_lock = threading.Lock()
         self.leaderboard_cache: tuple[int, dict[str, Any]] | None = None
         self._salt: str | None = None

@@ -82,7 +82,8 @@ def insert_battle_records(session: Session, records: Sequence[BattleRecord]) -> 
     participant of other battles. Sessions that already exist are otherwise reused as they are;
     a new session gets the earliest ``created_at`` of its battles and consents to keeping audio
     if any of its battles has ``audio_kept``. Each battle keeps its ``participant_id``,
-    ``counted``, ``flags`` (joined with commas; None when there is none) and ``equal_pace``.
+    ``counted``, ``flags`` (joined with commas; None when there is none), ``equal_pace`` and
+    ``sampling_probability``.
 
     Returns:
         The number of battles inserted.
@@ -148,6 +149,7 @@ def insert_battle_records(session: Session, records: Sequence[BattleRecord]) -> 
                 "counted": record.counted,
                 "flags": ",".join(record.flags) or None,
                 "equal_pace": record.equal_pace,
+                "sampling_probability": record.sampling_probability,
             }
         )
         for side, text, latency, error in (
@@ -247,6 +249,7 @@ def load_battle_records(session: Session) -> list[BattleRecord]:
         Battle.counted,
         Battle.flags,
         Battle.equal_pace,
+        Battle.sampling_probability,
     )
     rows = session.execute(stmt).all()
     salt = store_salt(session)
@@ -273,6 +276,7 @@ def load_battle_records(session: Session) -> list[BattleRecord]:
             counted=row.counted,
             flags=_flags(row.flags),
             equal_pace=row.equal_pace,
+            sampling_probability=row.sampling_probability,
         )
         for row in rows
     ]
@@ -304,6 +308,7 @@ def battles_frame(session: Session, *, include_uncounted: bool = False) -> pd.Da
         Battle.counted,
         Battle.session_id,
         Battle.participant_id,
+        Battle.sampling_probability,
         Battle.source,
     )
     if not include_uncounted:

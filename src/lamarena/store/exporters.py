@@ -60,6 +60,7 @@ PARQUET_SCHEMA = pa.schema(
         ("counted", pa.bool_()),
         ("flags", pa.list_(pa.string())),
         ("equal_pace", pa.bool_()),
+        ("sampling_probability", pa.float64()),
     ]
 )
 """Columns of a Parquet export: one per BattleRecord field."""

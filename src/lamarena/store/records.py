@@ -58,6 +58,8 @@ Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False), AfterValidator(_pos
 """A duration: finite, not negative (a double on every database)."""
 Count = Annotated[int, Field(ge=0, le=INTEGER_MAX)]
 """A count stored in an ``Integer`` column: 0 to 2**31 - 1 on every database."""
+Probability = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+"""A battle's sampling probability: in (0, 1]."""
 
 FLAGS_MAX_LENGTH = 200
 """Longest comma-joined list of flags the store keeps (``battles.flags``)."""
@@ -79,6 +81,7 @@ FRAME_COLUMNS = (
     "counted",
     "session_id",
     "participant_id",
+    "sampling_probability",
 )
 """Columns of :func:`records_to_frame` (and of ``repo.battles_frame``), in order.
 
@@ -95,7 +98,15 @@ _STRING_COLUMNS = (
     "session_id",
     "participant_id",
 )
-_NUMBER_COLUMNS = ("chars_a", "chars_b", "ttft_a_s", "ttft_b_s", "total_a_s", "total_b_s")
+_NUMBER_COLUMNS = (
+    "chars_a",
+    "chars_b",
+    "ttft_a_s",
+    "ttft_b_s",
+    "total_a_s",
+    "total_b_s",
+    "sampling_probability",
+)
 _BOOL_COLUMNS = ("counted",)
 _SIMULATED_START = datetime(2025, 1, 1, tzinfo=UTC)
 _SIMULATED_SPACING = timedelta(seconds=30)
@@ -144,8 +155,10 @@ class BattleRecord(BaseModel):
     ``duplicate_audio``, ...): short identifiers (a lowercase letter, then lowercase letters,
     digits or ``_``; at most 40 characters), kept sorted and without repeats (the record sorts
     them and drops repeats), at most 200 characters once joined with commas. ``equal_pace``
-    says whether both replies were shown at one pace. Files written before these fields
-    existed read with the defaults: counted, no flags, free pace.
+    says whether both replies were shown at one pace. ``sampling_probability`` is the chance
+    the battle's unordered pair had when it was drawn (in (0, 1]; None where not recorded), which
+    inverse-probability weighting needs. Files written before these fields existed read with the
+    defaults: counted, no flags, free pace, no probability.
 
     A record loaded from the store carries the session of an arena battle as its salted hash
     (see :mod:`lamarena.store.hashing`), never the cookie value.
@@ -174,6 +187,7 @@ class BattleRecord(BaseModel):
     counted: StrictBool = True
     flags: list[str] = []
     equal_pace: StrictBool = False
+    sampling_probability: Probability | None = None
 
     @field_validator("*", mode="after")
     @classmethod
@@ -326,7 +340,8 @@ def records_to_frame(records: Iterable[BattleRecord]) -> pd.DataFrame:
         One row per battle with the columns of :data:`FRAME_COLUMNS`: ``battle_id, model_a,
         model_b, winner`` (wire strings), ``chars_a, chars_b, ttft_a_s, ttft_b_s, total_a_s,
         total_b_s`` (float, NaN where unknown), ``query_transcript``, ``created_at`` (UTC),
-        ``counted`` (bool), ``session_id`` and ``participant_id`` (NaN where unknown). Every
+        ``counted`` (bool), ``session_id``, ``participant_id`` and ``sampling_probability``
+        (NaN where unknown). Every
         record gives a row, counted or not: a caller ranking votes keeps
         ``frame[frame["counted"]]`` (as ``repo.battles_frame`` does by default).
     """
@@ -345,6 +360,7 @@ def records_to_frame(records: Iterable[BattleRecord]) -> pd.DataFrame:
         columns["counted"].append(record.counted)
         columns["session_id"].append(record.session_id)
         columns["participant_id"].append(record.participant_id)
+        columns["sampling_probability"].append(record.sampling_probability)
     return battles_frame_from_columns(columns)
 
 
@@ -382,9 +398,10 @@ def records_from_frame(
 
     The frame needs ``model_a, model_b, winner`` and may have any of ``chars_a, chars_b,
     ttft_a_s, ttft_b_s, total_a_s, total_b_s, query_transcript, battle_id, created_at,
-    session_id, participant_id, feedback_text, counted``. Missing ids and times are generated
-    deterministically from the row position: the same frame and ``namespace`` always give the
-    same records (use a different ``namespace`` per run to import several runs into one store).
+    session_id, participant_id, feedback_text, counted, sampling_probability``. Missing ids and
+    times are generated deterministically from the row position: the same frame and
+    ``namespace`` always give the same records (use a different ``namespace`` per run to import
+    several runs into one store).
 
     Args:
         frame: one row per battle.
@@ -429,6 +446,8 @@ def records_from_frame(
         }
         if cells.get("counted") is not None:
             fields["counted"] = cells["counted"]
+        if cells.get("sampling_probability") is not None:
+            fields["sampling_probability"] = cells["sampling_probability"]
         for side in ("a", "b"):
             fields[f"latency_{side}"] = {
                 "ttft_s": cells.get(f"ttft_{side}_s"),

@@ -112,6 +112,7 @@ def create_battle(
     flags: Iterable[str] = (),
     equal_pace: bool = False,
     server_run: str | None = None,
+    sampling_probability: float | None = None,
 ) -> str:
     """Add a battle (no replies, no vote yet) and return its id.
 
@@ -132,16 +133,20 @@ def create_battle(
             stored with ``counted`` false.
         equal_pace: whether its replies are shown at one pace.
         server_run: the ``serve`` run generating its replies.
+        sampling_probability: the chance its unordered pair had when drawn, in (0, 1].
 
     Returns:
         The battle id.
 
     Raises:
-        InvalidInputError: the two models are the same, or audio is kept without consent.
+        InvalidInputError: the two models are the same, audio is kept without consent, or the
+            sampling probability is outside (0, 1].
         NotFound: ``session_id`` does not exist.
     """
     if model_a == model_b:
         raise InvalidInputError(f"a battle needs two different models, got {model_a!r} twice")
+    if sampling_probability is not None and not 0.0 < sampling_probability <= 1.0:
+        raise InvalidInputError(f"a sampling probability is in (0, 1], got {sampling_probability}")
     consent = False
     if session_id is not None:
         owner = session.get(SessionRow, session_id)
@@ -169,6 +174,7 @@ def create_battle(
         flags=",".join(flag_list) or None,
         equal_pace=equal_pace,
         server_run=server_run,
+        sampling_probability=sampling_probability,
     )
     session.add(row)
     session.flush()

@@ -179,6 +179,9 @@ class Battle(Base):
     """Spoken reasons transcribed for this battle (each a model call; bounded)."""
     server_run: Mapped[str | None] = mapped_column(String(64))
     """The ``serve`` run generating its replies (a later run marks them lost at start)."""
+    sampling_probability: Mapped[float | None] = mapped_column(Float)
+    """The chance its unordered pair had when drawn (None: not recorded), for inverse-probability
+    weighting of an adaptive design."""
 
 
 class Reply(Base):
