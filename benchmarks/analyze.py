@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lamarena.analysis.simulate import parse_strengths
+from lamarena.simulation import parse_strengths
 
 TARGET_S = 60.0
 

@@ -24,9 +24,12 @@ import scipy
 from scipy.optimize import minimize
 from scipy.special import expit
 
-from lamarena.analysis.bt_solver import ELO_CENTER, ELO_SCALE
-from lamarena.analysis.ranking import bootstrap_bradley_terry_result, fit_bradley_terry_result
-from lamarena.analysis.simulate import parse_strengths, simulate_battles
+from lamarena.analysis.ranking.bradley_terry import (
+    bootstrap_bradley_terry_result,
+    fit_bradley_terry_result,
+)
+from lamarena.analysis.ranking.bt_solver import ELO_CENTER, ELO_SCALE
+from lamarena.simulation import parse_strengths, simulate_battles
 
 
 def baseline_bootstrap(battles: pd.DataFrame, rounds: int, seed: int) -> pd.DataFrame:

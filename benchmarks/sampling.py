@@ -26,12 +26,12 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from lamarena.analysis.adaptive import simulate_pair_design, uniform_design_ratings
-from lamarena.analysis.bt_solver import ELO_SCALE
-from lamarena.analysis.pair_design import fit_weighted_bradley_terry, ipw_weights
-from lamarena.analysis.ranking import fit_bradley_terry_result
-from lamarena.analysis.simulate import parse_strengths, simulate_battles
+from lamarena.analysis.ranking.bradley_terry import fit_bradley_terry_result
+from lamarena.analysis.ranking.bt_solver import ELO_SCALE
+from lamarena.analysis.ranking.pair_design import fit_weighted_bradley_terry, ipw_weights
 from lamarena.errors import InsufficientData
+from lamarena.simulation import parse_strengths, simulate_battles
+from lamarena.simulation.adaptive import simulate_pair_design, uniform_design_ratings
 
 
 def _width(battles: pd.DataFrame, top: list[str], *, weighted: bool) -> float:

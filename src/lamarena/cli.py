@@ -212,7 +212,7 @@ def leaderboard(
     Only the votes that count are ranked (the arena leaves flagged battles uncounted);
     ``n_battles`` counts the battles ranked.
     """
-    from lamarena.analysis.leaderboard import build_leaderboard
+    from lamarena.analysis.ranking.leaderboard import build_leaderboard
 
     if db is not None and votes is not None:
         raise InvalidInputError("give either --db or --votes, not both")
@@ -361,7 +361,7 @@ def simulate(
     as_json: JsonOption = False,
 ) -> None:
     """Draw battles from known strengths and write them as battle-record JSONL."""
-    from lamarena.analysis.simulate import parse_strengths, simulate_battles
+    from lamarena.simulation import parse_strengths, simulate_battles
     from lamarena.store import records_from_frame, write_battle_records
 
     if out.suffix != ".jsonl":

@@ -142,7 +142,7 @@ def analyze(
     ] = None,
 ) -> None:
     """Write the study report: rankings, topics, benchmarks vs votes, feedback themes."""
-    from lamarena.analysis.embeddings import sentence_embedder
+    from lamarena.analysis.text.embeddings import sentence_embedder
     from lamarena.report import StudyOptions, compute_study, load_static_input, write_report
 
     if db is not None and votes is not None:

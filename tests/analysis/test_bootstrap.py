@@ -8,15 +8,15 @@ import pytest
 from scipy.optimize import minimize
 
 from analysis.builders import frame
-from lamarena.analysis.bootstrap import BOOTSTRAP_RIDGE, percentile_bounds
-from lamarena.analysis.bt_solver import newton_pairs
-from lamarena.analysis.ranking import (
+from lamarena.analysis.ranking.bootstrap import BOOTSTRAP_RIDGE, percentile_bounds
+from lamarena.analysis.ranking.bradley_terry import (
     bootstrap_bradley_terry,
     bootstrap_bradley_terry_result,
     fit_bradley_terry_result,
 )
-from lamarena.analysis.simulate import parse_strengths, simulate_battles
+from lamarena.analysis.ranking.bt_solver import newton_pairs
 from lamarena.errors import InsufficientData, InvalidInputError
+from lamarena.simulation import parse_strengths, simulate_battles
 
 
 @pytest.fixture(scope="module")

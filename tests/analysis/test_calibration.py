@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import pandas as pd
 import pytest
 
-from lamarena.analysis.ranking import (
+from lamarena.analysis.ranking.bradley_terry import (
     bootstrap_bradley_terry_result,
     fit_bradley_terry_result,
     pairwise_tests,
 )
-from lamarena.analysis.simulate import parse_strengths, simulate_battles
+from lamarena.simulation import parse_strengths, simulate_battles
 
 N_DATASETS = 200
 N_BATTLES = 1000

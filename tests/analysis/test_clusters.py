@@ -16,9 +16,13 @@ import statsmodels.api as sm
 
 from analysis.builders import frame
 from lamarena.analysis.battles import count_pairs, rated_pairs, validate_battles
-from lamarena.analysis.clusters import battle_clusters, cluster_cells, cluster_robust_covariance
-from lamarena.analysis.leaderboard import build_leaderboard
-from lamarena.analysis.ranking import fit_bradley_terry_result
+from lamarena.analysis.ranking.bradley_terry import fit_bradley_terry_result
+from lamarena.analysis.ranking.clusters import (
+    battle_clusters,
+    cluster_cells,
+    cluster_robust_covariance,
+)
+from lamarena.analysis.ranking.leaderboard import build_leaderboard
 from lamarena.errors import InvalidInputError
 
 ELO = 400.0 / np.log(10.0)

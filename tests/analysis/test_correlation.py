@@ -17,7 +17,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.outliers_influence import variance_inflation_factor
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from lamarena.analysis.correlation import (
+from lamarena.analysis.gap import (
     RegressionResult,
     StaticTable,
     is_lower_better,
@@ -29,10 +29,10 @@ from lamarena.analysis.correlation import (
     static_table_from_frame,
     variance_inflation_factors,
 )
-from lamarena.analysis.mixed_model import screen_by_vif
-from lamarena.analysis.ranking import fit_bradley_terry
-from lamarena.analysis.simulate import simulate_battles
+from lamarena.analysis.gap.linear_mixed import screen_by_vif
+from lamarena.analysis.ranking.bradley_terry import fit_bradley_terry
 from lamarena.errors import InsufficientData, InvalidInputError
+from lamarena.simulation import simulate_battles
 
 PAPER_CSV = Path(__file__).parents[2] / "src/lamarena/data/study/paper_table1_static.csv"
 TASKS = [

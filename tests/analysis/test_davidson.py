@@ -15,8 +15,8 @@ from scipy.optimize import minimize
 
 from analysis.builders import frame
 from lamarena.analysis.battles import count_pairs, rated_pairs, validate_battles
-from lamarena.analysis.davidson import _negative_log_likelihood, fit_davidson
-from lamarena.analysis.leaderboard import build_leaderboard
+from lamarena.analysis.ranking.davidson import _negative_log_likelihood, fit_davidson
+from lamarena.analysis.ranking.leaderboard import build_leaderboard
 from lamarena.errors import InsufficientData, InvalidInputError
 
 ELO = 400.0 / np.log(10.0)

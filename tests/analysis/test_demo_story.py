@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lamarena.analysis.correlation import kendall_tau_table
-from lamarena.analysis.leaderboard import build_leaderboard
-from lamarena.analysis.simulate import parse_strengths, simulate_battles
+from lamarena.analysis.gap import kendall_tau_table
+from lamarena.analysis.ranking.leaderboard import build_leaderboard
 from lamarena.report import load_static_input
+from lamarena.simulation import parse_strengths, simulate_battles
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = ROOT / "src/lamarena/data/study/paper_table1_static.csv"

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from lamarena.analysis.feedback import find_feedback_themes, mask_sides, winning_side
-from lamarena.analysis.simulate import FEEDBACK_SHARES, parse_strengths, simulate_battles
+from lamarena.analysis.text.feedback import find_feedback_themes, mask_sides, winning_side
 from lamarena.errors import InsufficientData, InvalidInputError
+from lamarena.simulation import FEEDBACK_SHARES, parse_strengths, simulate_battles
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 from scipy.stats import norm
 
 from analysis.builders import frame, outcome
-from lamarena.analysis.head_to_head import head_to_head
+from lamarena.analysis.ranking.head_to_head import head_to_head
 from lamarena.errors import InvalidInputError
 
 

@@ -10,9 +10,9 @@ import pytest
 from statsmodels.stats.multitest import multipletests
 
 from analysis.builders import frame
-from lamarena.analysis.leaderboard import build_leaderboard
-from lamarena.analysis.simulate import parse_strengths, simulate_battles
+from lamarena.analysis.ranking.leaderboard import build_leaderboard
 from lamarena.errors import InsufficientData, InvalidInputError
+from lamarena.simulation import parse_strengths, simulate_battles
 
 MODEL_KEYS = {"model", "rating", "ci_low", "ci_high", "battles", "win_rate", "provisional"}
 PAIR_KEYS = {"model_a", "model_b", "diff", "se", "p_value", "p_holm", "significant", "win_rate_a"}

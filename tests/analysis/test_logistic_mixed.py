@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from lamarena.analysis.correlation import StaticTable, regress_votes_on_benchmarks
-from lamarena.analysis.logistic_mixed import (
+from lamarena.analysis.gap import StaticTable, regress_votes_on_benchmarks
+from lamarena.analysis.gap.logistic_mixed import (
     LATENT_RESIDUAL_VARIANCE,
     PairedVotes,
     fit_logistic_mixed_model,

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from lamarena.analysis.adaptive import simulate_pair_design, uniform_design_ratings
-from lamarena.analysis.bt_solver import ELO_SCALE
-from lamarena.analysis.pair_design import (
+from lamarena.analysis.ranking.bradley_terry import fit_bradley_terry
+from lamarena.analysis.ranking.bt_solver import ELO_SCALE
+from lamarena.analysis.ranking.pair_design import (
     PairTally,
     active_pair_probabilities,
     all_pairs,
@@ -17,9 +17,9 @@ from lamarena.analysis.pair_design import (
     ipw_weights,
     pair_probabilities,
 )
-from lamarena.analysis.ranking import fit_bradley_terry
-from lamarena.analysis.simulate import parse_strengths, simulate_battles
 from lamarena.errors import InvalidInputError
+from lamarena.simulation import parse_strengths, simulate_battles
+from lamarena.simulation.adaptive import simulate_pair_design, uniform_design_ratings
 
 MODELS = ["a", "b", "c", "d", "e"]
 

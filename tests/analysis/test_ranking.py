@@ -14,14 +14,14 @@ from hypothesis import strategies as st
 from statsmodels.stats.multitest import multipletests
 
 from analysis.builders import ELO_PER_LOGIT, frame, outcome, scipy_ratings
-from lamarena.analysis.ranking import (
+from lamarena.analysis.ranking.bradley_terry import (
     fit_bradley_terry,
     fit_bradley_terry_result,
     holm_adjust,
     pairwise_tests,
 )
-from lamarena.analysis.simulate import parse_strengths, simulate_battles
 from lamarena.errors import InsufficientData, InvalidInputError
+from lamarena.simulation import parse_strengths, simulate_battles
 
 RATING_ATOL = 1e-6
 """Elo points: agreement required between our solver and independent ones."""

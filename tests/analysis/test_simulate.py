@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lamarena.analysis.simulate import TOPIC_SHARES, parse_strengths, simulate_battles
 from lamarena.errors import InvalidInputError
+from lamarena.simulation import TOPIC_SHARES, parse_strengths, simulate_battles
 
 COLUMNS = [
     "model_a",

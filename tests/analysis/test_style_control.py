@@ -8,13 +8,13 @@ import pytest
 import statsmodels.api as sm
 
 from analysis.builders import ELO_PER_LOGIT, outcome
-from lamarena.analysis.ranking import (
+from lamarena.analysis.ranking.bradley_terry import (
     bootstrap_bradley_terry_result,
     fit_bradley_terry,
     fit_bradley_terry_result,
 )
-from lamarena.analysis.simulate import parse_strengths, simulate_battles
 from lamarena.errors import InvalidInputError
+from lamarena.simulation import parse_strengths, simulate_battles
 
 LENGTH_EFFECT_ELO = 300.0
 LATENCY_EFFECT_ELO = 150.0

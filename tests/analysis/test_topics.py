@@ -11,14 +11,8 @@ import pytest
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score
 
-from lamarena.analysis import embeddings
-from lamarena.analysis.simulate import (
-    TOPIC_SHARES,
-    parse_strengths,
-    simulate_battles,
-    simulate_queries,
-)
-from lamarena.analysis.topics import (
+from lamarena.analysis.text import embeddings
+from lamarena.analysis.text.topics import (
     _cut,
     cluster_vectors,
     distinctive_terms,
@@ -27,6 +21,12 @@ from lamarena.analysis.topics import (
     topic_leaderboards,
 )
 from lamarena.errors import InsufficientData, InvalidInputError
+from lamarena.simulation import (
+    TOPIC_SHARES,
+    parse_strengths,
+    simulate_battles,
+    simulate_queries,
+)
 
 ARI_TARGET = 0.8
 

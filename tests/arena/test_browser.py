@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from helpers.speech import speak
-from lamarena.analysis.simulate import simulate_battles
+from lamarena.simulation import simulate_battles
 from lamarena.store.bulk import insert_battle_records
 from lamarena.store.records import records_from_frame
 from lamarena.store.tables import Battle, Reply, Vote

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from helpers.fake_openai import FakeOpenAI
-from lamarena.analysis.pair_design import PairTally, balanced_pair_probabilities
+from lamarena.analysis.ranking.pair_design import PairTally, balanced_pair_probabilities
 from lamarena.arena import ArenaOptions
 from lamarena.arena.sampling import ActiveDesign, draw_pair, pair_key, pick_pair
 from lamarena.errors import ConfigError

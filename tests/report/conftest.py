@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from lamarena.analysis.simulate import parse_strengths, simulate_battles
 from lamarena.report import StudyOptions, compute_study, load_static_input
+from lamarena.simulation import parse_strengths, simulate_battles
 
 PAPER_TABLE = Path(__file__).parents[2] / "src/lamarena/data/study/paper_table1_static.csv"
 PAPER_MODELS = "GPT4o,Gemini,Qwen2-audio,Typhoon,DiVA,Qwen-audio,NExTGPT,PandaGPT,ASR Pipeline"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.decomposition import PCA
 
-from lamarena.analysis.correlation import static_table_from_frame
+from lamarena.analysis.gap import static_table_from_frame
 from lamarena.errors import InvalidInputError
 from lamarena.report import SECTIONS, compute_study, load_static_input
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from lamarena.analysis.simulate import parse_strengths, simulate_battles
 from lamarena.errors import RecordError
+from lamarena.simulation import parse_strengths, simulate_battles
 from lamarena.store import records_from_frame, write_battle_records
 from lamarena.store.importers import read_battle_records
 from lamarena.store.votes import export_votes, import_votes, load_battles_frame

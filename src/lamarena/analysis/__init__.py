@@ -1,16 +1,18 @@
 """Statistics over battles and scores: pure functions over DataFrames, no database, no web.
 
-Ratings (``ranking``): Bradley-Terry maximum likelihood on the Elo scale with provisional models,
-analytic and batched-bootstrap intervals, pairwise tests (``bt_solver``, ``bootstrap`` and
-``style_control`` hold the numerics); ``battles``: validation and win rates; ``leaderboard``: the
-``leaderboard --json`` document; ``simulate``: battles from known strengths; ``pair_design``
-and ``adaptive``: uniform, balanced and active pair designs, votes drawn under them, and the
-inverse-probability-weighted fit that undoes them.
+- ``battles``: validation of the battle frame, win rates and the win-rate matrix;
+- ``ranking``: Bradley-Terry ratings with analytic, bootstrap and clustered intervals, the two
+  kinds of significance (rating differences and head-to-head records), ties, style control, pair
+  designs and the leaderboard document;
+- ``gap``: static benchmarks against the interactive ranking (Kendall tau, the vote regression,
+  PCA of the static table);
+- ``text``: topics of the spoken queries and themes of the vote reasons.
+
+The vote simulator lives in :mod:`lamarena.simulation`, above this package.
 """
 
 from lamarena.analysis.battles import validate_battles, win_rate_matrix, win_rates
-from lamarena.analysis.leaderboard import LeaderboardResult, build_leaderboard
-from lamarena.analysis.ranking import (
+from lamarena.analysis.ranking.bradley_terry import (
     BootstrapResult,
     BradleyTerryResult,
     bootstrap_bradley_terry,
@@ -19,7 +21,7 @@ from lamarena.analysis.ranking import (
     fit_bradley_terry_result,
     pairwise_tests,
 )
-from lamarena.analysis.simulate import parse_strengths, simulate_battles
+from lamarena.analysis.ranking.leaderboard import LeaderboardResult, build_leaderboard
 
 __all__ = [
     "BootstrapResult",
@@ -31,8 +33,6 @@ __all__ = [
     "fit_bradley_terry",
     "fit_bradley_terry_result",
     "pairwise_tests",
-    "parse_strengths",
-    "simulate_battles",
     "validate_battles",
     "win_rate_matrix",
     "win_rates",

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from lamarena.analysis.bt_solver import main_component
+from lamarena.analysis.ranking.bt_solver import main_component
 from lamarena.errors import InvalidInputError
 
 __all__ = [
@@ -180,7 +180,8 @@ def rated_pairs(counts: PairCounts) -> PairCounts:
 
     Returns:
         Counts over the main strongly connected component only (see
-        :func:`lamarena.analysis.bt_solver.main_component`), re-indexed in name order; no models
+        :func:`lamarena.analysis.ranking.bt_solver.main_component`), re-indexed in name order; no
+        models
         at all when no component has two or more.
     """
     n_models = len(counts.models)

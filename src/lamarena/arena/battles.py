@@ -27,7 +27,7 @@ import anyio
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from lamarena.analysis.pair_design import Pair, PairTally
+from lamarena.analysis.ranking.pair_design import Pair, PairTally
 from lamarena.arena.identification import SELF_IDENTIFIED
 from lamarena.arena.limits import (
     Limit,

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from lamarena.analysis.leaderboard import build_leaderboard
+from lamarena.analysis.ranking.leaderboard import build_leaderboard
 from lamarena.arena.state import Arena
 from lamarena.store.db import database_errors
 from lamarena.store.repo import battles_frame

@@ -1,7 +1,8 @@
 """Which two models answer a battle, and in which order: pure functions of a seeded generator.
 
 :func:`draw_pair` draws an unordered pair of two different models from a design of
-:mod:`lamarena.analysis.pair_design`, then a random A/B order (so neither side is biased towards
+:mod:`lamarena.analysis.ranking.pair_design`, then a random A/B order (so neither side is biased
+towards
 a model), and says what chance the pair had: the battle records it, so an adaptive design can be
 undone by inverse-probability weights. ``uniform`` gives every pair the same chance;
 ``balanced`` favours pairs with few battles so far (weight ``1 / (1 + n)``), which spreads votes
@@ -20,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from lamarena.analysis.pair_design import (
+from lamarena.analysis.ranking.pair_design import (
     Pair,
     PairTally,
     active_pair_probabilities,

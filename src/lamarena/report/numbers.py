@@ -28,17 +28,17 @@ import numpy as np
 import pandas as pd
 
 from lamarena.analysis.battles import validate_battles, win_rate_matrix
-from lamarena.analysis.correlation import (
+from lamarena.analysis.gap import (
     StaticTable,
     kendall_tau_table,
     regress_votes_on_benchmarks,
     static_pca,
 )
-from lamarena.analysis.embeddings import Embedder
-from lamarena.analysis.feedback import find_feedback_themes
-from lamarena.analysis.leaderboard import build_leaderboard
-from lamarena.analysis.topics import find_topics, topic_leaderboards
-from lamarena.analysis.vote_regression import REGRESSION_MODELS, RegressionModel
+from lamarena.analysis.gap.vote_regression import REGRESSION_MODELS, RegressionModel
+from lamarena.analysis.ranking.leaderboard import build_leaderboard
+from lamarena.analysis.text.embeddings import Embedder
+from lamarena.analysis.text.feedback import find_feedback_themes
+from lamarena.analysis.text.topics import find_topics, topic_leaderboards
 from lamarena.errors import InsufficientData, InvalidInputError
 
 __all__ = ["SECTIONS", "StudyOptions", "compute_study", "json_safe"]
@@ -65,7 +65,7 @@ class StudyOptions:
         n_topics: number of top-level topics; None chooses it by silhouette.
         vif_threshold: variance inflation factor screening of the regression (the study's 10).
         cluster: votes that belong together in the leaderboard's intervals and tests (``auto``,
-            ``participant``, ``session``, ``none``; see :mod:`lamarena.analysis.clusters`).
+            ``participant``, ``session``, ``none``; see :mod:`lamarena.analysis.ranking.clusters`).
         regression_model: the regression's primary fit, ``logistic`` (the study's logistic
             mixed model) or ``linear`` (see :func:`regress_votes_on_benchmarks`).
         permutations: most score assignments for the regression's permutation p-values.

@@ -7,7 +7,7 @@
   results"); each dataset is one benchmark, scored by the mean over its prompt variants, and a
   ``wer`` dataset is lower-is-better; or
 - a CSV with a ``model`` column and one numeric column per benchmark (the study's
-  ``paper_table1_static.csv``), read by :func:`lamarena.analysis.correlation.load_static_table`.
+  ``paper_table1_static.csv``), read by :func:`lamarena.analysis.gap.load_static_table`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from lamarena.analysis.correlation import StaticTable, load_static_table, static_table_from_frame
+from lamarena.analysis.gap import StaticTable, load_static_table, static_table_from_frame
 from lamarena.errors import InvalidInputError
 
 __all__ = ["ALTERNATIVE_METRICS", "SCORES_FILE", "load_static_input", "read_scores_json"]

@@ -1,8 +1,9 @@
 """Votes drawn under an adaptive pair design, and the ratings a uniform design targets.
 
 :func:`draw_adaptively` is the loop a server runs: fit the design (see
-:mod:`lamarena.analysis.pair_design`) to the votes so far, draw the next block of pairs, collect
-their votes, refresh. :func:`simulate_battles <lamarena.analysis.simulate.simulate_battles>` uses
+:mod:`lamarena.analysis.ranking.pair_design`) to the votes so far, draw the next block of pairs,
+collect
+their votes, refresh. :func:`simulate_battles <lamarena.simulation.simulate_battles>` uses
 it for ``--sampling balanced|active``; :func:`simulate_pair_design` draws the votes from any table
 of win probabilities, Bradley-Terry or not, to check what inverse-probability weighting promises:
 when the model is misspecified the unweighted fit of adaptively sampled votes targets a
@@ -18,8 +19,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from lamarena.analysis.bt_solver import ELO_CENTER, ELO_SCALE, newton_pairs
-from lamarena.analysis.pair_design import (
+from lamarena.analysis.ranking.bt_solver import ELO_CENTER, ELO_SCALE, newton_pairs
+from lamarena.analysis.ranking.pair_design import (
     DEFAULT_FLOOR,
     DEFAULT_FOCUS,
     DESIGNS,
@@ -68,7 +69,7 @@ def draw_adaptively(
 
     Raises:
         InvalidInputError: ``refresh_every`` below 1, or see
-            :func:`~lamarena.analysis.pair_design.pair_probabilities`.
+            :func:`~lamarena.analysis.ranking.pair_design.pair_probabilities`.
     """
     if refresh_every < 1:
         raise InvalidInputError(f"refresh_every must be at least 1, got {refresh_every}")

@@ -13,7 +13,8 @@ round. Each round is therefore fitted with a weak Gaussian penalty ``ridge / 2 *
 of prior standard deviation), which moves a model with n battles by a relative amount of about
 ``ridge / (n p (1 - p))``: under 0.5% for 10 battles, a hundredth of an Elo point for a few
 thousand. The rounds where a model's MLE would not exist are flagged exactly (graph reachability,
-see :func:`lamarena.analysis.bt_solver.unbounded_flags`), and :meth:`BootstrapResult.intervals`
+see :func:`lamarena.analysis.ranking.bt_solver.unbounded_flags`), and
+:meth:`BootstrapResult.intervals`
 reports an unbounded side as an infinite bound rather than the penalised number.
 """
 
@@ -26,8 +27,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from lamarena.analysis.battles import PairCounts
-from lamarena.analysis.bt_solver import newton_pairs, unbounded_flags
-from lamarena.analysis.style_control import BattleDesign, newton_battles, resampled_flags
+from lamarena.analysis.ranking.bt_solver import newton_pairs, unbounded_flags
+from lamarena.analysis.ranking.style_control import BattleDesign, newton_battles, resampled_flags
 from lamarena.errors import InvalidInputError
 
 __all__ = [
@@ -82,7 +83,8 @@ def resample_pairs(
     The cells are (pair, first wins / second wins / tie) of the rated pairs plus one cell for all
     battles involving unrated models, so each round holds ``n_battles`` draws as a resample of the
     battles with replacement would. With ``cells_by_cluster`` (``(C, 3P)``, each cluster's
-    cells, :func:`lamarena.analysis.clusters.cluster_cells`) a round resamples the C clusters
+    cells, :func:`lamarena.analysis.ranking.clusters.cluster_cells`) a round resamples the C
+    clusters
     with replacement instead, and its cells are the sum of the drawn clusters' (the cluster
     bootstrap: votes of one participant stay together).
 
@@ -224,7 +226,8 @@ def _recentre(
     round is shifted to average zero over them too. When some model's MLE is unbounded in a
     round, its penalised value there is arbitrary and must not move the others: the round is
     shifted so that its bounded anchors have the same mean as in the full-data estimate. The
-    reference model of :func:`~lamarena.analysis.bt_solver.unbounded_flags` has the most battles,
+    reference model of :func:`~lamarena.analysis.ranking.bt_solver.unbounded_flags` has the most
+    battles,
     so it is an anchor and never flagged, and every round has one such model.
     """
     usable = anchors[None, :] & ~flagged

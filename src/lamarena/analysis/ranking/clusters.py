@@ -91,7 +91,8 @@ def cluster_cells(
 ) -> NDArray[np.float64]:
     """``(C, 3P)`` each cluster's counts of the rated pairs' cells.
 
-    Cells in the order :func:`lamarena.analysis.bootstrap.resample_pairs` uses: first wins of
+    Cells in the order :func:`lamarena.analysis.ranking.bootstrap.resample_pairs` uses: first wins
+    of
     every pair, then second wins, then ties (ties and both-bad); battles with a model that is not
     rated add nothing. Summed over the clusters it gives ``rated``'s own counts.
     """

@@ -1,13 +1,13 @@
 """The study's regression of votes on benchmark differences, with model-level inference.
 
 :func:`regress_votes_on_benchmarks` screens the benchmark differences by VIF (order-invariant,
-``mixed_model``), then fits
+``linear_mixed``), then fits
 
 - the primary model, a **logistic mixed model** with one random strength per model entering as
   ``u_A - u_B`` (``logistic_mixed``), whose R² is on the latent scale of Nakagawa & Schielzeth
   (2013), the scale of the study's 0.30 / 0.99; its fixed effects get Wald p-values and,
   beside them, **model-level permutation p-values** (the score rows permuted across the models);
-- the **linear probability mixed model** by REML (``mixed_model``) as a sensitivity check, whose
+- the **linear probability mixed model** by REML (``linear_mixed``) as a sensitivity check, whose
   R² is on the observed 0/1 scale and so not comparable with the study's.
 
 ``regress_votes_on_benchmarks(..., model="linear")`` makes the linear model the primary fit (the
@@ -27,21 +27,21 @@ from numpy.typing import NDArray
 from scipy.stats import norm
 
 from lamarena.analysis.battles import validate_battles
-from lamarena.analysis.logistic_mixed import (
-    LATENT_RESIDUAL_VARIANCE,
-    PairedVotes,
-    fit_logistic_mixed_model,
-    paired_votes,
-    permutation_pvalues,
-)
-from lamarena.analysis.mixed_model import (
+from lamarena.analysis.gap.linear_mixed import (
     MixedFit,
     RandomEffects,
     fit_pairwise_mixed_model,
     screen_by_vif,
     variance_inflation_factors,
 )
-from lamarena.analysis.static_table import StaticTable, require_static_table
+from lamarena.analysis.gap.logistic_mixed import (
+    LATENT_RESIDUAL_VARIANCE,
+    PairedVotes,
+    fit_logistic_mixed_model,
+    paired_votes,
+    permutation_pvalues,
+)
+from lamarena.analysis.gap.static_table import StaticTable, require_static_table
 from lamarena.errors import InsufficientData, InvalidInputError
 
 __all__ = [
@@ -233,7 +233,7 @@ def regress_votes_on_benchmarks(
     VIF screening (statsmodels, with a constant, on the vote-level differences): the feature with
     the highest VIF above ``vif_threshold`` is dropped and the VIFs recomputed, until none
     exceeds it; ties (every feature exactly collinear, infinite VIF) are broken by a stated rule
-    that does not depend on the column order (``mixed_model.screen_by_vif``). With K models every
+    that does not depend on the column order (``linear_mixed.screen_by_vif``). With K models every
     difference feature lies in a (K - 1)-dimensional space, so at most K - 1 features survive.
     ``selection_stability`` says how often each benchmark survives when one model is left out.
 
@@ -245,7 +245,7 @@ def regress_votes_on_benchmarks(
     a benchmark's effect is a contrast between K models, not between thousands of votes. The
     linear probability mixed model is fitted too and reported in ``sensitivity``.
 
-    ``model="linear"``: the linear probability mixed model by REML (``mixed_model``) is the
+    ``model="linear"``: the linear probability mixed model by REML (``linear_mixed``) is the
     primary fit, with R² on the observed 0/1 scale (bounded far below the study's 0.99 by the
     binary outcome's own variance) and ``random_effects``: ``signed`` (as above) or ``sides``
     (lme4's ``(1 | model_a) + (1 | model_b)``). No permutation p-values.

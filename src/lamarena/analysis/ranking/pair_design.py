@@ -49,7 +49,7 @@ from scipy.special import expit
 from scipy.stats import norm
 
 from lamarena.analysis.battles import pair_outcomes, validate_battles
-from lamarena.analysis.bt_solver import (
+from lamarena.analysis.ranking.bt_solver import (
     ELO_CENTER,
     ELO_SCALE,
     laplacian,

@@ -17,7 +17,7 @@ query embeddings. :func:`find_topics` does the same, offline and deterministical
    Grootendorst 2022) computed by hand over scikit-learn's ``CountVectorizer`` counts.
 
 :func:`topic_leaderboards` then ranks the models within each topic (Bradley-Terry with intervals,
-:func:`lamarena.analysis.leaderboard.build_leaderboard`), flagging topics with few battles.
+:func:`lamarena.analysis.ranking.leaderboard.build_leaderboard`), flagging topics with few battles.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from sklearn.feature_extraction.text import (  # type: ignore[import-untyped]
 )
 from sklearn.metrics import silhouette_score  # type: ignore[import-untyped]
 
-from lamarena.analysis.embeddings import DistinctTexts, Embedder, embed_distinct
-from lamarena.analysis.leaderboard import LeaderboardResult, build_leaderboard
+from lamarena.analysis.ranking.leaderboard import LeaderboardResult, build_leaderboard
+from lamarena.analysis.text.embeddings import DistinctTexts, Embedder, embed_distinct
 from lamarena.errors import InsufficientData, InvalidInputError
 
 __all__ = [

@@ -21,8 +21,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from lamarena.analysis.battles import validate_battles
-from lamarena.analysis.embeddings import Embedder, embed_distinct, sentence_embedder
-from lamarena.analysis.topics import (
+from lamarena.analysis.text.embeddings import Embedder, embed_distinct, sentence_embedder
+from lamarena.analysis.text.topics import (
     cluster_vectors,
     distinctive_terms,
     representative,

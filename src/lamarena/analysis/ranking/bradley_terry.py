@@ -6,13 +6,15 @@ rated and not provisional average 1000 (centring on every rated model would let 
 handful of battles shift, and widen the intervals of, all the others). A tie or a both-bad vote
 is half a win each way. Ratings are maximum-likelihood estimates on the battles aggregated per
 pair; they exist only for the models of the largest strongly connected component of the "scored
-against" graph (see :func:`lamarena.analysis.bt_solver.main_component`). Every other model is
+against" graph (see :func:`lamarena.analysis.ranking.bt_solver.main_component`). Every other model
+is
 *provisional* and has no rating, never a huge number; a rated model with fewer than
 ``min_battles`` battles is provisional too but keeps its rating, and so is a rated model with no
 decisive battle against the rated models (only ties and both-bad votes): its rating exists, but a
 half win is the same outcome every time, so neither the sandwich nor the bootstrap can see how much
 its results vary (both would give a zero-width interval). Its analytic variance falls back to the
-model-based one (see :func:`lamarena.analysis.bt_solver.covariances`); its raw bootstrap interval
+model-based one (see :func:`lamarena.analysis.ranking.bt_solver.covariances`); its raw bootstrap
+interval
 may still have zero width (the ``only_ties`` reason says why it is not to be trusted), and the
 leaderboard widens it to the analytic one (see ``leaderboard.build_leaderboard``).
 
@@ -32,22 +34,22 @@ from numpy.typing import NDArray
 from scipy.stats import norm
 
 from lamarena.analysis.battles import PairCounts, count_pairs, rated_pairs, validate_battles
-from lamarena.analysis.bootstrap import (
+from lamarena.analysis.ranking.bootstrap import (
     BOOTSTRAP_RIDGE,
     BootstrapResult,
     resample_battles,
     resample_pairs,
 )
-from lamarena.analysis.bt_solver import (
+from lamarena.analysis.ranking.bt_solver import (
     ELO_CENTER,
     ELO_SCALE,
     covariances,
     newton_pairs,
     tie_only_models,
 )
-from lamarena.analysis.clusters import Clusters, battle_clusters, cluster_cells
-from lamarena.analysis.pairwise import holm_adjust, pairwise_tests
-from lamarena.analysis.style_control import (
+from lamarena.analysis.ranking.clusters import Clusters, battle_clusters, cluster_cells
+from lamarena.analysis.ranking.pairwise import holm_adjust, pairwise_tests
+from lamarena.analysis.ranking.style_control import (
     controlled_design,
     information,
     newton_battles,
@@ -100,7 +102,8 @@ class BradleyTerryResult:
         robust_covariance: sandwich covariance (Elo^2), valid when the half-win treatment of
             ties makes the model misspecified (White 1980); the battles of a model with no
             decisive battle enter it with the binomial variance (see
-            :func:`lamarena.analysis.bt_solver.covariances`), so it never gives such a model a
+            :func:`lamarena.analysis.ranking.bt_solver.covariances`), so it never gives such a
+            model a
             zero variance.
         style_coefficients: Elo points per unit of each style control (empty without control).
         style_covariance: model-based covariance of the style coefficients (Elo^2).
@@ -424,7 +427,7 @@ def bootstrap_bradley_terry_result(
         fit: the full-data fit of the same battles and control, to avoid refitting (its
             ``min_battles`` then applies).
         cluster: resample whole clusters of votes (``participant``, ``session``, ``auto``; see
-            :mod:`lamarena.analysis.clusters`) instead of single battles (``none``), or the
+            :mod:`lamarena.analysis.ranking.clusters`) instead of single battles (``none``), or the
             clusters of these battles already found.
 
     Returns:

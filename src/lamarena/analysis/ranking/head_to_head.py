@@ -3,7 +3,7 @@
 The study starred a cell of its win-rate matrix when a paired bootstrap of that pair's battles
 showed the win rate differs from one half (p < 0.05; ties and both-bad votes half a win each).
 That tests the pair's own record, which is not what a test of two Bradley-Terry ratings asks (those
-borrow strength from every other battle; see :mod:`lamarena.analysis.pairwise`).
+borrow strength from every other battle; see :mod:`lamarena.analysis.ranking.pairwise`).
 
 Resampling a pair's ``n`` battles with replacement only changes how many of them are wins,
 ties and losses, so each round draws those three counts from a multinomial distribution with the
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from lamarena.analysis.battles import count_pairs, validate_battles
-from lamarena.analysis.pairwise import holm_adjust
+from lamarena.analysis.ranking.pairwise import holm_adjust
 from lamarena.errors import InvalidInputError
 
 __all__ = ["HeadToHead", "head_to_head"]

@@ -4,7 +4,7 @@ A :class:`StaticTable` holds one row per model and one column per benchmark (the
 study's Table 1, ``data/study/paper_table1_static.csv``); :meth:`StaticTable.oriented` negates the
 lower-is-better columns (WER) so that higher is better everywhere, which is what every analysis in
 ``correlation`` uses. :func:`static_pca` is the study's PCA of that matrix (scikit-learn). The
-public names are re-exported by :mod:`lamarena.analysis.correlation`.
+public names are re-exported by :mod:`lamarena.analysis.gap`.
 """
 
 from __future__ import annotations

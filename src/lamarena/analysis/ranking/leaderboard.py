@@ -19,11 +19,7 @@ import numpy as np
 import pandas as pd
 
 from lamarena.analysis.battles import count_pairs, rated_pairs, validate_battles, win_rates
-from lamarena.analysis.bt_solver import ELO_CENTER, ELO_SCALE
-from lamarena.analysis.clusters import Clusters, battle_clusters, cluster_robust_covariance
-from lamarena.analysis.davidson import davidson_ratings, fit_davidson
-from lamarena.analysis.head_to_head import HeadToHead, head_to_head
-from lamarena.analysis.ranking import (
+from lamarena.analysis.ranking.bradley_terry import (
     DEFAULT_MIN_BATTLES,
     PROVISIONAL_REASONS,
     BradleyTerryResult,
@@ -32,7 +28,11 @@ from lamarena.analysis.ranking import (
     pairwise_tests,
     wald_intervals,
 )
-from lamarena.analysis.style_control import parse_control
+from lamarena.analysis.ranking.bt_solver import ELO_CENTER, ELO_SCALE
+from lamarena.analysis.ranking.clusters import Clusters, battle_clusters, cluster_robust_covariance
+from lamarena.analysis.ranking.davidson import davidson_ratings, fit_davidson
+from lamarena.analysis.ranking.head_to_head import HeadToHead, head_to_head
+from lamarena.analysis.ranking.style_control import parse_control
 from lamarena.errors import InsufficientData, InvalidInputError
 
 __all__ = [
@@ -67,7 +67,7 @@ class ModelRow:
         battles: battles it took part in.
         win_rate: (wins + ties / 2) / battles, both-bad votes counting as ties.
         provisional: reported apart (see ``reasons``).
-        reasons: codes from :data:`lamarena.analysis.ranking.PROVISIONAL_REASONS`.
+        reasons: codes from :data:`lamarena.analysis.ranking.bradley_terry.PROVISIONAL_REASONS`.
     """
 
     model: str
@@ -294,10 +294,11 @@ def build_leaderboard(
         cluster: the votes that belong together, resampled whole by the bootstrap and summed
             together in the sandwich: ``auto`` (participants where ids exist, else sessions,
             else none), ``participant``, ``session`` or ``none`` (see
-            :mod:`lamarena.analysis.clusters`).
+            :mod:`lamarena.analysis.ranking.clusters`).
         anchor: pin this model at 1000 (see ``fit_bradley_terry_result``).
         ties: ``half`` (the study: a tie or both-bad vote is half a win each way) or
-            ``davidson`` (Bradley-Terry-Davidson, :mod:`lamarena.analysis.davidson`: ties are an
+            ``davidson`` (Bradley-Terry-Davidson, :mod:`lamarena.analysis.ranking.davidson`: ties
+            are an
             outcome with their own parameter; analytic, model-based intervals).
 
     Returns:

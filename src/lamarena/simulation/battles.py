@@ -20,10 +20,10 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy.special import expit
 
-from lamarena.analysis.adaptive import draw_adaptively
-from lamarena.analysis.bt_solver import ELO_CENTER, ELO_SCALE
-from lamarena.analysis.pair_design import DESIGNS, Design, Pair
+from lamarena.analysis.ranking.bt_solver import ELO_CENTER, ELO_SCALE
+from lamarena.analysis.ranking.pair_design import DESIGNS, Design, Pair
 from lamarena.errors import InvalidInputError
+from lamarena.simulation.adaptive import draw_adaptively
 
 __all__ = [
     "DEFAULT_REFRESH_EVERY",
@@ -386,7 +386,8 @@ def simulate_battles(
 
     With ``sampling="uniform"`` each battle pairs two different models uniformly at random
     (each ordered pair equally likely). ``balanced`` and ``active`` draw each pair from the
-    design of :mod:`lamarena.analysis.pair_design` fitted to the votes drawn so far, refreshed
+    design of :mod:`lamarena.analysis.ranking.pair_design` fitted to the votes drawn so far,
+    refreshed
     every ``refresh_every`` battles as a server would, then the sides at random; each battle
     records its pair's probability (``sampling_probability``), which inverse-probability
     weighting needs. Every model gets a reply-style profile (typical length 150-1,500

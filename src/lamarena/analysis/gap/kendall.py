@@ -1,20 +1,10 @@
-"""Static benchmarks against the interactive ranking: Kendall tau, vote regression, PCA.
+"""Kendall tau between the Bradley-Terry ranking and each benchmark's ranking.
 
-The study's "static vs interactive" analyses (Li et al. 2025, "Mind the Gap", ACL), over the
-models that have both an interactive rating and a static score:
-
-- :func:`kendall_tau_table`: Kendall's tau-b between the Bradley-Terry ranking and each
-  benchmark's ranking, the normalised Kendall tau rank distance the study plots, and a percentile
-  bootstrap interval over battles;
-- :func:`regress_votes_on_benchmarks` (``vote_regression``, re-exported here): a logistic mixed
-  model of each decisive vote on the two models' benchmark differences with random model
-  effects, after VIF screening, with latent-scale R² and model-level permutation p-values;
-- :func:`static_pca`: principal components of the model x benchmark matrix (scikit-learn; in
-  ``static_table``, re-exported here).
-
-Static scores come as a :class:`StaticTable` (``static_table``; :func:`load_static_table` reads
-the study's ``paper_table1_static.csv`` layout). Every analysis uses
-:meth:`StaticTable.oriented` scores, in which higher is better for every benchmark (WER negated).
+The study's first "static vs interactive" measure (Li et al. 2025, "Mind the Gap", ACL), over the
+models that have both an interactive rating and a static score: Kendall's tau-b, the normalised
+Kendall tau rank distance the study plots (and the count-based distance, which differs under
+ties), a percentile bootstrap interval over battles, and Holm's adjustment across benchmarks.
+Scores are :meth:`StaticTable.oriented` (higher is better for every benchmark, WER negated).
 """
 
 from __future__ import annotations
@@ -27,35 +17,15 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy.stats import kendalltau
 
-from lamarena.analysis.mixed_model import variance_inflation_factors
-from lamarena.analysis.pairwise import holm_adjust
-from lamarena.analysis.ranking import bootstrap_bradley_terry_result, fit_bradley_terry_result
-from lamarena.analysis.static_table import (
-    PcaResult,
-    StaticTable,
-    is_lower_better,
-    load_static_table,
-    require_static_table,
-    static_pca,
-    static_table_from_frame,
+from lamarena.analysis.gap.static_table import StaticTable, require_static_table
+from lamarena.analysis.ranking.bradley_terry import (
+    bootstrap_bradley_terry_result,
+    fit_bradley_terry_result,
 )
-from lamarena.analysis.vote_regression import RegressionResult, regress_votes_on_benchmarks
+from lamarena.analysis.ranking.pairwise import holm_adjust
 from lamarena.errors import InvalidInputError
 
-__all__ = [
-    "MIN_SHARED_MODELS",
-    "PcaResult",
-    "RegressionResult",
-    "StaticTable",
-    "is_lower_better",
-    "kendall_tau_rows",
-    "kendall_tau_table",
-    "load_static_table",
-    "regress_votes_on_benchmarks",
-    "static_pca",
-    "static_table_from_frame",
-    "variance_inflation_factors",
-]
+__all__ = ["MIN_SHARED_MODELS", "kendall_tau_rows", "kendall_tau_table"]
 
 MIN_SHARED_MODELS = 3
 """Fewest shared models for which :func:`kendall_tau_table` computes a tau."""

@@ -27,7 +27,12 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy.special import expit
 
-from lamarena.analysis.bt_solver import NewtonResult, laplacian, tie_only_models, unbounded_flags
+from lamarena.analysis.ranking.bt_solver import (
+    NewtonResult,
+    laplacian,
+    tie_only_models,
+    unbounded_flags,
+)
 from lamarena.errors import InvalidInputError
 
 __all__ = [
@@ -280,7 +285,8 @@ def information(
     Returns:
         ``(H, M)``: ``H = sum p(1-p) x x^T`` and ``M = sum (y - p)^2 x x^T``, both ``(D, D)``;
         ``H+ M H+`` is the sandwich covariance (White 1980). As in
-        :func:`lamarena.analysis.bt_solver.covariances`, a battle of a model with no decisive
+        :func:`lamarena.analysis.ranking.bt_solver.covariances`, a battle of a model with no
+        decisive
         battle enters ``M`` with ``p(1-p)`` instead: its squared residual ``(1/2 - p)^2`` is
         fixed by the fit and says nothing about how much that model's outcomes vary.
     """
@@ -437,7 +443,7 @@ def _line_search(
 def resampled_flags(
     design: BattleDesign, weights: NDArray[np.float64], reference: int
 ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
-    """:func:`~lamarena.analysis.bt_solver.unbounded_flags` for per-battle resampling weights.
+    """``bt_solver.unbounded_flags`` for per-battle resampling weights.
 
     Args:
         design: the battles.

@@ -1,6 +1,6 @@
 """Numerics of the vote regression: VIF screening and a pairwise linear mixed model.
 
-Used by :func:`lamarena.analysis.correlation.regress_votes_on_benchmarks`, which builds the design
+Used by :func:`lamarena.analysis.gap.regress_votes_on_benchmarks`, which builds the design
 from battles and static scores; this module sees only arrays and feature tables.
 
 - :func:`variance_inflation_factors` / :func:`screen_by_vif`: VIFs with a constant (statsmodels'
