@@ -1,7 +1,7 @@
 """One settings object: the only place that reads environment variables.
 
 Precedence: defaults < ``.env`` < ``LAMARENA_*`` environment variables < CLI flags (applied by
-``cli.py`` with :meth:`Settings.model_copy`).
+the ``lamarena.cli`` commands with :meth:`Settings.model_copy`).
 """
 
 from __future__ import annotations

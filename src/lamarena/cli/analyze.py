@@ -3,19 +3,19 @@
 ``lamarena analyze [--db URL | --votes FILE --from FORMAT] --static DIR_OR_CSV --out REPORT_DIR``
 writes ``REPORT_DIR/index.html`` (one offline page of figures) and ``REPORT_DIR/numbers.json``
 (every number on it). ``--label-model NAME --config models.yaml`` has a text model name the
-topics (otherwise their distinctive terms name them). :func:`register_analyze` adds the
+topics (otherwise their distinctive terms name them). `register` adds the
 command to the main typer app.
 """
 
 from __future__ import annotations
 
 import asyncio
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from lamarena.cli.common import VoteFormat
 from lamarena.errors import ConfigError, InvalidInputError
 from lamarena.settings import Settings, load_settings
 
@@ -24,20 +24,11 @@ if TYPE_CHECKING:
 
     from lamarena.models.base import TextModel
 
-__all__ = ["AnalyzeVoteFormat", "analyze", "load_battles_with_feedback", "register_analyze"]
-
-
-class AnalyzeVoteFormat(StrEnum):
-    """Formats ``analyze --votes`` reads (those of ``votes import``)."""
-
-    TALK_ARENA = "talk-arena"
-    FASTCHAT = "fastchat"
-    JSONL = "jsonl"
-    PARQUET = "parquet"
+__all__ = ["analyze", "load_battles_with_feedback", "register"]
 
 
 def load_battles_with_feedback(
-    settings: Settings, votes: Path | None, fmt: AnalyzeVoteFormat | None
+    settings: Settings, votes: Path | None, fmt: VoteFormat | None
 ) -> pd.DataFrame:
     """Battles from a votes file (when given) or from the store, with their vote reasons.
 
@@ -93,7 +84,7 @@ def analyze(
         Path | None, typer.Option(help="Analyse the votes in this file instead of the database.")
     ] = None,
     from_: Annotated[
-        AnalyzeVoteFormat | None, typer.Option("--from", help="Format of the --votes file.")
+        VoteFormat | None, typer.Option("--from", help="Format of the --votes file.")
     ] = None,
     bootstrap: Annotated[
         int | None, typer.Option(min=0, help="Bootstrap rounds of the leaderboard (10,000).")
@@ -218,6 +209,6 @@ async def _relabel(topics: dict[str, Any], model: TextModel, timeout_s: float) -
             await close()
 
 
-def register_analyze(app: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
     """Add ``analyze`` to the ``lamarena`` typer app."""
     app.command(name="analyze")(analyze)

@@ -1,0 +1,135 @@
+"""What the commands share: vote formats, common options, the store and the battles frame."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from lamarena.errors import InvalidInputError
+from lamarena.settings import Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "CiMethod",
+    "ClusterBy",
+    "ConfigOption",
+    "DbOption",
+    "JsonOption",
+    "Sampling",
+    "TieModel",
+    "VoteFormat",
+    "format_number",
+    "load_battles",
+    "open_store",
+]
+
+
+class VoteFormat(StrEnum):
+    """Formats ``votes import`` and ``leaderboard --votes`` read."""
+
+    TALK_ARENA = "talk-arena"
+    FASTCHAT = "fastchat"
+    JSONL = "jsonl"
+    PARQUET = "parquet"
+
+
+class CiMethod(StrEnum):
+    """How the leaderboard's confidence intervals are computed."""
+
+    BOOTSTRAP = "bootstrap"
+    ANALYTIC = "analytic"
+
+
+class TieModel(StrEnum):
+    """How the leaderboard's fit treats ties and both-bad votes."""
+
+    HALF = "half"
+    DAVIDSON = "davidson"
+
+
+class ClusterBy(StrEnum):
+    """Which votes belong together (resampled whole, summed together in the sandwich)."""
+
+    AUTO = "auto"
+    PARTICIPANT = "participant"
+    SESSION = "session"
+    NONE = "none"
+
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="SQLAlchemy URL (default: LAMARENA_DATABASE_URL or sqlite)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="models.yaml (default: the built-in offline models)."),
+]
+
+
+class Sampling(StrEnum):
+    """How the arena draws the two models of a battle."""
+
+    UNIFORM = "uniform"
+    BALANCED = "balanced"
+    ACTIVE = "active"
+
+
+def open_store(settings: Settings) -> Any:
+    """Create the engine for the configured database and bring its schema to head."""
+    from lamarena.store import make_engine, migrate_to_head
+
+    engine = make_engine(settings.database_url)
+    migrate_to_head(engine)
+    return engine
+
+
+def load_battles(
+    settings: Settings,
+    votes: Path | None,
+    fmt: VoteFormat | None,
+    *,
+    include_flagged: bool = False,
+    exclude_flagged: bool = False,
+) -> pd.DataFrame:
+    """Battles from a votes file (when given) or from the store.
+
+    Battles whose vote does not count (``counted`` false) are left out unless
+    ``include_flagged``; ``exclude_flagged`` also leaves out the votes of the sessions and
+    addresses ``votes audit`` flags, which needs the store's voter signals.
+    """
+    if include_flagged and exclude_flagged:
+        raise InvalidInputError("give --include-flagged or --exclude-flagged, not both")
+    if votes is not None:
+        from lamarena.store import read_battle_records, records_to_frame
+
+        if fmt is None:
+            raise InvalidInputError("--votes needs --from talk-arena|fastchat|jsonl|parquet")
+        if exclude_flagged:
+            raise InvalidInputError(
+                "--exclude-flagged needs the voter signals stored in the database (votes audit); "
+                "a --votes file has none: rank the database with --db instead"
+            )
+        frame = records_to_frame(read_battle_records(votes, fmt.value))
+        if not include_flagged:
+            frame = frame[frame["counted"]].reset_index(drop=True)
+        return frame
+    engine = open_store(settings)
+    try:
+        from lamarena.store import load_battles_frame
+
+        return load_battles_frame(
+            engine, include_uncounted=include_flagged, exclude_flagged=exclude_flagged
+        )
+    finally:
+        engine.dispose()
+
+
+def format_number(value: float | None, spec: str) -> str:
+    """``value`` formatted with ``spec``, or a dash for no value."""
+    return "-" if value is None else format(value, spec)

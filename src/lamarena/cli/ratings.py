@@ -1,0 +1,210 @@
+"""``lamarena leaderboard``: ratings with their intervals and tests, printed or as JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lamarena.cli.common import (
+    CiMethod,
+    ClusterBy,
+    DbOption,
+    JsonOption,
+    TieModel,
+    VoteFormat,
+    format_number,
+    load_battles,
+)
+from lamarena.errors import InvalidInputError
+from lamarena.settings import load_settings
+
+__all__ = ["leaderboard", "register"]
+
+
+def _parse_controls(control: str | None) -> tuple[str, ...]:
+    """``"length,latency"`` -> ``("length", "latency")``, rejecting unknown names."""
+    if not control:
+        return ()
+    names = tuple(part.strip() for part in control.split(",") if part.strip())
+    unknown = sorted(set(names) - {"length", "latency"})
+    if unknown:
+        raise InvalidInputError(
+            f"--control: unknown control {', '.join(unknown)}; use length, latency or both"
+        )
+    return names
+
+
+def leaderboard(
+    db: DbOption = None,
+    votes: Annotated[
+        Path | None, typer.Option(help="Rank the votes in this file instead of the database.")
+    ] = None,
+    from_: Annotated[
+        VoteFormat | None, typer.Option("--from", help="Format of the --votes file.")
+    ] = None,
+    bootstrap: Annotated[
+        int | None, typer.Option(min=0, help="Bootstrap rounds (default 10,000).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the bootstrap.")] = None,
+    min_battles: Annotated[
+        int | None, typer.Option(min=0, help="Fewer battles than this: provisional.")
+    ] = None,
+    control: Annotated[
+        str | None, typer.Option(help="Adjust ratings for reply style: length,latency.")
+    ] = None,
+    ci: Annotated[CiMethod, typer.Option(help="Confidence interval method.")] = CiMethod.BOOTSTRAP,
+    include_flagged: Annotated[
+        bool,
+        typer.Option(
+            "--include-flagged", help="Also rank the votes the arena did not count (flagged)."
+        ),
+    ] = False,
+    exclude_flagged: Annotated[
+        bool,
+        typer.Option(
+            "--exclude-flagged",
+            help="Also leave out the votes of sessions and addresses `votes audit` flags.",
+        ),
+    ] = False,
+    holm: Annotated[
+        bool,
+        typer.Option(
+            "--holm",
+            help="Holm-adjust the head-to-head tests across pairs (the study did not).",
+        ),
+    ] = False,
+    cluster: Annotated[
+        ClusterBy,
+        typer.Option(
+            help="Votes that belong together: auto (participants where ids exist, else "
+            "sessions), participant, session or none (single battles)."
+        ),
+    ] = ClusterBy.AUTO,
+    anchor: Annotated[
+        str | None,
+        typer.Option(help="Pin this model at 1000 (a scale that stays put as models come and go)."),
+    ] = None,
+    ties: Annotated[
+        TieModel,
+        typer.Option(
+            help="half: a tie is half a win each way (the study); davidson: ties get their own "
+            "parameter (Bradley-Terry-Davidson, analytic intervals)."
+        ),
+    ] = TieModel.HALF,
+    as_json: JsonOption = False,
+) -> None:
+    """Bradley-Terry ratings with confidence intervals and pairwise tests.
+
+    Only the votes that count are ranked (the arena leaves flagged battles uncounted);
+    ``n_battles`` counts the battles ranked.
+    """
+    from lamarena.analysis.ranking.leaderboard import build_leaderboard
+
+    if db is not None and votes is not None:
+        raise InvalidInputError("give either --db or --votes, not both")
+    settings = load_settings(
+        database_url=db, bootstrap_rounds=bootstrap, seed=seed, min_battles=min_battles
+    )
+    battles = load_battles(
+        settings,
+        votes,
+        from_,
+        include_flagged=include_flagged,
+        exclude_flagged=exclude_flagged,
+    )
+    result = build_leaderboard(
+        battles,
+        n_resamples=settings.bootstrap_rounds,
+        seed=settings.seed,
+        min_battles=settings.min_battles,
+        control=_parse_controls(control),
+        ci=ci.value,
+        holm_head_to_head=holm,
+        cluster=cluster.value,
+        anchor=anchor,
+        ties=ties.value,
+    )
+    document = result.to_dict()
+    if as_json:
+        typer.echo(json.dumps(document, indent=2))
+        return
+    _print_leaderboard(document)
+
+
+def _gap_to_next(pairs: list[dict[str, Any]], model: str, following: str) -> str:
+    """The Holm-adjusted p-value of ``model`` against the next model down, starred if real."""
+    for pair in pairs:
+        if {pair["model_a"], pair["model_b"]} == {model, following}:
+            if pair["p_holm"] is None:  # a provisional model: outside Holm's family
+                return f"p={pair['p_value']:.3g} (unadjusted)"
+            star = " *" if pair["significant"] else ""
+            return f"p={pair['p_holm']:.3g}{star}"
+    return "-"
+
+
+def _print_leaderboard(document: dict[str, Any]) -> None:
+    """Render the leaderboard document: ranked models, then provisional ones apart."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    rows = document["models"]
+    pairs = document.get("pairwise") or []
+    ranked = [row for row in rows if not row["provisional"]]
+    provisional = [row for row in rows if row["provisional"]]
+    level = f"{document.get('confidence', 0.95):.0%}"
+    console.print(f"lamarena leaderboard: {document['n_battles']} battles")
+    if ranked:
+        table = Table()
+        table.add_column("#", justify="right")
+        table.add_column("model")
+        table.add_column("rating", justify="right")
+        table.add_column(f"{level} CI", justify="right")
+        table.add_column("battles", justify="right")
+        table.add_column("win rate", justify="right")
+        table.add_column("vs next", justify="right")
+        for rank, row in enumerate(ranked, start=1):
+            following = ranked[rank]["model"] if rank < len(ranked) else None
+            table.add_row(
+                str(rank),
+                row["model"],
+                format_number(row["rating"], ".0f"),
+                f"{format_number(row['ci_low'], '.0f')} to {format_number(row['ci_high'], '.0f')}",
+                str(row["battles"]),
+                format_number(row["win_rate"], ".1%"),
+                _gap_to_next(pairs, row["model"], following) if following else "",
+            )
+        console.print(table)
+        console.print(
+            "vs next: Holm-adjusted p-value of the gap to the model below; * = significant at 0.05."
+        )
+    else:
+        console.print(
+            "No model has a firm rating yet: each has too few battles or no finite rating."
+        )
+    if provisional:
+        console.print("Provisional (not ranked):")
+        apart = Table()
+        for column in ("model", "rating", "battles", "win rate", "why"):
+            apart.add_column(column)
+        for row in provisional:
+            apart.add_row(
+                row["model"],
+                format_number(row["rating"], ".0f"),
+                str(row["battles"]),
+                format_number(row["win_rate"], ".1%"),
+                "; ".join(row.get("provisional_reasons") or []),
+            )
+        console.print(apart)
+    significant = sum(1 for pair in pairs if pair["significant"])
+    console.print(
+        f"{significant} of {len(pairs)} model pairs differ significantly; --json for all."
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``leaderboard`` to the ``lamarena`` app."""
+    app.command()(leaderboard)
