@@ -1,7 +1,8 @@
 """Votes from a truth you set: the arena simulator, for studies, demos and calibration checks.
 
 - ``battles``: battles from known strengths (:func:`simulate_battles`, ``lamarena simulate``),
-  with ``--study`` participants, query transcripts by topic and vote reasons;
+  with ``--study`` participants, query transcripts and vote reasons;
+- ``queries``: the query transcripts by topic and sub-topic and the reasons by theme;
 - ``adaptive``: votes drawn under an adaptive pair design, and the ratings a uniform design
   targets, to check the inverse-probability-weighted fit.
 
@@ -12,12 +13,10 @@ CLI; nothing in the analysis imports it.
 from lamarena.simulation.battles import (
     DEFAULT_REFRESH_EVERY,
     DEFAULT_SPREAD_ELO,
-    FEEDBACK_SHARES,
-    TOPIC_SHARES,
     parse_strengths,
     simulate_battles,
-    simulate_queries,
 )
+from lamarena.simulation.queries import FEEDBACK_SHARES, TOPIC_SHARES, simulate_queries
 
 __all__ = [
     "DEFAULT_REFRESH_EVERY",
