@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import expit
 from statsmodels.stats.multitest import multipletests
 
 from analysis.builders import frame
+from lamarena.analysis.ranking.bt_solver import ELO_SCALE
 from lamarena.analysis.ranking.leaderboard import build_leaderboard
 from lamarena.errors import InsufficientData, InvalidInputError
 from lamarena.simulation import parse_strengths, simulate_battles
+from lamarena.simulation.adaptive import simulate_pair_design, uniform_design_ratings
 
 MODEL_KEYS = {"model", "rating", "ci_low", "ci_high", "battles", "win_rate", "provisional"}
 PAIR_KEYS = {"model_a", "model_b", "diff", "se", "p_value", "p_holm", "significant", "win_rate_a"}
@@ -280,3 +284,122 @@ def test_an_anchor_pins_one_model_at_1000_and_keeps_every_difference(
         assert pair["diff"] == pytest.approx(diffs[(pair["model_a"], pair["model_b"])])
     with pytest.raises(InvalidInputError, match="anchor 'nobody' has no rating"):
         build_leaderboard(battles, n_resamples=10, anchor="nobody")
+
+
+def _intransitive_table() -> pd.DataFrame:
+    """Win probabilities that are not Bradley-Terry (the top model is weaker against its peers)."""
+    names = [f"m{i}" for i in range(6)]
+    elo = np.array([1150.0, 1100.0, 1050.0, 1000.0, 950.0, 900.0])
+    bump = np.zeros((6, 6))
+    bump[0, [1, 2]] = -0.6
+    bump[0, [4, 5]] = 0.8
+    logit = (elo[:, None] - elo[None, :]) / ELO_SCALE + bump - bump.T
+    return pd.DataFrame(expit(logit), index=names, columns=names)
+
+
+def _ratings(document: dict[str, Any]) -> pd.Series:
+    return pd.Series({row["model"]: row["rating"] for row in document["models"]})
+
+
+def test_auto_weights_undo_the_bias_of_active_sampling() -> None:
+    """Actively sampled votes of a non-Bradley-Terry truth: ``auto`` weights and stays on target.
+
+    The margin is set from the replicates' own spread: the unweighted bias of the top model must
+    exceed the weighted one by four standard errors of the difference of the two means.
+    """
+    table = _intransitive_table()
+    target = uniform_design_ratings(table)
+    errors: dict[str, list[pd.Series]] = {"auto": [], "none": []}
+    for seed in range(8):
+        battles = simulate_pair_design(table, 15_000, sampling="active", seed=seed)
+        for weights in errors:
+            document = build_leaderboard(
+                battles,
+                n_resamples=20,
+                seed=seed,
+                weights=weights,  # type: ignore[arg-type]
+            ).to_dict()
+            assert document["weights"] == ("ipw" if weights == "auto" else "none")
+            errors[weights].append(_ratings(document)[target.index] - target)
+    weighted, unweighted = pd.DataFrame(errors["auto"]), pd.DataFrame(errors["none"])
+    se = np.sqrt((weighted.var() + unweighted.var()) / len(weighted))
+    gap = unweighted.mean().abs() - weighted.mean().abs()
+    assert gap["m0"] > 4 * se["m0"], (weighted.mean(), unweighted.mean(), se)
+    assert (weighted.mean().abs() < 4 * weighted.std() / np.sqrt(len(weighted)) + 1).all()
+    assert np.square(weighted.mean()).sum() < np.square(unweighted.mean()).sum() / 4
+
+
+def test_auto_does_not_weight_uniform_votes() -> None:
+    table = _intransitive_table()
+    uniform = simulate_pair_design(table, 3000, sampling="uniform", seed=1)
+    for battles in (uniform, uniform.drop(columns="sampling_probability")):
+        auto = build_leaderboard(battles, n_resamples=100, seed=3).to_dict()
+        plain = build_leaderboard(battles, n_resamples=100, seed=3, weights="none").to_dict()
+        assert auto == plain
+        assert auto["weights"] == "none"
+        assert auto["weighting"]["note"] is None
+
+
+def test_auto_needs_a_probability_for_every_battle() -> None:
+    battles = simulate_pair_design(_intransitive_table(), 2000, sampling="active", seed=2)
+    battles.loc[:9, "sampling_probability"] = np.nan
+    document = build_leaderboard(battles, n_resamples=0).to_dict()
+    assert document["weights"] == "none"
+    assert document["weighting"]["missing_probability"] == 10
+    assert "10 of 2000 battles lack a sampling_probability" in document["weighting"]["note"]
+
+
+@pytest.mark.parametrize("drop", [True, False])
+def test_ipw_without_probabilities_is_refused(drop: bool) -> None:
+    battles = simulate_pair_design(_intransitive_table(), 500, sampling="active", seed=4)
+    if drop:
+        battles = battles.drop(columns="sampling_probability")
+    else:
+        battles.loc[3, "sampling_probability"] = np.nan
+    missing = 500 if drop else 1
+    with pytest.raises(InvalidInputError, match=f"'sampling_probability'.*{missing} of 500"):
+        build_leaderboard(battles, n_resamples=0, weights="ipw")
+
+
+def test_ipw_is_refused_with_davidson_ties_or_style_control_and_auto_says_why() -> None:
+    battles = simulate_pair_design(_intransitive_table(), 1500, sampling="active", seed=5)
+    battles["winner"] = battles["winner"].where(np.arange(len(battles)) % 7 > 0, "tie")
+    with pytest.raises(InvalidInputError, match="Davidson"):
+        build_leaderboard(battles, n_resamples=0, weights="ipw", ties="davidson")
+    document = build_leaderboard(battles, ties="davidson").to_dict()
+    assert document["weights"] == "none"
+    assert "Davidson" in document["weighting"]["note"]
+    battles["chars_a"], battles["chars_b"] = 100.0, 120.0 + np.arange(len(battles)) % 50
+    with pytest.raises(InvalidInputError, match="style control"):
+        build_leaderboard(battles, n_resamples=0, weights="ipw", control="length")
+    document = build_leaderboard(battles, n_resamples=0, control="length").to_dict()
+    assert document["weights"] == "none"
+    assert "style control" in document["weighting"]["note"]
+
+
+@pytest.mark.parametrize("clustered", [False, True])
+def test_weighted_bootstrap_refits_with_the_weights(clustered: bool) -> None:
+    """The IPW bootstrap refits with the weights.
+
+    Its intervals hold the weighted estimate, are wider on the whole than the unweighted ones
+    (the weights cost precision), and as wide as the weighted sandwich's.
+    """
+    battles = simulate_pair_design(_intransitive_table(), 6000, sampling="active", seed=6)
+    if clustered:
+        battles["session_id"] = [f"s{i // 4}" for i in range(len(battles))]
+    boot = build_leaderboard(battles, n_resamples=400, seed=1, weights="ipw").to_dict()
+    sandwich = build_leaderboard(battles, n_resamples=0, weights="ipw").to_dict()
+    plain = build_leaderboard(battles, n_resamples=400, seed=1, weights="none").to_dict()
+    assert boot["weights"] == "ipw" and boot["ci"] == "bootstrap"
+    assert boot["cluster"]["by"] == ("session" if clustered else "none")
+    assert 0 < boot["weighting"]["effective_battles"] < len(battles)
+    assert _ratings(boot).equals(_ratings(sandwich))
+
+    def widths(document: dict[str, Any]) -> pd.Series:
+        return pd.Series({r["model"]: r["ci_high"] - r["ci_low"] for r in document["models"]})
+
+    for row in boot["models"]:
+        assert row["ci_low"] < row["rating"] < row["ci_high"]
+    assert widths(boot).mean() > 1.05 * widths(plain).mean()
+    ratio = widths(boot) / widths(sandwich)[widths(boot).index]
+    assert ratio.between(0.8, 1.25).all(), ratio

@@ -123,6 +123,12 @@ def test_simulate_with_active_sampling_records_each_battles_probability(tmp_path
     assert len(set(chances)) > 5  # the design moved as votes came in
     ranked = _leaderboard_of_file(tmp_path / "active.jsonl", tmp_path)
     assert ranked["n_battles"] == 400
+    assert ranked["weights"] == "ipw"  # auto: the pairs had unequal chances
+    unweighted = _leaderboard_of_file(tmp_path / "active.jsonl", tmp_path, "--weights", "none")
+    assert unweighted["weights"] == "none"
+    rating = {row["model"]: row["rating"] for row in ranked["models"]}
+    plain = {row["model"]: row["rating"] for row in unweighted["models"]}
+    assert rating != plain
 
 
 def _leaderboard_of_file(votes: Path, cwd: Path, *options: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ __all__ = [
     "Sampling",
     "TieModel",
     "VoteFormat",
+    "Weighting",
     "format_number",
     "load_battles",
     "open_store",
@@ -50,6 +51,14 @@ class TieModel(StrEnum):
 
     HALF = "half"
     DAVIDSON = "davidson"
+
+
+class Weighting(StrEnum):
+    """Whether the leaderboard undoes an adaptive pair design by inverse-probability weights."""
+
+    AUTO = "auto"
+    IPW = "ipw"
+    NONE = "none"
 
 
 class ClusterBy(StrEnum):

@@ -15,6 +15,7 @@ from lamarena.cli.common import (
     JsonOption,
     TieModel,
     VoteFormat,
+    Weighting,
     format_number,
     load_battles,
 )
@@ -94,6 +95,13 @@ def leaderboard(
             "parameter (Bradley-Terry-Davidson, analytic intervals)."
         ),
     ] = TieModel.HALF,
+    weights: Annotated[
+        Weighting,
+        typer.Option(
+            help="auto: inverse-probability weights when the battles were drawn with unequal "
+            "pair probabilities (serve --sampling active|balanced), else none; ipw; none."
+        ),
+    ] = Weighting.AUTO,
     as_json: JsonOption = False,
 ) -> None:
     """Bradley-Terry ratings with confidence intervals and pairwise tests.
@@ -126,6 +134,7 @@ def leaderboard(
         cluster=cluster.value,
         anchor=anchor,
         ties=ties.value,
+        weights=weights.value,
     )
     document = result.to_dict()
     if as_json:

@@ -77,6 +77,7 @@ def resample_pairs(
     *,
     ridge: float = BOOTSTRAP_RIDGE,
     cells_by_cluster: NDArray[np.float64] | None = None,
+    weighted_battles: tuple[NDArray[np.intp], NDArray[np.float64]] | None = None,
 ) -> Resampled:
     """Multinomial bootstrap of aggregated counts, solved in batches.
 
@@ -86,7 +87,10 @@ def resample_pairs(
     cells, :func:`lamarena.analysis.ranking.clusters.cluster_cells`) a round resamples the C
     clusters
     with replacement instead, and its cells are the sum of the drawn clusters' (the cluster
-    bootstrap: votes of one participant stay together).
+    bootstrap: votes of one participant stay together). Cells may hold sums of battle weights
+    (an inverse-probability-weighted fit): with ``cells_by_cluster`` the clusters' weighted
+    cells, and without clusters ``weighted_battles``, each battle's cell (``3P`` for a battle
+    with an unrated model) and weight, of which a round draws ``n_battles`` with replacement.
 
     Args:
         rated: counts between rated models.
@@ -97,6 +101,7 @@ def resample_pairs(
         rng: random generator.
         ridge: penalty weight (see the module docstring).
         cells_by_cluster: resample these clusters instead of single battles.
+        weighted_battles: resample these weighted battles (``n_battles`` of them).
 
     Returns:
         The rounds' strengths and flags.
@@ -104,7 +109,7 @@ def resample_pairs(
     size = len(rated.models)
     pairs = rated.first.size
     cells = np.concatenate([rated.first_wins, rated.second_wins, rated.ties])
-    probs = np.append(cells, n_battles - cells.sum()) / n_battles
+    probs = np.append(cells, max(n_battles - cells.sum(), 0.0)) / n_battles
     nonzero = np.flatnonzero(probs > 0)
     probs_nz = probs[nonzero] / probs[nonzero].sum()
     games = np.zeros(size)
@@ -117,9 +122,24 @@ def resample_pairs(
     unconverged = 0
     width = probs.size if cells_by_cluster is None else max(probs.size, cells_by_cluster.shape[0])
     chunk = max(1, _CELL_BUDGET // max(size * size, width))
+    if weighted_battles is not None:
+        chunk = min(chunk, max(1, _DRAW_BUDGET // max(n_battles, 1)))
     for start in range(0, rounds, chunk):
         stop = min(start + chunk, rounds)
-        if cells_by_cluster is None:
+        if weighted_battles is not None:
+            battle_cell, weight = weighted_battles
+            drawn = rng.integers(0, battle_cell.size, size=(stop - start, battle_cell.size))
+            flat = np.arange(stop - start)[:, None] * probs.size + battle_cell[drawn]
+            draws: NDArray[np.float64] = (
+                np.bincount(
+                    flat.ravel(),
+                    weights=weight[drawn].ravel(),
+                    minlength=(stop - start) * probs.size,
+                )
+                .astype(np.float64)
+                .reshape(stop - start, probs.size)
+            )
+        elif cells_by_cluster is None:
             draws = np.zeros((stop - start, probs.size))
             draws[:, nonzero] = rng.multinomial(n_battles, probs_nz, size=stop - start)
         else:

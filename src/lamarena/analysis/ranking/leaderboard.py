@@ -3,7 +3,9 @@
 :func:`build_leaderboard` is what ``lamarena leaderboard`` and ``GET /api/leaderboard`` print
 (DESIGN.md "Ratings"): Bradley-Terry ratings on the Elo scale (Bradley & Terry 1952; Chiang et al.
 2024), bootstrap percentile or analytic (sandwich) intervals, empirical win rates, and Wald tests
-of every rated pair with Holm's correction.
+of every rated pair with Holm's correction. Votes drawn with unequal pair probabilities (``serve
+--sampling active|balanced``) are fitted with inverse-probability weights, so the ratings target
+what a uniform design would (see :mod:`lamarena.analysis.ranking.pair_design`).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from typing import Any, Literal, SupportsFloat, cast
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from lamarena.analysis.battles import count_pairs, rated_pairs, validate_battles, win_rates
+from lamarena.analysis.ranking.bootstrap import BOOTSTRAP_RIDGE, BootstrapResult, resample_pairs
 from lamarena.analysis.ranking.bradley_terry import (
     DEFAULT_MIN_BATTLES,
     PROVISIONAL_REASONS,
@@ -32,6 +36,13 @@ from lamarena.analysis.ranking.bt_solver import ELO_CENTER, ELO_SCALE
 from lamarena.analysis.ranking.clusters import Clusters, battle_clusters, cluster_robust_covariance
 from lamarena.analysis.ranking.davidson import davidson_ratings, fit_davidson
 from lamarena.analysis.ranking.head_to_head import HeadToHead, head_to_head
+from lamarena.analysis.ranking.pair_design import (
+    WeightedPairFit,
+    battle_cells,
+    fit_weighted_pairs,
+    ipw_weights,
+    weighted_cells,
+)
 from lamarena.analysis.ranking.style_control import parse_control
 from lamarena.errors import InsufficientData, InvalidInputError
 
@@ -53,6 +64,12 @@ _NO_BATTLES = (
 
 HEAD_TO_HEAD_RESAMPLES = 10_000
 """Rounds of the head-to-head test when the ratings' intervals are analytic (the study's)."""
+
+PROBABILITY_COLUMN = "sampling_probability"
+"""The battles' column with the probability their pair had when drawn."""
+
+Weights = Literal["auto", "ipw", "none"]
+"""How battles are weighted: ``ipw`` (inverse sampling probability), ``none``, or ``auto``."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +166,11 @@ class LeaderboardResult:
         cluster_by: the clusters the intervals and tests account for (``none``: battles).
         n_clusters: how many (participants, sessions, or battles).
         tie_parameter: with Davidson ties, ``{"nu", "ci_low", "ci_high", "p_tie_if_equal"}``.
+        weights: ``ipw`` (ratings and intervals weighted by inverse sampling probabilities) or
+            ``none``.
+        missing_probability: battles without a recorded sampling probability.
+        effective_battles: with ``ipw``, ``(sum w)^2 / sum w^2`` over the rated battles.
+        weights_note: why ``auto`` did not weight a design that is not uniform, if so.
     """
 
     n_battles: int
@@ -170,6 +192,10 @@ class LeaderboardResult:
     cluster_by: str = "none"
     n_clusters: int = 0
     tie_parameter: dict[str, float] | None = None
+    weights: str = "none"
+    missing_probability: int = 0
+    effective_battles: float | None = None
+    weights_note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The DESIGN.md ``leaderboard --json`` document; JSON-safe (no NaN, no numpy types).
@@ -182,7 +208,9 @@ class LeaderboardResult:
             "ci_low", "ci_high", "p_value", "p_holm", "significant"}], ...}`` (``pairwise`` tests
             the rating difference, ``head_to_head`` the pair's own record; ``tests`` says so)
             plus the settings (``method, ci, confidence, n_resamples, seed,
-            min_battles, controls, n_used, scale, centred_on``) and ``style_coefficients``.
+            min_battles, controls, n_used, scale, centred_on, weights``), ``weighting``
+            (``{"missing_probability", "effective_battles", "note"}``) and
+            ``style_coefficients``.
         """
         return {
             "n_battles": self.n_battles,
@@ -245,6 +273,12 @@ class LeaderboardResult:
             "cluster": {"by": self.cluster_by, "n_clusters": self.n_clusters},
             "ties": "davidson" if self.tie_parameter is not None else "half",
             "tie_parameter": self.tie_parameter,
+            "weights": self.weights,
+            "weighting": {
+                "missing_probability": self.missing_probability,
+                "effective_battles": _json_float(self.effective_battles),
+                "note": self.weights_note,
+            },
         }
 
 
@@ -269,6 +303,7 @@ def build_leaderboard(
     cluster: str = "auto",
     anchor: str | None = None,
     ties: str = "half",
+    weights: Weights = "auto",
 ) -> LeaderboardResult:
     """Rank the models of a set of battles.
 
@@ -300,6 +335,13 @@ def build_leaderboard(
             ``davidson`` (Bradley-Terry-Davidson, :mod:`lamarena.analysis.ranking.davidson`: ties
             are an
             outcome with their own parameter; analytic, model-based intervals).
+        weights: ``ipw`` fits with inverse-probability weights from the ``sampling_probability``
+            column (every battle needs one), so actively or evenly sampled votes target the
+            ratings of a uniform design; the bootstrap then resamples battles (or clusters)
+            with their weights and refits, and the analytic intervals use the weighted sandwich.
+            ``none`` fits unweighted; ``auto`` (the default) weights when every battle has a
+            probability and they are not all equal, and otherwise (or with Davidson ties or
+            style control, which take no weights) fits unweighted.
 
     Returns:
         The leaderboard; :meth:`LeaderboardResult.to_dict` gives the JSON document.
@@ -318,12 +360,13 @@ def build_leaderboard(
         raise InvalidInputError(f"n_resamples must be 0 or more, got {n_resamples}")
     if clean.empty:
         raise InsufficientData(_NO_BATTLES)
+    if ties not in ("half", "davidson"):
+        raise InvalidInputError(f"ties must be 'half' or 'davidson', got {ties!r}")
+    battle_weights, missing, note = _battle_weights(clean, weights, ties, control)
     fit = fit_bradley_terry_result(clean, min_battles=min_battles, control=control, anchor=anchor)
     method = "analytic" if ci == "analytic" or n_resamples == 0 else "bootstrap"
     clusters = battle_clusters(clean, cluster)
     tie_parameter: dict[str, float] | None = None
-    if ties not in ("half", "davidson"):
-        raise InvalidInputError(f"ties must be 'half' or 'davidson', got {ties!r}")
     if ties == "davidson":
         fit, tie_parameter = _davidson(clean, fit, confidence)
         method = "analytic"  # the Davidson fit's intervals come from its information matrix
@@ -335,9 +378,17 @@ def build_leaderboard(
                 "bootstrap (--ci bootstrap) or --cluster none"
             )
         clusters = battle_clusters(clean, "none")
-    bounds, covariance, style = _uncertainty(
-        clean, fit, method, n_resamples, seed, confidence, clusters
-    )
+    weighted: WeightedPairFit | None = None
+    if battle_weights is not None and len(fit.ratings) >= 2:
+        fit, weighted = _weighted_fit(clean, fit, battle_weights, clusters)
+    if weighted is not None and battle_weights is not None:
+        bounds, covariance, style = _weighted_uncertainty(
+            clean, fit, weighted, battle_weights, method, n_resamples, seed, confidence, clusters
+        )
+    else:
+        bounds, covariance, style = _uncertainty(
+            clean, fit, method, n_resamples, seed, confidence, clusters
+        )
     tests = pairwise_tests(
         fit.ratings,
         covariance,
@@ -374,7 +425,164 @@ def build_leaderboard(
         head_to_head_holm=holm_head_to_head,
         cluster_by=clusters.by,
         n_clusters=clusters.n_clusters,
+        weights="ipw" if battle_weights is not None else "none",
+        missing_probability=missing,
+        effective_battles=weighted.effective_battles if weighted is not None else None,
+        weights_note=note,
     )
+
+
+def _battle_weights(
+    battles: pd.DataFrame, weights: str, ties: str, control: Sequence[str]
+) -> tuple[NDArray[np.float64] | None, int, str | None]:
+    """The inverse-probability weights to fit with (None: unweighted), missing count, and note.
+
+    Raises:
+        InvalidInputError: an unknown ``weights``, or ``ipw`` with a battle lacking a probability
+            or combined with Davidson ties or style control.
+    """
+    if weights not in ("auto", "ipw", "none"):
+        raise InvalidInputError(f"weights must be 'auto', 'ipw' or 'none', got {weights!r}")
+    if PROBABILITY_COLUMN in battles.columns:
+        column = pd.to_numeric(battles[PROBABILITY_COLUMN], errors="coerce")
+        probabilities = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        probabilities = np.full(len(battles), np.nan)
+    missing = int(np.isnan(probabilities).sum())
+    unsupported = None
+    if ties == "davidson":
+        unsupported = "Davidson ties (ties='davidson')"
+    elif control:
+        unsupported = "style control (control)"
+    if weights == "ipw":
+        if unsupported is not None:
+            raise InvalidInputError(
+                f"inverse-probability weights (weights='ipw') cannot be combined with "
+                f"{unsupported}; use weights='none'"
+            )
+        if missing:
+            raise InvalidInputError(
+                f"weights='ipw' needs the column '{PROBABILITY_COLUMN}' for every battle, but "
+                f"{missing} of {len(battles)} lack one (votes recorded before sampling "
+                "probabilities were, or imported without them); use weights='none' or 'auto'"
+            )
+        return ipw_weights(probabilities), missing, None
+    uniform = np.allclose(probabilities, probabilities[0], rtol=1e-9, atol=0.0)
+    if weights == "none" or missing or uniform:
+        note = None
+        if weights == "auto" and 0 < missing < len(battles):
+            note = (
+                f"{missing} of {len(battles)} battles lack a {PROBABILITY_COLUMN}: fitted "
+                "unweighted (inverse-probability weights need one for every battle)"
+            )
+        return None, missing, note
+    if unsupported is not None:
+        note = (
+            f"the battles were drawn with unequal pair probabilities, but {unsupported} takes "
+            "no inverse-probability weights: fitted unweighted, so the ratings reflect the "
+            "design's mix of pairs rather than a uniform design's"
+        )
+        return None, missing, note
+    return ipw_weights(probabilities), missing, None
+
+
+def _weighted_fit(
+    battles: pd.DataFrame,
+    fit: BradleyTerryResult,
+    weights: NDArray[np.float64],
+    clusters: Clusters,
+) -> tuple[BradleyTerryResult, WeightedPairFit]:
+    """The fit with its ratings and covariances replaced by the weighted fit's.
+
+    The rated models, provisional flags, battle counts and centring stay the unweighted fit's:
+    weights are positive, so the weighted maximum-likelihood ratings exist for the same models.
+    """
+    rated = rated_pairs(count_pairs(battles))
+    names = pd.Index(rated.models, dtype=object, name="model")
+    labels = (clusters.labels, clusters.n_clusters) if clusters.by != "none" else None
+    weighted = fit_weighted_pairs(
+        rated,
+        battle_cells(battles, rated),
+        weights,
+        names.isin(list(fit.centred_on)),
+        clusters=labels,
+    )
+    scale2 = ELO_SCALE**2
+    ratings = pd.Series(ELO_CENTER + ELO_SCALE * weighted.theta, index=names, name="rating")
+    order = sorted(range(len(names)), key=lambda i: (-weighted.theta[i], rated.models[i]))
+    replaced = dataclasses.replace(
+        fit,
+        ratings=ratings.iloc[order],
+        covariance=pd.DataFrame(weighted.bread * scale2, index=names, columns=names),
+        robust_covariance=pd.DataFrame(weighted.sandwich * scale2, index=names, columns=names),
+    )
+    return replaced, weighted
+
+
+def _weighted_uncertainty(
+    battles: pd.DataFrame,
+    fit: BradleyTerryResult,
+    weighted: WeightedPairFit,
+    weights: NDArray[np.float64],
+    method: str,
+    n_resamples: int,
+    seed: int | None,
+    confidence: float,
+    clusters: Clusters,
+) -> tuple[pd.DataFrame, pd.DataFrame, tuple[StyleRow, ...]]:
+    """Intervals and covariance of the weighted fit (no style rows: weights take no control).
+
+    The bootstrap resamples battles (or clusters) with their weights and refits the weighted
+    cells; analytic intervals use the weighted (cluster-robust) sandwich.
+    """
+    if method != "bootstrap":
+        return fit.intervals(confidence), fit.robust_covariance, ()
+    rated = weighted.rated
+    names = pd.Index(rated.models, dtype=object, name="model")
+    cells = battle_cells(battles, rated)
+    rng = np.random.default_rng(seed)
+    anchors = names.isin(list(fit.centred_on))
+    if clusters.by != "none":
+        by_cluster = weighted_cells(
+            cells, weights, rated.first.size, (clusters.labels, clusters.n_clusters)
+        )
+        raw = resample_pairs(
+            rated,
+            weighted.theta,
+            anchors,
+            len(battles),
+            n_resamples,
+            rng,
+            cells_by_cluster=by_cluster,
+        )
+    else:
+        raw = resample_pairs(
+            rated,
+            weighted.theta,
+            anchors,
+            len(battles),
+            n_resamples,
+            rng,
+            weighted_battles=(cells, weights),
+        )
+    if raw.unconverged:
+        logger.warning("bootstrap: %d rounds did not converge", raw.unconverged)
+    order = list(fit.ratings.index)
+    boot = BootstrapResult(
+        samples=pd.DataFrame(ELO_CENTER + ELO_SCALE * raw.theta, columns=names)[order],
+        unbounded_above=pd.DataFrame(raw.above, columns=names)[order],
+        unbounded_below=pd.DataFrame(raw.below, columns=names)[order],
+        style_samples=pd.DataFrame(index=range(n_resamples)),
+        rounds=n_resamples,
+        seed=seed,
+        ridge=BOOTSTRAP_RIDGE,
+        control=(),
+        unconverged=raw.unconverged,
+        cluster_by=clusters.by,
+        n_clusters=clusters.n_clusters,
+    )
+    bounds = _widen(boot.intervals(confidence), fit.intervals(confidence), _only_ties(fit))
+    return bounds, boot.covariance(), ()
 
 
 def _uncertainty(

@@ -48,7 +48,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit
 from scipy.stats import norm
 
-from lamarena.analysis.battles import pair_outcomes, validate_battles
+from lamarena.analysis.battles import PairCounts, pair_outcomes, validate_battles
 from lamarena.analysis.ranking.bt_solver import (
     ELO_CENTER,
     ELO_SCALE,
@@ -56,6 +56,7 @@ from lamarena.analysis.ranking.bt_solver import (
     main_component,
     newton_pairs,
     pseudo_inverse_laplacian,
+    tie_only_models,
 )
 from lamarena.errors import InsufficientData, InvalidInputError
 
@@ -68,13 +69,17 @@ __all__ = [
     "Pair",
     "PairTally",
     "WeightedFitResult",
+    "WeightedPairFit",
     "active_pair_probabilities",
     "all_pairs",
     "balanced_pair_probabilities",
+    "battle_cells",
     "fit_weighted_bradley_terry",
+    "fit_weighted_pairs",
     "ipw_weights",
     "pair_probabilities",
     "uniform_pair_probabilities",
+    "weighted_cells",
 ]
 
 Pair = tuple[str, str]
@@ -373,4 +378,149 @@ def fit_weighted_bradley_terry(battles: pd.DataFrame, weights: ArrayLike) -> Wei
         covariance=pd.DataFrame(covariance, index=model_names, columns=model_names),
         n_battles=n,
         effective_battles=float(w.sum()) ** 2 / weight_sq if weight_sq > 0 else 0.0,
+    )
+
+
+def battle_cells(battles: pd.DataFrame, rated: PairCounts) -> NDArray[np.intp]:
+    """Each battle's cell among the rated pairs', as the bootstrap orders them.
+
+    ``outcome * P + pair`` with ``outcome`` 0 (the pair's first model won), 1 (the second won) or
+    2 (a tie or both-bad vote); ``3 P`` for a battle with a model that is not rated.
+
+    Args:
+        battles: validated battles.
+        rated: the counts of the rated pairs (:func:`lamarena.analysis.battles.rated_pairs`).
+    """
+    size = len(rated.models)
+    pairs = rated.first.size
+    position = {name: i for i, name in enumerate(rated.models)}
+    a = battles["model_a"].map(position).to_numpy(dtype=np.float64)
+    b = battles["model_b"].map(position).to_numpy(dtype=np.float64)
+    inside = ~(np.isnan(a) | np.isnan(b))
+    a_i, b_i = a[inside].astype(np.intp), b[inside].astype(np.intp)
+    lookup = np.full(size * size, 3 * pairs, dtype=np.intp)
+    lookup[rated.first * size + rated.second] = np.arange(pairs)
+    pair = lookup[np.minimum(a_i, b_i) * size + np.maximum(a_i, b_i)]
+    first_won, second_won = pair_outcomes(
+        a_i, b_i, battles["winner"].to_numpy(dtype=object)[inside]
+    )
+    cells = np.full(len(battles), 3 * pairs, dtype=np.intp)
+    cells[inside] = np.where(first_won, 0, np.where(second_won, 1, 2)) * pairs + pair
+    return cells
+
+
+def weighted_cells(
+    cells: NDArray[np.intp],
+    weights: NDArray[np.float64],
+    n_pairs: int,
+    clusters: tuple[NDArray[np.intp], int] | None = None,
+) -> NDArray[np.float64]:
+    """``(C, 3P)`` the sum of the battles' weights in each cell (one row without ``clusters``).
+
+    Args:
+        cells: each battle's cell (:func:`battle_cells`).
+        weights: each battle's weight.
+        n_pairs: ``P``, the rated pairs.
+        clusters: each battle's cluster and how many clusters: one row per cluster.
+    """
+    width = 3 * n_pairs + 1
+    labels, count = (np.zeros(cells.size, dtype=np.intp), 1) if clusters is None else clusters
+    flat = np.bincount(labels * width + cells, weights=weights, minlength=count * width)
+    out: NDArray[np.float64] = flat.astype(np.float64).reshape(count, width)[:, : 3 * n_pairs]
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class WeightedPairFit:
+    """A weighted Bradley-Terry fit of the rated pairs, in natural units.
+
+    Attributes:
+        rated: the rated pairs with their cells replaced by the sums of the battles' weights.
+        theta: ``(K,)`` strengths, averaging zero over the anchors.
+        bread: ``(K, K)`` inverse weighted information, centred like ``theta``.
+        sandwich: ``(K, K)`` sandwich covariance (cluster-robust when fitted with clusters).
+        effective_battles: ``(sum w)^2 / sum w^2`` over the rated battles.
+    """
+
+    rated: PairCounts
+    theta: NDArray[np.float64]
+    bread: NDArray[np.float64]
+    sandwich: NDArray[np.float64]
+    effective_battles: float
+
+
+def fit_weighted_pairs(
+    rated: PairCounts,
+    cells: NDArray[np.intp],
+    weights: NDArray[np.float64],
+    anchors: NDArray[np.bool_],
+    *,
+    clusters: tuple[NDArray[np.intp], int] | None = None,
+) -> WeightedPairFit:
+    """Weighted Bradley-Terry on the rated pairs (ties half a win), centred on ``anchors``.
+
+    As :func:`fit_weighted_bradley_terry`, on the pairs of the leaderboard: the sandwich sums
+    ``w^2 (y - p)^2`` per battle (a model with no decisive battle gets ``w^2 p (1 - p)``, as
+    :func:`~lamarena.analysis.ranking.bt_solver.covariances` does) or, with ``clusters``, the
+    outer products of each cluster's weighted score with the CR1 factor ``C / (C - 1)``.
+
+    Args:
+        rated: the rated pairs (unweighted counts; the weighted MLE exists on them, weights
+            being positive).
+        cells: each battle's cell (:func:`battle_cells`).
+        weights: each battle's positive weight.
+        anchors: ``(K,)`` the models whose strengths average zero.
+        clusters: each battle's cluster and how many, for a cluster-robust sandwich.
+
+    Raises:
+        InsufficientData: the weighted fit does not converge.
+    """
+    size = len(rated.models)
+    pairs = rated.first.size
+    first, second = rated.first, rated.second
+    total = weighted_cells(cells, weights, pairs)[0]
+    first_wins, second_wins, ties = total[:pairs], total[pairs : 2 * pairs], total[2 * pairs :]
+    games = first_wins + second_wins + ties
+    result = newton_pairs(
+        np.zeros((1, size)),
+        (first_wins + 0.5 * ties)[None, :],
+        games[None, :],
+        first,
+        second,
+        tol=1e-12,
+    )
+    if not result.converged.all():
+        raise InsufficientData("the weighted Bradley-Terry fit did not converge; record more votes")
+    theta = result.theta[0]
+    prob = expit(theta[first] - theta[second])
+    bread = pseudo_inverse_laplacian(laplacian(size, first, second, games * prob * (1.0 - prob)))
+    if clusters is None:
+        square = weighted_cells(cells, np.square(weights), pairs)[0]
+        meat_weights = (
+            square[:pairs] * (1.0 - prob) ** 2
+            + square[pairs : 2 * pairs] * prob**2
+            + square[2 * pairs :] * (0.5 - prob) ** 2
+        )
+        only_ties = tie_only_models(size, first, second, first_wins + second_wins)
+        unseen = only_ties[first] | only_ties[second]
+        binomial = (square[:pairs] + square[pairs : 2 * pairs] + square[2 * pairs :]) * prob
+        meat_weights = np.where(unseen, binomial * (1.0 - prob), meat_weights)
+        meat = laplacian(size, first, second, meat_weights)
+    else:
+        by = weighted_cells(cells, weights, pairs, clusters)
+        wins, losses, tied = by[:, :pairs], by[:, pairs : 2 * pairs], by[:, 2 * pairs :]
+        residual = wins + 0.5 * tied - (wins + losses + tied) * prob
+        scores = np.zeros((clusters[1], size))
+        np.add.at(scores.T, first, residual.T)
+        np.subtract.at(scores.T, second, residual.T)
+        meat = clusters[1] / max(clusters[1] - 1, 1) * scores.T @ scores
+    projection = np.eye(size) - anchors[None, :] / max(int(anchors.sum()), 1)
+    inside = weights[cells < 3 * pairs]
+    weight_sq = float(np.square(inside).sum())
+    return WeightedPairFit(
+        rated=PairCounts(rated.models, first, second, first_wins, second_wins, ties),
+        theta=projection @ theta,
+        bread=projection @ bread @ projection.T,
+        sandwich=projection @ bread @ meat @ bread @ projection.T,
+        effective_battles=float(inside.sum()) ** 2 / weight_sq if weight_sq > 0 else 0.0,
     )
