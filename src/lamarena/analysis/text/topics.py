@@ -375,8 +375,9 @@ def _reference_silhouettes(
     if points.shape[0] > _REFERENCE_POINTS:
         points = points[np.sort(rng.choice(points.shape[0], _REFERENCE_POINTS, replace=False))]
     size = int(points.shape[0])
-    centre = points.mean(axis=0)
-    _, spread, axes = np.linalg.svd(points - centre, full_matrices=False)
+    values = points.astype(np.float64)  # LAPACK's float32 SVD is ten times slower here
+    centre = values.mean(axis=0)
+    _, spread, axes = np.linalg.svd(values - centre, full_matrices=False)
     scale = spread / np.sqrt(max(size - 1, 1))
     curves: list[dict[int, float]] = []
     for _ in range(REFERENCE_DRAWS):
