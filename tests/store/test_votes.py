@@ -63,7 +63,8 @@ def test_jsonl_round_trip_keeps_every_field(databases, tmp_path):
     assert first_battle["reply_b"] == "" and first_battle["error_a"] is None
     assert first_battle["latency_b"] == {"ttft_s": 1e-07, "total_s": None, "chars": 0}
     assert "東京" in first_battle["query_transcript"]
-    assert list(first_battle) == list(BattleRecord.model_fields)
+    assert list(first_battle) == [*BattleRecord.model_fields, *BattleRecord.model_computed_fields]
+    assert first_battle["n_turns"] == 1 and len(first_battle["turns"]) == 1
 
 
 def test_parquet_round_trip_keeps_every_field(databases, tmp_path):
@@ -79,7 +80,7 @@ def test_parquet_round_trip_keeps_every_field(databases, tmp_path):
     assert _by_id(load_battle_records(second)) == _by_id(expected)
     table = pq.read_table(tmp_path / "one.parquet")
     assert table.schema.equals(PARQUET_SCHEMA)
-    assert table.schema.names == list(BattleRecord.model_fields)
+    assert table.schema.names == [*BattleRecord.model_fields, *BattleRecord.model_computed_fields]
 
 
 def test_each_format_imports_into_the_store(databases):

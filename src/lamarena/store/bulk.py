@@ -28,11 +28,12 @@ from lamarena.store.records import (
     FRAME_COLUMNS,
     BattleRecord,
     Latency,
+    TurnRecord,
     Winner,
     battles_frame_from_columns,
     describe_session_owner,
 )
-from lamarena.store.tables import Battle, Participant, Reply, Vote
+from lamarena.store.tables import Battle, Participant, Reply, Turn, Vote
 from lamarena.store.tables import Session as SessionRow
 
 __all__ = ["battles_frame", "insert_battle_records", "load_battle_records"]
@@ -130,6 +131,7 @@ def insert_battle_records(session: Session, records: Sequence[BattleRecord]) -> 
     ]
     new_sessions = [row for key, row in sessions.items() if key not in stored]
     battles: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
     replies: list[dict[str, Any]] = []
     votes: list[dict[str, Any]] = []
     for record in records:
@@ -152,23 +154,21 @@ def insert_battle_records(session: Session, records: Sequence[BattleRecord]) -> 
                 "sampling_probability": record.sampling_probability,
             }
         )
-        for side, text, latency, error in (
-            ("a", record.reply_a, record.latency_a, record.error_a),
-            ("b", record.reply_b, record.latency_b, record.error_b),
-        ):
-            if text is None and latency is None and error is None:
-                continue
-            replies.append(
+        # the first turn is the record's top-level fields (its ``turns[0]`` agrees with them)
+        replies.extend(_reply_rows(record.battle_id, 1, record))
+        for number, turn in enumerate(record.turns[1:], start=2):
+            turns.append(
                 {
                     "battle_id": record.battle_id,
-                    "side": side,
-                    "text": text,
-                    "ttft_s": latency.ttft_s if latency else None,
-                    "total_s": latency.total_s if latency else None,
-                    "chars": latency.chars if latency else None,
-                    "error": error,
+                    "turn": number,
+                    "created_at": record.created_at,
+                    "query_audio_sha256": turn.query_audio_sha256,
+                    "query_transcript": turn.query_transcript,
+                    "audio_kept": False,
+                    "kept_audio_path": None,
                 }
             )
+            replies.extend(_reply_rows(record.battle_id, number, turn))
         votes.append(
             {
                 "battle_id": record.battle_id,
@@ -181,6 +181,7 @@ def insert_battle_records(session: Session, records: Sequence[BattleRecord]) -> 
         (Participant, new_participants),
         (SessionRow, new_sessions),
         (Battle, battles),
+        (Turn, turns),
         (Reply, replies),
         (Vote, votes),
     ):
@@ -189,6 +190,67 @@ def insert_battle_records(session: Session, records: Sequence[BattleRecord]) -> 
     logger.info("inserted %d battles (%d new sessions)", len(battles), len(new_sessions))
     return len(battles)
 
+
+def _reply_rows(
+    battle_id: str, number: int, turn: TurnRecord | BattleRecord
+) -> list[dict[str, Any]]:
+    """The ``replies`` rows of one turn (a side with nothing known has none)."""
+    rows: list[dict[str, Any]] = []
+    for side, text, latency, error in (
+        ("a", turn.reply_a, turn.latency_a, turn.error_a),
+        ("b", turn.reply_b, turn.latency_b, turn.error_b),
+    ):
+        if text is None and latency is None and error is None:
+            continue
+        rows.append(
+            {
+                "battle_id": battle_id,
+                "turn": number,
+                "side": side,
+                "text": text,
+                "ttft_s": latency.ttft_s if latency else None,
+                "total_s": latency.total_s if latency else None,
+                "chars": latency.chars if latency else None,
+                "error": error,
+            }
+        )
+    return rows
+
+
+def _later_turns(session: Session, battle_ids: Sequence[str]) -> dict[str, list[TurnRecord]]:
+    """Turns 2, 3, ... of the battles that have them, in order, by battle id."""
+    found: dict[str, dict[int, dict[str, Any]]] = {}
+    for start in range(0, len(battle_ids), _ID_CHUNK):
+        chunk = list(battle_ids[start : start + _ID_CHUNK])
+        for row in session.execute(
+            select(Turn.battle_id, Turn.turn, Turn.query_audio_sha256, Turn.query_transcript).where(
+                Turn.battle_id.in_(chunk)
+            )
+        ):
+            found.setdefault(row.battle_id, {})[row.turn] = {
+                "query_audio_sha256": row.query_audio_sha256,
+                "query_transcript": row.query_transcript,
+            }
+    if not found:
+        return {}
+    later = list(found)
+    for start in range(0, len(later), _ID_CHUNK):
+        chunk = later[start : start + _ID_CHUNK]
+        for reply in session.execute(
+            select(Reply).where(Reply.battle_id.in_(chunk), Reply.turn > 1)
+        ).scalars():
+            fields = found[reply.battle_id].setdefault(reply.turn, {})
+            fields[f"reply_{reply.side}"] = reply.text
+            fields[f"latency_{reply.side}"] = _latency(reply.ttft_s, reply.total_s, reply.chars)
+            fields[f"error_{reply.side}"] = reply.error
+    return {
+        battle_id: [TurnRecord(**turns[number]) for number in sorted(turns)]
+        for battle_id, turns in found.items()
+    }
+
+
+_ID_CHUNK = 500
+"""Battle ids per ``IN`` list (well under SQLite's and PostgreSQL's parameter limits)."""
 
 _REPLY_A = aliased(Reply, name="reply_a")
 _REPLY_B = aliased(Reply, name="reply_b")
@@ -200,8 +262,14 @@ def _voted_battles() -> Any:
         .select_from(Battle)
         .join(Vote, Vote.battle_id == Battle.id)
         .outerjoin(SessionRow, SessionRow.id == Battle.session_id)
-        .outerjoin(_REPLY_A, and_(_REPLY_A.battle_id == Battle.id, _REPLY_A.side == "a"))
-        .outerjoin(_REPLY_B, and_(_REPLY_B.battle_id == Battle.id, _REPLY_B.side == "b"))
+        .outerjoin(
+            _REPLY_A,
+            and_(_REPLY_A.battle_id == Battle.id, _REPLY_A.side == "a", _REPLY_A.turn == 1),
+        )
+        .outerjoin(
+            _REPLY_B,
+            and_(_REPLY_B.battle_id == Battle.id, _REPLY_B.side == "b", _REPLY_B.turn == 1),
+        )
         .order_by(Battle.created_at, Battle.id)
     )
 
@@ -253,6 +321,7 @@ def load_battle_records(session: Session) -> list[BattleRecord]:
     )
     rows = session.execute(stmt).all()
     salt = store_salt(session)
+    later = _later_turns(session, [row.id for row in rows])
     return [
         BattleRecord(
             battle_id=row.id,
@@ -277,9 +346,27 @@ def load_battle_records(session: Session) -> list[BattleRecord]:
             flags=_flags(row.flags),
             equal_pace=row.equal_pace,
             sampling_probability=row.sampling_probability,
+            **_with_later_turns(row, later.get(row.id)),
         )
         for row in rows
     ]
+
+
+def _with_later_turns(row: Any, later: list[TurnRecord] | None) -> dict[str, Any]:
+    """``{"turns": [first, *later]}`` for a conversation, nothing for a one-turn battle."""
+    if not later:
+        return {}
+    first = TurnRecord(
+        query_audio_sha256=row.query_audio_sha256,
+        query_transcript=row.query_transcript,
+        reply_a=row.reply_a,
+        reply_b=row.reply_b,
+        latency_a=_latency(row.ttft_a_s, row.total_a_s, row.chars_a),
+        latency_b=_latency(row.ttft_b_s, row.total_b_s, row.chars_b),
+        error_a=row.error_a,
+        error_b=row.error_b,
+    )
+    return {"turns": [first, *later]}
 
 
 def battles_frame(session: Session, *, include_uncounted: bool = False) -> pd.DataFrame:

@@ -3,8 +3,9 @@
 Both formats hold exactly the fields of :class:`~lamarena.store.records.BattleRecord`, in its
 field order: JSONL as one JSON object per line (UTF-8, ``null`` for unknown values); Parquet
 with :data:`PARQUET_SCHEMA` (``created_at`` as ``timestamp[us, UTC]``, latencies as structs,
-``flags`` as ``list<string>``). The records are written as given: records loaded from the store
-already carry arena sessions as salted hashes (:mod:`lamarena.store.hashing`).
+``flags`` as ``list<string>``, ``turns`` as a list of structs). The records are written as
+given: records loaded from the store already carry arena sessions as salted hashes
+(:mod:`lamarena.store.hashing`).
 A file is written under a temporary name beside its destination and renamed into place, so a
 reader never sees half an export.
 """
@@ -37,6 +38,18 @@ logger = logging.getLogger(__name__)
 EXPORT_SUFFIXES = (".jsonl", ".parquet")
 
 _LATENCY = pa.struct([("ttft_s", pa.float64()), ("total_s", pa.float64()), ("chars", pa.int64())])
+_TURN = pa.struct(
+    [
+        ("query_audio_sha256", pa.string()),
+        ("query_transcript", pa.string()),
+        ("reply_a", pa.string()),
+        ("reply_b", pa.string()),
+        ("latency_a", _LATENCY),
+        ("latency_b", _LATENCY),
+        ("error_a", pa.string()),
+        ("error_b", pa.string()),
+    ]
+)
 PARQUET_SCHEMA = pa.schema(
     [
         ("battle_id", pa.string()),
@@ -61,6 +74,8 @@ PARQUET_SCHEMA = pa.schema(
         ("flags", pa.list_(pa.string())),
         ("equal_pace", pa.bool_()),
         ("sampling_probability", pa.float64()),
+        ("turns", pa.list_(_TURN)),
+        ("n_turns", pa.int64()),
     ]
 )
 """Columns of a Parquet export: one per BattleRecord field."""

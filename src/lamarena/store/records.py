@@ -26,7 +26,9 @@ from pydantic import (
     StrictBool,
     ValidationError,
     ValidationInfo,
+    computed_field,
     field_validator,
+    model_validator,
 )
 
 from lamarena.errors import InvalidInputError, RecordError
@@ -37,6 +39,7 @@ __all__ = [
     "FRAME_COLUMNS",
     "BattleRecord",
     "Latency",
+    "TurnRecord",
     "Winner",
     "battles_frame_from_columns",
     "describe_session_owner",
@@ -141,6 +144,42 @@ class Latency(BaseModel):
         return self.ttft_s is None and self.total_s is None and self.chars is None
 
 
+TURN_FIELDS = (
+    "query_audio_sha256",
+    "query_transcript",
+    "reply_a",
+    "reply_b",
+    "latency_a",
+    "latency_b",
+    "error_a",
+    "error_b",
+)
+"""Fields of one turn; a battle record's top-level fields of these names are its first turn's."""
+
+MAX_TURNS = 50
+"""The most turns a record may hold (the arena's ``--max-turns`` is far below)."""
+
+
+class TurnRecord(BaseModel):
+    """One turn of a conversation: the person's query and both sides' replies with timings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    query_audio_sha256: Annotated[str, Field(max_length=ID_LENGTH)] | None = None
+    query_transcript: str | None = None
+    reply_a: str | None = None
+    reply_b: str | None = None
+    latency_a: Latency | None = None
+    latency_b: Latency | None = None
+    error_a: str | None = None
+    error_b: str | None = None
+
+    @field_validator("latency_a", "latency_b")
+    @classmethod
+    def _empty_latency_is_none(cls, value: Latency | None) -> Latency | None:
+        return None if value is None or value.is_empty() else value
+
+
 class BattleRecord(BaseModel):
     """One battle with its vote, as exported to and imported from JSONL or Parquet.
 
@@ -159,6 +198,12 @@ class BattleRecord(BaseModel):
     the battle's unordered pair had when it was drawn (in (0, 1]; None where not recorded), which
     inverse-probability weighting needs. Files written before these fields existed read with the
     defaults: counted, no flags, free pace, no probability.
+
+    ``turns`` holds every turn of the conversation in order (:class:`TurnRecord`), and
+    ``n_turns`` (written, and checked when read) how many. The top-level ``query_*``, ``reply_*``,
+    ``latency_*`` and ``error_*`` fields are the first turn's, as in every file written before
+    conversations existed: a record without ``turns`` gets one turn made of them, and a record
+    with ``turns`` must agree with them (a top-level field left out is taken from the first turn).
 
     A record loaded from the store carries the session of an arena battle as its salted hash
     (see :mod:`lamarena.store.hashing`), never the cookie value.
@@ -188,6 +233,49 @@ class BattleRecord(BaseModel):
     flags: list[str] = []
     equal_pace: StrictBool = False
     sampling_probability: Probability | None = None
+    turns: list[TurnRecord] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _turn_count(cls, data: Any) -> Any:
+        # ``n_turns`` is derived (written for readers of the files); check it, then drop it
+        if isinstance(data, Mapping) and "n_turns" in data:
+            data = dict(data)
+            count = data.pop("n_turns")
+            turns = data.get("turns")
+            given = len(turns) if isinstance(turns, list) and turns else 1
+            if count is not None and count != given:
+                raise ValueError(f"n_turns is {count!r} but the record holds {given} turn(s)")
+        return data
+
+    @model_validator(mode="after")
+    def _first_turn(self) -> BattleRecord:
+        if len(self.turns) > MAX_TURNS:
+            raise ValueError(f"turns: {len(self.turns)} turns; a record holds at most {MAX_TURNS}")
+        if not self.turns:
+            first = TurnRecord(**{name: getattr(self, name) for name in TURN_FIELDS})
+            object.__setattr__(self, "turns", [first])
+            return self
+        first = self.turns[0]
+        for name in TURN_FIELDS:
+            mine, theirs = getattr(self, name), getattr(first, name)
+            if mine is None:
+                object.__setattr__(self, name, theirs)
+            elif theirs is not None and mine != theirs:
+                raise ValueError(
+                    f"{name} differs from turns[0].{name}; the top-level fields are the first "
+                    "turn's"
+                )
+        if any(getattr(first, name) is None for name in TURN_FIELDS):
+            merged = first.model_copy(update={name: getattr(self, name) for name in TURN_FIELDS})
+            object.__setattr__(self, "turns", [merged, *self.turns[1:]])
+        return self
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def n_turns(self) -> int:
+        """How many turns the conversation had before the vote."""
+        return len(self.turns)
 
     @field_validator("*", mode="after")
     @classmethod

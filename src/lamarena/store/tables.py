@@ -46,6 +46,7 @@ __all__ = [
     "Reply",
     "Session",
     "StoreSecret",
+    "Turn",
     "UTCDateTime",
     "Vote",
 ]
@@ -184,17 +185,45 @@ class Battle(Base):
     weighting of an adaptive design."""
 
 
+class Turn(Base):
+    """A later turn of a conversation: the person spoke again before voting.
+
+    The battle row itself is the first turn (its ``query_*`` columns, its replies of turn 1);
+    this table holds turns 2, 3, ... with their own query. Their replies are the ``replies``
+    rows with the same ``turn``.
+    """
+
+    __tablename__ = "turns"
+    __table_args__ = (
+        CheckConstraint("turn >= 2", name="later_turn"),
+        CheckConstraint("kept_audio_path IS NULL OR audio_kept", name="audio_path_needs_consent"),
+    )
+
+    battle_id: Mapped[str] = mapped_column(
+        ForeignKey("battles.id", ondelete="CASCADE"), primary_key=True
+    )
+    turn: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime]
+    query_audio_sha256: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    query_transcript: Mapped[str | None] = mapped_column(Text)
+    audio_kept: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    kept_audio_path: Mapped[str | None] = mapped_column(Text)
+
+
 class Reply(Base):
-    """What one side of a battle answered, with its timings (all optional)."""
+    """What one side of a battle answered in one turn, with its timings (all optional)."""
 
     __tablename__ = "replies"
     __table_args__ = (
-        UniqueConstraint("battle_id", "side"),
+        UniqueConstraint("battle_id", "turn", "side"),
         CheckConstraint(_in("side", SIDES), name="side"),
+        CheckConstraint("turn >= 1", name="turn"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     battle_id: Mapped[str] = mapped_column(ForeignKey("battles.id", ondelete="CASCADE"))
+    turn: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    """1 for the battle's own query, 2, 3, ... for the turns of :class:`Turn`."""
     side: Mapped[str] = mapped_column(String(1))
     text: Mapped[str | None] = mapped_column(Text)
     ttft_s: Mapped[float | None] = mapped_column(Float)
