@@ -8,13 +8,19 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from helpers.tiny_models import WORDS, build_tiny_qwen2_audio, build_tiny_text_lm
 from lamarena.audio import AudioClip
 from lamarena.errors import ConfigError, ModelError
-from lamarena.models.base import AudioModel, TextModel, Transcriber
-from lamarena.models.local import FasterWhisperTranscriber, LocalAudioLM, LocalTextLM
+from lamarena.models.base import AudioModel, EarlierTurn, TextModel, Transcriber
+from lamarena.models.local import (
+    CONVERSATION_AUDIO_WINDOWS,
+    FasterWhisperTranscriber,
+    LocalAudioLM,
+    LocalTextLM,
+)
 
 
 @pytest.fixture(scope="session")
@@ -223,3 +229,71 @@ async def test_a_variant_shares_the_loaded_weights_but_not_the_decoding(
     assert sampled._weights() is greedy._weights()
     replies = {"".join(await collect(sampled.stream_text("hello", "Answer."))) for _ in range(4)}
     assert len(replies) > 1  # sampling at a high temperature over random logits varies
+
+
+# -- conversations -----------------------------------------------------------------------------
+
+
+async def test_audio_lm_gets_both_turns_in_its_chat_template(
+    tiny_audio_lm_dir: Path, question_clip: AudioClip, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = audio_lm(tiny_audio_lm_dir, max_new_tokens=4)
+    await model.load()
+    processor, weights = model._weights()
+    follow_up = AudioClip.from_samples(question_clip.samples[: len(question_clip.samples) // 2])
+    history = [EarlierTurn(question_clip, "paris is the capital")]
+
+    prompt = model._prompt(follow_up, "Answer.", history)
+    assert prompt.text.count("<|audio_bos|><|AUDIO|><|audio_eos|>") == 2
+    first_audio = prompt.text.index("Audio 1:")
+    reply = prompt.text.index("<|im_start|>assistant\nparis is the capital<|im_end|>")
+    second_audio = prompt.text.index("Audio 2:")
+    assert first_audio < reply < second_audio
+    assert prompt.text.endswith("<|im_start|>assistant\n")
+
+    seen: dict[str, Any] = {}
+    original = weights.generate
+
+    def recording_generate(**kwargs: Any) -> Any:
+        seen.update(kwargs)
+        return original(**kwargs)
+
+    monkeypatch.setattr(weights, "generate", recording_generate)
+    assert await collect(model.stream(follow_up, "Answer.", history))
+    # One feature row per clip, in order: the full question, then the half-length follow-up.
+    assert seen["input_features"].shape[0] == 2
+    frames = seen["feature_attention_mask"].sum(-1).tolist()
+    assert frames[0] > frames[1] > 0
+    audio_tokens = int((seen["input_ids"] == processor.audio_token_id).sum())
+    assert audio_tokens == sum((((n - 1) // 2 + 1) - 2) // 2 + 1 for n in frames)
+
+
+async def test_audio_lm_refuses_a_conversation_past_its_audio_budget(
+    tiny_audio_lm_dir: Path,
+) -> None:
+    model = audio_lm(tiny_audio_lm_dir, max_new_tokens=4)
+    window = AudioClip.from_samples(np.full(30 * 16_000, 0.1, dtype=np.float32))
+    history = [EarlierTurn(window, "yes") for _ in range(CONVERSATION_AUDIO_WINDOWS)]
+
+    with pytest.raises(ModelError, match="start a new conversation") as caught:
+        await collect(model.stream(window, "Answer.", history))
+    assert caught.value.model == "tiny-audio"
+    assert "150 s of audio over 5 turns" in caught.value.message
+    # One clip fewer fits exactly.
+    assert await collect(model.stream(window, "Answer.", history[1:]))
+
+
+async def test_text_lm_gets_earlier_turns_in_its_chat_template(tiny_text_lm_dir: Path) -> None:
+    model = LocalTextLM("tiny-text", tiny_text_lm_dir, max_new_tokens=4, local_files_only=True)
+    await model.load()
+    history = [("what is the capital of france", "paris")]
+
+    prompt = model._prompt("and of seine", "Be helpful.", history)
+    assert prompt.text == (
+        "<|im_start|>system\nBe helpful.<|im_end|>\n"
+        "<|im_start|>user\nwhat is the capital of france<|im_end|>\n"
+        "<|im_start|>assistant\nparis<|im_end|>\n"
+        "<|im_start|>user\nand of seine<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    assert await collect(model.stream_text("and of seine", "Be helpful.", history))

@@ -6,6 +6,7 @@ the package loads without any optional extra installed.
 
 from lamarena.models.base import (
     AudioModel,
+    EarlierTurn,
     ModelTimeouts,
     Reply,
     TextModel,
@@ -15,6 +16,7 @@ from lamarena.models.base import (
 
 __all__ = [
     "AudioModel",
+    "EarlierTurn",
     "ModelTimeouts",
     "Reply",
     "TextModel",

@@ -3,7 +3,13 @@
 An adapter implements :class:`AudioModel`: ``stream(clip, prompt)`` yields text deltas for one
 spoken query (``prompt`` is the text part sent with the audio: the arena's system prompt or a
 benchmark's instruction). Parts of an ASR + LLM pipeline implement :class:`Transcriber` and
-:class:`TextModel`. Adapters raise only :class:`lamarena.errors.ModelError` subclasses. Timing,
+:class:`TextModel`.
+
+A conversation of several turns passes its finished turns as ``history``: each side of an arena
+battle keeps its own, so an :class:`EarlierTurn` holds the person's spoken query and *this*
+model's reply to it (and its own transcript, for a pipeline); a text model gets
+:data:`TextTurn` pairs. With no history (the default) every request is exactly the single-turn
+one. Adapters raise only :class:`lamarena.errors.ModelError` subclasses. Timing,
 timeouts and collecting a :class:`Reply` happen once, in :mod:`lamarena.models.runtime`.
 
 An in-process model can also answer a closed question without generating: an
@@ -21,7 +27,7 @@ the adapter, so any number of concurrent requests on one instance each get their
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -29,6 +35,7 @@ from lamarena.audio import AudioClip
 
 __all__ = [
     "AudioModel",
+    "EarlierTurn",
     "ModelTimeouts",
     "OptionScore",
     "OptionScorer",
@@ -36,6 +43,7 @@ __all__ = [
     "ReplyStream",
     "TextModel",
     "TextOptionScorer",
+    "TextTurn",
     "TokenPrices",
     "Transcriber",
     "TranscribingModel",
@@ -43,6 +51,7 @@ __all__ = [
     "UsageSink",
     "can_score_options",
     "reported_usage",
+    "text_history",
 ]
 
 
@@ -202,18 +211,58 @@ class Reply:
         return self.error is None
 
 
+@dataclass(frozen=True)
+class EarlierTurn:
+    """One finished turn of a conversation, as one side of a battle saw it.
+
+    Attributes:
+        clip: the person's spoken query of that turn, mono 16 kHz.
+        reply: this model's own reply to it (what it streamed, possibly cut short), never the
+            other side's.
+        transcript: this model's own transcript of the query when it made one (a pipeline's
+            ASR); None otherwise, and a pipeline then transcribes ``clip`` again.
+    """
+
+    clip: AudioClip
+    reply: str
+    transcript: str | None = None
+
+
+TextTurn = tuple[str, str]
+"""One finished turn of a text conversation: (the user's message, the model's reply)."""
+
+
+async def text_history(
+    history: Sequence[EarlierTurn], transcribe: Callable[[AudioClip], Awaitable[str]]
+) -> list[TextTurn]:
+    """The turns of ``history`` as (transcript, reply) pairs, for a model that answers text.
+
+    A turn's own transcript is used where it has one; ``transcribe`` makes the missing ones, in
+    order.
+    """
+    turns: list[TextTurn] = []
+    for turn in history:
+        transcript = turn.transcript if turn.transcript is not None else await transcribe(turn.clip)
+        turns.append((transcript, turn.reply))
+    return turns
+
+
 @runtime_checkable
 class AudioModel(Protocol):
     """A model that answers a spoken query with streamed text."""
 
     name: str
 
-    def stream(self, clip: AudioClip, prompt: str) -> AsyncIterator[str]:
+    def stream(
+        self, clip: AudioClip, prompt: str, history: Sequence[EarlierTurn] = ()
+    ) -> AsyncIterator[str]:
         """Yield the reply's text deltas, in order.
 
         Args:
             clip: the query, mono 16 kHz.
             prompt: the text sent with the audio (system prompt or task instruction).
+            history: the conversation's earlier turns, oldest first, each with this model's
+                own reply; empty for a single-turn query (the request is then unchanged).
 
         Raises:
             ModelError: the model failed; ModelTimeout or ModelUnavailable where they apply.
@@ -242,8 +291,12 @@ class TextModel(Protocol):
 
     name: str
 
-    def stream_text(self, text: str, prompt: str) -> AsyncIterator[str]:
+    def stream_text(
+        self, text: str, prompt: str, history: Sequence[TextTurn] = ()
+    ) -> AsyncIterator[str]:
         """Yield the reply's deltas to the user message ``text`` under system prompt ``prompt``.
+
+        ``history`` holds the earlier (user message, reply) pairs, oldest first.
 
         Raises:
             ModelError: the model failed.
@@ -259,8 +312,13 @@ class TranscribingModel(AudioModel, Protocol):
         """The transcript its LLM will answer."""
         ...
 
-    def stream_transcript(self, transcript: str, prompt: str) -> AsyncIterator[str]:
-        """Yield the LLM's deltas for an already made transcript."""
+    def stream_transcript(
+        self, transcript: str, prompt: str, history: Sequence[TextTurn] = ()
+    ) -> AsyncIterator[str]:
+        """Yield the LLM's deltas for an already made transcript.
+
+        ``history`` holds the earlier turns' (transcript, reply) pairs, oldest first.
+        """
         ...
 
 

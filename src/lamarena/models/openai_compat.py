@@ -44,15 +44,24 @@ import httpx2
 import openai
 from openai import AsyncOpenAI, AsyncStream, omit
 from openai.types.chat import (
+    ChatCompletionAssistantMessageParam,
     ChatCompletionAudioParam,
     ChatCompletionContentPartParam,
     ChatCompletionMessageParam,
+    ChatCompletionUserMessageParam,
 )
 from openai.types.chat.completion_create_params import CompletionCreateParamsStreaming
 
 from lamarena.audio import AudioClip, to_wav_bytes
 from lamarena.errors import ConfigError, ModelError, ModelTimeout, ModelUnavailable
-from lamarena.models.base import ModelTimeouts, ReplyStream, Usage, UsageSink
+from lamarena.models.base import (
+    EarlierTurn,
+    ModelTimeouts,
+    ReplyStream,
+    TextTurn,
+    Usage,
+    UsageSink,
+)
 from lamarena.models.retry import (
     backoff_s,
     broke_off,
@@ -258,6 +267,45 @@ class _OpenAIService:
         )
 
 
+def _audio_message(clip: AudioClip, prompt: str) -> ChatCompletionUserMessageParam:
+    """One spoken query as a user message: the prompt as a text part (if any), then the clip.
+
+    Shapes from the installed SDK: ``ChatCompletionUserMessageParam`` with
+    ``ChatCompletionContentPartTextParam`` and ``ChatCompletionContentPartInputAudioParam``
+    (``input_audio: {data: base64, format: "wav"}``).
+    """
+    audio = base64.b64encode(to_wav_bytes(clip)).decode("ascii")
+    parts: list[ChatCompletionContentPartParam] = []
+    if prompt:
+        parts.append({"type": "text", "text": prompt})
+    parts.append({"type": "input_audio", "input_audio": {"data": audio, "format": "wav"}})
+    return {"role": "user", "content": parts}
+
+
+def _reply_message(reply: str) -> ChatCompletionAssistantMessageParam:
+    """An earlier reply of this model: ``ChatCompletionAssistantMessageParam`` with text content.
+
+    A spoken reply (``modalities`` with audio) is sent back as its transcript; the SDK's other
+    form, ``audio: {id}``, names audio the service keeps only until the reply's ``expires_at``
+    (and lamarena keeps no such id).
+    """
+    return {"role": "assistant", "content": reply}
+
+
+def _text_messages(
+    text: str, prompt: str, history: Sequence[TextTurn]
+) -> list[ChatCompletionMessageParam]:
+    """A text chat: the system prompt (if any), the earlier turns, then the user message."""
+    chat: list[ChatCompletionMessageParam] = []
+    if prompt:
+        chat.append({"role": "system", "content": prompt})
+    for user, reply in history:
+        chat.append({"role": "user", "content": user})
+        chat.append(_reply_message(reply))
+    chat.append({"role": "user", "content": text})
+    return chat
+
+
 def _mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
@@ -298,8 +346,10 @@ class OpenAIChatModel(_OpenAIService):
     """A Large Audio Model behind the chat completions API (an AudioModel and a TextModel).
 
     The spoken query goes as a user message of two parts, the prompt as text and the clip as
-    base64 WAV (16 kHz mono). With ``modalities=["text", "audio"]`` (GPT-4o audio models, which
-    only answer that way) the reply's text is the streamed ``delta.audio.transcript``.
+    base64 WAV (16 kHz mono). In a conversation each earlier turn comes first, as the same kind
+    of user message followed by an assistant message with this model's own reply. With
+    ``modalities=["text", "audio"]`` (GPT-4o audio models, which only answer that way) the
+    reply's text is the streamed ``delta.audio.transcript``.
     """
 
     def __init__(
@@ -377,12 +427,17 @@ class OpenAIChatModel(_OpenAIService):
         self._max_tokens = max_tokens
         self.report_usage = report_usage
 
-    def stream(self, clip: AudioClip, prompt: str) -> ReplyStream:
+    def stream(
+        self, clip: AudioClip, prompt: str, history: Sequence[EarlierTurn] = ()
+    ) -> ReplyStream:
         """Yield the reply's text deltas to a spoken query, in order.
 
         Args:
             clip: the query, mono 16 kHz (sent as WAV).
-            prompt: the text part sent before the audio (system prompt or task instruction).
+            prompt: the text part sent before the audio (system prompt or task instruction),
+                in every user message.
+            history: earlier turns, oldest first: each becomes a user message (prompt and
+                audio, as the query's) and an assistant message with this model's own reply.
 
         Returns:
             The deltas; its ``usage`` holds the server's token counts once the stream ends.
@@ -393,17 +448,20 @@ class OpenAIChatModel(_OpenAIService):
         """
 
         def messages() -> list[ChatCompletionMessageParam]:
-            audio = base64.b64encode(to_wav_bytes(clip)).decode("ascii")
-            parts: list[ChatCompletionContentPartParam] = []
-            if prompt:
-                parts.append({"type": "text", "text": prompt})
-            parts.append({"type": "input_audio", "input_audio": {"data": audio, "format": "wav"}})
-            return [{"role": "user", "content": parts}]
+            chat: list[ChatCompletionMessageParam] = []
+            for turn in history:
+                chat.append(_audio_message(turn.clip, prompt))
+                chat.append(_reply_message(turn.reply))
+            chat.append(_audio_message(clip, prompt))
+            return chat
 
         return ReplyStream(lambda report: self._stream(messages, report))
 
-    def stream_text(self, text: str, prompt: str) -> ReplyStream:
+    def stream_text(self, text: str, prompt: str, history: Sequence[TextTurn] = ()) -> ReplyStream:
         """Yield the reply's deltas to the user message ``text`` under system prompt ``prompt``.
+
+        ``history`` holds the earlier (user message, reply) pairs, oldest first; each becomes a
+        user message and an assistant message between the system prompt and ``text``.
 
         Returns:
             The deltas; its ``usage`` holds the server's token counts once the stream ends.
@@ -411,15 +469,9 @@ class OpenAIChatModel(_OpenAIService):
         Raises:
             ModelError: as for :meth:`stream`.
         """
-
-        def messages() -> list[ChatCompletionMessageParam]:
-            chat: list[ChatCompletionMessageParam] = []
-            if prompt:
-                chat.append({"role": "system", "content": prompt})
-            chat.append({"role": "user", "content": text})
-            return chat
-
-        return ReplyStream(lambda report: self._stream(messages, report))
+        return ReplyStream(
+            lambda report: self._stream(lambda: _text_messages(text, prompt, history), report)
+        )
 
     def _request_body(
         self, messages: list[ChatCompletionMessageParam]

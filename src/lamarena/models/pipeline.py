@@ -2,7 +2,9 @@
 
 :class:`PipelineModel` transcribes the query with any :class:`~lamarena.models.base.Transcriber`
 and answers the transcript with any :class:`~lamarena.models.base.TextModel`, the transcript as
-the user message and the prompt as the system prompt. It is a
+the user message and the prompt as the system prompt; in a conversation the LLM first gets the
+earlier turns as text, each turn's transcript as a user message and the pipeline's own reply as
+the assistant's. It is a
 :class:`~lamarena.models.base.TranscribingModel`, so :func:`lamarena.models.runtime.run_model`
 keeps the transcript on the reply. A failure of either part is re-raised as the same
 :class:`~lamarena.errors.ModelError` subclass under the pipeline's name, naming the part. The
@@ -25,13 +27,16 @@ from typing import cast
 from lamarena.audio import AudioClip
 from lamarena.errors import ConfigError, ModelError, ModelTimeout, ModelUnavailable
 from lamarena.models.base import (
+    EarlierTurn,
     OptionScore,
     ReplyStream,
     TextModel,
     TextOptionScorer,
+    TextTurn,
     Transcriber,
     UsageSink,
     reported_usage,
+    text_history,
 )
 from lamarena.models.loglik import check_options
 
@@ -91,8 +96,13 @@ class PipelineModel:
         logger.debug("pipeline %s: transcript of %d characters", self.name, len(transcript))
         return transcript
 
-    def stream_transcript(self, transcript: str, prompt: str) -> ReplyStream:
+    def stream_transcript(
+        self, transcript: str, prompt: str, history: Sequence[TextTurn] = ()
+    ) -> ReplyStream:
         """Yield the LLM's deltas to ``transcript`` under system prompt ``prompt``.
+
+        ``history`` holds the earlier turns' (transcript, reply) pairs, oldest first: the LLM
+        gets them as user and assistant messages before ``transcript``.
 
         Returns:
             The deltas; its ``usage`` is the LLM's, where the LLM reports one.
@@ -100,12 +110,17 @@ class PipelineModel:
         Raises:
             ModelError: the LLM failed (same subclass, naming the LLM; while iterating).
         """
-        return ReplyStream(lambda report: self._answer(transcript, prompt, report))
+        return ReplyStream(lambda report: self._answer(transcript, prompt, history, report))
 
     async def _answer(
-        self, transcript: str, prompt: str, report: UsageSink
+        self, transcript: str, prompt: str, history: Sequence[TextTurn], report: UsageSink
     ) -> AsyncGenerator[str, None]:
-        stream = self.llm.stream_text(transcript, prompt)
+        # A single turn calls the LLM exactly as before conversations (any TextModel works).
+        stream = (
+            self.llm.stream_text(transcript, prompt, history)
+            if history
+            else self.llm.stream_text(transcript, prompt)
+        )
         # aclosing: when our reader stops early, the LLM's stream (and its generation) stops now,
         # not whenever the garbage collector gets to it.
         deltas = cast("AsyncGenerator[str, None]", stream)
@@ -119,8 +134,13 @@ class PipelineModel:
         if usage is not None:
             report(usage)
 
-    def stream(self, clip: AudioClip, prompt: str) -> ReplyStream:
+    def stream(
+        self, clip: AudioClip, prompt: str, history: Sequence[EarlierTurn] = ()
+    ) -> ReplyStream:
         """Transcribe ``clip``, then yield the LLM's deltas to the transcript.
+
+        ``history`` holds the earlier turns, oldest first; each one's own transcript is used
+        (an earlier clip is transcribed again only where the turn has none), with its reply.
 
         Returns:
             The deltas; its ``usage`` is the LLM's, where the LLM reports one.
@@ -128,13 +148,20 @@ class PipelineModel:
         Raises:
             ModelError: either part failed, or the ASR heard no speech (while iterating).
         """
-        return ReplyStream(lambda report: self._transcribe_and_answer(clip, prompt, report))
+        return ReplyStream(
+            lambda report: self._transcribe_and_answer(clip, prompt, history, report)
+        )
 
     async def _transcribe_and_answer(
-        self, clip: AudioClip, prompt: str, report: UsageSink
+        self,
+        clip: AudioClip,
+        prompt: str,
+        history: Sequence[EarlierTurn],
+        report: UsageSink,
     ) -> AsyncGenerator[str, None]:
         transcript = await self.transcribe(clip)
-        answer = self.stream_transcript(transcript, prompt)
+        earlier = await text_history(history, self.transcribe)
+        answer = self.stream_transcript(transcript, prompt, earlier)
         async with aclosing(answer):
             async for delta in answer:
                 yield delta

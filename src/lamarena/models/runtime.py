@@ -3,10 +3,10 @@
 Adapters only stream text. :func:`run_model` adds what every caller needs, in one place: a limit
 on the time to the first delta and on the whole reply, ``perf_counter`` timings (time to first
 token, total) taken around the adapter (so rendering never counts), an optional semaphore, the
-transcript of a pipeline, the token usage the adapter's stream reported (see
-:class:`~lamarena.models.base.ReplyStream`), and a :class:`~lamarena.models.base.Reply` that
-carries the error instead of raising, so one side of an arena battle can fail while the other
-goes on.
+earlier turns of a conversation, the transcript of a pipeline, the token usage the adapter's
+stream reported (see :class:`~lamarena.models.base.ReplyStream`), and a
+:class:`~lamarena.models.base.Reply` that carries the error instead of raising, so one side of
+an arena battle can fail while the other goes on.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from time import perf_counter
 from typing import cast
@@ -23,10 +23,12 @@ from lamarena.audio import AudioClip
 from lamarena.errors import ModelError
 from lamarena.models.base import (
     AudioModel,
+    EarlierTurn,
     ModelTimeouts,
     Reply,
     TranscribingModel,
     reported_usage,
+    text_history,
 )
 
 __all__ = ["DeltaCallback", "run_model"]
@@ -45,6 +47,7 @@ async def run_model(
     timeouts: ModelTimeouts | None = None,
     on_delta: DeltaCallback | None = None,
     semaphore: asyncio.Semaphore | None = None,
+    history: Sequence[EarlierTurn] = (),
 ) -> Reply:
     """Ask ``model`` about ``clip`` and collect its reply with timings.
 
@@ -57,6 +60,10 @@ async def run_model(
         on_delta: called with each delta, in order, as it arrives.
         semaphore: limits how many requests this model serves at once; waiting for it does not
             count towards the timings.
+        history: the conversation's earlier turns, oldest first, each with this model's own
+            reply (and, for a pipeline, its own transcript; a missing one is made again, within
+            the time limit of the first delta). Empty for a single-turn query, whose request is
+            then unchanged.
 
     Returns:
         The reply; on failure ``error`` says what happened and ``text`` holds what arrived.
@@ -64,15 +71,16 @@ async def run_model(
     """
     timeouts = timeouts or ModelTimeouts()
     if semaphore is None:
-        return await _run(model, clip, prompt, timeouts, on_delta)
+        return await _run(model, clip, prompt, history, timeouts, on_delta)
     async with semaphore:
-        return await _run(model, clip, prompt, timeouts, on_delta)
+        return await _run(model, clip, prompt, history, timeouts, on_delta)
 
 
 async def _run(
     model: AudioModel,
     clip: AudioClip,
     prompt: str,
+    history: Sequence[EarlierTurn],
     timeouts: ModelTimeouts,
     on_delta: DeltaCallback | None,
 ) -> Reply:
@@ -85,9 +93,18 @@ async def _run(
     try:
         async with asyncio.timeout(timeouts.total_s):
             async with asyncio.timeout(timeouts.first_token_s) as first_token_limit:
+                # History goes only to a conversation's later turns: a single-turn call is the
+                # same call as ever, so adapters written before conversations keep working.
                 if isinstance(model, TranscribingModel):
                     transcript = await model.transcribe(clip)
-                    stream = model.stream_transcript(transcript, prompt)
+                    earlier = await text_history(history, model.transcribe)
+                    stream = (
+                        model.stream_transcript(transcript, prompt, earlier)
+                        if earlier
+                        else model.stream_transcript(transcript, prompt)
+                    )
+                elif history:
+                    stream = model.stream(clip, prompt, history)
                 else:
                     stream = model.stream(clip, prompt)
                 # aclosing: on a timeout or a cancelled caller the adapter's stream (and any
