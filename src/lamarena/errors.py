@@ -33,6 +33,7 @@ __all__ = [
     "AlreadyVoted",
     "AudioError",
     "ConfigError",
+    "ConversationClosed",
     "DatabaseError",
     "InsufficientData",
     "InvalidInputError",
@@ -140,6 +141,12 @@ class AlreadyVoted(LamarenaError):
     """A battle that already has its vote."""
 
     code = "already_voted"
+
+
+class ConversationClosed(LamarenaError):
+    """A battle's conversation cannot take another turn here (it can still be voted on)."""
+
+    code = "conversation_closed"
 
 
 class RepliesPending(LamarenaError):

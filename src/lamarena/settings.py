@@ -114,6 +114,19 @@ class Settings(BaseSettings):
     global_battles_per_minute: int = Field(
         default=1_200, ge=1, description="Battles the whole arena starts a minute, at most."
     )
+    max_turns: int = Field(
+        default=5,
+        ge=1,
+        description="Turns a person may speak in one battle before voting (1: single-turn).",
+    )
+    conversation_memory_s: float = Field(
+        default=1800.0,
+        gt=0,
+        description=(
+            "Seconds of earlier-turn audio one arena process holds for conversations still "
+            "open; the oldest conversations past it can no longer be continued."
+        ),
+    )
     transcriptions_per_battle: int = Field(
         default=3, ge=0, description="Spoken reasons transcribed per battle, at most."
     )

@@ -41,6 +41,7 @@ class ArenaServer:
     """Real uvicorn on 127.0.0.1 in a thread, with the app's lifespan running."""
 
     def __init__(self, app: FastAPI) -> None:
+        self.app = app
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
@@ -83,12 +84,14 @@ class SseEvent:
     at: float
 
 
-def read_events(client: httpx.Client, battle_id: str) -> list[SseEvent]:
-    """Every event of a battle's stream, up to ``end``, with arrival times."""
+def read_events(client: httpx.Client, battle_id: str, turn: int | None = None) -> list[SseEvent]:
+    """Every event of a battle's stream (its latest turn, or ``turn``), up to ``end``."""
     events: list[SseEvent] = []
     name: str | None = None
     data = ""
-    with client.stream("GET", f"/api/battles/{battle_id}/stream", timeout=30) as response:
+    params = {} if turn is None else {"turn": turn}
+    url = f"/api/battles/{battle_id}/stream"
+    with client.stream("GET", url, params=params, timeout=30) as response:
         assert response.status_code == 200, response.read()
         for line in response.iter_lines():
             if line.startswith("event:"):
@@ -114,6 +117,7 @@ class Harness:
     settings: Settings
     entries: list[ModelEntry]
     clients: list[httpx.Client] = field(default_factory=list)
+    app: FastAPI | None = None
     asr: FakeOpenAI | None = None
     transcriber: Transcriber | None = None
 
@@ -228,7 +232,8 @@ def harness_factory(databases: DatabaseFactory, tmp_path: Path) -> Iterator[Any]
                 harness.asr = FakeOpenAI()
                 asr_url = stack.enter_context(harness.asr.serve()).base_url
                 harness.transcriber = OpenAITranscriber("arena/asr", base_url=asr_url, api_key="k")
-            harness.url = start_arena(stack, harness, options=options).url
+            server = start_arena(stack, harness, options=options)
+            harness.url, harness.app = server.url, server.app
             stack.callback(lambda: [client.close() for client in harness.clients])
             return harness
 

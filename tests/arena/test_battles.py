@@ -40,8 +40,11 @@ def test_battle_streams_both_sides_in_parallel_then_vote_reveals(
     assert names[-1] == "end"
     assert sorted(event.data["side"] for event in events if event.name == "done") == ["a", "b"]
     # Nothing but the side before the vote: timings would identify the models.
-    assert all(set(event.data) == {"side"} for event in events if event.name == "done")
-    assert all(set(event.data) == {"side", "text"} for event in events if event.name == "delta")
+    assert all(set(event.data) == {"side", "turn"} for event in events if event.name == "done")
+    assert all(
+        set(event.data) == {"side", "turn", "text"} for event in events if event.name == "delta"
+    )
+    assert all(event.data["turn"] == 1 for event in events)
     deltas = [event for event in events if event.name == "delta"]
     sides = [event.data["side"] for event in deltas]
     switches = sum(1 for before, after in itertools.pairwise(sides) if before != after)
@@ -113,7 +116,7 @@ def test_a_battle_replayed_from_the_store_carries_no_timing_before_the_vote(
     assert all(reply.ttft_s is not None for reply in replies)  # stored, for the reveal
     for reply in replies:
         done = [event for event in _stored_events(reply) if event.name == "done"]
-        assert [event.data for event in done] == [{"side": reply.side}]
+        assert [event.data for event in done] == [{"side": reply.side, "turn": 1}]
 
 
 def test_audio_is_not_kept_without_consent(harness: Harness, speech_wav: bytes) -> None:

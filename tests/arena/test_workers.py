@@ -227,7 +227,7 @@ def test_stream_from_the_worker_that_did_not_generate_the_battle(
     events = parse_sse(response.body)
     assert [e.name for e in events][-1] == "end"
     assert sorted(e.data["side"] for e in events if e.name == "done") == ["a", "b"]
-    assert all(set(e.data) == {"side"} for e in events if e.name == "done")  # no timings
+    assert all(set(e.data) == {"side", "turn"} for e in events if e.name == "done")  # no timings
     assert sorted(_texts(events).values()) == sorted(["".join(ALPHA), "".join(BETA)])
     assert _replies_stored(served.engine, battle_id) == 2
 

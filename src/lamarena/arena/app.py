@@ -51,6 +51,7 @@ from lamarena.arena.state import Arena, ArenaModel, ArenaOptions
 from lamarena.errors import (
     AlreadyVoted,
     ConfigError,
+    ConversationClosed,
     DatabaseError,
     InvalidInputError,
     LamarenaError,
@@ -74,6 +75,7 @@ _STATUS: tuple[tuple[type[LamarenaError], int], ...] = (
     (NotFound, 404),
     (AlreadyVoted, 409),
     (RepliesPending, 409),
+    (ConversationClosed, 409),
     (RateLimited, 429),
     (InvalidInputError, 422),
     (ConfigError, 422),

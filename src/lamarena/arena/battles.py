@@ -15,8 +15,8 @@ import logging
 import os
 import secrets
 import tempfile
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from math import ceil
@@ -54,6 +54,7 @@ from lamarena.errors import (
     StorageFull,
     Unavailable,
 )
+from lamarena.models.base import EarlierTurn
 from lamarena.models.base import Reply as ModelReply
 from lamarena.models.runtime import run_model
 from lamarena.store import Winner
@@ -65,9 +66,9 @@ from lamarena.store.repo import (
     flag_battle,
     record_vote,
     session_vote_count,
-    set_query_transcript,
+    set_turn_transcript,
 )
-from lamarena.store.tables import ID_LENGTH, SIDES, Battle, Reply, Vote
+from lamarena.store.tables import ID_LENGTH, SIDES, Battle, Reply, Turn, Vote
 from lamarena.store.tables import Session as SessionRow
 
 __all__ = [
@@ -76,16 +77,20 @@ __all__ = [
     "MODEL_FAILED_MESSAGE",
     "BattleAccess",
     "OpenedBattle",
+    "StagedAudio",
     "battle_events",
     "battle_limit",
     "cast_vote",
     "check_battle_access",
     "check_transcription_allowed",
     "check_upload_allowed",
+    "latest_turn",
+    "live_key",
     "mark_abandoned_battles",
     "note_refused_upload",
     "open_battle",
     "reserve_transcription",
+    "stage_audio",
     "start_generation",
     "transcribe_feedback",
 ]
@@ -129,15 +134,24 @@ class OpenedBattle:
     clip: AudioClip
     created_at: datetime
     equal_pace: bool
+    turn: int = 1
+    history: Mapping[str, tuple[EarlierTurn, ...]] = field(default_factory=dict)
+    """Each side's own earlier turns (empty for the first turn)."""
 
 
 @dataclass(frozen=True)
 class BattleAccess:
-    """What a stream needs to know about a battle it may show."""
+    """What a stream needs to know about a battle (one turn of it) it may show."""
 
     battle_id: str
     created_at: datetime
     equal_pace: bool = False
+    turn: int = 1
+
+
+def live_key(battle_id: str, turn: int) -> str:
+    """The key of a turn being generated in :attr:`Arena.live` (turn 1: the battle's id)."""
+    return battle_id if turn == 1 else f"{battle_id}#turn{turn}"
 
 
 def audio_extension(filename: str | None, content_type: str | None) -> str:
@@ -150,7 +164,7 @@ def audio_extension(filename: str | None, content_type: str | None) -> str:
 
 
 @dataclass(frozen=True)
-class _StagedAudio:
+class StagedAudio:
     """A kept query written beside its place; it takes its place only after the commit."""
 
     path: Path
@@ -167,7 +181,7 @@ class _StagedAudio:
             self.temporary.unlink(missing_ok=True)
 
 
-def _stage_audio(directory: Path, sha256: str, extension: str, data: bytes) -> _StagedAudio:
+def stage_audio(directory: Path, sha256: str, extension: str, data: bytes) -> StagedAudio:
     """Write the query to a temporary file beside its content-addressed path.
 
     Raises:
@@ -175,7 +189,7 @@ def _stage_audio(directory: Path, sha256: str, extension: str, data: bytes) -> _
     """
     path = (directory / f"{sha256}.{extension}").resolve()
     if path.exists():  # the same audio is kept already (content-addressed)
-        return _StagedAudio(path, None)
+        return StagedAudio(path, None)
     temporary: str | None = None
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -190,7 +204,7 @@ def _stage_audio(directory: Path, sha256: str, extension: str, data: bytes) -> _
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise StorageFull(_DISK_FULL_MESSAGE) from exc
         raise
-    return _StagedAudio(path, Path(temporary))
+    return StagedAudio(path, Path(temporary))
 
 
 def _session_for(
@@ -416,7 +430,7 @@ def open_battle(
     """
     names = list(arena.models)
     settings = arena.settings
-    staged: _StagedAudio | None = None
+    staged: StagedAudio | None = None
     try:
         with (
             database_errors(arena.engine, "storing a battle", "nothing was stored"),
@@ -457,7 +471,7 @@ def open_battle(
             model_a, model_b = drawn.model_a, drawn.model_b
             if row.consent_keep_audio:
                 directory = settings.data_dir / "audio"
-                staged = _stage_audio(directory, clip.sha256, extension, data)
+                staged = stage_audio(directory, clip.sha256, extension, data)
             created_at = datetime.now(UTC)
             battle_id = create_battle(
                 session,
@@ -528,18 +542,21 @@ def open_battle_from_upload(
 def start_generation(arena: Arena, battle: OpenedBattle) -> LiveBattle:
     """Start generating both replies now, in a task of the app; return what streams follow."""
     live = arena.live.start(
-        battle.battle_id,
+        live_key(battle.battle_id, battle.turn),
         session_id=battle.session_id,
         created_at=battle.created_at,
         equal_pace=battle.equal_pace,
+        turn=battle.turn,
     )
-    task = asyncio.create_task(_generate(arena, battle, live), name=f"battle-{battle.battle_id}")
+    task = asyncio.create_task(
+        _generate(arena, battle, live), name=f"battle-{battle.battle_id}-turn{battle.turn}"
+    )
     arena.tasks.add(task)
     task.add_done_callback(arena.tasks.discard)
     return live
 
 
-def _save_reply(arena: Arena, battle_id: str, side: str, reply: ModelReply) -> None:
+def _save_reply(arena: Arena, battle_id: str, side: str, reply: ModelReply, turn: int = 1) -> None:
     """Store a side's reply; one that names a model flags the battle in the same commit.
 
     Both replies are stored before a vote is accepted, so the vote sees the flag.
@@ -563,6 +580,7 @@ def _save_reply(arena: Arena, battle_id: str, side: str, reply: ModelReply) -> N
             total_s=reply.total_s,
             chars=reply.chars,
             error=reply.error,
+            turn=turn,
         )
 
 
@@ -571,8 +589,10 @@ async def _generate_side(
 ) -> ModelReply:
     model = arena.models[name]
 
+    turn = battle.turn
+
     async def forward(text: str) -> None:
-        await live.publish(Event("delta", {"side": side, "text": text}))
+        await live.publish(Event("delta", {"side": side, "turn": turn, "text": text}))
 
     reply = await run_model(
         model.adapter,
@@ -581,27 +601,34 @@ async def _generate_side(
         timeouts=arena.timeouts,
         on_delta=forward,
         semaphore=model.semaphore,
+        history=battle.history.get(side, ()),
     )
     try:
-        await anyio.to_thread.run_sync(partial(_save_reply, arena, battle.battle_id, side, reply))
+        await anyio.to_thread.run_sync(
+            partial(_save_reply, arena, battle.battle_id, side, reply, turn)
+        )
     except LamarenaError as exc:
         logger.error("battle %s side %s: %s", battle.battle_id, side, exc)
-        await live.publish(Event("error", {"side": side, "message": _NOT_SAVED_MESSAGE}))
+        await live.publish(
+            Event("error", {"side": side, "turn": turn, "message": _NOT_SAVED_MESSAGE})
+        )
         return reply
     if reply.ok:
         # Only the side: timings would tell the models apart before the vote (the reveal has them).
-        await live.publish(Event("done", {"side": side}))
+        await live.publish(Event("done", {"side": side, "turn": turn}))
     else:
-        await live.publish(Event("error", {"side": side, "message": MODEL_FAILED_MESSAGE}))
+        await live.publish(
+            Event("error", {"side": side, "turn": turn, "message": MODEL_FAILED_MESSAGE})
+        )
     return reply
 
 
-def _save_transcript(arena: Arena, battle_id: str, transcript: str) -> None:
+def _save_transcript(arena: Arena, battle_id: str, turn: int, transcript: str) -> None:
     with (
         database_errors(arena.engine, "storing a transcript", "the transcript was not stored"),
         arena.sessionmaker.begin() as session,
     ):
-        set_query_transcript(session, battle_id, transcript)
+        set_turn_transcript(session, battle_id, turn, transcript)
 
 
 async def _store_transcript(arena: Arena, battle: OpenedBattle, replies: list[ModelReply]) -> None:
@@ -616,7 +643,7 @@ async def _store_transcript(arena: Arena, battle: OpenedBattle, replies: list[Mo
             transcript = (await arena.transcriber.transcribe(battle.clip)).strip()
         if transcript:
             await anyio.to_thread.run_sync(
-                partial(_save_transcript, arena, battle.battle_id, transcript)
+                partial(_save_transcript, arena, battle.battle_id, battle.turn, transcript)
             )
     except LamarenaError as exc:
         logger.warning("battle %s: no query transcript: %s", battle.battle_id, exc)
@@ -631,8 +658,17 @@ async def _generate(arena: Arena, battle: OpenedBattle, live: LiveBattle) -> Non
             side_b = group.create_task(_generate_side(arena, battle, "b", battle.model_b, live))
     finally:
         await live.finish()
-        arena.live.discard(battle.battle_id)
-    await _store_transcript(arena, battle, [side_a.result(), side_b.result()])
+        arena.live.discard(live_key(battle.battle_id, battle.turn))
+    replies = {"a": side_a.result(), "b": side_b.result()}
+    if all(reply.ok for reply in replies.values()) and arena.settings.max_turns > battle.turn:
+        # the next turn of this conversation will need this one's query and replies
+        arena.conversations.record(
+            battle.battle_id,
+            battle.clip,
+            {side: reply.text for side, reply in replies.items()},
+            {side: reply.transcript for side, reply in replies.items()},
+        )
+    await _store_transcript(arena, battle, list(replies.values()))
 
 
 def transcription_limit(arena: Arena) -> Limit:
@@ -705,23 +741,31 @@ async def transcribe_feedback(arena: Arena, clip: AudioClip) -> str:
     return text
 
 
-def live_battle_access(arena: Arena, battle_id: str, session_id: str | None) -> BattleAccess | None:
-    """The access to a battle this process is generating for ``session_id``, without a read.
+def live_battle_access(
+    arena: Arena, battle_id: str, session_id: str | None, turn: int | None = None
+) -> BattleAccess | None:
+    """The access to a turn this process is generating for ``session_id``, without a read.
 
-    None when the process is not generating it (or not for that session): then ask
-    :func:`check_battle_access`, which reads the store.
+    ``turn`` None means the latest: the turn after the conversation's finished ones, if it is
+    being generated here. None when the process is not generating it (or not for that
+    session): then ask :func:`check_battle_access`, which reads the store.
     """
-    live = arena.live.get(battle_id)
+    if turn is None:
+        conversation = arena.conversations.get(battle_id)
+        turn = 1 + (conversation.turns if conversation is not None else 0)
+    live = arena.live.get(live_key(battle_id, turn))
     if live is None or session_id is None or live.session_id != session_id:
         return None
-    return BattleAccess(battle_id, live.created_at, live.equal_pace)
+    return BattleAccess(battle_id, live.created_at, live.equal_pace, turn)
 
 
-def check_battle_access(arena: Arena, battle_id: str, session_id: str | None) -> BattleAccess:
-    """The battle if it belongs to ``session_id`` (blocking: use a thread).
+def check_battle_access(
+    arena: Arena, battle_id: str, session_id: str | None, turn: int | None = None
+) -> BattleAccess:
+    """The battle's turn ``turn`` (None: its latest) if it belongs to ``session_id`` (blocking).
 
     Raises:
-        NotFound: no such battle, or not this session's.
+        NotFound: no such battle, not this session's, or no such turn.
     """
     with (
         database_errors(arena.engine, "reading a battle", "try again"),
@@ -730,26 +774,44 @@ def check_battle_access(arena: Arena, battle_id: str, session_id: str | None) ->
         battle = session.get(Battle, battle_id)
         if battle is None or session_id is None or battle.session_id != session_id:
             raise NotFound(f"battle {battle_id!r} does not exist")
-        return BattleAccess(battle.id, battle.created_at, battle.equal_pace)
+        latest = latest_turn(session, battle_id)
+        wanted = latest if turn is None else turn
+        if not 1 <= wanted <= latest:
+            raise NotFound(f"battle {battle_id!r} has no turn {wanted} (it has {latest})")
+        created_at = battle.created_at
+        if wanted > 1:
+            row = session.get(Turn, (battle_id, wanted))
+            assert row is not None  # latest_turn counted it
+            created_at = row.created_at
+        return BattleAccess(battle.id, created_at, battle.equal_pace, wanted)
 
 
-def _stored_replies(arena: Arena, battle_id: str) -> dict[str, Reply]:
+def latest_turn(session: Session, battle_id: str) -> int:
+    """The number of the battle's latest turn (1 when the person spoke once)."""
+    later = session.scalar(select(func.max(Turn.turn)).where(Turn.battle_id == battle_id))
+    return int(later) if later is not None else 1
+
+
+def _stored_replies(arena: Arena, battle_id: str, turn: int = 1) -> dict[str, Reply]:
     with (
         database_errors(arena.engine, "reading replies", "try again"),
         arena.read_sessionmaker() as session,
     ):
-        rows = session.scalars(select(Reply).where(Reply.battle_id == battle_id))
+        rows = session.scalars(
+            select(Reply).where(Reply.battle_id == battle_id, Reply.turn == turn)
+        )
         return {row.side: row for row in rows}
 
 
 def _stored_events(reply: Reply) -> list[Event]:
+    side, turn = reply.side, reply.turn
     if reply.error == LOST_ERROR:
-        return [Event("error", {"side": reply.side, "message": _LOST_MESSAGE})]
+        return [Event("error", {"side": side, "turn": turn, "message": _LOST_MESSAGE})]
     if reply.error is not None:
-        return [Event("error", {"side": reply.side, "message": MODEL_FAILED_MESSAGE})]
+        return [Event("error", {"side": side, "turn": turn, "message": MODEL_FAILED_MESSAGE})]
     return [
-        Event("delta", {"side": reply.side, "text": reply.text or ""}),
-        Event("done", {"side": reply.side}),
+        Event("delta", {"side": side, "turn": turn, "text": reply.text or ""}),
+        Event("done", {"side": side, "turn": turn}),
     ]
 
 
@@ -759,7 +821,7 @@ async def battle_events(arena: Arena, access: BattleAccess) -> AsyncIterator[Eve
     A battle generated elsewhere is polled until both replies are stored, or until they count
     as lost (the total model time limit plus a grace period after the battle started).
     """
-    live = arena.live.get(access.battle_id)
+    live = arena.live.get(live_key(access.battle_id, access.turn))
     if live is not None:
         async for event in live.follow():
             yield event
@@ -770,7 +832,9 @@ async def battle_events(arena: Arena, access: BattleAccess) -> AsyncIterator[Eve
     )
     sent: set[str] = set()
     while True:
-        replies = await anyio.to_thread.run_sync(_stored_replies, arena, access.battle_id)
+        replies = await anyio.to_thread.run_sync(
+            _stored_replies, arena, access.battle_id, access.turn
+        )
         for side in SIDES:
             if side not in sent and side in replies:
                 sent.add(side)
@@ -781,10 +845,12 @@ async def battle_events(arena: Arena, access: BattleAccess) -> AsyncIterator[Eve
         if monotonic() >= deadline:
             for side in SIDES:
                 if side not in sent:
-                    yield Event("error", {"side": side, "message": _LOST_MESSAGE})
+                    yield Event(
+                        "error", {"side": side, "turn": access.turn, "message": _LOST_MESSAGE}
+                    )
             break
         await asyncio.sleep(arena.options.reply_poll_s)
-    yield Event("end", {})
+    yield Event("end", {"turn": access.turn})
 
 
 def _loss_deadline_s(arena: Arena) -> float:
@@ -801,12 +867,12 @@ def _latency(reply: Reply) -> LatencyOut:
     return LatencyOut(ttft_s=reply.ttft_s, total_s=reply.total_s, chars=reply.chars)
 
 
-def _seconds_after_replies(battle: Battle, replies: dict[str, Reply]) -> float | None:
-    """Seconds from the end of the slower reply to now (None without its timing)."""
+def _seconds_after_replies(started: datetime, replies: dict[str, Reply]) -> float | None:
+    """Seconds from the end of the slower reply of the last turn to now (None without it)."""
     totals = [reply.total_s for reply in replies.values()]
     if any(total is None for total in totals):
         return None
-    ended = battle.created_at + timedelta(seconds=max(t for t in totals if t is not None))
+    ended = started + timedelta(seconds=max(t for t in totals if t is not None))
     return max(0.0, (datetime.now(UTC) - ended).total_seconds())
 
 
@@ -838,12 +904,18 @@ def cast_vote(
             raise NotFound(f"battle {battle_id!r} does not exist")
         if session.scalar(select(Vote.id).where(Vote.battle_id == battle_id)) is not None:
             raise AlreadyVoted(f"battle {battle_id!r} already has a vote")
+        turns = latest_turn(session, battle_id)
+        started = battle.created_at
+        if turns > 1:
+            started = session.get(Turn, (battle_id, turns)).created_at  # type: ignore[union-attr]
         replies = {
             row.side: row
-            for row in session.scalars(select(Reply).where(Reply.battle_id == battle_id))
+            for row in session.scalars(
+                select(Reply).where(Reply.battle_id == battle_id, Reply.turn == turns)
+            )
         }
         if len(replies) < len(SIDES):
-            if _is_lost(arena, battle.created_at):
+            if _is_lost(arena, started):
                 raise InvalidInputError(_LOST_MESSAGE)
             raise RepliesPending("the replies are still being generated; vote when both are done")
         if any(reply.error == LOST_ERROR for reply in replies.values()):
@@ -865,12 +937,13 @@ def cast_vote(
             feedback_text=feedback_text,
             session_id=session_id,
             client_hash=client,
-            seconds_after_replies=_seconds_after_replies(battle, replies),
+            seconds_after_replies=_seconds_after_replies(started, replies),
         )
         votes_cast = session_vote_count(session, session_id)
         flags = sorted(filter(None, (battle.flags or "").split(",")))
         needed = arena.settings.completion_votes
         code = arena.settings.completion_code
+        arena.conversations.forget(battle_id)  # voted: the conversation is over
         return Reveal(
             model_a=battle.model_a,
             model_b=battle.model_b,
@@ -882,6 +955,7 @@ def cast_vote(
             flag=flags[0] if flags else None,
             flags=flags,
             equal_pace=battle.equal_pace,
+            turns=turns,
         )
 
 
@@ -896,8 +970,15 @@ def mark_abandoned_battles(arena: Arena) -> int:
     Returns:
         How many replies were marked lost.
     """
+    # complete: both sides answered every turn (the battle row's and each later one's)
+    replies = select(Reply.battle_id, func.count(Reply.id).label("n")).group_by(Reply.battle_id)
+    later = select(Turn.battle_id, func.count().label("n")).group_by(Turn.battle_id)
+    reply_counts, turn_counts = replies.subquery(), later.subquery()
     complete = (
-        select(Reply.battle_id).group_by(Reply.battle_id).having(func.count(Reply.id) >= len(SIDES))
+        select(Battle.id)
+        .join(reply_counts, reply_counts.c.battle_id == Battle.id)
+        .outerjoin(turn_counts, turn_counts.c.battle_id == Battle.id)
+        .where(reply_counts.c.n >= len(SIDES) * (1 + func.coalesce(turn_counts.c.n, 0)))
     )
     marked = 0
     with (
@@ -915,10 +996,15 @@ def mark_abandoned_battles(arena: Arena) -> int:
             )
         ).all()
         for (battle_id,) in rows:
-            present = set(session.scalars(select(Reply.side).where(Reply.battle_id == battle_id)))
+            turn = latest_turn(session, battle_id)
+            present = set(
+                session.scalars(
+                    select(Reply.side).where(Reply.battle_id == battle_id, Reply.turn == turn)
+                )
+            )
             for side in SIDES:
                 if side not in present:
-                    add_reply(session, battle_id, side, error=LOST_ERROR)
+                    add_reply(session, battle_id, side, error=LOST_ERROR, turn=turn)
                     marked += 1
     if marked:
         logger.warning(

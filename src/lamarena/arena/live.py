@@ -40,8 +40,10 @@ class LiveBattle:
         session_id: str | None = None,
         created_at: datetime | None = None,
         equal_pace: bool = False,
+        turn: int = 1,
     ) -> None:
         self.session_id = session_id
+        self.turn = turn
         self.created_at = created_at or datetime.now(UTC)
         self.equal_pace = equal_pace
         self._events: list[Event] = []
@@ -57,7 +59,7 @@ class LiveBattle:
     async def finish(self) -> None:
         """Publish ``end``; followers stop after it."""
         async with self._changed:
-            self._events.append(Event("end", {}))
+            self._events.append(Event("end", {"turn": self.turn}))
             self._finished = True
             self._changed.notify_all()
 
@@ -92,9 +94,12 @@ class LiveBattles:
         session_id: str | None = None,
         created_at: datetime | None = None,
         equal_pace: bool = False,
+        turn: int = 1,
     ) -> LiveBattle:
-        """Register a new battle and return it."""
-        live = LiveBattle(session_id=session_id, created_at=created_at, equal_pace=equal_pace)
+        """Register a new battle (or a later turn of one, under its own key) and return it."""
+        live = LiveBattle(
+            session_id=session_id, created_at=created_at, equal_pace=equal_pace, turn=turn
+        )
         self._battles[battle_id] = live
         return live
 

@@ -40,6 +40,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from lamarena.arena.live import Event
 from lamarena.store.tables import SIDES
@@ -137,6 +138,7 @@ async def equal_pace(
     t0: float | None = None
     upstream_over = False
     end: Event | None = None
+    turn: dict[str, Any] = {}  # the events' turn, carried onto the paced deltas
     try:
         while True:
             passing: list[Event] = []
@@ -154,6 +156,8 @@ async def equal_pace(
                 elif side is None or item.name not in ("delta", "done", "error"):
                     passing.append(item)
                 elif item.name == "delta":
+                    if "turn" in item.data:
+                        turn = {"turn": item.data["turn"]}
                     text = str(item.data.get("text", ""))
                     side.text += text
                     side.started = side.started or bool(text)
@@ -181,7 +185,7 @@ async def equal_pace(
                 if limits[name] > side.shown:
                     chunk = side.text[side.shown : limits[name]]
                     side.shown = limits[name]
-                    yield Event("delta", {"side": name, "text": chunk})
+                    yield Event("delta", {"side": name, **turn, "text": chunk})
             for side in sides.values():
                 terminal = side.terminal
                 if (

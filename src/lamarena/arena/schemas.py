@@ -64,6 +64,13 @@ class Reveal(BaseModel):
     equal_pace: bool = Field(
         default=False, description="Whether both replies were shown at one pace."
     )
+    turns: int = Field(default=1, description="Turns the person spoke before voting.")
+
+
+class TurnCreated(BaseModel):
+    """``POST /api/battles/{id}/turns``: the number of the turn whose replies have started."""
+
+    turn: int
 
 
 class FeedbackTranscript(BaseModel):

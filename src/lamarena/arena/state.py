@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from lamarena.arena.conversations import Conversations
 from lamarena.arena.identification import SelfIdentification
 from lamarena.arena.live import LiveBattles
 from lamarena.arena.sampling import ActiveDesign, Strategy
@@ -97,6 +98,8 @@ class Arena:
             total_s=settings.model_total_timeout_s,
         )
         self.live = LiveBattles()
+        self.conversations = Conversations(settings.conversation_memory_s)
+        """Earlier turns of the conversations this process serves (a later turn needs them)."""
         self.tasks: set[asyncio.Task[None]] = set()
         self._rng = random.Random(options.seed)
         self.rng_lock = threading.Lock()

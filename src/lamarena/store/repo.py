@@ -23,11 +23,12 @@ from sqlalchemy.orm import Session
 from lamarena.errors import AlreadyVoted, InvalidInputError, NotFound
 from lamarena.store.bulk import battles_frame, insert_battle_records, load_battle_records
 from lamarena.store.records import Winner
-from lamarena.store.tables import SIDES, Battle, Participant, Reply, Vote
+from lamarena.store.tables import SIDES, Battle, Participant, Reply, Turn, Vote
 from lamarena.store.tables import Session as SessionRow
 
 __all__ = [
     "add_reply",
+    "add_turn",
     "battles_frame",
     "create_battle",
     "create_participant",
@@ -40,6 +41,7 @@ __all__ = [
     "session_participants",
     "session_vote_count",
     "set_query_transcript",
+    "set_turn_transcript",
     "table_counts",
 ]
 
@@ -192,11 +194,13 @@ def add_reply(
     total_s: float | None = None,
     chars: int | None = None,
     error: str | None = None,
+    turn: int = 1,
 ) -> None:
-    """Store what one side of a battle answered (once per side).
+    """Store what one side of a battle answered in one turn (once per side and turn).
 
     Raises:
-        InvalidInputError: ``side`` is not ``a`` or ``b``, or the side already has a reply.
+        InvalidInputError: ``side`` is not ``a`` or ``b``, or the side already has a reply in
+            that turn.
         NotFound: the battle does not exist.
     """
     if side not in SIDES:
@@ -209,6 +213,7 @@ def add_reply(
             session.add(
                 Reply(
                     battle_id=battle_id,
+                    turn=turn,
                     side=side,
                     text=text,
                     ttft_s=ttft_s,
@@ -220,7 +225,60 @@ def add_reply(
     except IntegrityError as exc:
         if session.get(Battle, battle_id) is None:
             raise NotFound(f"battle {battle_id!r} does not exist") from None
-        raise InvalidInputError(f"battle {battle_id!r} already has a reply on side {side}") from exc
+        raise InvalidInputError(
+            f"battle {battle_id!r} already has a reply on side {side} in turn {turn}"
+        ) from exc
+
+
+def add_turn(
+    session: Session,
+    battle_id: str,
+    turn: int,
+    *,
+    created_at: datetime,
+    query_audio_sha256: str | None = None,
+    kept_audio_path: str | None = None,
+) -> None:
+    """Store turn ``turn`` (2 or more) of a battle: the person spoke again before voting.
+
+    Raises:
+        InvalidInputError: ``turn`` is below 2, or the battle already has that turn.
+        NotFound: the battle does not exist.
+    """
+    if turn < 2:
+        raise InvalidInputError(f"turn {turn}: the battle itself is turn 1; later turns are 2+")
+    try:
+        with session.begin_nested():
+            session.add(
+                Turn(
+                    battle_id=battle_id,
+                    turn=turn,
+                    created_at=created_at,
+                    query_audio_sha256=query_audio_sha256,
+                    audio_kept=kept_audio_path is not None,
+                    kept_audio_path=kept_audio_path,
+                )
+            )
+    except IntegrityError as exc:
+        if session.get(Battle, battle_id) is None:
+            raise NotFound(f"battle {battle_id!r} does not exist") from None
+        raise InvalidInputError(f"battle {battle_id!r} already has turn {turn}") from exc
+
+
+def set_turn_transcript(session: Session, battle_id: str, turn: int, transcript: str) -> None:
+    """Store what turn ``turn`` of a battle said (1: the battle's own query).
+
+    Raises:
+        NotFound: the battle or the turn does not exist.
+    """
+    if turn == 1:
+        set_query_transcript(session, battle_id, transcript)
+        return
+    row = session.get(Turn, (battle_id, turn))
+    if row is None:
+        raise NotFound(f"battle {battle_id!r} has no turn {turn}")
+    row.query_transcript = transcript
+    session.flush()
 
 
 def set_query_transcript(session: Session, battle_id: str, transcript: str) -> None:

@@ -1,13 +1,14 @@
-"""``POST /api/battles`` (upload a query, start both replies) and ``GET .../stream`` (SSE)."""
+"""Battle routes: ``POST /api/battles``, ``POST .../turns`` (speak again), ``GET .../stream``."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
 from functools import partial
+from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -24,7 +25,8 @@ from lamarena.arena.battles import (
 )
 from lamarena.arena.deps import SESSION_COOKIE, ArenaDep, ClientDep, SessionIdDep
 from lamarena.arena.pacing import equal_pace
-from lamarena.arena.schemas import BattleCreated
+from lamarena.arena.schemas import BattleCreated, TurnCreated
+from lamarena.arena.turns import open_turn
 from lamarena.errors import InvalidInputError, RateLimited
 from lamarena.store.tables import ID_LENGTH
 
@@ -144,17 +146,62 @@ async def create_battle(
     return BattleCreated(battle_id=opened.battle_id)
 
 
+@router.post("/{battle_id}/turns", status_code=201)
+async def add_turn(
+    battle_id: str,
+    request: Request,
+    arena: ArenaDep,
+    client: ClientDep,
+    session_id: SessionIdDep = None,
+) -> TurnCreated:
+    """Speak again before voting: the next turn of the battle's conversation.
+
+    A multipart form with the file part ``audio``, checked as a first upload is (429 past the
+    address's budget before the body is read; 422 for audio that cannot be a query). Then 404
+    for a battle of another session, 409 after the vote, while the latest turn's replies are
+    pending, or when this process no longer holds the conversation, and 422 past
+    ``--max-turns`` or after a failed reply. Both sides start answering at once, each with its
+    own earlier replies.
+    """
+    await anyio.to_thread.run_sync(check_upload_allowed, arena, client)
+    try:
+        data, audio, _ = await read_audio_form(request, arena.options.audio_limits.max_bytes)
+    except (InvalidInputError, HTTPException):
+        await anyio.to_thread.run_sync(note_refused_upload, arena, client)
+        raise
+    async with arena.battle_starts:
+        opened = await anyio.to_thread.run_sync(
+            partial(
+                open_turn,
+                arena,
+                battle_id=battle_id,
+                session_id=session_id,
+                data=data,
+                client=client,
+                extension=audio_extension(audio.filename, audio.content_type),
+            )
+        )
+        start_generation(arena, opened)
+    return TurnCreated(turn=opened.turn)
+
+
 @router.get("/{battle_id}/stream")
 async def stream_battle(
-    battle_id: str, arena: ArenaDep, session_id: SessionIdDep = None
+    battle_id: str,
+    arena: ArenaDep,
+    session_id: SessionIdDep = None,
+    turn: Annotated[int | None, Query(ge=1, le=1000)] = None,
 ) -> EventSourceResponse:
-    """Server-sent events of both replies as they arrive: delta, done or error, then end.
+    """Server-sent events of one turn's replies as they arrive: delta, done or error, then end.
 
-    A session holds at most ``streams_per_session`` streams open at once in a process (429).
+    The latest turn by default, ``?turn=N`` for any; every event carries its ``turn``. A
+    session holds at most ``streams_per_session`` streams open at once in a process (429).
     """
-    access = live_battle_access(arena, battle_id, session_id)
+    access = live_battle_access(arena, battle_id, session_id, turn)
     if access is None:  # not generated here (another worker, or already finished): ask the store
-        access = await anyio.to_thread.run_sync(check_battle_access, arena, battle_id, session_id)
+        access = await anyio.to_thread.run_sync(
+            check_battle_access, arena, battle_id, session_id, turn
+        )
     assert session_id is not None  # neither allows a request without one
     cap = arena.settings.streams_per_session
     if arena.open_streams[session_id] >= cap:

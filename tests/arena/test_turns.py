@@ -1,0 +1,148 @@
+"""Multi-turn battles: ``POST /api/battles/{id}/turns``, per-turn streams, the vote after turn N.
+
+Real arena over HTTP on 127.0.0.1 with two loopback OpenAI-compatible models (alpha, beta) that
+record every request, on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from lamarena.store.tables import Battle, Reply, Turn
+from lamarena.store.votes import load_battle_records
+
+from .conftest import Harness, SseEvent, read_events
+
+ALPHA = "Paris is the capital."
+BETA = "The capital of France is Paris!"
+
+
+def _create(client: httpx.Client, audio: bytes) -> str:
+    created = client.post(
+        "/api/battles", files={"audio": ("question.wav", audio, "audio/wav")}, data={}
+    )
+    assert created.status_code == 201, created.text
+    battle_id: str = created.json()["battle_id"]
+    return battle_id
+
+
+def _turn(client: httpx.Client, battle_id: str, audio: bytes) -> httpx.Response:
+    return client.post(
+        f"/api/battles/{battle_id}/turns", files={"audio": ("again.wav", audio, "audio/wav")}
+    )
+
+
+def _texts(events: list[SseEvent]) -> dict[str, str]:
+    return {
+        side: "".join(
+            e.data["text"] for e in events if e.name == "delta" and e.data["side"] == side
+        )
+        for side in "ab"
+    }
+
+
+def _messages(request: Any) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = request.json["messages"]
+    return messages
+
+
+def test_a_second_turn_is_answered_by_each_side_with_its_own_first_reply(
+    harness: Harness, speech_wav: bytes
+) -> None:
+    client = harness.client()
+    battle_id = _create(client, speech_wav)
+    first = _texts(read_events(client, battle_id))
+    assert sorted(first.values()) == sorted([ALPHA, BETA])
+
+    second = _turn(client, battle_id, speech_wav)
+    assert second.status_code == 201, second.text
+    assert second.json() == {"turn": 2}
+    events = read_events(client, battle_id)  # the latest turn by default
+    assert events and all(event.data["turn"] == 2 for event in events)
+    assert [e.name for e in events].count("done") == 2
+
+    for name, own, other in (("alpha", ALPHA, BETA), ("beta", BETA, ALPHA)):
+        requests = harness.fakes[name].chat_requests
+        assert len(requests) == 2
+        one, two = _messages(requests[0]), _messages(requests[1])
+        assert two[: len(one)] == one  # turn 1's request, as sent, opens turn 2's
+        assistant = [m for m in two if m["role"] == "assistant"]
+        assert assistant == [{"role": "assistant", "content": own}]
+        assert other not in str(two)  # never the other side's reply
+        users = [m for m in two if m["role"] == "user"]
+        assert len(users) == 2 and two[-1]["role"] == "user"
+
+    # any turn can be streamed again, from the store, with its own number
+    again = read_events(client, battle_id, turn=1)
+    assert {event.data["turn"] for event in again} == {1}
+    assert _texts(again) == first
+
+    vote = client.post(f"/api/battles/{battle_id}/vote", json={"winner": "model_b"})
+    assert vote.status_code == 200, vote.text
+    assert vote.json()["turns"] == 2
+    with harness.engine.connect() as connection:
+        turns = connection.execute(select(Turn).where(Turn.battle_id == battle_id)).all()
+        replies = connection.execute(select(Reply.turn, Reply.side, Reply.text)).all()
+    assert [(row.turn, len(row.query_audio_sha256)) for row in turns] == [(2, 64)]
+    assert sorted((turn, side) for turn, side, _ in replies) == [
+        (1, "a"),
+        (1, "b"),
+        (2, "a"),
+        (2, "b"),
+    ]
+    (record,) = [r for r in load_battle_records(harness.engine) if r.battle_id == battle_id]
+    assert record.n_turns == 2
+    assert [t.reply_a for t in record.turns] == [first["a"], first["a"]]
+
+
+def test_turn_refusals_pending_voted_other_session_and_past_max_turns(
+    harness_factory: Any, speech_wav: bytes, silent_wav: bytes
+) -> None:
+    harness: Harness = harness_factory(max_turns=2)
+    client = harness.client()
+    battle_id = _create(client, speech_wav)
+
+    pending = _turn(client, battle_id, speech_wav)  # the first replies take ~0.6 s
+    assert pending.status_code == 409, pending.text
+    assert "still being generated" in pending.text
+    read_events(client, battle_id)
+
+    stranger = _turn(harness.client(), battle_id, speech_wav)
+    assert stranger.status_code == 404
+    silent = _turn(client, battle_id, silent_wav)
+    assert silent.status_code == 422
+
+    assert _turn(client, battle_id, speech_wav).status_code == 201
+    read_events(client, battle_id)
+    past = _turn(client, battle_id, speech_wav)
+    assert past.status_code == 422
+    assert "at most 2 turns" in past.text
+    no_turn = client.get(f"/api/battles/{battle_id}/stream", params={"turn": 3})
+    assert no_turn.status_code == 404
+
+    assert client.post(f"/api/battles/{battle_id}/vote", json={"winner": "tie"}).status_code == 200
+    voted = _turn(client, battle_id, speech_wav)
+    assert voted.status_code == 409
+    assert "conversation is over" in voted.text
+    with harness.engine.connect() as connection:
+        assert len(connection.execute(select(Turn)).all()) == 1  # nothing stored by a refusal
+        battle = connection.execute(select(Battle)).one()
+    assert battle.id == battle_id
+
+
+def test_a_conversation_this_process_no_longer_holds_can_be_voted_not_continued(
+    harness: Harness, speech_wav: bytes
+) -> None:
+    client = harness.client()
+    battle_id = _create(client, speech_wav)
+    read_events(client, battle_id)
+    assert harness.app is not None
+    harness.app.state.arena.conversations.forget(battle_id)
+    closed = _turn(client, battle_id, speech_wav)
+    assert closed.status_code == 409
+    assert "can no longer be continued" in closed.text
+    vote = client.post(f"/api/battles/{battle_id}/vote", json={"winner": "model_a"})
+    assert vote.status_code == 200 and vote.json()["turns"] == 1
