@@ -6,15 +6,21 @@ record every request, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 
+from lamarena.arena.battles import LOST_ERROR
+from lamarena.arena.deps import SESSION_COOKIE
+from lamarena.store.db import make_sessionmaker
+from lamarena.store.repo import add_reply, add_turn, create_battle, create_session
 from lamarena.store.tables import Battle, Reply, Turn
 from lamarena.store.votes import load_battle_records
 
-from .conftest import Harness, SseEvent, read_events
+from .conftest import Harness, SseEvent, read_events, start_arena
 
 ALPHA = "Paris is the capital."
 BETA = "The capital of France is Paris!"
@@ -146,3 +152,39 @@ def test_a_conversation_this_process_no_longer_holds_can_be_voted_not_continued(
     assert "can no longer be continued" in closed.text
     vote = client.post(f"/api/battles/{battle_id}/vote", json={"winner": "model_a"})
     assert vote.status_code == 200 and vote.json()["turns"] == 1
+
+
+def test_a_second_turn_an_earlier_run_left_generating_is_lost_at_start(
+    harness_factory: Any,
+) -> None:
+    harness: Harness = harness_factory(server_run_id="this-run")
+    with make_sessionmaker(harness.engine).begin() as session:
+        session_id = create_session(session)
+        battle_id = create_battle(
+            session, model_a="alpha", model_b="beta", session_id=session_id, server_run="old"
+        )
+        for side in "ab":
+            add_reply(session, battle_id, side, text=f"first {side}", total_s=1.0)
+        add_turn(session, battle_id, 2, created_at=datetime.now(UTC))
+        add_reply(session, battle_id, "a", text="second a", turn=2)  # b never came back
+    with contextlib.ExitStack() as stack:  # another worker starts on the same database
+        start_arena(stack, harness)
+    with make_sessionmaker(harness.engine)() as session:
+        stored = {
+            (row.turn, row.side): (row.text, row.error)
+            for row in session.scalars(select(Reply).where(Reply.battle_id == battle_id))
+        }
+    assert stored == {
+        (1, "a"): ("first a", None),
+        (1, "b"): ("first b", None),
+        (2, "a"): ("second a", None),
+        (2, "b"): (None, LOST_ERROR),
+    }
+    with httpx.Client(
+        base_url=harness.url, cookies={SESSION_COOKIE: session_id}, timeout=10
+    ) as client:
+        events = read_events(client, battle_id)
+        assert {event.data.get("turn") for event in events} == {2}
+        assert any(e.name == "error" and "lost" in e.data["message"] for e in events)
+        vote = client.post(f"/api/battles/{battle_id}/vote", json={"winner": "tie"})
+        assert vote.status_code == 422 and "lost" in vote.json()["message"]

@@ -52,6 +52,10 @@ def serve(
             "X-Forwarded-For; default none."
         ),
     ] = None,
+    max_turns: Annotated[
+        int | None,
+        typer.Option(min=1, help="Turns a person may speak before voting (default 5; 1: single)."),
+    ] = None,
 ) -> None:
     """Run the web arena (SQLite and the built-in offline models by default)."""
     from lamarena.arena import run
@@ -67,6 +71,7 @@ def serve(
         completion_votes=completion_votes,
         equal_pace=equal_pace,
         forwarded_allow_ips=forwarded_allow_ips,
+        max_turns=max_turns,
     )
     run(settings)
 
