@@ -127,12 +127,12 @@ def test_a_round_in_the_browser_records_streams_votes_and_reveals(
         expect(page.locator("#recording")).to_be_hidden()
 
         # Both replies stream into their panels, then the vote opens.
-        expect(page.locator("#reply-a")).to_have_text(either_reply)
-        expect(page.locator("#reply-b")).to_have_text(either_reply)
+        expect(page.locator("#reply-a .bubble.model")).to_have_text(either_reply)
+        expect(page.locator("#reply-b .bubble.model")).to_have_text(either_reply)
         expect(page.locator("#message")).to_be_hidden()
         vote_a = page.locator("button.vote[data-winner='model_a']")
         expect(vote_a).to_be_enabled()
-        said = {side: page.locator(f"#reply-{side}").text_content() for side in "ab"}
+        said = {side: page.locator(f"#reply-{side} .bubble.model").text_content() for side in "ab"}
         assert sorted(said.values()) == replies
         # No timing, name or hint of who answered before the vote.
         for side in "ab":
@@ -158,8 +158,8 @@ def test_a_round_in_the_browser_records_streams_votes_and_reveals(
         page.click("#new-round")
         expect(page.locator("#reply-a")).to_have_text("")
         _record(page)
-        expect(page.locator("#reply-a")).to_have_text(either_reply)
-        expect(page.locator("#reply-b")).to_have_text(either_reply)
+        expect(page.locator("#reply-a .bubble.model")).to_have_text(either_reply)
+        expect(page.locator("#reply-b .bubble.model")).to_have_text(either_reply)
         expect(page.locator("#reason-record")).to_be_enabled()
         harness.asr.transcript = "The second one sounded more natural."
         _record(page, "#reason-record", "#reason-stop")
@@ -205,6 +205,58 @@ def test_a_round_in_the_browser_records_streams_votes_and_reveals(
     kept = Path(battle.kept_audio_path)
     assert kept.suffix == ".webm" and kept.stat().st_size > 1_000
     assert battle.query_transcript == "What is the capital of France?"
+
+
+@ON_SQLITE
+def test_a_two_turn_conversation_in_the_browser(
+    harness_factory: Any, browser: sync_api.Browser, tmp_path: Path
+) -> None:
+    harness: Harness = harness_factory(max_turns=2)
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    outside = _offline_only(context, harness.url)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    expect = sync_api.expect
+    either_reply = re.compile(f"^({'|'.join(map(re.escape, REPLIES.values()))})$")
+    try:
+        page.goto(f"{harness.url}/arena")
+        _record(page)
+        vote_a = page.locator("button.vote[data-winner='model_a']")
+        expect(vote_a).to_be_enabled()
+        # after turn 1 the person may vote or speak again
+        expect(page.locator("#record")).to_have_text("Speak again")
+        expect(page.locator("#record")).to_be_enabled()
+        _record(page)
+        for side in "ab":
+            bubbles = page.locator(f"#reply-{side} .bubble.model")
+            expect(bubbles).to_have_count(2)
+            expect(bubbles.nth(1)).to_have_text(either_reply)
+            expect(page.locator(f"#reply-{side} .bubble.user")).to_have_text(
+                ["You (turn 1)", "You (turn 2)"]
+            )
+        expect(vote_a).to_be_enabled()
+        expect(page.locator("#record")).to_be_disabled()  # at --max-turns 2: vote now
+        said = {
+            side: page.locator(f"#reply-{side} .bubble.model").all_text_contents() for side in "ab"
+        }
+        page.screenshot(path=str(tmp_path / "arena-two-turns.png"), full_page=True)
+        vote_a.click()
+        expect(page.locator("#reveal-text")).to_contain_text("(2 turns)")
+    finally:
+        context.close()
+    assert problems == []
+    assert outside == []
+    # each side's conversation: its own reply in both turns, the other side's never
+    for side in "ab":
+        assert said[side][0] == said[side][1]
+    for name, fake in harness.fakes.items():
+        (_, second) = fake.chat_requests
+        assert [m["role"] for m in second.json["messages"]][-3:] == ["user", "assistant", "user"]
+        assert second.json["messages"][-2]["content"] == REPLIES[name]
+    with harness.engine.connect() as connection:
+        assert connection.execute(select(Reply).where(Reply.turn == 2)).all() != []
 
 
 @ON_SQLITE

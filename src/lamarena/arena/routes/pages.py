@@ -62,12 +62,13 @@ def arena_page(
     pid: PidQuery = None,
     consent: Annotated[str | None, Query(description="'true' to keep the recording.")] = None,
 ) -> HTMLResponse:
-    """Record or upload a query, watch both replies stream in, vote, see who was who."""
+    """Record or upload a query, watch both replies stream in, speak again or vote, reveal."""
     context = {
         "pid": _clean_pid(pid),
         "consent": _truthy(consent),
         "completion_votes": _completion_votes(arena),
         "spoken_reasons": arena.transcriber is not None,
+        "max_turns": arena.settings.max_turns,
     }
     return templates.TemplateResponse(request, "arena.html", context)
 

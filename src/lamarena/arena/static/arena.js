@@ -1,4 +1,5 @@
-// The battle page: record or upload a query, stream both replies, vote, reveal.
+// The battle page: record or upload a query, stream both replies, speak again or vote, reveal.
+// A battle is a conversation: each turn adds the person's turn and each side's reply as bubbles.
 // Every piece of text from the server is set as text (textContent), never parsed as HTML.
 "use strict";
 
@@ -10,6 +11,10 @@
   let source = null;
   let battleId = null;
   let finished = {};
+  let turn = 0;        // turns of the current battle so far
+  let voted = false;
+  let bubbles = {};    // the reply bubble of the current turn, per side
+  const maxTurns = Number(($("max-turns") || {}).value || 1);
 
   function setStatus(text) { $("status").textContent = text; }
 
@@ -40,12 +45,30 @@
   }
 
   function resetPanels() {
+    turn = 0;
+    voted = false;
+    bubbles = {};
     for (const side of SIDES) {
       $("reply-" + side).textContent = "";
       $("name-" + side).textContent = "";
       $("latency-" + side).textContent = "";
       $("error-" + side).textContent = "";
       $("error-" + side).hidden = true;
+      $("panel-" + side).classList.remove("done", "failed");
+    }
+  }
+
+  // The person's turn and an empty reply bubble on each side, for the turn now starting.
+  function addTurn(number) {
+    for (const side of SIDES) {
+      const said = document.createElement("div");
+      said.className = "bubble user";
+      said.textContent = "You (turn " + number + ")";
+      const reply = document.createElement("div");
+      reply.className = "bubble model";
+      reply.dataset.turn = String(number);
+      $("reply-" + side).append(said, reply);
+      bubbles[side] = reply;
       $("panel-" + side).classList.remove("done", "failed");
     }
   }
@@ -62,6 +85,11 @@
       if (failed) {
         setStatus("A model failed to answer, so this round cannot be judged.");
         showNewRound();
+      } else if (turn < maxTurns) {
+        setStatus("Both answers are in: vote below, or record again to go on talking.");
+        setVoteEnabled(true);
+        setQueryEnabled(true);
+        $("record").textContent = "Speak again";
       } else {
         setStatus("Both answers are in: vote below.");
         setVoteEnabled(true);
@@ -78,13 +106,15 @@
     try { return JSON.parse(event.data); } catch (_e) { return null; }
   }
 
-  function openStream(id) {
+  function openStream(id, number) {
     finished = {};
-    source = new EventSource("/api/battles/" + encodeURIComponent(id) + "/stream");
+    source = new EventSource(
+      "/api/battles/" + encodeURIComponent(id) + "/stream?turn=" + encodeURIComponent(number)
+    );
     source.addEventListener("delta", (event) => {
       const data = parse(event);
-      if (data && SIDES.includes(data.side)) {
-        $("reply-" + data.side).textContent += data.text;
+      if (data && SIDES.includes(data.side) && bubbles[data.side]) {
+        bubbles[data.side].textContent += data.text;
       }
     });
     source.addEventListener("done", (event) => {
@@ -117,16 +147,23 @@
 
   async function send(blob, filename) {
     showMessage("");
-    resetPanels();
+    const goingOn = battleId !== null && !voted && turn > 0;
+    if (!goingOn) { resetPanels(); }
     setQueryEnabled(false);
+    setVoteEnabled(false);
     setStatus("Sending your question…");
     const form = new FormData();
     form.append("audio", blob, filename);
-    form.append("consent", $("consent").value);
-    if ($("pid").value) { form.append("pid", $("pid").value); }
+    let url = "/api/battles";
+    if (goingOn) {
+      url = "/api/battles/" + encodeURIComponent(battleId) + "/turns";
+    } else {
+      form.append("consent", $("consent").value);
+      if ($("pid").value) { form.append("pid", $("pid").value); }
+    }
     let response;
     try {
-      response = await fetch("/api/battles", { method: "POST", body: form, credentials: "same-origin" });
+      response = await fetch(url, { method: "POST", body: form, credentials: "same-origin" });
     } catch (_e) {
       showMessage("Could not reach the arena; check your connection and try again.");
       setStatus("");
@@ -139,9 +176,16 @@
       setQueryEnabled(true);
       return;
     }
-    battleId = (await response.json()).battle_id;
+    const body = await response.json();
+    if (goingOn) {
+      turn = body.turn;
+    } else {
+      battleId = body.battle_id;
+      turn = 1;
+    }
+    addTurn(turn);
     setStatus("The assistants are answering…");
-    openStream(battleId);
+    openStream(battleId, turn);
   }
 
   // Record from the microphone; `done(blob, extension)` gets the recording when it stops.
@@ -250,14 +294,19 @@
       return;
     }
     const reveal = await response.json();
+    voted = true;
+    setQueryEnabled(false);
+    $("record").textContent = "Record";
     for (const side of SIDES) {
       const latency = reveal["latency_" + side] || {};
       $("name-" + side).textContent = reveal["model_" + side];
       $("latency-" + side).textContent =
         "first token " + seconds(latency.ttft_s) + " · total " + seconds(latency.total_s);
     }
+    const turns = reveal.turns || 1;
     $("reveal-text").textContent =
-      "Model A was " + reveal.model_a + "; Model B was " + reveal.model_b + ".";
+      "Model A was " + reveal.model_a + "; Model B was " + reveal.model_b + " (" + turns +
+      (turns === 1 ? " turn" : " turns") + ").";
     $("reveal").hidden = false;
     $("votes-cast").textContent = String(reveal.votes_cast);
     if (reveal.completion_code) {
@@ -280,6 +329,7 @@
     $("reveal-text").textContent = "";
     setVoteEnabled(false);
     setQueryEnabled(true);
+    $("record").textContent = "Record";
   }
 
   $("record").addEventListener("click", startRecording);
