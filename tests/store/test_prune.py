@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from lamarena.errors import DatabaseError, InvalidInputError
 from lamarena.store.db import make_sessionmaker
 from lamarena.store.prune import PruneReport, parse_duration, prune_battles
-from lamarena.store.tables import Battle, ClientEvent, Reply, Vote
+from lamarena.store.repo import add_reply, add_turn
+from lamarena.store.tables import Battle, ClientEvent, Reply, Turn, Vote
 from lamarena.store.tables import Session as SessionRow
 from store.arena_rows import T0, ArenaRows
 
@@ -217,3 +218,28 @@ def test_prune_of_a_database_without_the_schema_is_a_database_error(databases, t
     engine = databases.engine(migrated=False)
     with pytest.raises(DatabaseError, match="pruning battles failed"):
         prune_battles(engine, timedelta(days=7), tmp_path)
+
+
+def test_a_pruned_conversation_takes_its_later_turns_and_their_kept_audio(engine, tmp_path):
+    data = tmp_path / "data"
+    (data / "audio").mkdir(parents=True)
+    second = data / "audio" / "second-turn.wav"  # only the old conversation's turn 2 keeps it
+    shared = data / "audio" / "shared-turn.wav"  # also a voted battle's own query
+    for path in (second, shared):
+        path.write_bytes(b"y" * 50)
+    rows = ArenaRows(engine)
+    session_id = rows.session(consent=True)
+    old = rows.battle(session_id, winner=None, created_at=OLD)
+    voted = rows.battle(session_id, created_at=OLD, kept_audio_path=str(shared))
+    with make_sessionmaker(engine).begin() as session:
+        add_turn(session, old, 2, created_at=OLD, kept_audio_path=str(second))
+        add_turn(session, old, 3, created_at=OLD, kept_audio_path=str(shared))
+        add_reply(session, old, "a", text="later", turn=2)
+
+    report = prune_battles(engine, timedelta(days=7), data, now=NOW)
+
+    assert report.battles == 1 and report.audio_files == 1
+    assert not second.exists() and shared.exists()
+    with make_sessionmaker(engine).begin() as session:
+        assert session.scalar(select(func.count()).select_from(Turn)) == 0
+        assert set(session.scalars(select(Battle.id))) == {voted}

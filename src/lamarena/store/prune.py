@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from lamarena.errors import InvalidInputError
 from lamarena.store.db import database_errors, make_sessionmaker, reader
-from lamarena.store.tables import Battle, ClientEvent, Reply, Vote
+from lamarena.store.tables import Battle, ClientEvent, Reply, Turn, Vote
 
 __all__ = ["MAX_DURATION", "PruneReport", "parse_duration", "prune_battles"]
 
@@ -116,14 +116,12 @@ def _referenced(session: Session, paths: Sequence[str], *, besides: set[str]) ->
     """Those of ``paths`` that a battle other than ``besides`` keeps."""
     found: set[str] = set()
     for chunk in _chunks(paths):
-        rows = session.execute(
-            select(Battle.id, Battle.kept_audio_path).where(Battle.kept_audio_path.in_(chunk))
-        )
-        found.update(
-            row.kept_audio_path
-            for row in rows
-            if row.id not in besides and row.kept_audio_path is not None
-        )
+        for column, battle in (
+            (Battle.kept_audio_path, Battle.id),
+            (Turn.kept_audio_path, Turn.battle_id),
+        ):
+            rows = session.execute(select(battle, column).where(column.in_(chunk))).all()
+            found.update(path for owner, path in rows if owner not in besides and path is not None)
     return found
 
 
@@ -145,6 +143,14 @@ def _prune_rows(session: Session, cutoff: datetime, *, dry_run: bool) -> _Doomed
         ).all()
         ids.extend(row.id for row in rows)
         paths.update(row.kept_audio_path for row in rows if row.kept_audio_path is not None)
+    for chunk in _chunks(ids):  # the later turns' kept queries go with their battles
+        paths.update(
+            path
+            for path in session.scalars(
+                select(Turn.kept_audio_path).where(Turn.battle_id.in_(chunk))
+            )
+            if path is not None
+        )
     replies = 0
     for chunk in _chunks(ids):
         counted = session.scalar(select(func.count(Reply.id)).where(Reply.battle_id.in_(chunk)))
@@ -156,6 +162,7 @@ def _prune_rows(session: Session, cutoff: datetime, *, dry_run: bool) -> _Doomed
     if not dry_run:
         for chunk in _chunks(ids):
             session.execute(delete(Reply).where(Reply.battle_id.in_(chunk)))
+            session.execute(delete(Turn).where(Turn.battle_id.in_(chunk)))
             session.execute(delete(Battle).where(Battle.id.in_(chunk)))
         session.execute(delete(ClientEvent).where(ClientEvent.created_at < cutoff))
     return _Doomed(battles=len(ids), replies=replies, client_events=events or 0, paths=orphaned)
