@@ -337,3 +337,35 @@ def test_no_arguments_prints_help_without_an_error_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "leaderboard" in result.stdout + result.stderr
     assert "error:" not in result.stdout + result.stderr
+
+
+def test_leaderboard_by_turns_ranks_each_conversation_depth_apart(tmp_path: Path) -> None:
+    records = []
+    for number in range(60):
+        turns = [{"query_transcript": f"q{number}", "reply_a": "a", "reply_b": "b"}]
+        turns += [{"query_transcript": "more", "reply_a": "a", "reply_b": "b"}] * (number % 3)
+        records.append(
+            {
+                "battle_id": f"b{number}",
+                "created_at": "2026-11-01T00:00:00Z",
+                "model_a": ["x", "y", "z"][number % 3],
+                "model_b": ["y", "z", "x"][number % 3],
+                "winner": ["model_a", "model_b", "tie"][number // 3 % 3],
+                "turns": turns,
+                "n_turns": len(turns),
+            }
+        )
+    votes = tmp_path / "conversations.jsonl"
+    votes.write_text("".join(json.dumps(record) + "\n" for record in records))
+    grouped = _leaderboard_of_file(votes, tmp_path, "--by", "turns", "--min-battles", "1")
+    assert [(g["group"], g["n_battles"]) for g in grouped["groups"]] == [
+        ("1", 20),
+        ("2", 20),
+        ("3+", 20),
+    ]
+    assert all(g["leaderboard"]["n_battles"] == 20 for g in grouped["groups"])
+    text = ok(
+        run_cli("leaderboard", "--votes", votes, "--from", "jsonl", "--by", "turns", *QUICK,
+                cwd=tmp_path)
+    ).stdout  # fmt: skip
+    assert "Votes after 1 turn(s)" in text and "Votes after 3+ turn(s)" in text

@@ -19,6 +19,7 @@ __all__ = [
     "ClusterBy",
     "ConfigOption",
     "DbOption",
+    "GroupBy",
     "JsonOption",
     "Sampling",
     "TieModel",
@@ -59,6 +60,12 @@ class Weighting(StrEnum):
     AUTO = "auto"
     IPW = "ipw"
     NONE = "none"
+
+
+class GroupBy(StrEnum):
+    """What ``leaderboard --by`` keeps apart."""
+
+    TURNS = "turns"
 
 
 class ClusterBy(StrEnum):

@@ -12,6 +12,7 @@ from lamarena.cli.common import (
     CiMethod,
     ClusterBy,
     DbOption,
+    GroupBy,
     JsonOption,
     TieModel,
     VoteFormat,
@@ -102,6 +103,13 @@ def leaderboard(
             "pair probabilities (serve --sampling active|balanced), else none; ipw; none."
         ),
     ] = Weighting.AUTO,
+    by: Annotated[
+        GroupBy | None,
+        typer.Option(
+            help="turns: one leaderboard per conversation depth (votes after 1, 2, 3+ turns), "
+            "side by side."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Bradley-Terry ratings with confidence intervals and pairwise tests.
@@ -123,20 +131,33 @@ def leaderboard(
         include_flagged=include_flagged,
         exclude_flagged=exclude_flagged,
     )
-    result = build_leaderboard(
-        battles,
-        n_resamples=settings.bootstrap_rounds,
-        seed=settings.seed,
-        min_battles=settings.min_battles,
-        control=_parse_controls(control),
-        ci=ci.value,
-        holm_head_to_head=holm,
-        cluster=cluster.value,
-        anchor=anchor,
-        ties=ties.value,
-        weights=weights.value,
-    )
-    document = result.to_dict()
+    options: dict[str, Any] = {
+        "n_resamples": settings.bootstrap_rounds,
+        "seed": settings.seed,
+        "min_battles": settings.min_battles,
+        "control": _parse_controls(control),
+        "ci": ci.value,
+        "holm_head_to_head": holm,
+        "cluster": cluster.value,
+        "anchor": anchor,
+        "ties": ties.value,
+        "weights": weights.value,
+    }
+    if by is not None:
+        from lamarena.analysis.ranking.by_depth import leaderboards_by_depth
+
+        grouped = leaderboards_by_depth(battles, **options)
+        if as_json:
+            typer.echo(json.dumps(grouped, indent=2))
+            return
+        for group in grouped["groups"]:
+            typer.echo(f"\nVotes after {group['group']} turn(s)")
+            if group["leaderboard"] is None:
+                typer.echo(f"  {group['note']}")
+            else:
+                _print_leaderboard(group["leaderboard"])
+        return
+    document = build_leaderboard(battles, **options).to_dict()
     if as_json:
         typer.echo(json.dumps(document, indent=2))
         return

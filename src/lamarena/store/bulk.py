@@ -379,7 +379,17 @@ def battles_frame(session: Session, *, include_uncounted: bool = False) -> pd.Da
         session: the database session.
         include_uncounted: also load the battles whose vote does not count (flagged ones).
     """
-    stmt = _voted_battles().add_columns(
+    later = (
+        select(Turn.battle_id, func.count().label("later"))
+        .group_by(Turn.battle_id)
+        .subquery("later_turns")
+    )
+    stmt = (
+        _voted_battles()
+        .outerjoin(later, later.c.battle_id == Battle.id)
+        .add_columns((1 + func.coalesce(later.c.later, 0)).label("n_turns"))
+    )
+    stmt = stmt.add_columns(
         Battle.id.label("battle_id"),
         Battle.model_a,
         Battle.model_b,

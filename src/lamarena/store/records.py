@@ -85,11 +85,13 @@ FRAME_COLUMNS = (
     "session_id",
     "participant_id",
     "sampling_probability",
+    "n_turns",
 )
 """Columns of :func:`records_to_frame` (and of ``repo.battles_frame``), in order.
 
 ``session_id`` and ``participant_id`` are the clusters of the votes (a participant's votes are
-not independent): the analysis resamples them whole (``leaderboard --cluster``).
+not independent): the analysis resamples them whole (``leaderboard --cluster``). ``n_turns`` is
+how many turns the person spoke before voting (``leaderboard --by turns``).
 """
 
 _STRING_COLUMNS = (
@@ -109,6 +111,7 @@ _NUMBER_COLUMNS = (
     "total_a_s",
     "total_b_s",
     "sampling_probability",
+    "n_turns",
 )
 _BOOL_COLUMNS = ("counted",)
 _SIMULATED_START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -449,6 +452,7 @@ def records_to_frame(records: Iterable[BattleRecord]) -> pd.DataFrame:
         columns["session_id"].append(record.session_id)
         columns["participant_id"].append(record.participant_id)
         columns["sampling_probability"].append(record.sampling_probability)
+        columns["n_turns"].append(record.n_turns)
     return battles_frame_from_columns(columns)
 
 
