@@ -12,6 +12,7 @@ from sklearn.decomposition import PCA
 from lamarena.analysis.gap import static_table_from_frame
 from lamarena.errors import InvalidInputError
 from lamarena.report import SECTIONS, compute_study, load_static_input
+from lamarena.report.html import render_report
 
 from .conftest import PAPER_TABLE, QUICK
 
@@ -137,3 +138,20 @@ def test_votes_and_static_scores_without_a_shared_model_are_an_error(
     frame = pd.DataFrame({"model": ["x", "y", "z"], "qa": [1.0, 2.0, 3.0]})
     with pytest.raises(InvalidInputError, match="no model of the static table"):
         compute_study(study_battles, static_table_from_frame(frame), options=QUICK)
+
+
+def test_votes_after_conversations_get_a_leaderboard_per_depth(
+    study_battles: pd.DataFrame,
+) -> None:
+    plain = study_battles[["model_a", "model_b", "winner"]].copy()
+    assert (
+        compute_study(plain, load_static_input(PAPER_TABLE), options=QUICK)["leaderboard_by_turns"]
+        is None
+    )  # every vote after one turn: nothing to split
+    plain["n_turns"] = [1 + index % 4 for index in range(len(plain))]
+    document = compute_study(plain, load_static_input(PAPER_TABLE), options=QUICK)
+    groups = document["leaderboard_by_turns"]["groups"]
+    assert [(g["group"], g["n_battles"]) for g in groups] == [("1", 300), ("2", 300), ("3+", 600)]
+    assert all(g["leaderboard"]["n_resamples"] == QUICK.n_resamples for g in groups)
+    html = render_report(document)
+    assert html.count('class="by-turns"') == 3 and "after 3+ turns (600 battles)" in html

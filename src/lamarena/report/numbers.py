@@ -5,6 +5,8 @@ battles and a static score table and returns the document the figures are drawn 
 
 - ``leaderboard``: the ``leaderboard --json`` document (Bradley-Terry, bootstrap intervals,
   Holm-corrected pairwise tests), and ``win_rates``: the head-to-head matrix with those tests;
+- ``leaderboard_by_turns``: with conversations in the votes, a leaderboard per conversation depth
+  (1, 2, 3+ turns; None when every vote came after one turn);
 - ``topics``: the two-level topic tree of the query transcripts with a leaderboard per topic;
 - ``kendall_tau``: Kendall tau (and the rank distance) of each benchmark against the ratings;
 - ``regression``: the mixed-effects regression of votes on benchmark differences;
@@ -35,6 +37,7 @@ from lamarena.analysis.gap import (
     static_pca,
 )
 from lamarena.analysis.gap.vote_regression import REGRESSION_MODELS, RegressionModel
+from lamarena.analysis.ranking.by_depth import leaderboards_by_depth
 from lamarena.analysis.ranking.leaderboard import build_leaderboard
 from lamarena.analysis.text.embeddings import Embedder
 from lamarena.analysis.text.feedback import find_feedback_themes
@@ -162,6 +165,7 @@ def compute_study(
     document: dict[str, Any] = {
         "n_battles": len(clean),
         "leaderboard": board,
+        "leaderboard_by_turns": _by_turns(clean, opts),
         "win_rates": _win_rates(clean, board),
         "topics": _optional("topics", notes, timings, lambda: _topics(clean, opts, embedder)),
         "kendall_tau": _optional(
@@ -190,6 +194,20 @@ def compute_study(
     document["notes"] = notes
     document["timings_s"] = timings
     return dict(json_safe(document))
+
+
+def _by_turns(battles: pd.DataFrame, opts: StudyOptions) -> dict[str, Any] | None:
+    """The leaderboard per conversation depth, when some votes came after several turns."""
+    if "n_turns" not in battles or not (pd.to_numeric(battles["n_turns"]) > 1).any():
+        return None
+    return leaderboards_by_depth(
+        battles,
+        n_resamples=opts.n_resamples,
+        seed=opts.seed,
+        min_battles=opts.min_battles,
+        confidence=opts.confidence,
+        cluster=opts.cluster,
+    )
 
 
 def _regression_model(name: str) -> RegressionModel:
