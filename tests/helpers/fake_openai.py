@@ -12,8 +12,11 @@ the server runs in another thread:
 - ``hold_after_first()`` sends the first delta and then waits for the returned gate, which proves
   the client sees deltas as they arrive rather than when the reply ends;
 - ``first_token_delay_s`` / ``delta_delay_s`` add latency (the concurrency benchmark uses them);
-- ``audio_transcript = True`` streams the text as ``delta.audio.transcript`` with PCM audio
-  chunks, as GPT-4o does when asked for ``modalities=["text", "audio"]``;
+- a request with ``"audio"`` in ``modalities`` (or any request, with ``audio_transcript =
+  True``) gets a spoken reply in the shape OpenAI streams it (openai SDK 3.63
+  ``ChoiceDeltaAudio``): per delta, a chunk ``delta.audio = {"id", "transcript"}`` and a chunk
+  ``delta.audio = {"id", "data"}`` (``speech_pcm``: real PCM16 at 24 kHz, base64), then a last
+  audio update with only ``expires_at``, then the ``finish_reason`` chunk;
 - ``finish_reason = "length"`` ends the reply as one cut by ``max_tokens`` (default ``"stop"``;
   None sends the last chunk with ``"finish_reason": null``, as a server that never says);
 - ``truncate_after = N`` ends the body cleanly after its first N events, without the rest (the
@@ -30,6 +33,9 @@ the server runs in another thread:
 The events of a reply, counted by ``truncate_after`` and ``reset_after``: the role chunk, one
 chunk per delta, the ``finish_reason`` chunk, the usage chunk (when asked for), ``[DONE]``.
 
+``POST /v1/audio/speech`` (JSON ``{model, input, voice, response_format}``) answers
+``speech_pcm`` as raw PCM16 24 kHz for ``response_format: pcm`` or as a WAV file for ``wav``.
+
 Token usage works as OpenAI's: a request with ``stream_options.include_usage`` gets ``"usage":
 null`` on every chunk and then, before ``[DONE]``, a chunk with empty ``choices`` and the usage:
 ``prompt_tokens`` (default 17) and the words of the reply as ``completion_tokens``; ``usage_for``
@@ -42,9 +48,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
+import math
+import struct
 import threading
 import time
+import wave
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -61,17 +71,32 @@ from helpers.servers import ServerThread
 __all__ = [
     "DEFAULT_DELTAS",
     "DEFAULT_PROMPT_TOKENS",
+    "SPEECH_RATE_HZ",
     "STREAM_OPTIONS_REJECTED",
     "Failure",
     "FakeOpenAI",
     "FakeOpenAIServer",
     "RecordedRequest",
     "ScriptedReset",
+    "sine_pcm16",
 ]
 
 DEFAULT_DELTAS = ("The capital", " of France", " is Paris.")
 DEFAULT_PROMPT_TOKENS = 17
 """The ``prompt_tokens`` the fake reports unless scripted otherwise."""
+
+SPEECH_RATE_HZ = 24_000
+"""The rate of OpenAI's ``pcm16`` / ``pcm`` audio."""
+
+
+def sine_pcm16(
+    seconds: float, *, frequency_hz: float = 220.0, rate_hz: int = SPEECH_RATE_HZ
+) -> bytes:
+    """A tone as signed 16-bit little-endian mono PCM."""
+    n = round(seconds * rate_hz)
+    samples = (round(12000 * math.sin(2 * math.pi * frequency_hz * i / rate_hz)) for i in range(n))
+    return struct.pack(f"<{n}h", *samples)
+
 
 STREAM_OPTIONS_REJECTED = "Unrecognized request argument supplied: stream_options"
 
@@ -134,6 +159,8 @@ class FakeOpenAI:
         self.first_token_delay_s = first_token_delay_s
         self.delta_delay_s = delta_delay_s
         self.audio_transcript = False
+        self.speech_pcm = sine_pcm16(0.25)
+        self.audio_expires_at = 1_900_000_000
         self.prompt_tokens = DEFAULT_PROMPT_TOKENS
         self.usage_for: Callable[[dict[str, Any]], tuple[int, int]] | None = None
         self.send_usage = True
@@ -190,6 +217,11 @@ class FakeOpenAI:
     def chat_requests(self) -> list[RecordedRequest]:
         """The chat completion requests received so far."""
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    @property
+    def speech_requests(self) -> list[RecordedRequest]:
+        """The ``/audio/speech`` requests received so far."""
+        return [r for r in self.requests if r.path.endswith("/audio/speech")]
 
     @property
     def transcription_requests(self) -> list[RecordedRequest]:
@@ -267,11 +299,14 @@ class FakeOpenAI:
             return self.usage_for(body)
         return self.prompt_tokens, len("".join(self.deltas).split())
 
-    def _text_delta(self, text: str) -> dict[str, Any]:
-        if not self.audio_transcript:
-            return {"content": text}
-        pcm = base64.b64encode(b"\x00\x00" * 240).decode()
-        return {"audio": {"id": "audio_fake", "data": pcm, "transcript": text}}
+    def _text_deltas(self, text: str, spoken: bool) -> list[dict[str, Any]]:
+        if not spoken:
+            return [{"content": text}]
+        pcm = base64.b64encode(self.speech_pcm).decode()
+        return [
+            {"audio": {"id": "audio_fake", "transcript": text}},
+            {"audio": {"id": "audio_fake", "data": pcm}},
+        ]
 
     async def _wait_gate(self, gate: threading.Event) -> None:
         deadline = time.monotonic() + self.gate_timeout_s
@@ -283,12 +318,12 @@ class FakeOpenAI:
         self.gate_timed_out = False
 
     async def _chat_stream(
-        self, model: str, usage: tuple[int, int] | None, usage_field: bool
+        self, model: str, usage: tuple[int, int] | None, usage_field: bool, spoken: bool
     ) -> AsyncIterator[bytes]:
         truncate_after, reset_after = self.truncate_after, self.reset_after
         sent = 0
         try:
-            async for event in self._chat_events(model, usage, usage_field):
+            async for event in self._chat_events(model, usage, usage_field, spoken):
                 if truncate_after is not None and sent >= truncate_after:
                     return
                 if reset_after is not None and sent >= reset_after:
@@ -300,7 +335,7 @@ class FakeOpenAI:
                 self.in_flight -= 1
 
     async def _chat_events(
-        self, model: str, usage: tuple[int, int] | None, usage_field: bool
+        self, model: str, usage: tuple[int, int] | None, usage_field: bool, spoken: bool
     ) -> AsyncIterator[bytes]:
         gate = self._gate
         yield self._chunk(model, {"role": "assistant", "content": ""}, usage_field=usage_field)
@@ -313,13 +348,17 @@ class FakeOpenAI:
                 error = {"message": "the engine ran out of memory", "type": "server_error"}
                 yield f"data: {json.dumps({'error': {**error, 'code': 500}})}\n\n".encode()
                 return
-            yield self._chunk(model, self._text_delta(text), usage_field=usage_field)
+            for delta in self._text_deltas(text, spoken):
+                yield self._chunk(model, delta, usage_field=usage_field)
             if index == 0 and gate is not None:
                 await self._wait_gate(gate)
         for choice in self.extra_choices:
             chunk = json.loads(self._chunk(model, {}).decode().removeprefix("data: "))
             chunk["choices"] = [choice]
             yield f"data: {json.dumps(chunk)}\n\n".encode()
+        if spoken:  # the last audio update carries only its expiry
+            expiry = {"audio": {"expires_at": self.audio_expires_at}}
+            yield self._chunk(model, expiry, usage_field=usage_field)
         yield self._chunk(model, {}, finish=self.finish_reason, usage_field=usage_field)
         if usage is not None:
             yield self._usage_chunk(model, *usage)
@@ -343,10 +382,28 @@ class FakeOpenAI:
             with self._lock:
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            spoken = self.audio_transcript or "audio" in (body.get("modalities") or [])
             return StreamingResponse(
-                self._chat_stream(str(body.get("model", "")), usage, usage is not None),
+                self._chat_stream(str(body.get("model", "")), usage, usage is not None, spoken),
                 media_type="text/event-stream",
             )
+
+        @app.post("/v1/audio/speech")
+        async def speech(request: Request) -> Response:
+            body = await request.json()
+            self._record(RecordedRequest(request.url.path, dict(request.headers), json=body))
+            failure = self._next_failure()
+            if failure is not None:
+                return self._error_response(failure)
+            if body.get("response_format") == "wav":
+                buffer = io.BytesIO()
+                with wave.open(buffer, "wb") as writer:
+                    writer.setnchannels(1)
+                    writer.setsampwidth(2)
+                    writer.setframerate(SPEECH_RATE_HZ)
+                    writer.writeframes(self.speech_pcm)
+                return Response(buffer.getvalue(), media_type="audio/wav")
+            return Response(self.speech_pcm, media_type="audio/pcm")
 
         @app.post("/v1/audio/transcriptions")
         async def transcriptions(request: Request) -> Response:

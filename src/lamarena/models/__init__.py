@@ -13,13 +13,25 @@ from lamarena.models.base import (
     Transcriber,
     TranscribingModel,
 )
+from lamarena.models.speech import (
+    SpeakingModel,
+    SpeechAudio,
+    SpeechDelta,
+    SpeechText,
+    can_speak,
+)
 
 __all__ = [
     "AudioModel",
     "EarlierTurn",
     "ModelTimeouts",
     "Reply",
+    "SpeakingModel",
+    "SpeechAudio",
+    "SpeechDelta",
+    "SpeechText",
     "TextModel",
     "Transcriber",
     "TranscribingModel",
+    "can_speak",
 ]

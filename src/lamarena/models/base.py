@@ -29,9 +29,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, TypeVar, runtime_checkable
 
 from lamarena.audio import AudioClip
+
+_Item = TypeVar("_Item")
 
 __all__ = [
     "AudioModel",
@@ -49,6 +51,7 @@ __all__ = [
     "TranscribingModel",
     "Usage",
     "UsageSink",
+    "UsageStream",
     "can_score_options",
     "reported_usage",
     "text_history",
@@ -142,17 +145,17 @@ UsageSink = Callable[[Usage], None]
 """Receives the usage of one request (called again when the service revises it)."""
 
 
-class ReplyStream(AsyncIterator[str]):
-    """The text deltas of one request, and the token usage its service reported.
+class UsageStream(AsyncIterator[_Item]):
+    """The items of one request, and the token usage its service reported.
 
-    An adapter returns one from ``stream`` (or ``stream_text``, ``stream_transcript``) instead
-    of a bare async generator: ``deltas`` is called at once with a sink and returns the
-    generator, which calls the sink when the service reports usage (typically after the last
-    delta). Reading :attr:`usage` after the stream ends gives that request's usage, or None.
-    Like an async generator it does nothing until iterated, and :meth:`aclose` stops it.
+    ``deltas`` is called at once with a sink and returns the generator, which calls the sink
+    when the service reports usage (typically after the last item). Reading :attr:`usage` after
+    the stream ends gives that request's usage, or None. Like an async generator it does
+    nothing until iterated, and :meth:`aclose` stops it. :class:`ReplyStream` yields text;
+    :class:`lamarena.models.speech.SpeechStream` the parts of a spoken reply.
     """
 
-    def __init__(self, deltas: Callable[[UsageSink], AsyncGenerator[str, None]]) -> None:
+    def __init__(self, deltas: Callable[[UsageSink], AsyncGenerator[_Item, None]]) -> None:
         """Wrap the generator ``deltas(sink)`` of one request."""
         self.usage: Usage | None = None
         self._deltas = deltas(self._report)
@@ -160,15 +163,23 @@ class ReplyStream(AsyncIterator[str]):
     def _report(self, usage: Usage) -> None:
         self.usage = usage
 
-    def __aiter__(self) -> ReplyStream:
+    def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> str:
+    async def __anext__(self) -> _Item:
         return await anext(self._deltas)
 
     async def aclose(self) -> None:
         """Stop the request (its generator's cleanup runs now)."""
         await self._deltas.aclose()
+
+
+class ReplyStream(UsageStream[str]):
+    """The text deltas of one request, and the token usage its service reported.
+
+    An adapter returns one from ``stream`` (or ``stream_text``, ``stream_transcript``) instead
+    of a bare async generator (see :class:`UsageStream`).
+    """
 
 
 def reported_usage(stream: object) -> Usage | None:
@@ -183,13 +194,18 @@ class Reply:
 
     Attributes:
         model: the model's name (as in models.yaml).
-        text: the reply text (possibly partial when ``error`` is set).
+        text: the reply text (possibly partial when ``error`` is set); a spoken reply's
+            transcript.
         ttft_s: seconds from the request to the first delta; None if none arrived.
         total_s: seconds from the request to the end (or to the failure).
         error: a message a user can act on, or None when the reply is complete.
         transcript: what an ASR front end heard (pipelines only).
         usage: the tokens the service reported for this request; None when it reported none
             (local models, servers without usage, a stream cut short).
+        audio: a spoken reply's audio, signed 16-bit little-endian mono PCM (possibly partial
+            when ``error`` is set); None for a model that answers in text.
+        audio_sample_rate_hz: the sample rate of ``audio``; None without audio.
+        ttfab_s: seconds from the request to the first audio byte; None if none arrived.
     """
 
     model: str
@@ -199,6 +215,9 @@ class Reply:
     error: str | None = None
     transcript: str | None = None
     usage: Usage | None = None
+    audio: bytes | None = None
+    audio_sample_rate_hz: int | None = None
+    ttfab_s: float | None = None
 
     @property
     def chars(self) -> int:
@@ -209,6 +228,13 @@ class Reply:
     def ok(self) -> bool:
         """Whether the reply completed without an error."""
         return self.error is None
+
+    @property
+    def audio_s(self) -> float | None:
+        """The duration of ``audio`` in seconds; None without audio."""
+        if self.audio is None or not self.audio_sample_rate_hz:
+            return None
+        return len(self.audio) / 2 / self.audio_sample_rate_hz
 
 
 @dataclass(frozen=True)

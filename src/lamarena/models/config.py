@@ -26,7 +26,24 @@ reject ``stream_options``.
       - name: qwen2-audio-local
         kind: local
         model: Qwen/Qwen2-Audio-7B-Instruct
+      - name: gpt-audio-spoken             # answers with speech (and its transcript)
+        kind: openai
+        model: gpt-audio-mini
+        output: audio                      # text (default) | audio
+        voice: alloy                       # default alloy; audio_format: pcm16 (the only one)
+      - name: whisper-llama-espeak         # a pipeline speaks through its tts stage
+        kind: pipeline
+        output: audio
+        asr: {kind: local-whisper, model: tiny.en}
+        llm: {kind: local, model: HuggingFaceTB/SmolLM2-135M-Instruct}
+        tts: {kind: espeak, voice: en}     # or {kind: openai-speech, model: gpt-4o-mini-tts}
     transcriber: {kind: local-whisper, model: tiny.en}   # optional: the arena's own ASR
+
+``output: audio`` makes a model answer with speech: an ``openai`` model asks for
+``modalities: [text, audio]`` and streams PCM16 audio with its transcript, a ``pipeline`` speaks
+its LLM's text with its ``tts`` stage. ``gemini`` and ``local`` models cannot speak (Gemini
+answers audio only through its Live API, which lamarena does not use); a pipeline with
+``output: audio`` needs a ``tts`` stage, and a ``tts`` stage needs ``output: audio``.
 """
 
 from __future__ import annotations
@@ -51,13 +68,16 @@ from lamarena.models.base import TokenPrices
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
     "AsrSpec",
+    "EspeakTtsSpec",
     "GeminiSpec",
     "LlmSpec",
     "LocalSpec",
     "ModelSpec",
     "ModelsConfig",
     "OpenAISpec",
+    "OpenAISpeechTtsSpec",
     "PipelineSpec",
+    "TtsSpec",
     "load_models_config",
     "parse_models_config",
 ]
@@ -79,6 +99,19 @@ def _http_url(value: str) -> str:
 
 
 BaseUrl = Annotated[str, AfterValidator(_http_url)]
+
+Output = Literal["text", "audio"]
+"""How a model answers: in text, or with speech (and its text)."""
+
+Voice = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][\w.+/-]*$")]
+"""A voice name: never starts with ``-``, so it cannot become an espeak-ng option."""
+
+
+def _cannot_speak(kind: str, why: str) -> ValueError:
+    return ValueError(
+        f"output: audio is not possible for kind {kind} ({why}); use output: text, or a "
+        "pipeline with a tts stage (tts: {kind: espeak}), or an openai audio model"
+    )
 
 
 class _Spec(BaseModel):
@@ -145,8 +178,26 @@ class OpenAISpec(_Remote, _Generation, _Priced):
     kind: Literal["openai"]
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     modalities: list[Literal["text", "audio"]] | None = None
+    output: Output = "text"
+    voice: Voice = Field(default="alloy", description="The voice of a spoken reply.")
+    audio_format: Literal["pcm16"] = Field(
+        default="pcm16", description="The format of a spoken reply (streaming needs pcm16)."
+    )
     max_concurrency: int | None = Field(default=None, gt=0)
     report_usage: bool = Field(default=True, description=_REPORT_USAGE)
+
+    @model_validator(mode="after")
+    def _audio_modality(self) -> Self:
+        if (
+            self.output == "audio"
+            and self.modalities is not None
+            and ("audio" not in self.modalities)
+        ):
+            raise ValueError(
+                "output: audio needs the audio modality: remove modalities (it is then "
+                "[text, audio]) or set modalities: [text, audio]"
+            )
+        return self
 
 
 class GeminiSpec(_Remote, _Generation, _Priced):
@@ -155,7 +206,16 @@ class GeminiSpec(_Remote, _Generation, _Priced):
     name: Name
     kind: Literal["gemini"]
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    output: Output = "text"
     max_concurrency: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _text_only(self) -> Self:
+        if self.output == "audio":
+            raise _cannot_speak(
+                "gemini", "Gemini speaks only through its Live API, which lamarena does not use"
+            )
+        return self
 
 
 class AsrSpec(_Spec):
@@ -182,15 +242,58 @@ class LlmSpec(_Generation):
     report_usage: bool = Field(default=True, description=_REPORT_USAGE + " (kind openai only)")
 
 
+Speed = Annotated[float, Field(ge=0.25, le=4.0)]
+
+
+class EspeakTtsSpec(_Spec):
+    """Speech from the espeak-ng program: offline, robotic, quick (tests and demos)."""
+
+    kind: Literal["espeak"]
+    voice: Voice = Field(default="en", description="An espeak-ng voice (espeak-ng --voices).")
+    speed: Speed = Field(default=1.0, description="1.0 is 175 words per minute.")
+    timeout_s: PositiveSeconds = 30.0
+
+
+class OpenAISpeechTtsSpec(_Spec):
+    """Speech from an OpenAI-compatible ``/audio/speech`` endpoint (tts-1, gpt-4o-mini-tts)."""
+
+    kind: Literal["openai-speech"]
+    model: str = Field(min_length=1)
+    voice: Voice = "alloy"
+    speed: Speed | None = None
+    base_url: BaseUrl | None = None
+    api_key_env: EnvVar | None = None
+    timeout_s: PositiveSeconds = 60.0
+
+
+TtsSpec = Annotated[EspeakTtsSpec | OpenAISpeechTtsSpec, Field(discriminator="kind")]
+"""A pipeline's text-to-speech stage, told apart by ``kind``."""
+
+
 class PipelineSpec(_Priced):
-    """ASR then a text LLM: the study's "ASR pipeline" baseline."""
+    """ASR then a text LLM (then, with ``output: audio``, speech): the "ASR pipeline" baseline."""
 
     name: Name
     kind: Literal["pipeline"]
     asr: AsrSpec
     llm: LlmSpec
+    tts: TtsSpec | None = None
+    output: Output = "text"
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     max_concurrency: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _tts_for_audio(self) -> Self:
+        if self.output == "audio" and self.tts is None:
+            raise ValueError(
+                "output: audio needs a tts stage, e.g. tts: {kind: espeak, voice: en} or "
+                "tts: {kind: openai-speech, model: gpt-4o-mini-tts, voice: alloy}"
+            )
+        if self.output == "text" and self.tts is not None:
+            raise ValueError(
+                "a tts stage speaks only with output: audio; add output: audio or remove tts"
+            )
+        return self
 
 
 class LocalSpec(_Generation):
@@ -200,6 +303,7 @@ class LocalSpec(_Generation):
     kind: Literal["local"]
     model: str = Field(min_length=1)
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    output: Output = "text"
     device: str | None = None
     dtype: Literal["float32", "bfloat16", "float16"] | None = None
     max_concurrency: int | None = Field(default=1, gt=0)
@@ -207,6 +311,12 @@ class LocalSpec(_Generation):
         default=False,
         description="Fetch a hub id that is not in the local cache; off: weights must be local.",
     )
+
+    @model_validator(mode="after")
+    def _text_only(self) -> Self:
+        if self.output == "audio":
+            raise _cannot_speak("local", "in-process audio models here answer only in text")
+        return self
 
 
 ModelSpec = Annotated[
@@ -278,6 +388,9 @@ def _entry_label(raw: Any, index: int) -> str:
     return f"model '{name}' (entry {index + 1})" if name else f"entry {index + 1}"
 
 
+_TTS_KINDS = ("espeak", "openai-speech")
+
+
 def _describe(error: Any, raw: Any) -> str:
     loc = list(error["loc"])
     message = str(error["msg"]).removeprefix("Value error, ")
@@ -289,17 +402,21 @@ def _describe(error: Any, raw: Any) -> str:
         loc = loc[2:]
         if loc and loc[0] in {"openai", "gemini", "pipeline", "local"}:
             loc = loc[1:]  # the discriminator's tag, not a key the user wrote
+        if len(loc) >= 2 and loc[0] == "tts" and loc[1] in _TTS_KINDS:
+            loc = [loc[0], *loc[2:]]  # the tts stage's tag, likewise
     key = ".".join(str(part) for part in loc)
+    tts = loc[:1] == ["tts"]
+    kinds = "espeak, openai-speech" if tts else "openai, gemini, pipeline, local"
     if error["type"] == "missing":
         message = "is missing"
     elif error["type"] == "extra_forbidden":
         message = "unknown key (check its spelling)"
     elif error["type"] == "union_tag_invalid":
-        message = "kind must be one of openai, gemini, pipeline, local"
-        key = key or "kind"
+        message = f"kind must be one of {kinds}"
+        key = f"{key}.kind" if key else "kind"
     elif error["type"] == "union_tag_not_found":
-        message = "is missing: every model needs a kind (openai, gemini, pipeline, local)"
-        key = "kind"
+        message = f"is missing: {'a tts stage' if tts else 'every model'} needs a kind ({kinds})"
+        key = f"{key}.kind" if key else "kind"
     return f"{where}: key '{key}': {message}" if key else f"{where}: {message}"
 
 

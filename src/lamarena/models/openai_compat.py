@@ -26,6 +26,16 @@ and walking the typed request were most of a request's CPU on a busy arena (see
 ``benchmarks/arena_load.py``). The request still goes through the SDK (``AsyncOpenAI.post``),
 which keeps its headers, SSE parsing, error events and errors.
 
+Spoken replies (``output="audio"``, :meth:`OpenAIChatModel.stream_speech`): the request asks for
+``modalities: ["text", "audio"]`` and ``audio: {"voice": ..., "format": "pcm16"}`` with
+``stream: true``, and each chunk's ``choices[0].delta.audio`` may carry ``id``, ``data`` (base64
+PCM16, 24 kHz mono little-endian), ``transcript`` (the next text of the reply) and, in the last
+audio update, only ``expires_at``. Field names as in the installed SDK's
+``openai.types.chat.chat_completion_chunk.ChoiceDeltaAudio`` (openai 3.63: "Audio chunks may
+carry an ID, base64 data, or transcript text; the final audio update contains only its expiry
+timestamp"), which matches openai/openai-openapi issue #577 and openai-python issue #2507; 24 kHz
+is ``pcm16``'s rate in OpenAI's audio guides.
+
 A reply is complete only once a chunk carries a ``finish_reason`` (``stop``, or ``length`` for
 one cut by ``max_tokens``); a stream that ends without one, or whose connection fails after the
 server accepted the request, is a :class:`~lamarena.errors.ModelError` saying the reply broke
@@ -36,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar
@@ -69,6 +80,13 @@ from lamarena.models.retry import (
     redact,
     status_error,
 )
+from lamarena.models.speech import (
+    SPEECH_SAMPLE_RATE_HZ,
+    SpeechAudio,
+    SpeechDelta,
+    SpeechStream,
+    SpeechText,
+)
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_CONNECTIONS", "OpenAIChatModel", "OpenAITranscriber"]
 
@@ -85,6 +103,7 @@ _NO_KEY = "no-key"
 read ``OPENAI_API_KEY`` itself, and lamarena reads the environment only through its settings."""
 
 _T = TypeVar("_T")
+_D = TypeVar("_D")
 
 Modality = Literal["text", "audio"]
 AudioOutputFormat = Literal["wav", "aac", "mp3", "flac", "opus", "pcm16"]
@@ -292,6 +311,18 @@ def _reply_message(reply: str) -> ChatCompletionAssistantMessageParam:
     return {"role": "assistant", "content": reply}
 
 
+def _spoken_messages(
+    clip: AudioClip, prompt: str, history: Sequence[EarlierTurn]
+) -> list[ChatCompletionMessageParam]:
+    """A spoken query: each earlier turn (its audio, this model's reply), then ``clip``."""
+    chat: list[ChatCompletionMessageParam] = []
+    for turn in history:
+        chat.append(_audio_message(turn.clip, prompt))
+        chat.append(_reply_message(turn.reply))
+    chat.append(_audio_message(clip, prompt))
+    return chat
+
+
 def _text_messages(
     text: str, prompt: str, history: Sequence[TextTurn]
 ) -> list[ChatCompletionMessageParam]:
@@ -328,6 +359,49 @@ def _delta_texts(chunk: Mapping[str, Any]) -> Iterator[str]:
                 yield text
 
 
+class _SpeechParser:
+    """The parts of a spoken reply in its chunks: transcript text and PCM16 audio.
+
+    An odd trailing byte of one ``data`` chunk waits for the next, so every
+    :class:`~lamarena.models.speech.SpeechAudio` holds whole samples.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._odd = b""
+
+    def __call__(self, chunk: Mapping[str, Any]) -> Iterator[SpeechDelta]:
+        for choice in _choices(chunk):
+            if choice.get("index", 0) != 0:
+                continue
+            delta = _mapping(choice.get("delta"))
+            audio = _mapping(delta.get("audio"))
+            for text in (delta.get("content"), audio.get("transcript"), delta.get("refusal")):
+                if isinstance(text, str) and text:
+                    yield SpeechText(text)
+            data = audio.get("data")
+            if isinstance(data, str) and data:
+                pcm = self._odd + self._decode(data)
+                whole = len(pcm) - len(pcm) % 2
+                self._odd = pcm[whole:]
+                if whole:
+                    yield SpeechAudio(pcm[:whole], SPEECH_SAMPLE_RATE_HZ)
+
+    def _decode(self, data: str) -> bytes:
+        try:
+            return base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise ModelError(
+                self._name, "the server sent audio that is not base64 (delta.audio.data)"
+            ) from None
+
+
+def _text_length(item: object) -> int:
+    if isinstance(item, str):
+        return len(item)
+    return len(item.text) if isinstance(item, SpeechText) else 0
+
+
 def _choices(chunk: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     choices = chunk.get("choices")
     if not isinstance(choices, list):
@@ -361,6 +435,7 @@ class OpenAIChatModel(_OpenAIService):
         api_key: str | None = None,
         api_key_env: str | None = None,
         modalities: Sequence[Modality] | None = None,
+        output: Literal["text", "audio"] = "text",
         audio_voice: str = "alloy",
         audio_format: AudioOutputFormat = "pcm16",
         temperature: float | None = None,
@@ -383,7 +458,9 @@ class OpenAIChatModel(_OpenAIService):
             api_key_env: the variable's name, only to say which one to check in messages.
             modalities: output modalities; None or ``["text"]`` for text, ``["text", "audio"]``
                 for GPT-4o audio models (the text then comes from the spoken reply's
-                transcript).
+                transcript). With ``output="audio"`` None means ``["text", "audio"]``.
+            output: ``"audio"`` to answer with speech (:meth:`stream_speech`, and ``speaks``
+                is true); ``"text"`` (the default) answers in text only.
             audio_voice: the voice of a spoken reply (with an ``audio`` modality).
             audio_format: the format of a spoken reply; streaming needs ``pcm16``.
             temperature: sampling temperature; the server's default when None.
@@ -399,7 +476,8 @@ class OpenAIChatModel(_OpenAIService):
                 closes it, and its own timeouts and limits apply.
 
         Raises:
-            ConfigError: an unknown modality or a negative ``max_retries``.
+            ConfigError: an unknown modality, ``output="audio"`` without the audio modality or
+                with a format other than ``pcm16``, or a negative ``max_retries``.
         """
         super().__init__(
             name,
@@ -413,12 +491,19 @@ class OpenAIChatModel(_OpenAIService):
             max_connections=max_connections,
             http_client=http_client,
         )
-        chosen: list[Modality] = list(modalities) if modalities else ["text"]
+        default: list[Modality] = ["text", "audio"] if output == "audio" else ["text"]
+        chosen: list[Modality] = list(modalities) if modalities else default
         unknown = sorted(set(chosen) - {"text", "audio"})
         if unknown:
             raise ConfigError(
                 f"model '{name}': unknown modalities {unknown}; use ['text'] or ['text', 'audio']"
             )
+        if output == "audio" and ("audio" not in chosen or audio_format != "pcm16"):
+            raise ConfigError(
+                f"model '{name}': a spoken reply streams as modalities ['text', 'audio'] with "
+                f"audio format pcm16, not {chosen} and {audio_format}"
+            )
+        self.speaks = output == "audio"
         self.modalities: list[Modality] = chosen
         self._audio_out: ChatCompletionAudioParam | None = (
             {"voice": audio_voice, "format": audio_format} if "audio" in chosen else None
@@ -446,16 +531,39 @@ class OpenAIChatModel(_OpenAIService):
             ModelError: the server refused the request or the reply broke off;
                 ModelTimeout and ModelUnavailable where they apply (while iterating).
         """
+        return ReplyStream(
+            lambda report: self._stream(
+                lambda: _spoken_messages(clip, prompt, history), report, _delta_texts
+            )
+        )
 
-        def messages() -> list[ChatCompletionMessageParam]:
-            chat: list[ChatCompletionMessageParam] = []
-            for turn in history:
-                chat.append(_audio_message(turn.clip, prompt))
-                chat.append(_reply_message(turn.reply))
-            chat.append(_audio_message(clip, prompt))
-            return chat
+    def stream_speech(
+        self, clip: AudioClip, prompt: str, history: Sequence[EarlierTurn] = ()
+    ) -> SpeechStream:
+        """Yield the spoken reply to a spoken query: its transcript and its audio, in order.
 
-        return ReplyStream(lambda report: self._stream(messages, report))
+        The request is :meth:`stream`'s (``modalities`` with audio, ``audio.format`` pcm16);
+        text parts come from ``delta.audio.transcript`` (or ``content``), audio parts are the
+        decoded ``delta.audio.data``: PCM16 mono at 24 kHz.
+
+        Returns:
+            The parts; its ``usage`` holds the server's token counts once the stream ends.
+
+        Raises:
+            ConfigError: this model does not speak (``output`` is not ``"audio"``).
+            ModelError: as for :meth:`stream`, or audio that is not base64 (while iterating).
+        """
+        if not self.speaks:
+            raise ConfigError(
+                f"model '{self.name}' answers in text: set output: audio in models.yaml for "
+                "spoken replies"
+            )
+
+        return SpeechStream(
+            lambda report: self._stream(
+                lambda: _spoken_messages(clip, prompt, history), report, _SpeechParser(self.name)
+            )
+        )
 
     def stream_text(self, text: str, prompt: str, history: Sequence[TextTurn] = ()) -> ReplyStream:
         """Yield the reply's deltas to the user message ``text`` under system prompt ``prompt``.
@@ -470,7 +578,9 @@ class OpenAIChatModel(_OpenAIService):
             ModelError: as for :meth:`stream`.
         """
         return ReplyStream(
-            lambda report: self._stream(lambda: _text_messages(text, prompt, history), report)
+            lambda report: self._stream(
+                lambda: _text_messages(text, prompt, history), report, _delta_texts
+            )
         )
 
     def _request_body(
@@ -520,8 +630,11 @@ class OpenAIChatModel(_OpenAIService):
             ) from None
 
     async def _stream(
-        self, messages: Callable[[], list[ChatCompletionMessageParam]], report: UsageSink
-    ) -> AsyncGenerator[str, None]:
+        self,
+        messages: Callable[[], list[ChatCompletionMessageParam]],
+        report: UsageSink,
+        parse: Callable[[Mapping[str, Any]], Iterator[_D]],
+    ) -> AsyncGenerator[_D, None]:
         stream = await self._open(messages())
         received = 0
         finished = False
@@ -533,9 +646,9 @@ class OpenAIChatModel(_OpenAIService):
                     report(usage)
                 if any(choice.get("finish_reason") for choice in _choices(chunk)):
                     finished = True  # "stop", or "length" (complete, if cut by max_tokens)
-                for text in _delta_texts(chunk):
-                    received += len(text)
-                    yield text
+                for item in parse(chunk):
+                    received += _text_length(item)
+                    yield item
         except openai.APIConnectionError as exc:  # the request was accepted: not "cannot reach"
             if finished:  # only the usage chunk or [DONE] was lost; the reply is whole
                 logger.debug("model %s: connection lost after the reply finished", self.name)

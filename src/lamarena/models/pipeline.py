@@ -11,6 +11,13 @@ keeps the transcript on the reply. A failure of either part is re-raised as the 
 pipeline's token usage is its LLM's, where the LLM's stream reports one (the ASR's is not
 counted); otherwise None.
 
+With a ``tts`` stage (a :class:`~lamarena.models.speech.Synthesiser`) the pipeline speaks
+(``speaks`` is true, :meth:`PipelineModel.stream_speech`): the LLM's text streams as
+:class:`~lamarena.models.speech.SpeechText` as it arrives, and each whole sentence is spoken as
+soon as it is complete (:func:`split_sentences`), so the first audio
+comes after the first sentence rather than after the whole reply. A failure of the stage is
+re-raised under the pipeline's name, naming the TTS.
+
 With an in-process LLM (a :class:`~lamarena.models.base.TextOptionScorer`, such as
 :class:`~lamarena.models.local.LocalTextLM`) the pipeline is also an
 :class:`~lamarena.models.base.OptionScorer`: it transcribes, then has its LLM score the options
@@ -20,6 +27,7 @@ as replies to the transcript under the same system prompt as :meth:`PipelineMode
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from typing import cast
@@ -39,10 +47,31 @@ from lamarena.models.base import (
     text_history,
 )
 from lamarena.models.loglik import check_options
+from lamarena.models.speech import SpeechDelta, SpeechStream, SpeechText, Synthesiser
 
-__all__ = ["PipelineModel"]
+__all__ = ["PipelineModel", "split_sentences"]
 
 logger = logging.getLogger(__name__)
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])[\"')\]]*\s+|\n+")
+_MIN_SENTENCE_CHARS = 12
+"""A shorter piece waits for the next sentence ("Hi." or "Dr." alone would sound clipped)."""
+
+
+def split_sentences(text: str) -> tuple[list[str], str]:
+    """The whole sentences at the start of ``text``, and the rest (not yet a sentence).
+
+    A sentence ends at ``.``, ``!``, ``?``, ``;`` or ``:`` followed by white space, or at a line
+    break; pieces shorter than a few characters join the next one.
+    """
+    sentences: list[str] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        piece = text[start : match.end()].strip()
+        if len(piece) >= _MIN_SENTENCE_CHARS:
+            sentences.append(piece)
+            start = match.end()
+    return sentences, text[start:]
 
 
 class PipelineModel:
@@ -50,17 +79,31 @@ class PipelineModel:
 
     name: str
 
-    def __init__(self, name: str, transcriber: Transcriber, llm: TextModel) -> None:
-        """Join two adapters into one model.
+    def __init__(
+        self,
+        name: str,
+        transcriber: Transcriber,
+        llm: TextModel,
+        tts: Synthesiser | None = None,
+    ) -> None:
+        """Join two adapters (three, with speech) into one model.
 
         Args:
             name: the pipeline's name in models.yaml.
             transcriber: the ASR front end.
             llm: the text model that answers the transcript.
+            tts: speaks the LLM's reply (``output: audio``); None for a pipeline that answers
+                in text.
         """
         self.name = name
         self.transcriber = transcriber
         self.llm = llm
+        self.tts = tts
+
+    @property
+    def speaks(self) -> bool:
+        """Whether the pipeline answers with speech: it has a tts stage."""
+        return self.tts is not None
 
     def __repr__(self) -> str:
         return (
@@ -168,6 +211,81 @@ class PipelineModel:
         if answer.usage is not None:
             report(answer.usage)
 
+    def stream_speech(
+        self, clip: AudioClip, prompt: str, history: Sequence[EarlierTurn] = ()
+    ) -> SpeechStream:
+        """Transcribe ``clip``, then yield the LLM's text and its speech, sentence by sentence.
+
+        Returns:
+            The parts; its ``usage`` is the LLM's, where the LLM reports one.
+
+        Raises:
+            ConfigError: the pipeline has no tts stage.
+            ModelError: a part failed, or the ASR heard no speech (while iterating).
+        """
+        tts = self._tts()
+
+        async def parts(report: UsageSink) -> AsyncGenerator[SpeechDelta, None]:
+            transcript = await self.transcribe(clip)
+            earlier = await text_history(history, self.transcribe)
+            answer = self.stream_transcript(transcript, prompt, earlier)
+            async with aclosing(self._speak(tts, answer)) as spoken:
+                async for part in spoken:
+                    yield part
+            if answer.usage is not None:
+                report(answer.usage)
+
+        return SpeechStream(parts)
+
+    def speak_transcript(
+        self, transcript: str, prompt: str, history: Sequence[TextTurn] = ()
+    ) -> SpeechStream:
+        """Yield the LLM's text to ``transcript`` and its speech, sentence by sentence.
+
+        Raises:
+            ConfigError: the pipeline has no tts stage.
+            ModelError: the LLM or the TTS failed (while iterating).
+        """
+        tts = self._tts()
+
+        async def parts(report: UsageSink) -> AsyncGenerator[SpeechDelta, None]:
+            answer = self.stream_transcript(transcript, prompt, history)
+            async with aclosing(self._speak(tts, answer)) as spoken:
+                async for part in spoken:
+                    yield part
+            if answer.usage is not None:
+                report(answer.usage)
+
+        return SpeechStream(parts)
+
+    def _tts(self) -> Synthesiser:
+        if self.tts is None:
+            raise ConfigError(
+                f"model '{self.name}' answers in text: give it output: audio and a tts stage "
+                "in models.yaml for spoken replies"
+            )
+        return self.tts
+
+    async def _speak(
+        self, tts: Synthesiser, answer: ReplyStream
+    ) -> AsyncGenerator[SpeechDelta, None]:
+        """The LLM's deltas as they arrive, each whole sentence's audio once it is complete."""
+        pending = ""
+        async with aclosing(answer):
+            async for delta in answer:
+                yield SpeechText(delta)
+                sentences, pending = split_sentences(pending + delta)
+                for sentence in sentences:
+                    yield await self._synthesise(tts, sentence)
+        if pending.strip():
+            yield await self._synthesise(tts, pending.strip())
+
+    async def _synthesise(self, tts: Synthesiser, text: str) -> SpeechDelta:
+        try:
+            return await tts.synthesise(text)
+        except ModelError as exc:
+            raise self._wrap("the TTS", tts.name, exc) from exc
+
     @property
     def scores_options(self) -> bool:
         """Whether :meth:`score_options` works: the LLM is in-process (a TextOptionScorer)."""
@@ -205,8 +323,8 @@ class PipelineModel:
             raise self._wrap("the LLM", llm.name, exc) from exc
 
     async def aclose(self) -> None:
-        """Close both parts (those that hold connections have an ``aclose``)."""
-        for part in (self.transcriber, self.llm):
+        """Close every part (those that hold connections have an ``aclose``)."""
+        for part in (self.transcriber, self.llm, self.tts):
             close = getattr(part, "aclose", None)
             if close is not None:
                 await close()

@@ -28,15 +28,18 @@ from lamarena.models.base import (
 )
 from lamarena.models.config import (
     AsrSpec,
+    EspeakTtsSpec,
     GeminiSpec,
     LlmSpec,
     LocalSpec,
     ModelsConfig,
     OpenAISpec,
+    OpenAISpeechTtsSpec,
     PipelineSpec,
     load_models_config,
 )
-from lamarena.models.runtime import DeltaCallback, run_model
+from lamarena.models.runtime import AudioCallback, DeltaCallback, run_model
+from lamarena.models.speech import Synthesiser
 from lamarena.settings import Settings, read_secret
 
 __all__ = ["ModelEntry", "arena_transcriber", "ask_model", "check_models", "model_entries"]
@@ -63,6 +66,8 @@ class ModelEntry:
         description: a line for ``models list`` (built-in models).
         max_concurrency: the model's own limit on concurrent calls, if any.
         prices: what its tokens cost, where models.yaml says (a pipeline's: its LLM's tokens).
+        speaks: whether it answers with speech (``output: audio``); its adapter then has
+            ``speaks`` true and :func:`~lamarena.models.runtime.run_model` collects audio.
     """
 
     name: str
@@ -74,6 +79,7 @@ class ModelEntry:
     description: str = ""
     max_concurrency: int | None = None
     prices: TokenPrices | None = None
+    speaks: bool = False
 
     def cost_usd(self, usage: Usage | None) -> float | None:
         """The cost of a request with ``usage``; None without prices or without both counts."""
@@ -124,6 +130,9 @@ def _openai(spec: OpenAISpec) -> AudioModel:
         timeouts=ModelTimeouts(connect_s=spec.connect_timeout_s, first_token_s=spec.timeout_s),
         max_retries=spec.max_retries,
         modalities=spec.modalities,
+        output=spec.output,
+        audio_voice=spec.voice,
+        audio_format=spec.audio_format,
         temperature=spec.temperature,
         max_tokens=spec.max_tokens,
         report_usage=spec.report_usage,
@@ -213,12 +222,33 @@ def _text_model(owner: str, spec: LlmSpec, settings: Settings) -> TextModel:
     return local_llm
 
 
+def _synthesiser(owner: str, spec: EspeakTtsSpec | OpenAISpeechTtsSpec) -> Synthesiser:
+    module = _module("lamarena.models.tts")
+    if isinstance(spec, EspeakTtsSpec):
+        espeak: Synthesiser = module.EspeakSynthesiser(
+            f"{owner}/tts", voice=spec.voice, speed=spec.speed, timeout_s=spec.timeout_s
+        )
+        return espeak
+    remote: Synthesiser = module.OpenAISpeechSynthesiser(
+        f"{owner}/tts",
+        spec.model,
+        voice=spec.voice,
+        speed=spec.speed,
+        base_url=spec.base_url,
+        api_key=_api_key(owner, spec.api_key_env),
+        api_key_env=spec.api_key_env,
+        timeouts=ModelTimeouts(first_token_s=spec.timeout_s),
+    )
+    return remote
+
+
 def _pipeline(spec: PipelineSpec, settings: Settings) -> AudioModel:
     module = _module("lamarena.models.pipeline")
     model: AudioModel = module.PipelineModel(
         spec.name,
         _transcriber(spec.name, spec.asr, settings),
         _text_model(spec.name, spec.llm, settings),
+        None if spec.tts is None else _synthesiser(spec.name, spec.tts),
     )
     return model
 
@@ -246,6 +276,7 @@ def _is_offline(spec: Spec) -> bool:
         return (
             asr.kind == "local-whisper"
             and llm.kind == "local"
+            and (spec.tts is None or spec.tts.kind == "espeak")
             and not (asr.allow_download or llm.allow_download)
         )
     return False
@@ -274,6 +305,7 @@ def _entry(spec: Spec, settings: Settings) -> ModelEntry:
         build=lambda: _build(spec, settings),
         max_concurrency=spec.max_concurrency,
         prices=None if isinstance(spec, LocalSpec) else spec.prices,
+        speaks=spec.output == "audio",
     )
 
 
@@ -335,8 +367,12 @@ async def ask_model(
     *,
     prompt: str | None = None,
     on_delta: DeltaCallback | None = None,
+    on_audio: AudioCallback | None = None,
 ) -> Reply:
     """Build the model called ``name`` and collect its reply to ``clip``.
+
+    A model that speaks also hands each audio chunk to ``on_audio`` and keeps its audio on
+    the reply.
 
     Raises:
         ConfigError: no such model, a missing key or a missing extra.
@@ -350,6 +386,7 @@ async def ask_model(
             entry.system_prompt if prompt is None else prompt,
             timeouts=_timeouts(settings),
             on_delta=on_delta,
+            on_audio=on_audio,
         )
     finally:
         await _close(model)

@@ -1,12 +1,19 @@
 """Running any adapter once: time limits, timings measured here, failures kept on the Reply.
 
-Adapters only stream text. :func:`run_model` adds what every caller needs, in one place: a limit
-on the time to the first delta and on the whole reply, ``perf_counter`` timings (time to first
-token, total) taken around the adapter (so rendering never counts), an optional semaphore, the
-earlier turns of a conversation, the transcript of a pipeline, the token usage the adapter's
-stream reported (see :class:`~lamarena.models.base.ReplyStream`), and a
-:class:`~lamarena.models.base.Reply` that carries the error instead of raising, so one side of
-an arena battle can fail while the other goes on.
+Adapters only stream (text, or the text and audio of a spoken reply). :func:`run_model` adds
+what every caller needs, in one place: a limit on the time to the first delta and on the whole
+reply, ``perf_counter`` timings (time to first token, total) taken around the adapter (so
+rendering never counts), an optional semaphore, the earlier turns of a conversation, the
+transcript of a pipeline, the token usage the adapter's stream reported (see
+:class:`~lamarena.models.base.ReplyStream`), and a :class:`~lamarena.models.base.Reply` that
+carries the error instead of raising, so one side of an arena battle can fail while the other
+goes on.
+
+A model that speaks (:func:`~lamarena.models.speech.can_speak`) is asked for its spoken reply:
+its text deltas go to ``on_delta`` as ever and make ``Reply.text``; its audio chunks go to
+``on_audio`` as they arrive and make ``Reply.audio``, with the time to the first audio byte
+(``ttfab_s``) measured like ``ttft_s``. Either kind of part counts as the first delta for the
+first-token limit. A spoken reply that ends without audio is an error.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from time import perf_counter
-from typing import cast
+from typing import TypeVar, cast
 
 from lamarena.audio import AudioClip
 from lamarena.errors import ModelError
@@ -30,13 +37,25 @@ from lamarena.models.base import (
     reported_usage,
     text_history,
 )
+from lamarena.models.speech import (
+    SpeakingModel,
+    SpeechAudio,
+    SpeechText,
+    TranscribingSpeakingModel,
+    can_speak,
+)
 
-__all__ = ["DeltaCallback", "run_model"]
+__all__ = ["AudioCallback", "DeltaCallback", "run_model"]
 
 logger = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+
 DeltaCallback = Callable[[str], Awaitable[None] | None]
 """Called with each text delta as it arrives (e.g. to forward it to a browser)."""
+
+AudioCallback = Callable[[SpeechAudio], Awaitable[None] | None]
+"""Called with each audio chunk of a spoken reply as it arrives."""
 
 
 async def run_model(
@@ -46,6 +65,7 @@ async def run_model(
     *,
     timeouts: ModelTimeouts | None = None,
     on_delta: DeltaCallback | None = None,
+    on_audio: AudioCallback | None = None,
     semaphore: asyncio.Semaphore | None = None,
     history: Sequence[EarlierTurn] = (),
 ) -> Reply:
@@ -57,7 +77,9 @@ async def run_model(
         prompt: the text sent with the audio.
         timeouts: limits on the first delta and the whole reply (connect limits are the
             adapter's own).
-        on_delta: called with each delta, in order, as it arrives.
+        on_delta: called with each text delta, in order, as it arrives.
+        on_audio: called with each audio chunk of a spoken reply, in order, as it arrives
+            (never for a model that answers in text).
         semaphore: limits how many requests this model serves at once; waiting for it does not
             count towards the timings.
         history: the conversation's earlier turns, oldest first, each with this model's own
@@ -68,12 +90,47 @@ async def run_model(
     Returns:
         The reply; on failure ``error`` says what happened and ``text`` holds what arrived.
         ``usage`` is what the service reported for this request (None when it reported none).
+        A spoken reply also has ``audio`` (PCM16 mono), ``audio_sample_rate_hz``, ``ttfab_s``
+        and ``audio_s``.
     """
     timeouts = timeouts or ModelTimeouts()
     if semaphore is None:
-        return await _run(model, clip, prompt, history, timeouts, on_delta)
+        return await _run(model, clip, prompt, history, timeouts, on_delta, on_audio)
     async with semaphore:
-        return await _run(model, clip, prompt, history, timeouts, on_delta)
+        return await _run(model, clip, prompt, history, timeouts, on_delta, on_audio)
+
+
+async def _call(callback: Callable[[_T], Awaitable[None] | None] | None, value: _T) -> None:
+    if callback is not None:
+        result = callback(value)
+        if inspect.isawaitable(result):
+            await result
+
+
+async def _open_stream(
+    model: AudioModel, clip: AudioClip, prompt: str, history: Sequence[EarlierTurn]
+) -> tuple[AsyncIterator[object], str | None]:
+    """The model's stream (text, or speech parts for a model that speaks) and its transcript."""
+    # History goes only to a conversation's later turns: a single-turn call is the same call
+    # as ever, so adapters written before conversations keep working.
+    speaking = can_speak(model)
+    if isinstance(model, TranscribingModel):
+        transcript = await model.transcribe(clip)
+        earlier = await text_history(history, model.transcribe)
+        if speaking and isinstance(model, TranscribingSpeakingModel):
+            if earlier:
+                return model.speak_transcript(transcript, prompt, earlier), transcript
+            return model.speak_transcript(transcript, prompt), transcript
+        if earlier:
+            return model.stream_transcript(transcript, prompt, earlier), transcript
+        return model.stream_transcript(transcript, prompt), transcript
+    if speaking and isinstance(model, SpeakingModel):
+        if history:
+            return model.stream_speech(clip, prompt, history), None
+        return model.stream_speech(clip, prompt), None
+    if history:
+        return model.stream(clip, prompt, history), None
+    return model.stream(clip, prompt), None
 
 
 async def _run(
@@ -83,46 +140,52 @@ async def _run(
     history: Sequence[EarlierTurn],
     timeouts: ModelTimeouts,
     on_delta: DeltaCallback | None,
+    on_audio: AudioCallback | None,
 ) -> Reply:
     parts: list[str] = []
+    audio: list[bytes] = []
+    sample_rate_hz: int | None = None
     transcript: str | None = None
     ttft_s: float | None = None
+    ttfab_s: float | None = None
     error: str | None = None
-    stream: AsyncIterator[str] | None = None
+    stream: AsyncIterator[object] | None = None
+    speaking = can_speak(model)
     started = perf_counter()
     try:
         async with asyncio.timeout(timeouts.total_s):
             async with asyncio.timeout(timeouts.first_token_s) as first_token_limit:
-                # History goes only to a conversation's later turns: a single-turn call is the
-                # same call as ever, so adapters written before conversations keep working.
-                if isinstance(model, TranscribingModel):
-                    transcript = await model.transcribe(clip)
-                    earlier = await text_history(history, model.transcribe)
-                    stream = (
-                        model.stream_transcript(transcript, prompt, earlier)
-                        if earlier
-                        else model.stream_transcript(transcript, prompt)
-                    )
-                elif history:
-                    stream = model.stream(clip, prompt, history)
-                else:
-                    stream = model.stream(clip, prompt)
+                stream, transcript = await _open_stream(model, clip, prompt, history)
                 # aclosing: on a timeout or a cancelled caller the adapter's stream (and any
                 # generation thread behind it) is closed now, not when garbage is collected.
-                async with aclosing(cast("AsyncGenerator[str, None]", stream)) as deltas:
-                    async for delta in deltas:
-                        if not delta:
+                async with aclosing(cast("AsyncGenerator[object, None]", stream)) as items:
+                    async for item in items:
+                        if isinstance(item, SpeechAudio):
+                            if not item.pcm16:
+                                continue
+                            if sample_rate_hz is None:
+                                sample_rate_hz = item.sample_rate_hz
+                                ttfab_s = perf_counter() - started
+                                first_token_limit.reschedule(None)
+                            elif item.sample_rate_hz != sample_rate_hz:
+                                raise ModelError(
+                                    model.name,
+                                    f"sent audio at {item.sample_rate_hz} Hz after audio at "
+                                    f"{sample_rate_hz} Hz in one reply",
+                                )
+                            audio.append(item.pcm16)
+                            await _call(on_audio, item)
+                            continue
+                        delta = item.text if isinstance(item, SpeechText) else item
+                        if not isinstance(delta, str) or not delta:
                             continue
                         if ttft_s is None:
                             ttft_s = perf_counter() - started
                             first_token_limit.reschedule(None)
                         parts.append(delta)
-                        if on_delta is not None:
-                            result = on_delta(delta)
-                            if inspect.isawaitable(result):
-                                await result
+                        await _call(on_delta, delta)
     except TimeoutError:
-        if ttft_s is None:
+        if ttft_s is None and ttfab_s is None:
             error = f"model '{model.name}': no reply after {timeouts.first_token_s:g} s"
         else:
             error = f"model '{model.name}': the reply took longer than {timeouts.total_s:g} s"
@@ -134,6 +197,8 @@ async def _run(
     total_s = perf_counter() - started
     if error is None and not parts:
         error = f"model '{model.name}' returned an empty reply"
+    if error is None and speaking and not audio:
+        error = f"model '{model.name}' returned a reply without audio"
     if error is not None:
         logger.warning("%s", error)
     return Reply(
@@ -144,4 +209,7 @@ async def _run(
         error=error,
         transcript=transcript,
         usage=reported_usage(stream),
+        audio=b"".join(audio) if speaking else None,
+        audio_sample_rate_hz=sample_rate_hz,
+        ttfab_s=ttfab_s,
     )
