@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jiwer
@@ -174,3 +176,36 @@ async def test_the_concise_pipeline_answers_too(
     # The two contestants share their weights: the second loads nothing of its own.
     assert offline_models[1].llm.loaded
     assert offline_models[0].transcriber.loaded
+
+
+async def test_two_models_loading_at_once_in_a_fresh_process_both_load(
+    offline_models: list[PipelineModel], offline_cache: Path
+) -> None:
+    # A fresh server asked by two local models at once: transformers builds each inside
+    # process-wide contexts, and two first loads in two threads left one with meta tensors
+    # ("Cannot copy out of meta tensor"). Only a process that has loaded nothing yet shows it.
+    await offline_models[0].llm.load()  # converts the GGUF once, in this process
+    script = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from lamarena.models.offline import builtin_offline_models\n"
+        "cache = Path(sys.argv[1])\n"
+        "async def pairs():\n"
+        "    for _ in range(3):\n"
+        "        one = builtin_offline_models(cache, max_new_tokens=4)[0].llm\n"
+        "        two = builtin_offline_models(cache, max_new_tokens=4)[0].llm\n"
+        "        assert one._state is not two._state\n"
+        "        await asyncio.gather(one.load(), two.load())\n"
+        "        assert one.loaded and two.loaded\n"
+        "asyncio.run(pairs())\n"
+        "print(True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(offline_cache)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "True"

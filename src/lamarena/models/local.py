@@ -149,6 +149,13 @@ def _not_loadable(source: str, local_files_only: bool, exc: BaseException) -> _L
     )
 
 
+_LOADING = threading.Lock()
+"""One model loads at a time in a process: transformers builds a model inside process-wide
+contexts (empty weights on the ``meta`` device, default dtypes), so two loads in two threads
+(two different local models asked at once on a fresh server) can leave one with meta tensors
+("Cannot copy out of meta tensor")."""
+
+
 class _Lazy:
     """An adapter whose weights load on first use, once, shared with its :meth:`variant` s."""
 
@@ -168,7 +175,8 @@ class _Lazy:
         with state["lock"]:
             if state["value"] is None:
                 started = perf_counter()
-                state["value"] = self._load()
+                with _LOADING:
+                    state["value"] = self._load()
                 state["load_s"] = perf_counter() - started
                 logger.info("%s: loaded in %.2f s", self.name, state["load_s"])
             return state["value"]
