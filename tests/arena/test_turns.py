@@ -7,6 +7,7 @@ record every request, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import contextlib
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -188,3 +189,25 @@ def test_a_second_turn_an_earlier_run_left_generating_is_lost_at_start(
         assert any(e.name == "error" and "lost" in e.data["message"] for e in events)
         vote = client.post(f"/api/battles/{battle_id}/vote", json={"winner": "tie"})
         assert vote.status_code == 422 and "lost" in vote.json()["message"]
+
+
+def test_speaking_again_the_moment_both_replies_are_done_is_accepted(
+    harness: Harness, speech_wav: bytes
+) -> None:
+    # The page enables "Speak again" on the second ``done``, before ``end``: the turn must be
+    # held by then.
+    client = harness.client()
+    battle_id = _create(client, speech_wav)
+    done: set[str] = set()
+    with client.stream("GET", f"/api/battles/{battle_id}/stream", timeout=30) as response:
+        name = None
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and name == "done":
+                done.add(json.loads(line.split(":", 1)[1])["side"])
+                if done == {"a", "b"}:
+                    again = _turn(client, battle_id, speech_wav)
+                    break
+    assert again.status_code == 201, again.text
+    assert again.json() == {"turn": 2}

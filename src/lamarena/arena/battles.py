@@ -585,7 +585,12 @@ def _save_reply(arena: Arena, battle_id: str, side: str, reply: ModelReply, turn
 
 
 async def _generate_side(
-    arena: Arena, battle: OpenedBattle, side: str, name: str, live: LiveBattle
+    arena: Arena,
+    battle: OpenedBattle,
+    side: str,
+    name: str,
+    live: LiveBattle,
+    saved: dict[str, ModelReply],
 ) -> ModelReply:
     model = arena.models[name]
 
@@ -613,6 +618,10 @@ async def _generate_side(
             Event("error", {"side": side, "turn": turn, "message": _NOT_SAVED_MESSAGE})
         )
         return reply
+    saved[side] = reply
+    if len(saved) == len(SIDES):
+        # Before the last ``done``: once a person sees both, they may speak again at once.
+        _remember_turn(arena, battle, saved)
     if reply.ok:
         # Only the side: timings would tell the models apart before the vote (the reveal has them).
         await live.publish(Event("done", {"side": side, "turn": turn}))
@@ -651,24 +660,31 @@ async def _store_transcript(arena: Arena, battle: OpenedBattle, replies: list[Mo
         logger.exception("battle %s: transcribing the query failed", battle.battle_id)
 
 
-async def _generate(arena: Arena, battle: OpenedBattle, live: LiveBattle) -> None:
-    try:
-        async with asyncio.TaskGroup() as group:
-            side_a = group.create_task(_generate_side(arena, battle, "a", battle.model_a, live))
-            side_b = group.create_task(_generate_side(arena, battle, "b", battle.model_b, live))
-    finally:
-        await live.finish()
-        arena.live.discard(live_key(battle.battle_id, battle.turn))
-    replies = {"a": side_a.result(), "b": side_b.result()}
+def _remember_turn(arena: Arena, battle: OpenedBattle, replies: dict[str, ModelReply]) -> None:
+    """Hold a finished turn for the conversation's next one (both sides stored and answered)."""
     if all(reply.ok for reply in replies.values()) and arena.settings.max_turns > battle.turn:
-        # the next turn of this conversation will need this one's query and replies
         arena.conversations.record(
             battle.battle_id,
             battle.clip,
             {side: reply.text for side, reply in replies.items()},
             {side: reply.transcript for side, reply in replies.items()},
         )
-    await _store_transcript(arena, battle, list(replies.values()))
+
+
+async def _generate(arena: Arena, battle: OpenedBattle, live: LiveBattle) -> None:
+    saved: dict[str, ModelReply] = {}
+    try:
+        async with asyncio.TaskGroup() as group:
+            side_a = group.create_task(
+                _generate_side(arena, battle, "a", battle.model_a, live, saved)
+            )
+            side_b = group.create_task(
+                _generate_side(arena, battle, "b", battle.model_b, live, saved)
+            )
+    finally:
+        await live.finish()
+        arena.live.discard(live_key(battle.battle_id, battle.turn))
+    await _store_transcript(arena, battle, [side_a.result(), side_b.result()])
 
 
 def transcription_limit(arena: Arena) -> Limit:
