@@ -31,11 +31,6 @@ MIN_SHARED_MODELS = 3
 """Fewest shared models for which :func:`kendall_tau_table` computes a tau."""
 
 
-def _json_float(value: float) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
 def kendall_tau_rows(
     samples: NDArray[np.float64],
     target: NDArray[np.float64],

@@ -9,7 +9,6 @@ public names are re-exported by :mod:`lamarena.analysis.gap`.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from sklearn.decomposition import PCA  # type: ignore[import-untyped]
 
+from lamarena.analysis.jsonable import json_float
 from lamarena.errors import InsufficientData, InvalidInputError
 
 __all__ = [
@@ -195,11 +195,6 @@ def require_static_table(static: StaticTable) -> StaticTable:
     return static
 
 
-def _json_float(value: float) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
 MissingScores = Literal["drop_models", "drop_benchmarks", "impute_mean"]
 
 
@@ -235,11 +230,11 @@ class PcaResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready document (non-finite numbers become None)."""
         return {
-            "explained_variance_ratio": [_json_float(v) for v in self.explained_variance_ratio],
+            "explained_variance_ratio": [json_float(v) for v in self.explained_variance_ratio],
             "loadings": {
-                str(k): [_json_float(v) for v in row] for k, row in self.loadings.iterrows()
+                str(k): [json_float(v) for v in row] for k, row in self.loadings.iterrows()
             },
-            "scores": {str(k): [_json_float(v) for v in row] for k, row in self.scores.iterrows()},
+            "scores": {str(k): [json_float(v) for v in row] for k, row in self.scores.iterrows()},
             "dropped_models": list(self.dropped_models),
             "dropped_benchmarks": list(self.dropped_benchmarks),
             "standardised": self.standardised,

@@ -42,6 +42,7 @@ from lamarena.analysis.gap.logistic_mixed import (
     permutation_pvalues,
 )
 from lamarena.analysis.gap.static_table import StaticTable, require_static_table
+from lamarena.analysis.jsonable import json_float
 from lamarena.errors import InsufficientData, InvalidInputError
 
 __all__ = [
@@ -53,11 +54,6 @@ __all__ = [
 
 RegressionModel = Literal["logistic", "linear"]
 REGRESSION_MODELS: tuple[str, ...] = ("logistic", "linear")
-
-
-def _json_float(value: float) -> float | None:
-    """``value`` as a float, or None when it is not finite (JSON has no NaN)."""
-    return float(value) if math.isfinite(value) else None
 
 
 _COEFFICIENT_KEYS = (
@@ -148,17 +144,17 @@ class RegressionResult:
         return {
             "method": self.method,
             "scale": self.scale,
-            "r2_marginal": _json_float(self.r2_marginal),
-            "r2_conditional": _json_float(self.r2_conditional),
+            "r2_marginal": json_float(self.r2_marginal),
+            "r2_conditional": json_float(self.r2_conditional),
             "coefficients": _coefficient_rows(self.coefficients),
             "dropped_by_vif": list(self.dropped_by_vif),
             "dropped_missing": list(self.dropped_missing),
             "n_votes": self.n_votes,
             "n_models": self.n_models,
-            "intercept": _json_float(self.intercept),
-            "intercept_std_error": _json_float(self.intercept_std_error),
-            "variance_components": {k: _json_float(v) for k, v in self.variance_components.items()},
-            "residual_variance": _json_float(self.residual_variance),
+            "intercept": json_float(self.intercept),
+            "intercept_std_error": json_float(self.intercept_std_error),
+            "variance_components": {k: json_float(v) for k, v in self.variance_components.items()},
+            "residual_variance": json_float(self.residual_variance),
             "converged": self.converged,
             "fit_warnings": list(self.fit_warnings),
             "models": list(self.models),
@@ -169,7 +165,7 @@ class RegressionResult:
             "random_effects": self.random_effects,
             "confidence": self.confidence,
             "selection_stability": {
-                name: _json_float(share) for name, share in self.selection_stability.items()
+                name: json_float(share) for name, share in self.selection_stability.items()
             },
             "permutations": self.permutations,
             "permutation_exact": self.permutation_exact,
@@ -182,7 +178,7 @@ def _coefficient_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
     return [
         {
             "feature": str(row["feature"]),
-            **{key: _json_float(float(row[key])) for key in _COEFFICIENT_KEYS if key in row},
+            **{key: json_float(float(row[key])) for key in _COEFFICIENT_KEYS if key in row},
         }
         for row in table.to_dict("records")
     ]
@@ -414,9 +410,9 @@ def _logistic_result(
     sensitivity = {
         "method": linear_fields["method"],
         "scale": "observed",
-        "r2_marginal": _json_float(linear.r2_marginal),
-        "r2_conditional": _json_float(linear.r2_conditional),
-        "variance_components": {k: _json_float(v) for k, v in linear.variance_components.items()},
+        "r2_marginal": json_float(linear.r2_marginal),
+        "r2_conditional": json_float(linear.r2_conditional),
+        "variance_components": {k: json_float(v) for k, v in linear.variance_components.items()},
         "coefficients": _coefficient_rows(linear_table.drop(columns=["p_permutation"])),
     }
     return RegressionResult(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, SupportsFloat, cast
@@ -22,6 +21,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from lamarena.analysis.battles import count_pairs, rated_pairs, validate_battles, win_rates
+from lamarena.analysis.jsonable import json_float
 from lamarena.analysis.ranking.bootstrap import BOOTSTRAP_RIDGE, BootstrapResult, resample_pairs
 from lamarena.analysis.ranking.bradley_terry import (
     DEFAULT_MIN_BATTLES,
@@ -217,11 +217,11 @@ class LeaderboardResult:
             "models": [
                 {
                     "model": row.model,
-                    "rating": _json_float(row.rating),
-                    "ci_low": _json_float(row.ci_low),
-                    "ci_high": _json_float(row.ci_high),
+                    "rating": json_float(row.rating),
+                    "ci_low": json_float(row.ci_low),
+                    "ci_high": json_float(row.ci_high),
                     "battles": row.battles,
-                    "win_rate": _json_float(row.win_rate),
+                    "win_rate": json_float(row.win_rate),
                     "provisional": row.provisional,
                     "provisional_reasons": [PROVISIONAL_REASONS[code] for code in row.reasons],
                 }
@@ -231,12 +231,12 @@ class LeaderboardResult:
                 {
                     "model_a": pair.model_a,
                     "model_b": pair.model_b,
-                    "diff": _json_float(pair.diff),
-                    "se": _json_float(pair.se),
-                    "p_value": _json_float(pair.p_value),
-                    "p_holm": _json_float(pair.p_holm),
+                    "diff": json_float(pair.diff),
+                    "se": json_float(pair.se),
+                    "p_value": json_float(pair.p_value),
+                    "p_holm": json_float(pair.p_holm),
                     "significant": pair.significant,
-                    "win_rate_a": _json_float(pair.win_rate_a),
+                    "win_rate_a": json_float(pair.win_rate_a),
                     "battles": pair.battles,
                 }
                 for pair in self.pairwise
@@ -253,9 +253,9 @@ class LeaderboardResult:
             },
             "style_coefficients": {
                 row.control: {
-                    "elo_per_unit": _json_float(row.coefficient),
-                    "ci_low": _json_float(row.ci_low),
-                    "ci_high": _json_float(row.ci_high),
+                    "elo_per_unit": json_float(row.coefficient),
+                    "ci_low": json_float(row.ci_low),
+                    "ci_high": json_float(row.ci_high),
                 }
                 for row in self.style
             },
@@ -276,18 +276,10 @@ class LeaderboardResult:
             "weights": self.weights,
             "weighting": {
                 "missing_probability": self.missing_probability,
-                "effective_battles": _json_float(self.effective_battles),
+                "effective_battles": json_float(self.effective_battles),
                 "note": self.weights_note,
             },
         }
-
-
-def _json_float(value: float | None) -> float | None:
-    """A finite Python float, or None for None, NaN and infinities."""
-    if value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
 
 
 def build_leaderboard(
@@ -624,8 +616,8 @@ def _uncertainty(
         StyleRow(
             control=name,
             coefficient=float(fit.style_coefficients[name]),
-            ci_low=_json_float(cast(float, style_bounds.loc[name, "ci_low"])),
-            ci_high=_json_float(cast(float, style_bounds.loc[name, "ci_high"])),
+            ci_low=json_float(cast(float, style_bounds.loc[name, "ci_low"])),
+            ci_high=json_float(cast(float, style_bounds.loc[name, "ci_high"])),
         )
         for name in fit.control
     )
@@ -698,8 +690,8 @@ def _model_rows(
             ModelRow(
                 model=name,
                 rating=float(fit.ratings[name]) if rated else None,
-                ci_low=_json_float(bounds.loc[name, "ci_low"]) if rated else None,
-                ci_high=_json_float(bounds.loc[name, "ci_high"]) if rated else None,
+                ci_low=json_float(bounds.loc[name, "ci_low"]) if rated else None,
+                ci_high=json_float(bounds.loc[name, "ci_high"]) if rated else None,
                 battles=int(rates.loc[name, "battles"]),
                 win_rate=float(rates.loc[name, "win_rate"]),
                 provisional=name in fit.provisional,
