@@ -147,6 +147,13 @@ class Latency(BaseModel):
         return self.ttft_s is None and self.total_s is None and self.chars is None
 
 
+def _none_if_empty(value: Latency | None) -> Latency | None:
+    return None if value is None or value.is_empty() else value
+
+
+KnownLatency = Annotated[Latency | None, AfterValidator(_none_if_empty)]
+"""A reply's timings; an object with no known field is stored as None."""
+
 TURN_FIELDS = (
     "query_audio_sha256",
     "query_transcript",
@@ -172,15 +179,10 @@ class TurnRecord(BaseModel):
     query_transcript: str | None = None
     reply_a: str | None = None
     reply_b: str | None = None
-    latency_a: Latency | None = None
-    latency_b: Latency | None = None
+    latency_a: KnownLatency = None
+    latency_b: KnownLatency = None
     error_a: str | None = None
     error_b: str | None = None
-
-    @field_validator("latency_a", "latency_b")
-    @classmethod
-    def _empty_latency_is_none(cls, value: Latency | None) -> Latency | None:
-        return None if value is None or value.is_empty() else value
 
 
 class BattleRecord(BaseModel):
@@ -225,8 +227,8 @@ class BattleRecord(BaseModel):
     query_transcript: str | None = None
     reply_a: str | None = None
     reply_b: str | None = None
-    latency_a: Latency | None = None
-    latency_b: Latency | None = None
+    latency_a: KnownLatency = None
+    latency_b: KnownLatency = None
     error_a: str | None = None
     error_b: str | None = None
     feedback_text: str | None = None
@@ -337,11 +339,6 @@ class BattleRecord(BaseModel):
         if len(",".join(flags)) > FLAGS_MAX_LENGTH:
             raise ValueError(f"the flags are longer than {FLAGS_MAX_LENGTH} characters joined")
         return flags
-
-    @field_validator("latency_a", "latency_b")
-    @classmethod
-    def _empty_latency_is_none(cls, value: Latency | None) -> Latency | None:
-        return None if value is None or value.is_empty() else value
 
     @field_validator("audio_kept")
     @classmethod
