@@ -84,15 +84,19 @@ __all__ = [
     "check_battle_access",
     "check_transcription_allowed",
     "check_upload_allowed",
+    "has_vote",
     "latest_turn",
     "live_key",
     "mark_abandoned_battles",
     "note_refused_upload",
     "open_battle",
+    "owned_battle",
     "reserve_transcription",
     "stage_audio",
     "start_generation",
     "transcribe_feedback",
+    "turn_replies",
+    "turn_started",
 ]
 
 logger = logging.getLogger(__name__)
@@ -724,9 +728,7 @@ def reserve_transcription(
         database_errors(arena.engine, "counting a transcription", "try again"),
         arena.sessionmaker.begin() as session,
     ):
-        battle = session.get(Battle, battle_id)
-        if battle is None or session_id is None or battle.session_id != session_id:
-            raise NotFound(f"battle {battle_id!r} does not exist")
+        battle = owned_battle(session, battle_id, session_id)
         if battle.feedback_transcriptions >= cap:
             raise RateLimited(
                 f"at most {cap} spoken reasons can be transcribed for one battle; "
@@ -787,19 +789,13 @@ def check_battle_access(
         database_errors(arena.engine, "reading a battle", "try again"),
         arena.read_sessionmaker() as session,
     ):
-        battle = session.get(Battle, battle_id)
-        if battle is None or session_id is None or battle.session_id != session_id:
-            raise NotFound(f"battle {battle_id!r} does not exist")
+        battle = owned_battle(session, battle_id, session_id)
         latest = latest_turn(session, battle_id)
         wanted = latest if turn is None else turn
         if not 1 <= wanted <= latest:
             raise NotFound(f"battle {battle_id!r} has no turn {wanted} (it has {latest})")
-        created_at = battle.created_at
-        if wanted > 1:
-            row = session.get(Turn, (battle_id, wanted))
-            assert row is not None  # latest_turn counted it
-            created_at = row.created_at
-        return BattleAccess(battle.id, created_at, battle.equal_pace, wanted)
+        started = turn_started(session, battle, wanted)
+        return BattleAccess(battle.id, started, battle.equal_pace, wanted)
 
 
 def latest_turn(session: Session, battle_id: str) -> int:
@@ -808,15 +804,45 @@ def latest_turn(session: Session, battle_id: str) -> int:
     return int(later) if later is not None else 1
 
 
+def owned_battle(session: Session, battle_id: str, session_id: str | None) -> Battle:
+    """The battle if it belongs to ``session_id``.
+
+    Raises:
+        NotFound: no such battle, or another session's (the same answer: nothing leaks).
+    """
+    battle = session.get(Battle, battle_id)
+    if battle is None or session_id is None or battle.session_id != session_id:
+        raise NotFound(f"battle {battle_id!r} does not exist")
+    return battle
+
+
+def has_vote(session: Session, battle_id: str) -> bool:
+    """Whether the battle has its vote."""
+    return session.scalar(select(Vote.id).where(Vote.battle_id == battle_id)) is not None
+
+
+def turn_started(session: Session, battle: Battle, turn: int) -> datetime:
+    """When turn ``turn`` of the battle began (turn 1: the battle itself)."""
+    if turn == 1:
+        return battle.created_at
+    row = session.get(Turn, (battle.id, turn))
+    if row is None:
+        raise NotFound(f"battle {battle.id!r} has no turn {turn}")
+    return row.created_at
+
+
+def turn_replies(session: Session, battle_id: str, turn: int) -> dict[str, Reply]:
+    """The stored replies of one turn, by side."""
+    rows = session.scalars(select(Reply).where(Reply.battle_id == battle_id, Reply.turn == turn))
+    return {row.side: row for row in rows}
+
+
 def _stored_replies(arena: Arena, battle_id: str, turn: int = 1) -> dict[str, Reply]:
     with (
         database_errors(arena.engine, "reading replies", "try again"),
         arena.read_sessionmaker() as session,
     ):
-        rows = session.scalars(
-            select(Reply).where(Reply.battle_id == battle_id, Reply.turn == turn)
-        )
-        return {row.side: row for row in rows}
+        return turn_replies(session, battle_id, turn)
 
 
 def _stored_events(reply: Reply) -> list[Event]:
@@ -915,21 +941,13 @@ def cast_vote(
         arena.sessionmaker.begin() as session,
     ):
         check_database_identity(arena.database_identity)
-        battle = session.get(Battle, battle_id)
-        if battle is None or session_id is None or battle.session_id != session_id:
-            raise NotFound(f"battle {battle_id!r} does not exist")
-        if session.scalar(select(Vote.id).where(Vote.battle_id == battle_id)) is not None:
+        battle = owned_battle(session, battle_id, session_id)
+        assert session_id is not None  # owned_battle refuses a request without one
+        if has_vote(session, battle_id):
             raise AlreadyVoted(f"battle {battle_id!r} already has a vote")
         turns = latest_turn(session, battle_id)
-        started = battle.created_at
-        if turns > 1:
-            started = session.get(Turn, (battle_id, turns)).created_at  # type: ignore[union-attr]
-        replies = {
-            row.side: row
-            for row in session.scalars(
-                select(Reply).where(Reply.battle_id == battle_id, Reply.turn == turns)
-            )
-        }
+        started = turn_started(session, battle, turns)
+        replies = turn_replies(session, battle_id, turns)
         if len(replies) < len(SIDES):
             if _is_lost(arena, started):
                 raise InvalidInputError(_LOST_MESSAGE)
@@ -1013,11 +1031,7 @@ def mark_abandoned_battles(arena: Arena) -> int:
         ).all()
         for (battle_id,) in rows:
             turn = latest_turn(session, battle_id)
-            present = set(
-                session.scalars(
-                    select(Reply.side).where(Reply.battle_id == battle_id, Reply.turn == turn)
-                )
-            )
+            present = set(turn_replies(session, battle_id, turn))
             for side in SIDES:
                 if side not in present:
                     add_reply(session, battle_id, side, error=LOST_ERROR, turn=turn)

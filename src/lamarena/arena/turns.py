@@ -12,16 +12,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lamarena.arena.battles import (
     OpenedBattle,
     StagedAudio,
     battle_limit,
+    has_vote,
     latest_turn,
     note_refused_upload,
+    owned_battle,
     stage_audio,
+    turn_replies,
 )
 from lamarena.arena.limits import check_client, lock_client, record_event
 from lamarena.arena.state import Arena
@@ -30,12 +32,11 @@ from lamarena.errors import (
     AlreadyVoted,
     ConversationClosed,
     InvalidInputError,
-    NotFound,
     RepliesPending,
 )
 from lamarena.store.db import check_database_identity, database_errors
 from lamarena.store.repo import add_turn
-from lamarena.store.tables import SIDES, Battle, Reply, Vote
+from lamarena.store.tables import SIDES
 from lamarena.store.tables import Session as SessionRow
 
 __all__ = ["open_turn"]
@@ -79,10 +80,9 @@ def open_turn(
         ):
             check_database_identity(arena.database_identity)
             lock_client(session, client)
-            battle = session.get(Battle, battle_id)
-            if battle is None or session_id is None or battle.session_id != session_id:
-                raise NotFound(f"battle {battle_id!r} does not exist")
-            if session.scalar(select(Vote.id).where(Vote.battle_id == battle_id)) is not None:
+            battle = owned_battle(session, battle_id, session_id)
+            assert session_id is not None  # owned_battle refuses a request without one
+            if has_vote(session, battle_id):
                 raise AlreadyVoted(
                     f"battle {battle_id!r} already has its vote; the conversation is over"
                 )
@@ -141,12 +141,7 @@ def _check_replies(session: Session, battle_id: str, turn: int) -> None:
         RepliesPending: a reply of the turn is missing.
         InvalidInputError: a side failed in that turn.
     """
-    replies = {
-        row.side: row
-        for row in session.scalars(
-            select(Reply).where(Reply.battle_id == battle_id, Reply.turn == turn)
-        )
-    }
+    replies = turn_replies(session, battle_id, turn)
     if len(replies) < len(SIDES):
         raise RepliesPending(
             "the replies are still being generated; speak again when both are done"
