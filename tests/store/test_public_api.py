@@ -57,6 +57,7 @@ def test_migrations_ship_inside_the_package():
         "0003_integrity.py",
         "0004_sampling_probability.py",
         "0005_turns.py",
+        "0006_spoken_replies.py",
     ]
     assert (STORE_DIR / "migrations" / "env.py").is_file()
     assert (STORE_DIR / "migrations" / "script.py.mako").is_file()

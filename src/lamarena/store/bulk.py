@@ -152,6 +152,7 @@ def insert_battle_records(session: Session, records: Sequence[BattleRecord]) -> 
                 "flags": ",".join(record.flags) or None,
                 "equal_pace": record.equal_pace,
                 "sampling_probability": record.sampling_probability,
+                "mode": record.mode,
             }
         )
         # the first turn is the record's top-level fields (its ``turns[0]`` agrees with them)
@@ -196,11 +197,11 @@ def _reply_rows(
 ) -> list[dict[str, Any]]:
     """The ``replies`` rows of one turn (a side with nothing known has none)."""
     rows: list[dict[str, Any]] = []
-    for side, text, latency, error in (
-        ("a", turn.reply_a, turn.latency_a, turn.error_a),
-        ("b", turn.reply_b, turn.latency_b, turn.error_b),
+    for side, text, latency, error, audio in (
+        ("a", turn.reply_a, turn.latency_a, turn.error_a, turn.reply_audio_a_sha256),
+        ("b", turn.reply_b, turn.latency_b, turn.error_b, turn.reply_audio_b_sha256),
     ):
-        if text is None and latency is None and error is None:
+        if text is None and latency is None and error is None and audio is None:
             continue
         rows.append(
             {
@@ -212,6 +213,9 @@ def _reply_rows(
                 "total_s": latency.total_s if latency else None,
                 "chars": latency.chars if latency else None,
                 "error": error,
+                "ttfab_s": latency.ttfab_s if latency else None,
+                "audio_s": latency.audio_s if latency else None,
+                "audio_sha256": audio,
             }
         )
     return rows
@@ -241,8 +245,11 @@ def _later_turns(session: Session, battle_ids: Sequence[str]) -> dict[str, list[
         ).scalars():
             fields = found[reply.battle_id].setdefault(reply.turn, {})
             fields[f"reply_{reply.side}"] = reply.text
-            fields[f"latency_{reply.side}"] = _latency(reply.ttft_s, reply.total_s, reply.chars)
+            fields[f"latency_{reply.side}"] = _latency(
+                reply.ttft_s, reply.total_s, reply.chars, reply.ttfab_s, reply.audio_s
+            )
             fields[f"error_{reply.side}"] = reply.error
+            fields[f"reply_audio_{reply.side}_sha256"] = reply.audio_sha256
     return {
         battle_id: [TurnRecord(**turns[number]) for number in sorted(turns)]
         for battle_id, turns in found.items()
@@ -274,10 +281,25 @@ def _voted_battles() -> Any:
     )
 
 
-def _latency(ttft_s: float | None, total_s: float | None, chars: int | None) -> Latency | None:
-    if ttft_s is None and total_s is None and chars is None:
-        return None
-    return Latency(ttft_s=ttft_s, total_s=total_s, chars=chars)
+def _latency(
+    ttft_s: float | None,
+    total_s: float | None,
+    chars: int | None,
+    ttfab_s: float | None = None,
+    audio_s: float | None = None,
+) -> Latency | None:
+    latency = Latency(ttft_s=ttft_s, total_s=total_s, chars=chars, ttfab_s=ttfab_s, audio_s=audio_s)
+    return None if latency.is_empty() else latency
+
+
+def _first_turn_latency(row: Any, side: str) -> Latency | None:
+    return _latency(
+        getattr(row, f"ttft_{side}_s"),
+        getattr(row, f"total_{side}_s"),
+        getattr(row, f"chars_{side}"),
+        getattr(row, f"ttfab_{side}_s"),
+        getattr(row, f"audio_{side}_s"),
+    )
 
 
 def _flags(stored: str | None) -> list[str]:
@@ -311,6 +333,13 @@ def load_battle_records(session: Session) -> list[BattleRecord]:
         _REPLY_B.chars.label("chars_b"),
         _REPLY_A.error.label("error_a"),
         _REPLY_B.error.label("error_b"),
+        _REPLY_A.ttfab_s.label("ttfab_a_s"),
+        _REPLY_B.ttfab_s.label("ttfab_b_s"),
+        _REPLY_A.audio_s.label("audio_a_s"),
+        _REPLY_B.audio_s.label("audio_b_s"),
+        _REPLY_A.audio_sha256.label("reply_audio_a_sha256"),
+        _REPLY_B.audio_sha256.label("reply_audio_b_sha256"),
+        Battle.mode,
         Vote.feedback_text,
         Battle.audio_kept,
         Battle.source,
@@ -335,10 +364,12 @@ def load_battle_records(session: Session) -> list[BattleRecord]:
             query_transcript=row.query_transcript,
             reply_a=row.reply_a,
             reply_b=row.reply_b,
-            latency_a=_latency(row.ttft_a_s, row.total_a_s, row.chars_a),
-            latency_b=_latency(row.ttft_b_s, row.total_b_s, row.chars_b),
+            latency_a=_first_turn_latency(row, "a"),
+            latency_b=_first_turn_latency(row, "b"),
             error_a=row.error_a,
             error_b=row.error_b,
+            reply_audio_a_sha256=row.reply_audio_a_sha256,
+            reply_audio_b_sha256=row.reply_audio_b_sha256,
             feedback_text=row.feedback_text,
             audio_kept=row.audio_kept,
             source=row.source,
@@ -346,6 +377,7 @@ def load_battle_records(session: Session) -> list[BattleRecord]:
             flags=_flags(row.flags),
             equal_pace=row.equal_pace,
             sampling_probability=row.sampling_probability,
+            mode=row.mode,
             **_with_later_turns(row, later.get(row.id)),
         )
         for row in rows
@@ -361,10 +393,12 @@ def _with_later_turns(row: Any, later: list[TurnRecord] | None) -> dict[str, Any
         query_transcript=row.query_transcript,
         reply_a=row.reply_a,
         reply_b=row.reply_b,
-        latency_a=_latency(row.ttft_a_s, row.total_a_s, row.chars_a),
-        latency_b=_latency(row.ttft_b_s, row.total_b_s, row.chars_b),
+        latency_a=_first_turn_latency(row, "a"),
+        latency_b=_first_turn_latency(row, "b"),
         error_a=row.error_a,
         error_b=row.error_b,
+        reply_audio_a_sha256=row.reply_audio_a_sha256,
+        reply_audio_b_sha256=row.reply_audio_b_sha256,
     )
     return {"turns": [first, *later]}
 
@@ -407,6 +441,11 @@ def battles_frame(session: Session, *, include_uncounted: bool = False) -> pd.Da
         Battle.participant_id,
         Battle.sampling_probability,
         Battle.source,
+        Battle.mode,
+        _REPLY_A.ttfab_s.label("ttfab_a_s"),
+        _REPLY_B.ttfab_s.label("ttfab_b_s"),
+        _REPLY_A.audio_s.label("audio_a_s"),
+        _REPLY_B.audio_s.label("audio_b_s"),
     )
     if not include_uncounted:
         stmt = stmt.where(Battle.counted)

@@ -37,7 +37,15 @@ logger = logging.getLogger(__name__)
 
 EXPORT_SUFFIXES = (".jsonl", ".parquet")
 
-_LATENCY = pa.struct([("ttft_s", pa.float64()), ("total_s", pa.float64()), ("chars", pa.int64())])
+_LATENCY = pa.struct(
+    [
+        ("ttft_s", pa.float64()),
+        ("total_s", pa.float64()),
+        ("chars", pa.int64()),
+        ("ttfab_s", pa.float64()),
+        ("audio_s", pa.float64()),
+    ]
+)
 _TURN = pa.struct(
     [
         ("query_audio_sha256", pa.string()),
@@ -48,6 +56,8 @@ _TURN = pa.struct(
         ("latency_b", _LATENCY),
         ("error_a", pa.string()),
         ("error_b", pa.string()),
+        ("reply_audio_a_sha256", pa.string()),
+        ("reply_audio_b_sha256", pa.string()),
     ]
 )
 PARQUET_SCHEMA = pa.schema(
@@ -67,6 +77,8 @@ PARQUET_SCHEMA = pa.schema(
         ("latency_b", _LATENCY),
         ("error_a", pa.string()),
         ("error_b", pa.string()),
+        ("reply_audio_a_sha256", pa.string()),
+        ("reply_audio_b_sha256", pa.string()),
         ("feedback_text", pa.string()),
         ("audio_kept", pa.bool_()),
         ("source", pa.string()),
@@ -75,6 +87,7 @@ PARQUET_SCHEMA = pa.schema(
         ("equal_pace", pa.bool_()),
         ("sampling_probability", pa.float64()),
         ("turns", pa.list_(_TURN)),
+        ("mode", pa.string()),
         ("n_turns", pa.int64()),
     ]
 )

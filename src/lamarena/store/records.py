@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 from pydantic import (
@@ -23,11 +23,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StrictBool,
     ValidationError,
     ValidationInfo,
     computed_field,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -50,6 +52,10 @@ __all__ = [
 
 Identifier = Annotated[str, Field(min_length=1, max_length=ID_LENGTH)]
 ModelName = Annotated[str, Field(min_length=1, max_length=MODEL_NAME_LENGTH)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+"""A content address: the lowercase hex sha256 of a file (a spoken reply's WAV)."""
+ReplyMode = Literal["text", "speech"]
+"""What a battle's replies were: text, or speech (``serve --mode``); ratings keep them apart."""
 
 
 def _positive_zero(value: float) -> float:
@@ -86,12 +92,20 @@ FRAME_COLUMNS = (
     "participant_id",
     "sampling_probability",
     "n_turns",
+    "mode",
+    "ttfab_a_s",
+    "ttfab_b_s",
+    "audio_a_s",
+    "audio_b_s",
 )
 """Columns of :func:`records_to_frame` (and of ``repo.battles_frame``), in order.
 
 ``session_id`` and ``participant_id`` are the clusters of the votes (a participant's votes are
 not independent): the analysis resamples them whole (``leaderboard --cluster``). ``n_turns`` is
-how many turns the person spoke before voting (``leaderboard --by turns``).
+how many turns the person spoke before voting (``leaderboard --by turns``). ``mode`` is what the
+replies were (``text`` or ``speech``: ratings of the two are kept apart); ``ttfab_*_s`` and
+``audio_*_s`` are a spoken reply's time to its first audio byte and its audio's duration (NaN for
+a text reply).
 """
 
 _STRING_COLUMNS = (
@@ -102,6 +116,7 @@ _STRING_COLUMNS = (
     "query_transcript",
     "session_id",
     "participant_id",
+    "mode",
 )
 _NUMBER_COLUMNS = (
     "chars_a",
@@ -112,6 +127,10 @@ _NUMBER_COLUMNS = (
     "total_b_s",
     "sampling_probability",
     "n_turns",
+    "ttfab_a_s",
+    "ttfab_b_s",
+    "audio_a_s",
+    "audio_b_s",
 )
 _BOOL_COLUMNS = ("counted",)
 _SIMULATED_START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -131,6 +150,9 @@ class Winner(StrEnum):
 class Latency(BaseModel):
     """Timings of one reply: time to first token, total time (seconds) and length (characters).
 
+    A spoken reply also has ``ttfab_s``, the time to its first audio byte, and ``audio_s``, its
+    audio's duration (seconds).
+
     Every value fits every database the store supports, so SQLite and PostgreSQL accept the same
     files: seconds are finite and not negative (``-0.0`` becomes ``0.0``), ``chars`` is at most
     2**31 - 1 (the column is a 32-bit integer on PostgreSQL).
@@ -141,10 +163,24 @@ class Latency(BaseModel):
     ttft_s: Seconds | None = None
     total_s: Seconds | None = None
     chars: Count | None = None
+    ttfab_s: Seconds | None = None
+    audio_s: Seconds | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unknown_audio(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # a text reply's timings are written as before: no audio keys
+        data: dict[str, Any] = handler(self)
+        for name in ("ttfab_s", "audio_s"):
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
     def is_empty(self) -> bool:
         """Whether no timing is known."""
-        return self.ttft_s is None and self.total_s is None and self.chars is None
+        return all(
+            value is None
+            for value in (self.ttft_s, self.total_s, self.chars, self.ttfab_s, self.audio_s)
+        )
 
 
 def _none_if_empty(value: Latency | None) -> Latency | None:
@@ -163,6 +199,8 @@ TURN_FIELDS = (
     "latency_b",
     "error_a",
     "error_b",
+    "reply_audio_a_sha256",
+    "reply_audio_b_sha256",
 )
 """Fields of one turn; a battle record's top-level fields of these names are its first turn's."""
 
@@ -183,6 +221,8 @@ class TurnRecord(BaseModel):
     latency_b: KnownLatency = None
     error_a: str | None = None
     error_b: str | None = None
+    reply_audio_a_sha256: Sha256 | None = None
+    reply_audio_b_sha256: Sha256 | None = None
 
 
 class BattleRecord(BaseModel):
@@ -231,6 +271,8 @@ class BattleRecord(BaseModel):
     latency_b: KnownLatency = None
     error_a: str | None = None
     error_b: str | None = None
+    reply_audio_a_sha256: Sha256 | None = None
+    reply_audio_b_sha256: Sha256 | None = None
     feedback_text: str | None = None
     audio_kept: StrictBool = False
     source: Annotated[str, Field(min_length=1, max_length=32)] = "arena"
@@ -239,6 +281,7 @@ class BattleRecord(BaseModel):
     equal_pace: StrictBool = False
     sampling_probability: Probability | None = None
     turns: list[TurnRecord] = []
+    mode: ReplyMode = "text"
 
     @model_validator(mode="before")
     @classmethod
@@ -450,6 +493,10 @@ def records_to_frame(records: Iterable[BattleRecord]) -> pd.DataFrame:
         columns["participant_id"].append(record.participant_id)
         columns["sampling_probability"].append(record.sampling_probability)
         columns["n_turns"].append(record.n_turns)
+        columns["mode"].append(record.mode)
+        for side, latency in (("a", record.latency_a), ("b", record.latency_b)):
+            columns[f"ttfab_{side}_s"].append(latency.ttfab_s if latency else None)
+            columns[f"audio_{side}_s"].append(latency.audio_s if latency else None)
     return battles_frame_from_columns(columns)
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from lamarena.errors import AlreadyVoted, InvalidInputError, NotFound
 from lamarena.store.bulk import battles_frame, insert_battle_records, load_battle_records
 from lamarena.store.records import Winner
-from lamarena.store.tables import SIDES, Battle, Participant, Reply, Turn, Vote
+from lamarena.store.tables import REPLY_MODES, SIDES, Battle, Participant, Reply, Turn, Vote
 from lamarena.store.tables import Session as SessionRow
 
 __all__ = [
@@ -115,6 +115,7 @@ def create_battle(
     equal_pace: bool = False,
     server_run: str | None = None,
     sampling_probability: float | None = None,
+    mode: str = "text",
 ) -> str:
     """Add a battle (no replies, no vote yet) and return its id.
 
@@ -136,17 +137,20 @@ def create_battle(
         equal_pace: whether its replies are shown at one pace.
         server_run: the ``serve`` run generating its replies.
         sampling_probability: the chance its unordered pair had when drawn, in (0, 1].
+        mode: ``text`` or ``speech``, what its replies are.
 
     Returns:
         The battle id.
 
     Raises:
-        InvalidInputError: the two models are the same, audio is kept without consent, or the
-            sampling probability is outside (0, 1].
+        InvalidInputError: the two models are the same, audio is kept without consent, the
+            sampling probability is outside (0, 1], or the mode is unknown.
         NotFound: ``session_id`` does not exist.
     """
     if model_a == model_b:
         raise InvalidInputError(f"a battle needs two different models, got {model_a!r} twice")
+    if mode not in REPLY_MODES:
+        raise InvalidInputError(f"a battle's mode is one of {', '.join(REPLY_MODES)}, got {mode!r}")
     if sampling_probability is not None and not 0.0 < sampling_probability <= 1.0:
         raise InvalidInputError(f"a sampling probability is in (0, 1], got {sampling_probability}")
     consent = False
@@ -177,6 +181,7 @@ def create_battle(
         equal_pace=equal_pace,
         server_run=server_run,
         sampling_probability=sampling_probability,
+        mode=mode,
     )
     session.add(row)
     session.flush()
@@ -195,8 +200,14 @@ def add_reply(
     chars: int | None = None,
     error: str | None = None,
     turn: int = 1,
+    ttfab_s: float | None = None,
+    audio_s: float | None = None,
+    audio_sha256: str | None = None,
 ) -> None:
     """Store what one side of a battle answered in one turn (once per side and turn).
+
+    A spoken reply also has ``ttfab_s`` (seconds to its first audio byte), ``audio_s`` (its
+    duration) and ``audio_sha256`` (its WAV's address in the reply audio folder).
 
     Raises:
         InvalidInputError: ``side`` is not ``a`` or ``b``, or the side already has a reply in
@@ -220,6 +231,9 @@ def add_reply(
                     total_s=total_s,
                     chars=chars,
                     error=error,
+                    ttfab_s=ttfab_s,
+                    audio_s=audio_s,
+                    audio_sha256=audio_sha256,
                 )
             )
     except IntegrityError as exc:

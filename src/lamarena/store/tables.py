@@ -36,6 +36,7 @@ __all__ = [
     "ID_LENGTH",
     "INTEGER_MAX",
     "MODEL_NAME_LENGTH",
+    "REPLY_MODES",
     "SIDES",
     "WINNERS",
     "Base",
@@ -67,6 +68,8 @@ WINNERS = ("model_a", "model_b", "tie", "both_bad")
 """The wire values of a vote, as in DESIGN.md (``records.Winner`` mirrors them)."""
 
 SIDES = ("a", "b")
+REPLY_MODES = ("text", "speech")
+"""What a battle's replies are: text, or speech (``serve --mode``)."""
 
 # Named constraints keep Alembic batch mode (SQLite) and autogenerate comparisons stable.
 NAMING_CONVENTION = {
@@ -149,6 +152,7 @@ class Battle(Base):
     __table_args__ = (
         CheckConstraint("model_a <> model_b", name="distinct_models"),
         CheckConstraint("kept_audio_path IS NULL OR audio_kept", name="audio_path_needs_consent"),
+        CheckConstraint(_in("mode", REPLY_MODES), name="mode"),
         Index("ix_battles_created_at", "created_at"),
         Index("ix_battles_query_audio_sha256", "query_audio_sha256"),
         Index("ix_battles_client_hash", "client_hash"),
@@ -183,6 +187,8 @@ class Battle(Base):
     sampling_probability: Mapped[float | None] = mapped_column(Float)
     """The chance its unordered pair had when drawn (None: not recorded), for inverse-probability
     weighting of an adaptive design."""
+    mode: Mapped[str] = mapped_column(String(8), default="text", server_default="text")
+    """``text`` or ``speech``: what its replies were (``serve --mode``)."""
 
 
 class Turn(Base):
@@ -230,6 +236,12 @@ class Reply(Base):
     total_s: Mapped[float | None] = mapped_column(Float)
     chars: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    ttfab_s: Mapped[float | None] = mapped_column(Float)
+    """Seconds to a spoken reply's first audio byte."""
+    audio_s: Mapped[float | None] = mapped_column(Float)
+    """A spoken reply's audio duration in seconds."""
+    audio_sha256: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    """The sha256 of a spoken reply's WAV, kept content-addressed under the data folder."""
 
 
 class Vote(Base):
