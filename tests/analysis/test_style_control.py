@@ -141,3 +141,104 @@ def test_style_controlled_sandwich_falls_back_to_model_based_for_a_model_that_on
     model_based = result.intervals(robust=False)["se"]
     # the squared residuals (1/2 - p)^2 of its ties gave it a third of the model-based se
     assert robust["tied"] == pytest.approx(model_based["tied"], rel=0.05)
+
+
+TTFAB_EFFECT_ELO = 200.0
+AUDIO_EFFECT_ELO = 120.0
+
+
+def _spoken_battles(strengths: pd.Series, n_battles: int, seed: int) -> pd.DataFrame:
+    """Speech-out votes where a slower first audio byte loses and a longer reply wins.
+
+    Each model has its own typical time to first audio (0.3-3 s) and reply duration (3-30 s),
+    drawn independently of its strength, and each reply varies around them.
+    """
+    rng = np.random.default_rng(seed)
+    names = strengths.index.to_numpy()
+    ttfab_typical = rng.uniform(0.3, 3.0, size=len(names))
+    audio_typical = rng.uniform(3.0, 30.0, size=len(names))
+    a = rng.integers(0, len(names), size=n_battles)
+    b = (a + rng.integers(1, len(names), size=n_battles)) % len(names)
+    ttfab_a = ttfab_typical[a] * rng.lognormal(0.0, 0.4, size=n_battles)
+    ttfab_b = ttfab_typical[b] * rng.lognormal(0.0, 0.4, size=n_battles)
+    audio_a = audio_typical[a] * rng.lognormal(0.0, 0.4, size=n_battles)
+    audio_b = audio_typical[b] * rng.lognormal(0.0, 0.4, size=n_battles)
+    elo = (
+        strengths.to_numpy()[a]
+        - strengths.to_numpy()[b]
+        - TTFAB_EFFECT_ELO * (ttfab_a - ttfab_b) / (ttfab_a + ttfab_b)
+        + AUDIO_EFFECT_ELO * (audio_a - audio_b) / (audio_a + audio_b)
+    )
+    a_wins = rng.random(n_battles) < 1.0 / (1.0 + 10.0 ** (-elo / 400.0))
+    return pd.DataFrame(
+        {
+            "model_a": names[a],
+            "model_b": names[b],
+            "winner": np.where(a_wins, "model_a", "model_b"),
+            "mode": "speech",
+            "ttfab_a_s": ttfab_a,
+            "ttfab_b_s": ttfab_b,
+            "audio_a_s": audio_a,
+            "audio_b_s": audio_b,
+        }
+    )
+
+
+def test_audio_style_controls_recover_a_known_time_to_first_audio_and_duration_effect(
+    strengths: pd.Series,
+) -> None:
+    battles = _spoken_battles(strengths, 20_000, seed=31)
+    controlled = fit_bradley_terry_result(battles, control="ttfab,audio")
+    coefficients = controlled.style_intervals()
+    z_ttfab = (coefficients.loc["ttfab", "rating"] + TTFAB_EFFECT_ELO) / coefficients.loc[
+        "ttfab", "se"
+    ]
+    z_audio = (coefficients.loc["audio", "rating"] - AUDIO_EFFECT_ELO) / coefficients.loc[
+        "audio", "se"
+    ]
+    assert abs(z_ttfab) < 3.5 and abs(z_audio) < 3.5, (z_ttfab, z_audio)
+    assert coefficients.loc["ttfab", "ci_high"] < -100  # clearly found, with the right sign
+    z_ratings = (controlled.ratings - strengths) / controlled.intervals().se
+    assert z_ratings.abs().max() < 3.5, z_ratings
+    plain = fit_bradley_terry_result(battles)
+    assert ((plain.ratings - strengths) / plain.intervals().se).abs().max() > 5.0
+
+
+def test_audio_controls_on_copied_columns_equal_the_latency_control(biased: pd.DataFrame) -> None:
+    sample = biased.iloc[:4000].copy()
+    sample["ttfab_a_s"], sample["ttfab_b_s"] = sample["ttft_a_s"], sample["ttft_b_s"]
+    sample["audio_a_s"], sample["audio_b_s"] = sample["ttft_a_s"], sample["ttft_b_s"]
+    latency = fit_bradley_terry_result(sample, control=("length", "latency"))
+    for name in ("ttfab", "audio"):
+        other = fit_bradley_terry_result(sample, control=("length", name))
+        np.testing.assert_allclose(other.ratings, latency.ratings, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(
+            other.style_coefficients.to_numpy(), latency.style_coefficients.to_numpy(), atol=1e-9
+        )
+        np.testing.assert_allclose(
+            other.style_robust_covariance.to_numpy(),
+            latency.style_robust_covariance.to_numpy(),
+            atol=1e-9,
+        )
+        assert list(other.style_coefficients.index) == ["length", name]
+
+
+def test_a_text_reply_has_no_audio_style_and_the_error_says_so(biased: pd.DataFrame) -> None:
+    sample = biased.iloc[:300].copy()
+    with pytest.raises(InvalidInputError, match=r"ttfab_a_s and ttfab_b_s.*lack ttfab_a_s"):
+        fit_bradley_terry_result(sample, control="ttfab")  # an older frame: no such columns
+    sample["audio_a_s"] = sample["ttft_a_s"] * 10
+    sample["audio_b_s"] = sample["ttft_b_s"] * 10
+    sample.loc[[3, 8, 40], "audio_b_s"] = np.nan  # three text replies among spoken ones
+    with pytest.raises(InvalidInputError) as info:
+        fit_bradley_terry_result(sample, control=("audio",))
+    message = str(info.value)
+    assert "'audio_b_s'" in message and "3 row(s)" in message and "row 3" in message
+    assert "--mode speech" in message
+    assert "--mode speech" not in _error(sample.assign(ttft_a_s=np.nan), "latency")
+
+
+def _error(battles: pd.DataFrame, control: str) -> str:
+    with pytest.raises(InvalidInputError) as info:
+        fit_bradley_terry_result(battles, control=control)
+    return str(info.value)

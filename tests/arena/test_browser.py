@@ -302,6 +302,50 @@ def test_the_leaderboard_draws_intervals_and_the_win_rate_matrix_offline(
     assert outside == []
 
 
+@ON_SQLITE
+def test_the_leaderboard_shows_each_reply_mode_and_depth_apart(
+    harness: Harness, browser: sync_api.Browser, tmp_path: Path
+) -> None:
+    text = simulate_battles({"alpha": 1100.0, "beta": 1000.0, "gamma": 900.0}, 150, seed=5)
+    # A model name with markup in it must show as text.
+    speech = simulate_battles({"alpha": 900.0, "beta": 1000.0, "<i>gamma</i>": 1100.0}, 90, seed=6)
+    records = [
+        record.model_copy(update={"mode": "speech"}) for record in records_from_frame(speech)
+    ]
+    records += records_from_frame(text.assign(battle_id=[f"t{i}" for i in range(len(text))]))
+    with harness.engine.begin() as connection, Session(bind=connection) as session:
+        insert_battle_records(session, records)
+        session.commit()
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    outside = _offline_only(context, harness.url)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    expect = sync_api.expect
+    try:
+        page.goto(f"{harness.url}/leaderboard")
+        expect(page.locator("#summary")).to_contain_text(
+            "240 voted battles: 150 on text replies, 90 on spoken replies."
+        )
+        expect(page.locator("#summary")).to_contain_text("never pooled")
+        expect(page.locator("#by-mode-section")).to_be_visible()
+        expect(page.locator("#by-turns-section")).to_be_hidden()  # every vote after one turn
+        tables = page.locator("#by-mode table")
+        expect(tables).to_have_count(2)
+        expect(tables.nth(0).locator("caption")).to_have_text("Text-out votes (150 battles)")
+        expect(tables.nth(1).locator("caption")).to_have_text("Speech-out votes (90 battles)")
+        expect(tables.nth(0).locator("tbody tr").first).to_contain_text("alpha")
+        expect(tables.nth(1).locator("tbody tr").first).to_contain_text("<i>gamma</i>")
+        expect(page.locator("#by-mode i")).to_have_count(0)
+        expect(page.locator("#ranked tbody tr").first).to_contain_text("alpha")  # text-out
+        page.screenshot(path=str(tmp_path / "leaderboard-modes.png"), full_page=True)
+    finally:
+        context.close()
+    assert problems == []
+    assert outside == []
+
+
 def test_a_browser_round_on_the_builtin_offline_models(
     offline_served: str, browser: sync_api.Browser, tmp_path: Path
 ) -> None:

@@ -269,6 +269,7 @@ def test_one_win_model_is_provisional_not_a_huge_number(tmp_path: Path) -> None:
     [
         (["leaderboard", "--bogus"], "--bogus"),
         (["leaderboard", "--control", "colour"], "colour"),
+        (["leaderboard", "--mode", "video"], "--mode"),
         (["leaderboard", "--votes", "missing.jsonl", "--from", "jsonl"], "missing.jsonl"),
         (["leaderboard", "--votes", "x.jsonl"], "--from"),
         (["simulate", "--models", "3", "--votes", "5", "--out", "x.csv"], ".jsonl"),
@@ -337,6 +338,90 @@ def test_no_arguments_prints_help_without_an_error_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "leaderboard" in result.stdout + result.stderr
     assert "error:" not in result.stdout + result.stderr
+
+
+def _mixed_mode_votes(tmp_path: Path) -> Path:
+    """60 text-out votes (x ahead) and 40 speech-out votes (z ahead), 1 to 3 turns each."""
+    records = []
+    for number in range(100):
+        speech = number >= 60
+        pair = [("x", "y"), ("y", "z"), ("z", "x")][number % 3]
+        favourite = "z" if speech else "x"  # wins all its battles but the ties
+        if number % 5 == 0:
+            winner = "tie"
+        elif favourite in pair:
+            winner = "model_a" if pair[0] == favourite else "model_b"
+        else:
+            winner = ["model_a", "model_b"][number % 2]
+        turns = [{"query_transcript": f"q{number}", "reply_a": "a", "reply_b": "b"}]
+        turns += [{"query_transcript": "more", "reply_a": "a", "reply_b": "b"}] * (number % 3)
+        record: dict[str, Any] = {
+            "battle_id": f"b{number}",
+            "created_at": "2026-11-01T00:00:00Z",
+            "model_a": pair[0],
+            "model_b": pair[1],
+            "winner": winner,
+            "turns": turns,
+            "n_turns": len(turns),
+        }
+        if speech:
+            record["mode"] = "speech"
+            record["latency_a"] = {"ttfab_s": 0.5 + number % 7 / 4, "audio_s": 4.0 + number % 5}
+            record["latency_b"] = {"ttfab_s": 0.8 + number % 3 / 2, "audio_s": 6.0 - number % 4}
+        records.append(record)
+    votes = tmp_path / "modes.jsonl"
+    votes.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return votes
+
+
+def test_leaderboard_never_pools_text_out_and_speech_out_votes(tmp_path: Path) -> None:
+    votes = _mixed_mode_votes(tmp_path)
+    refused = run_cli("leaderboard", "--votes", votes, "--from", "jsonl", *QUICK, cwd=tmp_path)
+    assert refused.returncode == 1
+    message = refused.stderr.strip()
+    assert "60 text-out and 40 speech-out" in message
+    assert "--by mode" in message and "--mode text" in message
+    by_mode = _leaderboard_of_file(votes, tmp_path, "--by", "mode", "--min-battles", "1")
+    assert by_mode["by"] == "mode"
+    groups = {group["group"]: group for group in by_mode["groups"]}
+    assert (groups["text"]["n_battles"], groups["speech"]["n_battles"]) == (60, 40)
+    assert groups["text"]["leaderboard"]["models"][0]["model"] == "x"
+    assert groups["speech"]["leaderboard"]["models"][0]["model"] == "z"
+    speech = _leaderboard_of_file(votes, tmp_path, "--mode", "speech", "--min-battles", "1")
+    assert speech["n_battles"] == 40 and speech["mode"] == "speech"
+    assert speech["models"] == groups["speech"]["leaderboard"]["models"]
+
+
+def test_leaderboard_by_turns_of_one_mode_and_the_audio_style_controls(tmp_path: Path) -> None:
+    votes = _mixed_mode_votes(tmp_path)
+    depths = _leaderboard_of_file(votes, tmp_path, "--mode", "text", "--by", "turns")
+    assert [(g["group"], g["n_battles"]) for g in depths["groups"]] == [
+        ("1", 20),
+        ("2", 20),
+        ("3+", 20),
+    ]
+    assert all(g["leaderboard"]["mode"] == "text" for g in depths["groups"])
+    styled = _leaderboard_of_file(
+        votes, tmp_path, "--mode", "speech", "--control", "ttfab,audio", "--ci", "analytic"
+    )
+    assert styled["controls"] == ["ttfab", "audio"]
+    assert set(styled["style_coefficients"]) == {"ttfab", "audio"}
+    text_styled = run_cli(
+        "leaderboard", "--votes", votes, "--from", "jsonl", "--mode", "text",
+        "--control", "ttfab", *QUICK, cwd=tmp_path,
+    )  # fmt: skip
+    assert text_styled.returncode == 1
+    assert "ttfab" in text_styled.stderr and "--mode speech" in text_styled.stderr
+    both = run_cli(
+        "leaderboard", "--votes", votes, "--from", "jsonl", "--by", "mode", "--mode", "text",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert both.returncode == 1 and "--by mode" in both.stderr
+    text = ok(
+        run_cli("leaderboard", "--votes", votes, "--from", "jsonl", "--by", "mode", *QUICK,
+                cwd=tmp_path)
+    ).stdout  # fmt: skip
+    assert "Text-out votes" in text and "Speech-out votes" in text
 
 
 def test_leaderboard_by_turns_ranks_each_conversation_depth_apart(tmp_path: Path) -> None:

@@ -155,3 +155,32 @@ def test_votes_after_conversations_get_a_leaderboard_per_depth(
     assert all(g["leaderboard"]["n_resamples"] == QUICK.n_resamples for g in groups)
     html = render_report(document)
     assert html.count('class="by-turns"') == 3 and "after 3+ turns (600 battles)" in html
+
+
+def test_text_out_and_speech_out_votes_get_a_leaderboard_each_and_are_never_pooled(
+    study_battles: pd.DataFrame,
+) -> None:
+    plain = study_battles[["model_a", "model_b", "winner"]].copy()
+    static = load_static_input(PAPER_TABLE)
+    one_mode = compute_study(plain, static, options=QUICK)
+    assert one_mode["leaderboard_by_mode"] is None  # every vote on text replies: nothing to split
+    assert one_mode["mode"] == "text" and "mode" not in one_mode["notes"]
+    plain["mode"] = ["speech" if index % 4 == 0 else "text" for index in range(len(plain))]
+    document = compute_study(plain, static, options=QUICK)
+    groups = document["leaderboard_by_mode"]["groups"]
+    assert [(g["group"], g["n_battles"]) for g in groups] == [("text", 900), ("speech", 300)]
+    assert [g["leaderboard"]["mode"] for g in groups] == ["text", "speech"]
+    # The headline sections rank the text-out votes alone, and say so.
+    assert document["mode"] == "text" and document["battles_by_mode"] == {
+        "text": 900,
+        "speech": 300,
+    }
+    assert document["n_battles"] == 900 and document["leaderboard"]["n_battles"] == 900
+    assert document["leaderboard"]["models"] == groups[0]["leaderboard"]["models"]
+    assert "900 text-out and 300 speech-out" in document["notes"]["mode"]
+    html = render_report(document)
+    assert html.count('class="by-mode"') == 2 and "speech-out (300 battles)" in html
+    assert 'id="mode-note"' in html
+    speech_only = compute_study(plain[plain["mode"] == "speech"], static, options=QUICK)
+    assert speech_only["mode"] == "speech" and speech_only["leaderboard_by_mode"] is None
+    assert speech_only["leaderboard"]["mode"] == "speech"

@@ -21,6 +21,7 @@ __all__ = [
     "DbOption",
     "GroupBy",
     "JsonOption",
+    "ReplyMode",
     "Sampling",
     "TieModel",
     "VoteFormat",
@@ -65,7 +66,15 @@ class Weighting(StrEnum):
 class GroupBy(StrEnum):
     """What ``leaderboard --by`` keeps apart."""
 
+    MODE = "mode"
     TURNS = "turns"
+
+
+class ReplyMode(StrEnum):
+    """Which votes ``leaderboard --mode`` ranks: text-out or speech-out."""
+
+    TEXT = "text"
+    SPEECH = "speech"
 
 
 class ClusterBy(StrEnum):

@@ -14,13 +14,14 @@ from lamarena.cli.common import (
     DbOption,
     GroupBy,
     JsonOption,
+    ReplyMode,
     TieModel,
     VoteFormat,
     Weighting,
     format_number,
     load_battles,
 )
-from lamarena.errors import InvalidInputError
+from lamarena.errors import InsufficientData, InvalidInputError
 from lamarena.settings import load_settings
 
 __all__ = ["leaderboard", "register"]
@@ -28,15 +29,27 @@ __all__ = ["leaderboard", "register"]
 
 def _parse_controls(control: str | None) -> tuple[str, ...]:
     """``"length,latency"`` -> ``("length", "latency")``, rejecting unknown names."""
+    from lamarena.analysis.ranking.style_control import CONTROL_COLUMNS
+
     if not control:
         return ()
     names = tuple(part.strip() for part in control.split(",") if part.strip())
-    unknown = sorted(set(names) - {"length", "latency"})
+    unknown = sorted(set(names) - set(CONTROL_COLUMNS))
     if unknown:
         raise InvalidInputError(
-            f"--control: unknown control {', '.join(unknown)}; use length, latency or both"
+            f"--control: unknown control {', '.join(unknown)}; use any of "
+            f"{', '.join(CONTROL_COLUMNS)} (comma-separated)"
         )
     return names
+
+
+_GROUP_TITLES = {
+    "mode": {
+        "text": "Text-out votes (text replies)",
+        "speech": "Speech-out votes (spoken replies)",
+    },
+    "turns": {depth: f"Votes after {depth} turn(s)" for depth in ("1", "2", "3+")},
+}
 
 
 def leaderboard(
@@ -55,7 +68,12 @@ def leaderboard(
         int | None, typer.Option(min=0, help="Fewer battles than this: provisional.")
     ] = None,
     control: Annotated[
-        str | None, typer.Option(help="Adjust ratings for reply style: length,latency.")
+        str | None,
+        typer.Option(
+            help="Adjust ratings for reply style, comma-separated: length (characters), latency "
+            "(time to first token), ttfab (time to first audio byte) and audio (audio "
+            "duration); the last two exist for spoken replies only (use with --mode speech)."
+        ),
     ] = None,
     ci: Annotated[CiMethod, typer.Option(help="Confidence interval method.")] = CiMethod.BOOTSTRAP,
     include_flagged: Annotated[
@@ -106,8 +124,15 @@ def leaderboard(
     by: Annotated[
         GroupBy | None,
         typer.Option(
-            help="turns: one leaderboard per conversation depth (votes after 1, 2, 3+ turns), "
-            "side by side."
+            help="mode: one leaderboard per reply mode (text-out, speech-out); turns: one per "
+            "conversation depth (votes after 1, 2, 3+ turns), side by side."
+        ),
+    ] = None,
+    mode: Annotated[
+        ReplyMode | None,
+        typer.Option(
+            help="Rank only the votes on text replies or on spoken replies. Votes of both modes "
+            "are never pooled: with both in the votes, give --mode or --by mode."
         ),
     ] = None,
     as_json: JsonOption = False,
@@ -115,12 +140,19 @@ def leaderboard(
     """Bradley-Terry ratings with confidence intervals and pairwise tests.
 
     Only the votes that count are ranked (the arena leaves flagged battles uncounted);
-    ``n_battles`` counts the battles ranked.
+    ``n_battles`` counts the battles ranked. Text-out and speech-out votes are never pooled:
+    votes of both modes need ``--mode`` (one of them) or ``--by mode`` (each apart).
     """
     from lamarena.analysis.ranking.leaderboard import build_leaderboard
+    from lamarena.analysis.ranking.modes import mode_counts, select_mode
 
     if db is not None and votes is not None:
         raise InvalidInputError("give either --db or --votes, not both")
+    if by is GroupBy.MODE and mode is not None:
+        raise InvalidInputError(
+            "--by mode ranks each mode apart and --mode keeps one: give one of them "
+            "(--mode with --by turns ranks one mode's conversation depths)"
+        )
     settings = load_settings(
         database_url=db, bootstrap_rounds=bootstrap, seed=seed, min_battles=min_battles
     )
@@ -131,6 +163,14 @@ def leaderboard(
         include_flagged=include_flagged,
         exclude_flagged=exclude_flagged,
     )
+    if mode is not None:
+        counts = mode_counts(battles)
+        if len(battles) and not counts[mode.value]:
+            raise InsufficientData(
+                f"no {mode.value}-out votes among the {len(battles)} battles "
+                f"({', '.join(f'{n} {name}-out' for name, n in counts.items())})"
+            )
+        battles = select_mode(battles, mode.value)
     options: dict[str, Any] = {
         "n_resamples": settings.bootstrap_rounds,
         "seed": settings.seed,
@@ -144,14 +184,14 @@ def leaderboard(
         "weights": weights.value,
     }
     if by is not None:
-        from lamarena.analysis.ranking.by_depth import leaderboards_by_depth
+        from lamarena.analysis.ranking.grouped import grouped_leaderboards
 
-        grouped = leaderboards_by_depth(battles, **options)
+        grouped = grouped_leaderboards(battles, by.value, **options)
         if as_json:
             typer.echo(json.dumps(grouped, indent=2))
             return
         for group in grouped["groups"]:
-            typer.echo(f"\nVotes after {group['group']} turn(s)")
+            typer.echo(f"\n{_GROUP_TITLES[by.value][group['group']]}")
             if group["leaderboard"] is None:
                 typer.echo(f"  {group['note']}")
             else:
@@ -186,7 +226,8 @@ def _print_leaderboard(document: dict[str, Any]) -> None:
     ranked = [row for row in rows if not row["provisional"]]
     provisional = [row for row in rows if row["provisional"]]
     level = f"{document.get('confidence', 0.95):.0%}"
-    console.print(f"lamarena leaderboard: {document['n_battles']} battles")
+    mode = document.get("mode") or "text"
+    console.print(f"lamarena leaderboard: {document['n_battles']} battles ({mode}-out votes)")
     if ranked:
         table = Table()
         table.add_column("#", justify="right")

@@ -7,6 +7,8 @@ battles and a static score table and returns the document the figures are drawn 
   Holm-corrected pairwise tests), and ``win_rates``: the head-to-head matrix with those tests;
 - ``leaderboard_by_turns``: with conversations in the votes, a leaderboard per conversation depth
   (1, 2, 3+ turns; None when every vote came after one turn);
+- ``leaderboard_by_mode``: with votes on text replies and on spoken replies, a leaderboard per
+  reply mode (text-out, speech-out; None when the votes are all of one mode);
 - ``topics``: the two-level topic tree of the query transcripts with a leaderboard per topic;
 - ``kendall_tau``: Kendall tau (and the rank distance) of each benchmark against the ratings;
 - ``regression``: the mixed-effects regression of votes on benchmark differences;
@@ -15,6 +17,12 @@ battles and a static score table and returns the document the figures are drawn 
 
 A section the data cannot support (no transcripts, no reasons, too few shared models) is None,
 and ``notes`` says why; nothing is made up.
+
+Text-out and speech-out votes are never pooled (their ratings measure different things). When the
+votes hold both, every section but ``leaderboard_by_mode`` analyses the text-out votes (the
+study's setting): ``mode`` names the mode analysed, ``battles_by_mode`` counts each, and
+``notes["mode"]`` says so; the speech-out ratings are in ``leaderboard_by_mode``. With votes of
+one mode only, that mode is analysed.
 """
 
 from __future__ import annotations
@@ -37,8 +45,9 @@ from lamarena.analysis.gap import (
     static_pca,
 )
 from lamarena.analysis.gap.vote_regression import REGRESSION_MODELS, RegressionModel
-from lamarena.analysis.ranking.by_depth import leaderboards_by_depth
+from lamarena.analysis.ranking.grouped import leaderboards_by_depth, leaderboards_by_mode
 from lamarena.analysis.ranking.leaderboard import build_leaderboard
+from lamarena.analysis.ranking.modes import MODES, mode_counts, select_mode
 from lamarena.analysis.text.embeddings import Embedder
 from lamarena.analysis.text.feedback import find_feedback_themes
 from lamarena.analysis.text.topics import find_topics, topic_leaderboards
@@ -136,8 +145,10 @@ def compute_study(
         static_source: where the static scores came from, for the record.
 
     Returns:
-        A JSON-safe document with the keys of :data:`SECTIONS` plus ``win_rates``, ``static``,
-        ``settings``, ``notes`` (why a section is None) and ``timings_s``.
+        A JSON-safe document with the keys of :data:`SECTIONS` plus ``n_battles`` (the battles
+        analysed), ``mode`` and ``battles_by_mode``, ``leaderboard_by_turns``,
+        ``leaderboard_by_mode``, ``win_rates``, ``static``, ``settings``, ``notes`` (why a section
+        is None, and which votes were set apart) and ``timings_s``.
 
     Raises:
         InsufficientData: no battles at all.
@@ -148,9 +159,19 @@ def compute_study(
     regression_model = _regression_model(opts.regression_model)
     if opts.permutations < 0:
         raise InvalidInputError(f"permutations must be 0 or more, got {opts.permutations}")
-    clean = validate_battles(battles)
-    static_summary = _static_summary(static, clean, static_source)
+    every = validate_battles(battles)
+    counts = mode_counts(every)
     notes: dict[str, str] = {}
+    mode = next((name for name in MODES if counts[name]), "text")
+    clean = every
+    if sum(1 for name in MODES if counts[name]) > 1:
+        clean = select_mode(every, mode)
+        notes["mode"] = (
+            f"the votes hold {counts['text']} text-out and {counts['speech']} speech-out battles, "
+            "whose ratings are not comparable: every section ranks the text-out votes, and "
+            "leaderboard_by_mode ranks each mode on its own votes"
+        )
+    static_summary = _static_summary(static, clean, static_source)
     timings: dict[str, float] = {}
     start = time.perf_counter()
     board = build_leaderboard(
@@ -164,8 +185,11 @@ def compute_study(
     timings["leaderboard"] = round(time.perf_counter() - start, 3)
     document: dict[str, Any] = {
         "n_battles": len(clean),
+        "mode": mode,
+        "battles_by_mode": counts,
         "leaderboard": board,
         "leaderboard_by_turns": _by_turns(clean, opts),
+        "leaderboard_by_mode": _by_mode(every, counts, opts),
         "win_rates": _win_rates(clean, board),
         "topics": _optional("topics", notes, timings, lambda: _topics(clean, opts, embedder)),
         "kendall_tau": _optional(
@@ -196,18 +220,31 @@ def compute_study(
     return dict(json_safe(document))
 
 
+def _group_options(opts: StudyOptions) -> dict[str, Any]:
+    """The options of each grouped leaderboard: those of the overall one."""
+    return {
+        "n_resamples": opts.n_resamples,
+        "seed": opts.seed,
+        "min_battles": opts.min_battles,
+        "confidence": opts.confidence,
+        "cluster": opts.cluster,
+    }
+
+
 def _by_turns(battles: pd.DataFrame, opts: StudyOptions) -> dict[str, Any] | None:
     """The leaderboard per conversation depth, when some votes came after several turns."""
     if "n_turns" not in battles or not (pd.to_numeric(battles["n_turns"]) > 1).any():
         return None
-    return leaderboards_by_depth(
-        battles,
-        n_resamples=opts.n_resamples,
-        seed=opts.seed,
-        min_battles=opts.min_battles,
-        confidence=opts.confidence,
-        cluster=opts.cluster,
-    )
+    return leaderboards_by_depth(battles, **_group_options(opts))
+
+
+def _by_mode(
+    battles: pd.DataFrame, counts: Mapping[str, int], opts: StudyOptions
+) -> dict[str, Any] | None:
+    """The leaderboard per reply mode, when the votes hold both text-out and speech-out ones."""
+    if sum(1 for name in MODES if counts[name]) < 2:
+        return None
+    return leaderboards_by_mode(battles, **_group_options(opts))
 
 
 def _regression_model(name: str) -> RegressionModel:

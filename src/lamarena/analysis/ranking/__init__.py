@@ -7,7 +7,10 @@
 - ``head_to_head``: the study's paired bootstrap of each pair's own record;
 - ``pairwise``: rating-difference tests with Holm's adjustment;
 - ``davidson``: Bradley-Terry-Davidson, ties with their own parameter;
-- ``style_control``: ratings adjusted for reply length and latency;
+- ``style_control``: ratings adjusted for reply length, latency, time to first audio and audio
+  duration;
+- ``modes``: text-out and speech-out votes, never pooled; ``grouped``: a leaderboard per reply
+  mode or per conversation depth, side by side;
 - ``pair_design``: uniform, balanced and active pair designs and the inverse-probability-weighted
   fit that undoes an adaptive design;
 - ``leaderboard``: the ``leaderboard --json`` document built from all of the above.

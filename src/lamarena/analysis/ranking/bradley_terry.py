@@ -262,14 +262,14 @@ def fit_bradley_terry_result(
     1 / (1 + 10 ** ((r_b - r_a) / 400)), the non-provisional rated models averaging 1000 (see
     ``centred_on``), ties and both-bad votes half a win each way. With ``control``, the
     style-controlled model of Chiang et al. (2024) is fitted on per-battle data instead (see
-    ``style_control``): ratings are then what each model would score with replies of equal
-    length and latency.
+    ``style_control``): ratings are then what each model would score with replies equal in the
+    controlled styles (length, latency, time to first audio, audio duration).
 
     Args:
         battles: one row per battle (``model_a, model_b, winner``; for control also the style
             columns).
         min_battles: rated models with fewer battles are flagged provisional.
-        control: style controls, among ``length`` and ``latency``.
+        control: style controls, among ``length``, ``latency``, ``ttfab`` and ``audio``.
         anchor: pin this model at 1000 instead of centring the settled models on 1000, so the
             scale stays put as models join, leave or stop being provisional (its own interval
             then has no width: it is the reference).
@@ -377,7 +377,7 @@ def fit_bradley_terry(battles: pd.DataFrame, *, control: Sequence[str] | str = (
 
     Args:
         battles: one row per battle with ``model_a, model_b, winner``.
-        control: style controls, among ``length`` and ``latency``.
+        control: style controls, among ``length``, ``latency``, ``ttfab`` and ``audio``.
 
     Returns:
         Ratings indexed by model, highest first. Models with no finite rating (all wins, all

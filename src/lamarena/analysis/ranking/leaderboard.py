@@ -5,7 +5,9 @@
 2024), bootstrap percentile or analytic (sandwich) intervals, empirical win rates, and Wald tests
 of every rated pair with Holm's correction. Votes drawn with unequal pair probabilities (``serve
 --sampling active|balanced``) are fitted with inverse-probability weights, so the ratings target
-what a uniform design would (see :mod:`lamarena.analysis.ranking.pair_design`).
+what a uniform design would (see :mod:`lamarena.analysis.ranking.pair_design`). Text-out and
+speech-out votes are never pooled: a leaderboard ranks the battles of one reply mode (see
+:mod:`lamarena.analysis.ranking.modes`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from lamarena.analysis.ranking.bt_solver import ELO_CENTER, ELO_SCALE
 from lamarena.analysis.ranking.clusters import Clusters, battle_clusters, cluster_robust_covariance
 from lamarena.analysis.ranking.davidson import davidson_ratings, fit_davidson
 from lamarena.analysis.ranking.head_to_head import HeadToHead, head_to_head
+from lamarena.analysis.ranking.modes import require_one_mode
 from lamarena.analysis.ranking.pair_design import (
     WeightedPairFit,
     battle_cells,
@@ -130,7 +133,7 @@ class StyleRow:
     """One style coefficient (Elo points per unit of the normalised difference).
 
     Attributes:
-        control: ``length`` or ``latency``.
+        control: ``length``, ``latency``, ``ttfab`` or ``audio``.
         coefficient: Elo points gained by the reply with the whole (+1) difference.
         ci_low: lower interval bound.
         ci_high: upper interval bound.
@@ -171,6 +174,7 @@ class LeaderboardResult:
         missing_probability: battles without a recorded sampling probability.
         effective_battles: with ``ipw``, ``(sum w)^2 / sum w^2`` over the rated battles.
         weights_note: why ``auto`` did not weight a design that is not uniform, if so.
+        mode: the reply mode of the battles ranked (``text`` or ``speech``).
     """
 
     n_battles: int
@@ -196,6 +200,7 @@ class LeaderboardResult:
     missing_probability: int = 0
     effective_battles: float | None = None
     weights_note: str | None = None
+    mode: str = "text"
 
     def to_dict(self) -> dict[str, Any]:
         """The DESIGN.md ``leaderboard --json`` document; JSON-safe (no NaN, no numpy types).
@@ -208,7 +213,7 @@ class LeaderboardResult:
             "ci_low", "ci_high", "p_value", "p_holm", "significant"}], ...}`` (``pairwise`` tests
             the rating difference, ``head_to_head`` the pair's own record; ``tests`` says so)
             plus the settings (``method, ci, confidence, n_resamples, seed,
-            min_battles, controls, n_used, scale, centred_on, weights``), ``weighting``
+            min_battles, controls, n_used, scale, centred_on, weights, mode``), ``weighting``
             (``{"missing_probability", "effective_battles", "note"}``) and
             ``style_coefficients``.
         """
@@ -279,6 +284,7 @@ class LeaderboardResult:
                 "effective_battles": json_float(self.effective_battles),
                 "note": self.weights_note,
             },
+            "mode": self.mode,
         }
 
 
@@ -314,7 +320,8 @@ def build_leaderboard(
         n_resamples: bootstrap rounds.
         seed: bootstrap seed.
         min_battles: models with fewer battles are provisional.
-        control: style controls, among ``length`` and ``latency``.
+        control: style controls, among ``length``, ``latency``, ``ttfab`` and ``audio`` (see
+            :mod:`lamarena.analysis.ranking.style_control`).
         ci: ``bootstrap`` or ``analytic``.
         confidence: interval coverage, between 0 and 1 (and 1 - the tests' level).
         holm_head_to_head: Holm-adjust the head-to-head tests (the study did not).
@@ -340,9 +347,11 @@ def build_leaderboard(
 
     Raises:
         InsufficientData: no battles at all.
-        InvalidInputError: malformed battles or options.
+        InvalidInputError: malformed battles or options, or battles of both reply modes
+            (text-out and speech-out ratings are not comparable; rank each mode apart).
     """
     clean = validate_battles(battles)
+    mode = require_one_mode(clean)
     control = parse_control(control)
     if ci not in ("bootstrap", "analytic"):
         raise InvalidInputError(f"ci must be 'bootstrap' or 'analytic', got {ci!r}")
@@ -421,6 +430,7 @@ def build_leaderboard(
         missing_probability=missing,
         effective_battles=weighted.effective_battles if weighted is not None else None,
         weights_note=note,
+        mode=mode,
     )
 
 

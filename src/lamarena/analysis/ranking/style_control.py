@@ -1,4 +1,4 @@
-"""Style-controlled Bradley-Terry: model strengths adjusted for reply length and latency.
+"""Style-controlled Bradley-Terry: model strengths adjusted for reply length, latency and audio.
 
 Chatbot Arena's style control (Chiang et al. 2024, and the LMSYS note "Does style matter?",
 2024) fits a logistic regression on per-battle data with one column per model (+1 for
@@ -7,10 +7,20 @@ are the strengths a model would have if both replies had the same style. lamaren
 
 - ``length``: ``(chars_a - chars_b) / (chars_a + chars_b)`` (0 when both replies are empty),
 - ``latency``: ``(ttft_a_s - ttft_b_s) / (ttft_a_s + ttft_b_s)`` (0 when both are 0),
+- ``ttfab``: ``(ttfab_a_s - ttfab_b_s) / (ttfab_a_s + ttfab_b_s)``, the time to the first audio
+  byte of a spoken reply (0 when both are 0),
+- ``audio``: ``(audio_a_s - audio_b_s) / (audio_a_s + audio_b_s)``, the duration of a spoken
+  reply's audio (0 when both are 0),
 
 each in [-1, 1], not further standardised, so a style coefficient reads as "Elo points gained by
 the reply with the whole difference". Ties and both-bad votes are an outcome of 1/2 (the
 binomial log-likelihood with a fractional outcome is exactly two rows of weight 1/2 each way).
+
+Every control needs a non-negative number in both of its columns on every battle it fits: a
+missing column, or a missing (NaN, None) or negative value on any battle, is an error naming the
+column, how many rows and the first one; nothing is filled in or dropped silently. A text reply
+has no audio, so ``ttfab`` and ``audio`` apply to speech-out votes (``leaderboard --mode speech
+--control ttfab,audio``).
 
 This module holds the numerics (a batched Newton method over resampling rounds with per-battle
 weights); ``ranking.py`` is the DataFrame-facing API.
@@ -50,8 +60,13 @@ __all__ = [
 CONTROL_COLUMNS: dict[str, tuple[str, str]] = {
     "length": ("chars_a", "chars_b"),
     "latency": ("ttft_a_s", "ttft_b_s"),
+    "ttfab": ("ttfab_a_s", "ttfab_b_s"),
+    "audio": ("audio_a_s", "audio_b_s"),
 }
 """Each style control and the per-battle columns it is computed from."""
+
+_SPOKEN_ONLY = frozenset({"ttfab", "audio"})
+"""Controls a text reply has no value for."""
 
 _FULL_STEP_MAX = 0.5
 """Largest change of any battle's log-odds for which the full Newton step is taken unchecked."""
@@ -64,7 +79,8 @@ def parse_control(control: Sequence[str] | str) -> tuple[str, ...]:
     """Normalise ``control``: ``"length,latency"`` or a sequence of names to a tuple.
 
     Args:
-        control: names among ``length`` and ``latency``, or one comma-separated string.
+        control: names among :data:`CONTROL_COLUMNS` (``length``, ``latency``, ``ttfab``,
+            ``audio``), or one comma-separated string.
 
     Returns:
         The names in the order given, without duplicates.
@@ -78,7 +94,7 @@ def parse_control(control: Sequence[str] | str) -> tuple[str, ...]:
     if unknown:
         raise InvalidInputError(
             f"unknown style control {', '.join(map(repr, unknown))}; "
-            f"use {' or '.join(CONTROL_COLUMNS)} (or both)"
+            f"use any of {', '.join(CONTROL_COLUMNS)} (comma-separated)"
         )
     return cleaned
 
@@ -122,10 +138,15 @@ def _numeric(battles: pd.DataFrame, column: str, name: str) -> NDArray[np.float6
     if bad.any():
         first = battles.index[np.flatnonzero(bad)[0]]
         raw = battles[column].iloc[int(np.flatnonzero(bad)[0])]
+        spoken = (
+            " (text-out battles have none: rank the speech-out votes alone, --mode speech)"
+            if name in _SPOKEN_ONLY
+            else ""
+        )
         raise InvalidInputError(
             f"style control '{name}' needs a non-negative number in column '{column}' on every "
             f"battle; {int(bad.sum())} row(s) lack one (first: row {first!r}, value {raw!r}); "
-            f"drop those rows or leave '{name}' out of control"
+            f"drop those rows or leave '{name}' out of control{spoken}"
         )
     return values
 

@@ -1,5 +1,7 @@
 // The leaderboard page: tables and plotly figures from /api/leaderboard (text set as text).
-// It polls the API; the server refits only when the number of votes changed.
+// It polls the API; the server refits only when the number of votes changed. Votes on text
+// replies and on spoken replies are never pooled: the main table ranks one mode (`mode`), and
+// `by_mode` / `by_turns` (when the votes have more than one mode or depth) add small tables.
 "use strict";
 
 (function () {
@@ -42,16 +44,78 @@
       }
     }
     for (const [body, text] of [[ranked, "No model has a rating yet."], [provisional, "None."]]) {
-      if (!body.children.length) {
+      if (!body.children.length) { mutedRow(body, text, 6); }
+    }
+  }
+
+  const MODE_NAMES = { text: "text-out", speech: "speech-out" };
+  const modeName = (mode) => MODE_NAMES[mode] || String(mode);
+
+  function groupTitle(by, group) {
+    const name = String(group.group);
+    if (by === "mode") {
+      const title = modeName(name);
+      return title.charAt(0).toUpperCase() + title.slice(1) + " votes";
+    }
+    return "After " + name + (name === "1" ? " turn" : " turns");
+  }
+
+  function mutedRow(body, text, span) {
+    const tr = document.createElement("tr");
+    const td = document.createElement("td");
+    td.colSpan = span;
+    td.className = "muted";
+    td.textContent = text;
+    tr.appendChild(td);
+    body.appendChild(tr);
+  }
+
+  // One small table per group (model, rating, CI, battles), side by side; the section is hidden
+  // when the document has no grouping (one mode, or one depth).
+  function fillGroups(sectionId, containerId, grouped) {
+    const section = $(sectionId);
+    const container = $(containerId);
+    container.replaceChildren();
+    if (!grouped || !Array.isArray(grouped.groups)) {
+      section.hidden = true;
+      return;
+    }
+    for (const group of grouped.groups) {
+      const table = document.createElement("table");
+      table.className = "board group";
+      table.style.width = "auto";
+      table.dataset.group = String(group.group);
+      const caption = document.createElement("caption");
+      caption.textContent = groupTitle(grouped.by, group) + " (" + group.n_battles +
+        (group.n_battles === 1 ? " battle)" : " battles)");
+      table.appendChild(caption);
+      const head = document.createElement("thead");
+      const headRow = document.createElement("tr");
+      for (const title of ["Model", "Rating", "95% CI", "Battles"]) {
+        const th = document.createElement("th");
+        th.textContent = title;
+        headRow.appendChild(th);
+      }
+      head.appendChild(headRow);
+      table.appendChild(head);
+      const body = document.createElement("tbody");
+      const board = group.leaderboard;
+      const rated = board ? (board.models || []).filter((m) => !m.provisional) : [];
+      for (const m of rated) {
         const tr = document.createElement("tr");
-        const td = document.createElement("td");
-        td.colSpan = 6;
-        td.className = "muted";
-        td.textContent = text;
-        tr.appendChild(td);
+        cell(tr, m.model);
+        cell(tr, num(m.rating));
+        cell(tr, num(m.ci_low) + " – " + num(m.ci_high));
+        cell(tr, String(m.battles));
         body.appendChild(tr);
       }
+      if (!rated.length) {
+        mutedRow(body, board ? "No model has a rating yet." : (group.note || "No battles."), 4);
+      }
+      table.appendChild(body);
+      container.appendChild(table);
     }
+    section.hidden = false;
   }
 
   function emptyPlot(id, text) {
@@ -157,10 +221,18 @@
     }
     $("message").hidden = true;
     const n = body.n_battles || 0;
-    if (n === shownBattles) { return; }
-    shownBattles = n;
+    const counts = body.battles_by_mode || {};
+    const mixed = Boolean(body.by_mode);
+    // Every vote, of either mode: a vote of the mode not shown above still changes `by_mode`.
+    const total = mixed ? (counts.text || 0) + (counts.speech || 0) : n;
+    if (total === shownBattles) { return; }
+    shownBattles = total;
     const models = body.models || [];
     fillTables(models);
+    fillGroups("by-mode-section", "by-mode", body.by_mode);
+    fillGroups("by-turns-section", "by-turns", body.by_turns);
+    $("by-turns-note").textContent = "Votes after one turn, two turns, and three or more, each " +
+      "depth ranked on its own votes" + (mixed ? " (" + modeName(body.mode) + " votes only)." : ".");
     if (window.Plotly) {
       drawIntervals(models);
       drawMatrix(models, body.head_to_head || []);
@@ -168,10 +240,20 @@
       emptyPlot("intervals-plot", "The charts could not be loaded.");
       emptyPlot("matrix-plot", "The charts could not be loaded.");
     }
-    $("summary").textContent = n
-      ? n + (n === 1 ? " voted battle." : " voted battles.") + " Updated " +
-        new Date().toLocaleTimeString() + "."
-      : "No votes yet: play a round in the arena.";
+    const updated = " Updated " + new Date().toLocaleTimeString() + ".";
+    let summary;
+    if (mixed) {
+      summary = total + " voted battles: " + (counts.text || 0) + " on text replies, " +
+        (counts.speech || 0) + " on spoken replies. The two are ranked apart, never pooled: " +
+        "the table and charts show the " + modeName(body.mode) + " votes, and each mode's own " +
+        "ratings are under \u201cBy reply mode\u201d." + updated;
+    } else if (n) {
+      summary = n + (n === 1 ? " voted battle" : " voted battles") +
+        (body.mode === "speech" ? " on spoken replies." : ".") + updated;
+    } else {
+      summary = "No votes yet: play a round in the arena.";
+    }
+    $("summary").textContent = summary;
   }
 
   load();
