@@ -18,6 +18,7 @@ place; nothing from a third-party library crosses a package boundary untranslate
     ├── NotFound             a battle, model or dataset that does not exist
     ├── AlreadyVoted         a second vote on one battle
     ├── RepliesPending       a vote on a battle whose replies are still being generated
+    │   └── ListenFirst      a vote sooner than hearing both spoken replies allows
     ├── RateLimited          too many requests from one session, address or the whole arena
     ├── StorageFull          the server's disk is full; nothing was stored
     ├── Unavailable          a feature this deployment has not configured (no speech recogniser)
@@ -38,6 +39,7 @@ __all__ = [
     "InsufficientData",
     "InvalidInputError",
     "LamarenaError",
+    "ListenFirst",
     "ModelError",
     "ModelTimeout",
     "ModelUnavailable",
@@ -153,6 +155,12 @@ class RepliesPending(LamarenaError):
     """A vote on a battle whose replies are not finished yet (HTTP 409)."""
 
     code = "replies_pending"
+
+
+class ListenFirst(RepliesPending):
+    """A vote sooner than hearing both spoken replies (``--min-listen``) allows (HTTP 409)."""
+
+    code = "listen_first"
 
 
 class RateLimited(LamarenaError):

@@ -112,12 +112,34 @@ class Settings(BaseSettings):
         default=30, ge=1, description="Refused uploads after which an address must wait."
     )
     global_battles_per_minute: int = Field(
-        default=1_200, ge=1, description="Battles the whole arena starts a minute, at most."
+        default=1_200,
+        ge=1,
+        description="Battles (and later turns) the whole arena starts a minute, at most.",
     )
     max_turns: int = Field(
         default=5,
         ge=1,
         description="Turns a person may speak in one battle before voting (1: single-turn).",
+    )
+    mode: Literal["text", "speech"] = Field(
+        default="text",
+        description=(
+            "What the models answer with: text, or speech (every model must then speak: "
+            "output: audio; a mixed configuration is refused at start)."
+        ),
+    )
+    hide_transcripts: bool = Field(
+        default=False,
+        description="In speech mode, never show a spoken reply's text before the vote.",
+    )
+    min_listen_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=600,
+        description=(
+            "In speech mode, seconds of each reply a person must hear (or all of a shorter "
+            "one) before voting; the server refuses an earlier vote."
+        ),
     )
     conversation_memory_s: float = Field(
         default=1800.0,

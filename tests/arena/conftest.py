@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import numpy as np
@@ -160,14 +160,19 @@ def silent_wav() -> bytes:
     return buffer.getvalue()
 
 
-def make_entry(name: str, base_url: str) -> ModelEntry:
+def make_entry(name: str, base_url: str, *, speaks: bool = False) -> ModelEntry:
+    """A loopback OpenAI-compatible model; ``speaks`` asks it for audio (``output: audio``)."""
+    output: Literal["text", "audio"] = "audio" if speaks else "text"
     return ModelEntry(
         name=name,
         kind="openai",
         model="fake-model",
         offline=False,
         system_prompt="Answer in one sentence.",
-        build=lambda: OpenAIChatModel(name, "fake-model", base_url=base_url, api_key="k"),
+        build=lambda: OpenAIChatModel(
+            name, "fake-model", base_url=base_url, api_key="k", output=output
+        ),
+        speaks=speaks,
     )
 
 
@@ -194,11 +199,13 @@ def harness_factory(databases: DatabaseFactory, tmp_path: Path) -> Iterator[Any]
             options: ArenaOptions | None = None,
             asr: bool = False,
             fakes: dict[str, FakeOpenAI] | None = None,
+            speaking: bool = False,
             **overrides: Any,
         ) -> Harness:
             """An arena on the test database; ``asr`` adds a loopback speech recogniser.
 
-            ``fakes`` replaces the two default models (alpha and beta) by name.
+            ``fakes`` replaces the two default models (alpha and beta) by name; ``speaking``
+            makes them answer with audio (pair it with ``mode="speech"``).
             """
             # Deltas 0.2 s apart, offset by 0.1 s: the two sides' deltas alternate.
             fakes = fakes or {
@@ -214,7 +221,7 @@ def harness_factory(databases: DatabaseFactory, tmp_path: Path) -> Iterator[Any]
                 ),
             }
             entries = [
-                make_entry(name, stack.enter_context(fake.serve()).base_url)
+                make_entry(name, stack.enter_context(fake.serve()).base_url, speaks=speaking)
                 for name, fake in fakes.items()
             ]
             engine = databases.engine()

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from lamarena.arena.battles import LOST_ERROR
 from lamarena.arena.deps import SESSION_COOKIE
@@ -211,3 +211,27 @@ def test_speaking_again_the_moment_both_replies_are_done_is_accepted(
                     break
     assert again.status_code == 201, again.text
     assert again.json() == {"turn": 2}
+
+
+def test_later_turns_count_towards_the_arena_ceiling(harness_factory: Any, speech_wav: bytes):
+    harness = harness_factory(global_battles_per_minute=3)
+    talker, newcomer = harness.client(), harness.client()
+    battle_id = _create(talker, speech_wav)
+    read_events(talker, battle_id)
+    assert _turn(talker, battle_id, speech_wav).status_code == 201  # 2 of 3
+    read_events(talker, battle_id)
+    assert _turn(talker, battle_id, speech_wav).status_code == 201  # 3 of 3: turns ask models
+    read_events(talker, battle_id)
+
+    refused_turn = _turn(talker, battle_id, speech_wav)
+    refused_battle = newcomer.post(
+        "/api/battles", files={"audio": ("question.wav", speech_wav, "audio/wav")}
+    )
+
+    for refused in (refused_turn, refused_battle):
+        assert refused.status_code == 429, refused.text
+        assert "the arena is at its limit of 3" in refused.json()["message"]
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    with harness.engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(Turn)) == 2
+        assert connection.scalar(select(func.count()).select_from(Battle)) == 1

@@ -54,8 +54,13 @@ _STOP_TIMEOUT_S = 15.0
 _SESSION_COOKIE = "lamarena_session"  # DESIGN.md: the arena session cookie
 
 
-def write_models_yaml(path: Path, models: Mapping[str, str], *, timeout_s: float = 10.0) -> Path:
-    """Write a models.yaml of OpenAI-compatible models (name -> base URL ``.../v1``) to ``path``."""
+def write_models_yaml(
+    path: Path, models: Mapping[str, str], *, timeout_s: float = 10.0, output: str = "text"
+) -> Path:
+    """Write a models.yaml of OpenAI-compatible models (name -> base URL ``.../v1``) to ``path``.
+
+    ``output: audio`` makes them answer with speech (``serve --mode speech``).
+    """
     document = {
         "models": [
             {
@@ -66,6 +71,7 @@ def write_models_yaml(path: Path, models: Mapping[str, str], *, timeout_s: float
                 "system_prompt": "Answer in one sentence.",
                 "timeout_s": timeout_s,
                 "max_retries": 0,
+                **({"output": output} if output != "text" else {}),
             }
             for name, base_url in models.items()
         ]

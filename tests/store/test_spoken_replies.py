@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,9 +14,11 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from lamarena.errors import InvalidInputError, RecordError
+from lamarena.models.speech import pcm16_wav
+from lamarena.store import Winner, export_audio, prune_battles, reply_audio_path
 from lamarena.store.db import alembic_config, migrate_to_head
 from lamarena.store.importers import read_battle_records
-from lamarena.store.repo import battles_frame, create_battle
+from lamarena.store.repo import add_reply, battles_frame, create_battle, record_vote
 from lamarena.store.votes import export_votes, import_votes, load_battle_records
 
 WHEN = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
@@ -179,3 +183,62 @@ def test_bad_speech_fields_are_refused_naming_the_field(tmp_path, change, messag
 def test_the_store_refuses_an_unknown_mode(engine):
     with Session(engine) as session, pytest.raises(InvalidInputError, match="mode"):
         create_battle(session, model_a="alpha", model_b="beta", mode="video")
+
+
+def _battle_with_audio(
+    session: Session, data_dir: Path, *, voted: bool, pcm: bytes, created_at: datetime = WHEN
+) -> tuple[str, list[str]]:
+    """A speech battle with both replies' WAVs kept as the arena keeps them."""
+    battle_id = create_battle(
+        session, model_a="alpha", model_b="beta", mode="speech", created_at=created_at
+    )
+    hashes = []
+    for side, samples in (("a", pcm), ("b", pcm[::-1])):
+        wav = pcm16_wav(samples, 24_000)
+        sha = hashlib.sha256(wav).hexdigest()
+        path = reply_audio_path(data_dir, sha)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(wav)
+        add_reply(session, battle_id, side, text="hi", audio_s=0.5, audio_sha256=sha)
+        hashes.append(sha)
+    if voted:
+        record_vote(session, battle_id, Winner.TIE)
+    return battle_id, hashes
+
+
+def test_export_with_audio_copies_the_voted_battles_audio_by_hash(databases, tmp_path):
+    engine = databases.engine()
+    data_dir = tmp_path / "data"
+    with Session(engine) as session, session.begin():
+        _, voted = _battle_with_audio(session, data_dir, voted=True, pcm=b"\x01\x00" * 900)
+        _, unvoted = _battle_with_audio(session, data_dir, voted=False, pcm=b"\x02\x00" * 700)
+    reply_audio_path(data_dir, voted[1]).unlink()  # gone from disk: counted, not fatal
+
+    out = tmp_path / "audio"
+    result = export_audio(engine, data_dir, out)
+
+    assert (result.reply_files, result.query_files, result.missing) == (1, 0, 1)
+    assert sorted(path.name for path in out.iterdir()) == [f"{voted[0]}.wav"]
+    copied = (out / f"{voted[0]}.wav").read_bytes()
+    assert hashlib.sha256(copied).hexdigest() == voted[0]
+    assert not any(name in str(list(out.iterdir())) for name in unvoted)
+
+
+def test_prune_removes_the_reply_audio_of_unvoted_battles_only(databases, tmp_path):
+    engine = databases.engine()
+    data_dir = tmp_path / "data"
+    old = datetime(2026, 1, 1, tzinfo=UTC)
+    shared = b"\x03\x00" * 800
+    with Session(engine) as session, session.begin():
+        _, kept = _battle_with_audio(session, data_dir, voted=True, pcm=shared, created_at=old)
+        _, same = _battle_with_audio(session, data_dir, voted=False, pcm=shared, created_at=old)
+        _, gone = _battle_with_audio(
+            session, data_dir, voted=False, pcm=b"\x04\x00" * 500, created_at=old
+        )
+    assert same == kept  # one file for the same audio
+
+    report = prune_battles(engine, timedelta(days=1), data_dir)
+
+    assert report.battles == 2 and report.audio_files == 2
+    assert all(reply_audio_path(data_dir, sha).is_file() for sha in kept)
+    assert not any(reply_audio_path(data_dir, sha).exists() for sha in gone)

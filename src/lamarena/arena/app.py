@@ -63,7 +63,12 @@ from lamarena.errors import (
     Unavailable,
 )
 from lamarena.models.base import Transcriber
-from lamarena.models.registry import ModelEntry, arena_transcriber, model_entries
+from lamarena.models.registry import (
+    ModelEntry,
+    arena_transcriber,
+    check_output_mode,
+    model_entries,
+)
 from lamarena.settings import Settings, export_settings, load_settings
 from lamarena.store.db import make_engine, migrate_to_head
 
@@ -226,6 +231,7 @@ def create_app(
             if own_engine:
                 await anyio.to_thread.run_sync(migrate_to_head, db)
             chosen = list(entries) if entries is not None else model_entries(settings)
+            check_output_mode(chosen, settings.mode)
             # Building a local model loads its weights: keep that off the event loop.
             models = await anyio.to_thread.run_sync(_build_models, chosen)
             adapters = [model.adapter for model in models.values()]

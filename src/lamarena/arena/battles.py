@@ -10,11 +10,8 @@ process is generating the battle, and reads the stored replies otherwise.
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
-import os
 import secrets
-import tempfile
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from lamarena.analysis.ranking.pair_design import Pair, PairTally
 from lamarena.arena.identification import SELF_IDENTIFIED
+from lamarena.arena.kept_files import StagedAudio, stage_audio
 from lamarena.arena.limits import (
     Limit,
     arena_battle_count,
@@ -39,7 +37,9 @@ from lamarena.arena.limits import (
     lock_client,
     record_event,
 )
+from lamarena.arena.listening import LISTEN_SLACK_S, HeardReply, earliest_vote_s
 from lamarena.arena.live import Event, LiveBattle
+from lamarena.arena.reply_audio import audio_url, keep_reply_audio, reply_audio_path
 from lamarena.arena.sampling import draw_pair, pair_key
 from lamarena.arena.schemas import LatencyOut, Reveal
 from lamarena.arena.state import Arena
@@ -48,15 +48,16 @@ from lamarena.errors import (
     AlreadyVoted,
     InvalidInputError,
     LamarenaError,
+    ListenFirst,
     NotFound,
     RateLimited,
     RepliesPending,
-    StorageFull,
     Unavailable,
 )
 from lamarena.models.base import EarlierTurn
 from lamarena.models.base import Reply as ModelReply
 from lamarena.models.runtime import run_model
+from lamarena.models.speech import SpeechAudio
 from lamarena.store import Winner
 from lamarena.store.db import check_database_identity, database_errors
 from lamarena.store.repo import (
@@ -94,6 +95,7 @@ __all__ = [
     "reserve_transcription",
     "stage_audio",
     "start_generation",
+    "stored_reply_audio",
     "transcribe_feedback",
     "turn_replies",
     "turn_started",
@@ -110,7 +112,6 @@ LOST_ERROR = "lost: the server stopped while this reply was being generated"
 DUPLICATE_AUDIO = "duplicate_audio"
 """The flag of a battle whose audio other sessions sent within :data:`_DUPLICATE_WINDOW`."""
 _DUPLICATE_WINDOW = timedelta(hours=1)
-_DISK_FULL_MESSAGE = "the server's disk is full, so nothing was stored; tell the arena's operator"
 _NOT_SAVED_MESSAGE = "this reply could not be saved; start a new battle"
 _AUDIO_EXTENSIONS = frozenset({"wav", "flac", "ogg", "oga", "mp3", "webm", "m4a", "mp4", "opus"})
 _CONTENT_TYPES = {
@@ -165,50 +166,6 @@ def audio_extension(filename: str | None, content_type: str | None) -> str:
         return suffix
     base_type = (content_type or "").split(";")[0].strip().lower()
     return _CONTENT_TYPES.get(base_type, "bin")
-
-
-@dataclass(frozen=True)
-class StagedAudio:
-    """A kept query written beside its place; it takes its place only after the commit."""
-
-    path: Path
-    temporary: Path | None
-
-    def publish(self) -> None:
-        """Move the file into place (after the battle's commit)."""
-        if self.temporary is not None:
-            os.replace(self.temporary, self.path)
-
-    def discard(self) -> None:
-        """Remove the staged file (the commit failed: nothing refers to it)."""
-        if self.temporary is not None:
-            self.temporary.unlink(missing_ok=True)
-
-
-def stage_audio(directory: Path, sha256: str, extension: str, data: bytes) -> StagedAudio:
-    """Write the query to a temporary file beside its content-addressed path.
-
-    Raises:
-        StorageFull: the disk is full (nothing is left behind).
-    """
-    path = (directory / f"{sha256}.{extension}").resolve()
-    if path.exists():  # the same audio is kept already (content-addressed)
-        return StagedAudio(path, None)
-    temporary: str | None = None
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=directory, suffix=".part")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except OSError as exc:
-        if temporary is not None:
-            Path(temporary).unlink(missing_ok=True)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise StorageFull(_DISK_FULL_MESSAGE) from exc
-        raise
-    return StagedAudio(path, Path(temporary))
 
 
 def _session_for(
@@ -491,6 +448,7 @@ def open_battle(
                 equal_pace=settings.equal_pace,
                 server_run=arena.server_run or None,
                 sampling_probability=drawn.probability,
+                mode=settings.mode,
             )
             if client is not None:
                 record_event(session, client, "battle")
@@ -563,9 +521,15 @@ def start_generation(arena: Arena, battle: OpenedBattle) -> LiveBattle:
 def _save_reply(arena: Arena, battle_id: str, side: str, reply: ModelReply, turn: int = 1) -> None:
     """Store a side's reply; one that names a model flags the battle in the same commit.
 
-    Both replies are stored before a vote is accepted, so the vote sees the flag.
+    Both replies are stored before a vote is accepted, so the vote sees the flag. A spoken
+    reply's audio is written (content-addressed) before its row, so no row names a missing file.
     """
     named = arena.identification.names(reply.text) if reply.ok and reply.text else None
+    audio_sha256: str | None = None
+    if reply.audio and reply.audio_sample_rate_hz:
+        audio_sha256, _ = keep_reply_audio(
+            arena.settings.data_dir, reply.audio, reply.audio_sample_rate_hz
+        )
     with (
         database_errors(arena.engine, f"storing reply {side}", "the reply was not stored"),
         arena.sessionmaker.begin() as session,
@@ -585,6 +549,9 @@ def _save_reply(arena: Arena, battle_id: str, side: str, reply: ModelReply, turn
             chars=reply.chars,
             error=reply.error,
             turn=turn,
+            ttfab_s=reply.ttfab_s,
+            audio_s=reply.audio_s,
+            audio_sha256=audio_sha256,
         )
 
 
@@ -597,21 +564,39 @@ async def _generate_side(
     saved: dict[str, ModelReply],
 ) -> ModelReply:
     model = arena.models[name]
-
     turn = battle.turn
+    # a spoken reply's text is shown after playback, or never (--hide-transcripts)
+    send_text = not (arena.settings.mode == "speech" and arena.settings.hide_transcripts)
 
     async def forward(text: str) -> None:
-        await live.publish(Event("delta", {"side": side, "turn": turn, "text": text}))
+        if send_text:
+            await live.publish(Event("delta", {"side": side, "turn": turn, "text": text}))
 
-    reply = await run_model(
-        model.adapter,
-        battle.clip,
-        model.entry.system_prompt,
-        timeouts=arena.timeouts,
-        on_delta=forward,
-        semaphore=model.semaphore,
-        history=battle.history.get(side, ()),
-    )
+    async def forward_audio(chunk: SpeechAudio) -> None:
+        audio = live.audio(side)
+        if audio is None:  # the first chunk: the page may fetch the side's audio from now on
+            audio = live.start_audio(side, chunk.sample_rate_hz)
+            await audio.append(chunk.pcm16)
+            url = audio_url(battle.battle_id, side, turn)
+            await live.publish(Event("audio", {"side": side, "turn": turn, "url": url}))
+        else:
+            await audio.append(chunk.pcm16)
+
+    try:
+        reply = await run_model(
+            model.adapter,
+            battle.clip,
+            model.entry.system_prompt,
+            timeouts=arena.timeouts,
+            on_delta=forward,
+            on_audio=forward_audio,
+            semaphore=model.semaphore,
+            history=battle.history.get(side, ()),
+        )
+    finally:
+        audio = live.audio(side)
+        if audio is not None:
+            await audio.finish()
     try:
         await anyio.to_thread.run_sync(
             partial(_save_reply, arena, battle.battle_id, side, reply, turn)
@@ -845,16 +830,21 @@ def _stored_replies(arena: Arena, battle_id: str, turn: int = 1) -> dict[str, Re
         return turn_replies(session, battle_id, turn)
 
 
-def _stored_events(reply: Reply) -> list[Event]:
+def _stored_events(reply: Reply, hide_transcripts: bool = False) -> list[Event]:
     side, turn = reply.side, reply.turn
     if reply.error == LOST_ERROR:
         return [Event("error", {"side": side, "turn": turn, "message": _LOST_MESSAGE})]
     if reply.error is not None:
         return [Event("error", {"side": side, "turn": turn, "message": MODEL_FAILED_MESSAGE})]
-    return [
-        Event("delta", {"side": side, "turn": turn, "text": reply.text or ""}),
-        Event("done", {"side": side, "turn": turn}),
-    ]
+    events: list[Event] = []
+    if reply.audio_sha256 is not None:
+        url = audio_url(reply.battle_id, side, turn)
+        events.append(Event("audio", {"side": side, "turn": turn, "url": url}))
+    spoken = reply.audio_sha256 is not None
+    if not (spoken and hide_transcripts):
+        events.append(Event("delta", {"side": side, "turn": turn, "text": reply.text or ""}))
+    events.append(Event("done", {"side": side, "turn": turn}))
+    return events
 
 
 async def battle_events(arena: Arena, access: BattleAccess) -> AsyncIterator[Event]:
@@ -880,7 +870,7 @@ async def battle_events(arena: Arena, access: BattleAccess) -> AsyncIterator[Eve
         for side in SIDES:
             if side not in sent and side in replies:
                 sent.add(side)
-                for event in _stored_events(replies[side]):
+                for event in _stored_events(replies[side], arena.settings.hide_transcripts):
                     yield event
         if len(sent) == len(SIDES):
             break
@@ -895,6 +885,35 @@ async def battle_events(arena: Arena, access: BattleAccess) -> AsyncIterator[Eve
     yield Event("end", {"turn": access.turn})
 
 
+async def stored_reply_audio(arena: Arena, access: BattleAccess, side: str) -> Path:
+    """The kept WAV of a side's spoken reply, once stored (polled like :func:`battle_events`).
+
+    Raises:
+        NotFound: the reply has no audio (a text reply, or it failed), it was lost, or its file
+            is no longer kept.
+    """
+    limit_s = _loss_deadline_s(arena)
+    deadline = monotonic() + max(
+        0.0, limit_s - (datetime.now(UTC) - access.created_at).total_seconds()
+    )
+    while True:
+        replies = await anyio.to_thread.run_sync(
+            _stored_replies, arena, access.battle_id, access.turn
+        )
+        reply = replies.get(side)
+        if reply is not None:
+            break
+        if monotonic() >= deadline:
+            raise NotFound(f"reply {side.upper()} of turn {access.turn} was lost")
+        await asyncio.sleep(arena.options.reply_poll_s)
+    if reply.audio_sha256 is None:
+        raise NotFound(f"reply {side.upper()} of turn {access.turn} has no audio")
+    path = reply_audio_path(arena.settings.data_dir, reply.audio_sha256)
+    if not path.is_file():
+        raise NotFound(f"the audio of reply {side.upper()} is no longer kept")
+    return path
+
+
 def _loss_deadline_s(arena: Arena) -> float:
     """Seconds after a battle starts at which a reply still missing counts as lost."""
     return arena.settings.model_total_timeout_s + arena.options.lost_reply_grace_s
@@ -906,7 +925,13 @@ def _is_lost(arena: Arena, created_at: datetime) -> bool:
 
 
 def _latency(reply: Reply) -> LatencyOut:
-    return LatencyOut(ttft_s=reply.ttft_s, total_s=reply.total_s, chars=reply.chars)
+    return LatencyOut(
+        ttft_s=reply.ttft_s,
+        total_s=reply.total_s,
+        chars=reply.chars,
+        ttfab_s=reply.ttfab_s,
+        audio_s=reply.audio_s,
+    )
 
 
 def _seconds_after_replies(started: datetime, replies: dict[str, Reply]) -> float | None:
@@ -916,6 +941,19 @@ def _seconds_after_replies(started: datetime, replies: dict[str, Reply]) -> floa
         return None
     ended = started + timedelta(seconds=max(t for t in totals if t is not None))
     return max(0.0, (datetime.now(UTC) - ended).total_seconds())
+
+
+def _check_listened(arena: Arena, started: datetime, replies: dict[str, Reply]) -> None:
+    """Refuse a vote sooner than hearing both spoken replies allows (see :mod:`.listening`)."""
+    min_listen_s = arena.settings.min_listen_s
+    heard = [HeardReply(replies[side].ttfab_s, replies[side].audio_s) for side in SIDES]
+    earliest = earliest_vote_s(heard[0], heard[1], min_listen_s)
+    wait_s = earliest - LISTEN_SLACK_S - (datetime.now(UTC) - started).total_seconds()
+    if wait_s > 0:
+        raise ListenFirst(
+            f"listen to both replies first (at least {min_listen_s:g} s of each, or all of a "
+            f"shorter one); you can vote in {ceil(wait_s)} s"
+        )
 
 
 def cast_vote(
@@ -932,6 +970,7 @@ def cast_vote(
         NotFound: no such battle, or not this session's.
         AlreadyVoted: the battle has its vote.
         RepliesPending: a reply is still being generated.
+        ListenFirst: a speech battle's vote sooner than hearing both replies allows.
         InvalidInputError: a side failed, so the battle cannot be judged.
         RateLimited: the address cast too many votes in the last minute.
         DatabaseError: the vote could not be stored (or the database file is gone).
@@ -960,6 +999,8 @@ def cast_vote(
                 f"model {' and '.join(failed)} failed to answer, so this battle cannot be "
                 "judged; start a new battle"
             )
+        if battle.mode == "speech":
+            _check_listened(arena, started, replies)
         if client is not None:
             limit = Limit(("vote",), arena.settings.address_votes_per_minute, "votes")
             check_client(session, client, limit)

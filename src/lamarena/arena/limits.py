@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from lamarena.errors import RateLimited
 from lamarena.store.hashing import salted_hash
-from lamarena.store.tables import Battle, ClientEvent
+from lamarena.store.tables import Battle, ClientEvent, Turn
 
 __all__ = [
     "EventKind",
@@ -114,18 +114,23 @@ def check_client(session: Session, hashed: str, limit: Limit) -> None:
 
 
 def check_global_battles(session: Session, per_minute: int) -> None:
-    """Refuse a battle when the whole arena started ``per_minute`` in the last minute.
+    """Refuse a battle or a later turn when the arena started ``per_minute`` in the last minute.
 
     Raises:
         RateLimited: the arena is at its ceiling.
     """
     since = datetime.now(UTC) - _WINDOW
-    count, oldest = session.execute(
+    battles, oldest_battle = session.execute(
         select(func.count(Battle.id), func.min(Battle.created_at)).where(
             Battle.created_at >= since, Battle.source == "arena"
         )
     ).one()
-    if (count or 0) >= per_minute:
+    turns, oldest_turn = session.execute(
+        select(func.count(), func.min(Turn.created_at)).where(Turn.created_at >= since)
+    ).one()
+    count = (battles or 0) + (turns or 0)
+    if count >= per_minute:
+        oldest = min(t for t in (oldest_battle, oldest_turn) if t is not None)
         wait_s = _wait_s(oldest, since)
         raise RateLimited(
             f"the arena is at its limit of {per_minute} battles a minute; "
@@ -150,12 +155,17 @@ def client_event_count(
 
 
 def arena_battle_count(since: datetime) -> ScalarSelect[int]:
-    """A scalar subquery: the battles the arena started since ``since``."""
-    return (
+    """A scalar subquery: the battles and later turns the arena started since ``since``.
+
+    A later turn of a conversation asks both models again, so it counts as a battle.
+    """
+    battles = (
         select(func.count(Battle.id))
         .where(Battle.created_at >= since, Battle.source == "arena")
         .scalar_subquery()
     )
+    turns = select(func.count()).select_from(Turn).where(Turn.created_at >= since)
+    return select(battles + turns.scalar_subquery()).scalar_subquery()
 
 
 def check_battle_budget(

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from lamarena.arena.reply_audio import LiveAudio
+
 __all__ = ["Event", "LiveBattle", "LiveBattles"]
 
 
@@ -49,6 +51,16 @@ class LiveBattle:
         self._events: list[Event] = []
         self._finished = False
         self._changed = asyncio.Condition()
+        self._audio: dict[str, LiveAudio] = {}
+
+    def audio(self, side: str) -> LiveAudio | None:
+        """The side's spoken reply as it arrives, once its first chunk is here."""
+        return self._audio.get(side)
+
+    def start_audio(self, side: str, sample_rate_hz: int) -> LiveAudio:
+        """Begin the side's spoken reply (its first chunk is about to be appended)."""
+        audio = self._audio[side] = LiveAudio(sample_rate_hz)
+        return audio
 
     async def publish(self, event: Event) -> None:
         """Append ``event`` and wake every follower."""

@@ -36,11 +36,13 @@ class VoteIn(BaseModel):
 
 
 class LatencyOut(BaseModel):
-    """Server-side timings and length of one reply."""
+    """Server-side timings and length of one reply (a spoken one's audio timings too)."""
 
     ttft_s: float | None
     total_s: float | None
     chars: int | None
+    ttfab_s: float | None = None
+    audio_s: float | None = None
 
 
 class Reveal(BaseModel):

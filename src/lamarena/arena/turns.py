@@ -25,7 +25,7 @@ from lamarena.arena.battles import (
     stage_audio,
     turn_replies,
 )
-from lamarena.arena.limits import check_client, lock_client, record_event
+from lamarena.arena.limits import check_client, check_global_battles, lock_client, record_event
 from lamarena.arena.state import Arena
 from lamarena.audio import decode_audio
 from lamarena.errors import (
@@ -64,7 +64,8 @@ def open_turn(
         AlreadyVoted: the battle has its vote: the conversation is over.
         RepliesPending: the latest turn's replies are still being generated.
         ConversationClosed: this process no longer holds the conversation's earlier turns.
-        RateLimited: the address started too many battles and turns in the last minute.
+        RateLimited: the address, or the whole arena, started too many battles and turns in
+            the last minute.
         StorageFull, DatabaseError: nothing was stored.
     """
     try:
@@ -100,6 +101,8 @@ def open_turn(
                     "holds too many conversations); vote on it, or start a new battle"
                 )
             check_client(session, client, battle_limit(arena))
+            # a turn asks both models again: it counts towards the arena's ceiling
+            check_global_battles(session, arena.settings.global_battles_per_minute)
             owner = session.get(SessionRow, session_id)
             if owner is not None and owner.consent_keep_audio:
                 directory = arena.settings.data_dir / "audio"

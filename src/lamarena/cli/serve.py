@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -14,6 +15,13 @@ from lamarena.cli.common import (
 from lamarena.settings import load_settings
 
 __all__ = ["register", "serve"]
+
+
+class ReplyMode(StrEnum):
+    """What the arena's models answer with (``serve --mode``)."""
+
+    TEXT = "text"
+    SPEECH = "speech"
 
 
 def serve(
@@ -56,9 +64,34 @@ def serve(
         int | None,
         typer.Option(min=1, help="Turns a person may speak before voting (default 5; 1: single)."),
     ] = None,
+    mode: Annotated[
+        ReplyMode | None,
+        typer.Option(
+            help="text (default) or speech: what the models answer with. In speech mode every "
+            "model must speak (output: audio; the offline ones speak with espeak-ng)."
+        ),
+    ] = None,
+    hide_transcripts: Annotated[
+        bool | None,
+        typer.Option(
+            "--hide-transcripts/--show-transcripts",
+            help="Speech mode: never show a spoken reply's text before the vote (default: "
+            "shown once the reply was heard).",
+        ),
+    ] = None,
+    min_listen: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            max=600,
+            help="Speech mode: seconds of each reply a person must hear (or all of a shorter "
+            "one) before the vote unlocks; the server refuses sooner votes (default 5).",
+        ),
+    ] = None,
 ) -> None:
     """Run the web arena (SQLite and the built-in offline models by default)."""
     from lamarena.arena import run
+    from lamarena.models.registry import check_output_mode, model_entries
 
     settings = load_settings(
         models_config=config,
@@ -72,7 +105,12 @@ def serve(
         equal_pace=equal_pace,
         forwarded_allow_ips=forwarded_allow_ips,
         max_turns=max_turns,
+        mode=mode.value if mode else None,
+        hide_transcripts=hide_transcripts,
+        min_listen_s=min_listen,
     )
+    # a mixed configuration is refused here, with its one-line message, before the server starts
+    check_output_mode(model_entries(settings), settings.mode)
     run(settings)
 
 

@@ -46,17 +46,31 @@ def votes_import(
 def votes_export(
     out: Annotated[Path, typer.Argument(help="OUT.jsonl or OUT.parquet.")],
     db: DbOption = None,
+    with_audio: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also copy the voted battles' audio into this folder, each file named by the "
+            "sha256 the records carry: spoken replies (<sha256>.wav) and queries kept with "
+            "consent.",
+        ),
+    ] = None,
 ) -> None:
-    """Export every stored battle to JSONL or Parquet."""
-    from lamarena.store import export_votes
+    """Export every stored battle to JSONL or Parquet (and, with --with-audio, its audio)."""
+    from lamarena.store import export_audio, export_votes
 
     settings = load_settings(database_url=db)
     engine = open_store(settings)
     try:
         count = export_votes(engine, out)
+        audio = None if with_audio is None else export_audio(engine, settings.data_dir, with_audio)
     finally:
         engine.dispose()
     typer.echo(f"exported {count} battles to {out}")
+    if audio is not None:
+        typer.echo(
+            f"copied {audio.reply_files} reply and {audio.query_files} query audio files to "
+            f"{with_audio}" + (f"; {audio.missing} were no longer on disk" if audio.missing else "")
+        )
 
 
 @votes_app.command("audit")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -169,6 +170,7 @@ def builtin_offline_models(
     device: str = "cpu",
     dtype: str = "float32",
     max_new_tokens: int | None = None,
+    speak: bool = False,
 ) -> list[PipelineModel]:
     """Ready adapters for the built-in offline models, in :func:`builtin_offline_specs` order.
 
@@ -181,15 +183,26 @@ def builtin_offline_models(
         dtype: the LLM's dtype ("float32", "bfloat16", "float16").
         max_new_tokens: reply length limit of both (default: :data:`OFFLINE_MAX_NEW_TOKENS` and
             :data:`CONCISE_MAX_NEW_TOKENS` for the concise one).
+        speak: answer with speech, spoken by espeak-ng (``serve --mode speech``).
 
     Raises:
-        ConfigError: the packages holding the weights are missing, or a bad dtype.
+        ConfigError: the packages holding the weights are missing, a bad dtype, or ``speak``
+            without espeak-ng.
     """
     from lamarena.models.local import FasterWhisperTranscriber, LocalTextLM
     from lamarena.models.pipeline import PipelineModel
+    from lamarena.models.tts import EspeakSynthesiser
 
     gguf = smollm2_gguf_path()
     default, concise = _SPECS
+    voices = (
+        (
+            EspeakSynthesiser(f"{default.name}/tts", voice="en"),
+            EspeakSynthesiser(f"{concise.name}/tts", voice="en"),
+        )
+        if speak
+        else (None, None)
+    )
     whisper = FasterWhisperTranscriber(
         f"{default.name}/asr", whisper_tiny_en_dir(), device=device, local_files_only=True
     )
@@ -205,7 +218,7 @@ def builtin_offline_models(
         local_files_only=True,
     )
     return [
-        PipelineModel(default.name, whisper, smollm2),
+        PipelineModel(default.name, whisper, smollm2, tts=voices[0]),
         PipelineModel(
             concise.name,
             whisper.variant(f"{concise.name}/asr", beam_size=5),
@@ -216,6 +229,7 @@ def builtin_offline_models(
                 top_p=0.9,
                 instruction=CONCISE_INSTRUCTION,
             ),
+            tts=voices[1],
         ),
     ]
 
@@ -224,16 +238,25 @@ def builtin_offline_entries(settings: Settings) -> list[ModelEntry]:
     """The registry's entries for the built-in offline models (used with no models.yaml).
 
     Listing them loads nothing; the first ``build()`` makes the adapters of all of them, which
-    share their weights, and later ones return the same adapters.
+    share their weights, and later ones return the same adapters. With ``settings.mode`` speech
+    they speak their replies with espeak-ng.
     """
     from lamarena.models.registry import ModelEntry
 
     built: dict[str, PipelineModel] = {}
+    speaking = settings.mode == "speech"
+    if speaking and shutil.which("espeak-ng") is None:
+        from lamarena.models.tts import ESPEAK_INSTALL_HINT
+
+        raise ConfigError(f"the offline models speak with espeak-ng: {ESPEAK_INSTALL_HINT}")
 
     def build(name: str) -> PipelineModel:
         if not built:
             models = builtin_offline_models(
-                settings.cache_dir, device=settings.local_device, dtype=settings.local_dtype
+                settings.cache_dir,
+                device=settings.local_device,
+                dtype=settings.local_dtype,
+                speak=speaking,
             )
             built.update((model.name, model) for model in models)
         return built[name]
@@ -248,6 +271,7 @@ def builtin_offline_entries(settings: Settings) -> list[ModelEntry]:
             build=functools.partial(build, spec.name),
             description=spec.description,
             max_concurrency=1,
+            speaks=speaking,
         )
         for spec in _SPECS
     ]

@@ -42,7 +42,14 @@ from lamarena.models.runtime import AudioCallback, DeltaCallback, run_model
 from lamarena.models.speech import Synthesiser
 from lamarena.settings import Settings, read_secret
 
-__all__ = ["ModelEntry", "arena_transcriber", "ask_model", "check_models", "model_entries"]
+__all__ = [
+    "ModelEntry",
+    "arena_transcriber",
+    "ask_model",
+    "check_models",
+    "check_output_mode",
+    "model_entries",
+]
 
 _EXTRA_FOR_MODULE = {
     "lamarena.models.local": "local",
@@ -321,6 +328,34 @@ def model_entries(settings: Settings) -> list[ModelEntry]:
         return entries
     config: ModelsConfig = load_models_config(settings.models_config)
     return [_entry(spec, settings) for spec in config.models]
+
+
+def check_output_mode(entries: Sequence[ModelEntry], mode: str) -> None:
+    """Refuse models that answer otherwise than the arena's mode (``serve --mode``).
+
+    A speech arena needs every model to speak (``output: audio``) and a text arena none, so that
+    both sides of every battle answer alike.
+
+    Raises:
+        ConfigError: naming the models that do not fit, and what to change.
+    """
+    if mode == "speech":
+        silent = [entry.name for entry in entries if not entry.speaks]
+        if silent:
+            raise ConfigError(
+                f"serve --mode speech needs every model to answer with speech, but "
+                f"{', '.join(silent)} answer(s) in text: give them output: audio (a pipeline "
+                "also a tts stage), leave them out, or use --mode text"
+            )
+    elif mode == "text":
+        speaking = [entry.name for entry in entries if entry.speaks]
+        if speaking:
+            raise ConfigError(
+                f"serve --mode text shows text replies, but {', '.join(speaking)} answer(s) "
+                "with speech (output: audio): use --mode speech, or give them output: text"
+            )
+    else:
+        raise ConfigError(f"unknown mode {mode!r}: use text or speech")
 
 
 def arena_transcriber(

@@ -7,6 +7,7 @@ Exports carry arena sessions as salted hashes (:mod:`lamarena.store.hashing`). I
 :mod:`lamarena.errors` from lamarena.
 """
 
+from lamarena.store.audio_files import AudioExport, export_audio, reply_audio_path
 from lamarena.store.audit import VoteAudit, audit_votes
 from lamarena.store.db import make_engine, make_sessionmaker, migrate_to_head
 from lamarena.store.exporters import write_battle_records
@@ -25,6 +26,7 @@ from lamarena.store.votes import export_votes, import_votes, load_battle_records
 
 __all__ = [
     "FRAME_COLUMNS",
+    "AudioExport",
     "BattleFormat",
     "BattleRecord",
     "Latency",
@@ -32,6 +34,7 @@ __all__ = [
     "VoteAudit",
     "Winner",
     "audit_votes",
+    "export_audio",
     "export_votes",
     "import_votes",
     "load_battle_records",
@@ -44,6 +47,7 @@ __all__ = [
     "read_battle_records",
     "records_from_frame",
     "records_to_frame",
+    "reply_audio_path",
     "salted_hash",
     "session_hash",
     "store_salt",

@@ -2,9 +2,10 @@
 
 :func:`prune_battles` deletes, in one transaction, every battle without a vote created more than
 ``older_than`` ago, with its replies, and every ``client_events`` row older than that. The query
-audio those battles kept (``battles.kept_audio_path``) is removed only after the transaction
-commits, and only where no remaining battle refers to the same file (the arena keeps one file
-per distinct recording), checked again just before each file is removed. A path is read as the
+audio those battles kept (``battles.kept_audio_path``) and their spoken replies' WAVs
+(``replies.audio_sha256``) are removed only after the transaction commits, and only where no
+remaining battle refers to the same file (the arena keeps one file per distinct recording),
+checked again just before each file is removed. A path is read as the
 arena wrote it (a relative path is relative to the current directory, where ``serve`` ran), and
 a file is removed only when it lies inside the data directory: a path elsewhere is counted and
 left in place. ``dry_run`` reports the same counts and deletes nothing.
@@ -28,6 +29,7 @@ from sqlalchemy import Engine, delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from lamarena.errors import InvalidInputError
+from lamarena.store.audio_files import reply_audio_path
 from lamarena.store.db import database_errors, make_sessionmaker, reader
 from lamarena.store.tables import Battle, ClientEvent, Reply, Turn, Vote
 
@@ -102,6 +104,8 @@ class _Doomed:
     replies: int
     client_events: int
     paths: list[str]
+    reply_audio: list[str]
+    """The sha256 of each spoken reply WAV no remaining battle names."""
 
 
 def _chunks(values: Sequence[str]) -> list[Sequence[str]]:
@@ -122,6 +126,19 @@ def _referenced(session: Session, paths: Sequence[str], *, besides: set[str]) ->
         ):
             rows = session.execute(select(battle, column).where(column.in_(chunk))).all()
             found.update(path for owner, path in rows if owner not in besides and path is not None)
+    return found
+
+
+def _referenced_reply_audio(
+    session: Session, hashes: Sequence[str], *, besides: set[str]
+) -> set[str]:
+    """Those of ``hashes`` that a reply of a battle other than ``besides`` names."""
+    found: set[str] = set()
+    for chunk in _chunks(hashes):
+        rows = session.execute(
+            select(Reply.battle_id, Reply.audio_sha256).where(Reply.audio_sha256.in_(chunk))
+        ).all()
+        found.update(sha for owner, sha in rows if owner not in besides and sha is not None)
     return found
 
 
@@ -152,20 +169,37 @@ def _prune_rows(session: Session, cutoff: datetime, *, dry_run: bool) -> _Doomed
             if path is not None
         )
     replies = 0
+    spoken: set[str] = set()
     for chunk in _chunks(ids):
         counted = session.scalar(select(func.count(Reply.id)).where(Reply.battle_id.in_(chunk)))
         replies += counted or 0
+        spoken.update(
+            sha
+            for sha in session.scalars(
+                select(Reply.audio_sha256).where(
+                    Reply.battle_id.in_(chunk), Reply.audio_sha256.is_not(None)
+                )
+            )
+            if sha is not None
+        )
     events = session.scalar(
         select(func.count(ClientEvent.id)).where(ClientEvent.created_at < cutoff)
     )
     orphaned = sorted(paths - _referenced(session, sorted(paths), besides=set(ids)))
+    silent = sorted(spoken - _referenced_reply_audio(session, sorted(spoken), besides=set(ids)))
     if not dry_run:
         for chunk in _chunks(ids):
             session.execute(delete(Reply).where(Reply.battle_id.in_(chunk)))
             session.execute(delete(Turn).where(Turn.battle_id.in_(chunk)))
             session.execute(delete(Battle).where(Battle.id.in_(chunk)))
         session.execute(delete(ClientEvent).where(ClientEvent.created_at < cutoff))
-    return _Doomed(battles=len(ids), replies=replies, client_events=events or 0, paths=orphaned)
+    return _Doomed(
+        battles=len(ids),
+        replies=replies,
+        client_events=events or 0,
+        paths=orphaned,
+        reply_audio=silent,
+    )
 
 
 def prune_battles(
@@ -203,7 +237,9 @@ def prune_battles(
     # The transaction has committed: only now may the files go.
     directory = data_dir.resolve()
     removed = size = missing = outside = 0
-    for stored in doomed.paths:
+    files = [(stored, False) for stored in doomed.paths]
+    files += [(str(reply_audio_path(data_dir, sha)), True) for sha in doomed.reply_audio]
+    for stored, is_reply in files:
         path = Path(stored).resolve()
         if not path.is_relative_to(directory):
             outside += 1
@@ -217,7 +253,10 @@ def prune_battles(
                 database_errors(engine, "checking kept audio", "the file was left in place"),
                 make_sessionmaker(reader(engine)).begin() as session,
             ):
-                if _referenced(session, [stored], besides=set()):
+                if is_reply:
+                    if _referenced_reply_audio(session, [path.stem], besides=set()):
+                        continue
+                elif _referenced(session, [stored], besides=set()):
                     continue
         file_size = path.stat().st_size
         if not dry_run:

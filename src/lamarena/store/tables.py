@@ -203,6 +203,7 @@ class Turn(Base):
     __table_args__ = (
         CheckConstraint("turn >= 2", name="later_turn"),
         CheckConstraint("kept_audio_path IS NULL OR audio_kept", name="audio_path_needs_consent"),
+        Index("ix_turns_created_at", "created_at"),
     )
 
     battle_id: Mapped[str] = mapped_column(

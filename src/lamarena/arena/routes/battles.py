@@ -1,17 +1,21 @@
-"""Battle routes: ``POST /api/battles``, ``POST .../turns`` (speak again), ``GET .../stream``."""
+"""Battle routes: opening a battle, speaking again, streaming the replies, a spoken reply.
+
+``POST /api/battles``, ``POST .../turns``, ``GET .../stream``, ``GET .../audio/{side}``.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Literal
 
 import anyio
 from fastapi import APIRouter, Query, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.responses import FileResponse, StreamingResponse
 
 from lamarena.arena.battles import (
     audio_extension,
@@ -19,13 +23,16 @@ from lamarena.arena.battles import (
     check_battle_access,
     check_upload_allowed,
     live_battle_access,
+    live_key,
     note_refused_upload,
     open_battle_from_upload,
     start_generation,
+    stored_reply_audio,
 )
 from lamarena.arena.deps import SESSION_COOKIE, ArenaDep, ClientDep, SessionIdDep
 from lamarena.arena.pacing import equal_pace
 from lamarena.arena.schemas import BattleCreated, TurnCreated
+from lamarena.arena.state import Arena
 from lamarena.arena.turns import open_turn
 from lamarena.errors import InvalidInputError, RateLimited
 from lamarena.store.tables import ID_LENGTH
@@ -203,13 +210,7 @@ async def stream_battle(
             check_battle_access, arena, battle_id, session_id, turn
         )
     assert session_id is not None  # neither allows a request without one
-    cap = arena.settings.streams_per_session
-    if arena.open_streams[session_id] >= cap:
-        raise RateLimited(
-            f"at most {cap} reply streams may be open at once; close one and try again",
-            retry_after_s=5,
-        )
-    arena.open_streams[session_id] += 1
+    _take_stream(arena, session_id)
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         try:
@@ -219,8 +220,66 @@ async def stream_battle(
             async for event in source:
                 yield ServerSentEvent(data=json.dumps(event.data), event=event.name)
         finally:
-            arena.open_streams[session_id] -= 1
-            if arena.open_streams[session_id] <= 0:
-                del arena.open_streams[session_id]
+            _give_stream(arena, session_id)
 
     return EventSourceResponse(events())
+
+
+def _take_stream(arena: Arena, session_id: str) -> None:
+    """Count one more open stream of the session, or refuse it past ``streams_per_session``."""
+    cap = arena.settings.streams_per_session
+    if arena.open_streams[session_id] >= cap:
+        raise RateLimited(
+            f"at most {cap} reply streams may be open at once; close one and try again",
+            retry_after_s=5,
+        )
+    arena.open_streams[session_id] += 1
+
+
+def _give_stream(arena: Arena, session_id: str) -> None:
+    arena.open_streams[session_id] -= 1
+    if arena.open_streams[session_id] <= 0:
+        del arena.open_streams[session_id]
+
+
+@router.get("/{battle_id}/audio/{side}", response_model=None)
+async def reply_audio(
+    battle_id: str,
+    side: Literal["a", "b"],
+    arena: ArenaDep,
+    session_id: SessionIdDep = None,
+    turn: Annotated[int | None, Query(ge=1, le=1000)] = None,
+) -> StreamingResponse | FileResponse:
+    """A side's spoken reply of one turn (the latest by default) as a WAV.
+
+    While this process generates it, the audio streams as it arrives (the WAV's length left
+    open, so it plays at once); after that it is the kept file, from any worker. Only the
+    battle's own session may fetch it; each counts as one of its open streams (429 past them).
+    """
+    access = live_battle_access(arena, battle_id, session_id, turn)
+    if access is None:
+        access = await anyio.to_thread.run_sync(
+            check_battle_access, arena, battle_id, session_id, turn
+        )
+    assert session_id is not None  # neither allows a request without one
+    live = arena.live.get(live_key(battle_id, access.turn))
+    audio = live.audio(side) if live is not None and live.session_id == session_id else None
+    _take_stream(arena, session_id)
+    if audio is not None:
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in audio.follow():
+                    yield chunk
+            finally:
+                _give_stream(arena, session_id)
+
+        return StreamingResponse(chunks(), media_type="audio/wav", headers=_NO_STORE)
+    try:
+        path = await stored_reply_audio(arena, access, side)
+    finally:
+        _give_stream(arena, session_id)
+    return FileResponse(path, media_type="audio/wav", headers=_NO_STORE)
+
+
+_NO_STORE = {"Cache-Control": "no-store"}

@@ -69,6 +69,9 @@ def arena_page(
         "completion_votes": _completion_votes(arena),
         "spoken_reasons": arena.transcriber is not None,
         "max_turns": arena.settings.max_turns,
+        "mode": arena.settings.mode,
+        "hide_transcripts": arena.settings.hide_transcripts,
+        "min_listen_s": arena.settings.min_listen_s,
     }
     return templates.TemplateResponse(request, "arena.html", context)
 

@@ -1,5 +1,8 @@
 // The battle page: record or upload a query, stream both replies, speak again or vote, reveal.
 // A battle is a conversation: each turn adds the person's turn and each side's reply as bubbles.
+// In speech mode each reply is a recording: the person plays it on request, its text shows only
+// once it was heard (or never, with hidden transcripts), and the vote unlocks only when each side
+// was played for the minimum listening time or to its end (the server enforces the same rule).
 // Every piece of text from the server is set as text (textContent), never parsed as HTML.
 "use strict";
 
@@ -15,6 +18,10 @@
   let voted = false;
   let bubbles = {};    // the reply bubble of the current turn, per side
   const maxTurns = Number(($("max-turns") || {}).value || 1);
+  const speech = (($("mode") || {}).value || "text") === "speech";
+  const hideTranscripts = (($("hide-transcripts") || {}).value || "false") === "true";
+  const minListen = Number(($("min-listen") || {}).value || 0);
+  let players = {};    // speech mode: the current turn's player per side
 
   function setStatus(text) { $("status").textContent = text; }
 
@@ -48,6 +55,7 @@
     turn = 0;
     voted = false;
     bubbles = {};
+    stopPlayers();
     for (const side of SIDES) {
       $("reply-" + side).textContent = "";
       $("name-" + side).textContent = "";
@@ -69,12 +77,105 @@
       reply.dataset.turn = String(number);
       $("reply-" + side).append(said, reply);
       bubbles[side] = reply;
+      if (speech) {
+        const transcript = document.createElement("span");
+        transcript.className = "transcript";
+        transcript.hidden = true;
+        reply.appendChild(transcript);
+        bubbles[side] = transcript;
+      }
       $("panel-" + side).classList.remove("done", "failed");
     }
   }
 
   function seconds(value) {
     return typeof value === "number" ? value.toFixed(2) + " s" : "–";
+  }
+
+  // -- speech mode: play each side on request, count what was heard ---------------------
+
+  function stopPlayers() {
+    for (const side of Object.keys(players)) { players[side].audio.pause(); }
+    players = {};
+  }
+
+  function secondsHeard(audio) {
+    let total = 0;
+    for (let i = 0; i < audio.played.length; i++) {
+      total += audio.played.end(i) - audio.played.start(i);
+    }
+    return total;
+  }
+
+  // Whether a side was heard enough: minListen seconds, or to its end.
+  function heardEnough(side) {
+    const player = players[side];
+    if (!player) { return false; }
+    return player.ended || secondsHeard(player.audio) >= minListen;
+  }
+
+  function listened() {
+    return !speech || SIDES.every(heardEnough);
+  }
+
+  function updateHeard(side) {
+    const player = players[side];
+    if (!player) { return; }
+    player.heard.textContent = "heard " + secondsHeard(player.audio).toFixed(1) + " s";
+    if (heardEnough(side)) {
+      player.bubble.classList.add("heard");
+      if (!hideTranscripts) { bubbles[side].hidden = false; }
+    }
+    if (SIDES.every((s) => finished[s]) && !voted) { offerNext(); }
+  }
+
+  function addPlayer(side, url) {
+    const bubble = bubbles[side].parentElement;
+    const row = document.createElement("div");
+    row.className = "player";
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "play";
+    button.id = "play-" + side;
+    button.textContent = "Play " + side.toUpperCase();
+    const heard = document.createElement("span");
+    heard.className = "heard muted";
+    heard.id = "heard-" + side;
+    heard.textContent = "not played yet";
+    const audio = new Audio(url);
+    audio.preload = "auto";
+    const player = { audio: audio, heard: heard, bubble: bubble, ended: false };
+    players[side] = player;
+    button.addEventListener("click", () => {
+      if (!audio.paused) { audio.pause(); return; }
+      for (const other of SIDES) {
+        if (other !== side && players[other]) { players[other].audio.pause(); }
+      }
+      audio.play().catch(() => showMessage("The browser would not play the answer; try again."));
+    });
+    audio.addEventListener("play", () => { button.textContent = "Pause " + side.toUpperCase(); });
+    audio.addEventListener("pause", () => { button.textContent = "Play " + side.toUpperCase(); });
+    audio.addEventListener("timeupdate", () => updateHeard(side));
+    audio.addEventListener("ended", () => { player.ended = true; updateHeard(side); });
+    row.append(button, heard);
+    bubble.insertBefore(row, bubble.firstChild);
+  }
+
+  // Both answers are in (and, in speech mode, heard): offer the vote and the next turn.
+  function offerNext() {
+    if (!listened()) {
+      setStatus("Both answers are in: play each (" + minListen + " s, or all of it) to vote.");
+      setVoteEnabled(false);
+    } else {
+      setStatus(turn < maxTurns
+        ? "Both answers are in: vote below, or record again to go on talking."
+        : "Both answers are in: vote below.");
+      setVoteEnabled(true);
+    }
+    if (turn < maxTurns) {
+      setQueryEnabled(true);
+      $("record").textContent = "Speak again";
+    }
   }
 
   function sideFinished(side) {
@@ -85,14 +186,8 @@
       if (failed) {
         setStatus("A model failed to answer, so this round cannot be judged.");
         showNewRound();
-      } else if (turn < maxTurns) {
-        setStatus("Both answers are in: vote below, or record again to go on talking.");
-        setVoteEnabled(true);
-        setQueryEnabled(true);
-        $("record").textContent = "Speak again";
       } else {
-        setStatus("Both answers are in: vote below.");
-        setVoteEnabled(true);
+        offerNext();
       }
     }
   }
@@ -115,6 +210,13 @@
       const data = parse(event);
       if (data && SIDES.includes(data.side) && bubbles[data.side]) {
         bubbles[data.side].textContent += data.text;
+      }
+    });
+    source.addEventListener("audio", (event) => {
+      const data = parse(event);
+      if (speech && data && SIDES.includes(data.side) && bubbles[data.side] &&
+          typeof data.url === "string" && data.url.startsWith("/api/battles/")) {
+        addPlayer(data.side, data.url);
       }
     });
     source.addEventListener("done", (event) => {
@@ -183,6 +285,7 @@
       battleId = body.battle_id;
       turn = 1;
     }
+    stopPlayers();
     addTurn(turn);
     setStatus("The assistants are answering…");
     openStream(battleId, turn);
@@ -289,8 +392,14 @@
       return;
     }
     if (!response.ok) {
-      showMessage(await errorMessage(response));
-      if (response.status !== 409) { setVoteEnabled(true); }
+      let body = null;
+      try { body = await response.json(); } catch (_e) { /* not JSON */ }
+      showMessage(body && typeof body.message === "string"
+        ? body.message : "the server answered " + response.status);
+      // a vote before both answers were heard may come again; a vote on a closed round not
+      if (response.status !== 409 || (body && body.error === "listen_first")) {
+        setVoteEnabled(true);
+      }
       return;
     }
     const reveal = await response.json();
@@ -300,8 +409,14 @@
     for (const side of SIDES) {
       const latency = reveal["latency_" + side] || {};
       $("name-" + side).textContent = reveal["model_" + side];
-      $("latency-" + side).textContent =
-        "first token " + seconds(latency.ttft_s) + " · total " + seconds(latency.total_s);
+      let timings = "first token " + seconds(latency.ttft_s) + " · total " +
+        seconds(latency.total_s);
+      if (typeof latency.audio_s === "number") {
+        timings += " · first audio " + seconds(latency.ttfab_s) + " · audio " +
+          seconds(latency.audio_s);
+      }
+      $("latency-" + side).textContent = timings;
+      if (speech && bubbles[side]) { bubbles[side].hidden = false; }  // every text, once voted
     }
     const turns = reveal.turns || 1;
     $("reveal-text").textContent =

@@ -5,6 +5,7 @@
 - ``replies.ttfab_s``, ``replies.audio_s``, ``replies.audio_sha256``: a spoken reply's time to
   its first audio byte, its duration, and the sha256 of its WAV (kept content-addressed under
   the data folder); NULL for a text reply.
+- ``ix_turns_created_at``: the arena's battles-a-minute ceiling counts later turns too.
 
 Only columns are added, so SQLite alters the tables in place. Its ``battles`` table does not get
 the ``mode`` check: adding a constraint makes SQLite rebuild the table, and dropping the old
@@ -38,9 +39,11 @@ def upgrade() -> None:
     op.add_column("replies", sa.Column("ttfab_s", sa.Float(), nullable=True))
     op.add_column("replies", sa.Column("audio_s", sa.Float(), nullable=True))
     op.add_column("replies", sa.Column("audio_sha256", sa.String(length=128), nullable=True))
+    op.create_index("ix_turns_created_at", "turns", ["created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_turns_created_at", table_name="turns")
     # plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+): no table is rebuilt, nothing cascades
     for column in ("audio_sha256", "audio_s", "ttfab_s"):
         op.drop_column("replies", column)
