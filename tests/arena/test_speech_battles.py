@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -255,3 +257,23 @@ def test_mixed_configurations_are_refused_naming_the_models(tmp_path) -> None:
 )
 def test_the_earliest_vote_is_the_quicker_listening_order(a, b, min_listen, expected) -> None:
     assert earliest_vote_s(a, b, min_listen) == pytest.approx(expected)
+
+
+def test_serve_refuses_a_mixed_configuration_with_one_line(tmp_path) -> None:
+    config = tmp_path / "models.yaml"
+    config.write_text(
+        "models:\n"
+        "  - {name: alpha, kind: openai, model: m, base_url: 'http://127.0.0.1:9/v1'}\n"
+        "  - {name: beta, kind: openai, model: m, base_url: 'http://127.0.0.1:9/v1',"
+        " output: audio}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "lamarena", "serve", "--config", str(config), "--mode", "speech",
+         "--db", f"sqlite:///{tmp_path / 'a.db'}", "--port", "0"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: serve --mode speech")
+    assert "alpha answer(s) in text" in lines[0]
+    assert not (tmp_path / "a.db").exists()  # refused before anything started

@@ -28,6 +28,8 @@ from lamarena.models.offline import (
 )
 from lamarena.models.pipeline import PipelineModel
 from lamarena.models.runtime import run_model
+from lamarena.models.speech import SpeechAudio
+from lamarena.models.tts import EspeakSynthesiser
 from lamarena.settings import load_settings
 
 from .conftest import QUESTION
@@ -211,3 +213,26 @@ async def test_two_models_loading_at_once_in_a_fresh_process_both_load(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "True"
+
+
+async def test_in_speech_mode_the_offline_models_speak_with_espeak(
+    offline_models: list[PipelineModel], offline_cache: Path, question_clip: AudioClip
+) -> None:
+    entries = builtin_offline_entries(load_settings(cache_dir=offline_cache, mode="speech"))
+    assert all(entry.speaks for entry in entries)
+    speaking = entries[0].build()
+    assert isinstance(speaking.tts, EspeakSynthesiser)
+    speaking.llm = offline_models[0].llm  # the loaded weights (same model, same options)
+    speaking.transcriber = offline_models[0].transcriber
+    chunks: list[SpeechAudio] = []
+    reply = await run_model(
+        speaking, question_clip, OFFLINE_SYSTEM_PROMPT, timeouts=TIMEOUTS, on_audio=chunks.append
+    )
+    assert reply.ok, reply.error
+    assert reply.text.strip() and reply.audio
+    assert reply.audio == b"".join(chunk.pcm16 for chunk in chunks)
+    assert reply.ttfab_s is not None and reply.ttft_s is not None
+    assert reply.ttft_s <= reply.ttfab_s <= reply.total_s
+    assert reply.audio_s is not None and reply.audio_s > 0.3
+    # in text mode they do not speak
+    assert not any(entry.speaks for entry in builtin_offline_entries(load_settings(mode="text")))
