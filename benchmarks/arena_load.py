@@ -19,6 +19,12 @@ Three phases:
 - ``conversations``: all 50 together again, each holding one conversation of 2 or 3 turns
   (thinking before each, ``POST .../turns`` for the later ones) and voting after the last; each
   turn is a row, timed from its own upload (``ratio_median_by_turn``). The same target applies;
+- ``speech``: a second arena in speech mode (``serve --mode speech``, the same two models
+  answering with pcm16 audio and its transcript, as OpenAI's audio models stream it), all 50
+  together as in ``participants`` (two battles each): each fetches a side's audio as soon as the
+  stream announces it and times the upload to the first audio byte of both sides, divided by the
+  slower model's own time to its first audio byte (through the arena's adapter, this run). The
+  same target applies;
 - ``burst``: all 50 upload at the same instant (a stress figure: every upload's decoding and
   storing queue on one event loop before its models can be asked), five times (the round with
   the median ratio is reported, with every round's ratio); ``burst_unqueued`` is the same-run
@@ -26,7 +32,9 @@ Three phases:
   (``LAMARENA_BATTLE_STARTS_AT_ONCE=1000``) instead of a few at a time in arrival order.
 
 Also the two models called one after the other (what generating the replies in turn instead of
-at once would cost).
+at once would cost), and the built-in offline models' arena round in this run (``make run``'s
+default: both answering one question at once on this machine's CPUs; text, and spoken with
+espeak-ng: the time to both first audio bytes and to both done), against the 10 s target.
 
 Also reported: vote commit latency (the ``POST .../vote`` round trip, which answers after the
 commit), battles per second, and, to say where the time goes: when the model requests reached
@@ -90,6 +98,11 @@ THINK_S = (2.0, 6.0)
 """Seconds a participant spends speaking a query and reading before each battle (uniform)."""
 OWN_TIME_ROUNDS = 7
 BURST_ROUNDS = 5
+SPEECH_ROUNDS = 2
+SPEECH = {"LAMARENA_MODE": "speech", "LAMARENA_MIN_LISTEN_S": "0"}
+"""The speech arena: both models speak; no listening rule (the benchmark does not listen)."""
+OFFLINE_ROUNDS = 3
+OFFLINE_TARGET_S = 10.0
 UNQUEUED = {"LAMARENA_BATTLE_STARTS_AT_ONCE": "1000"}
 """The same-run baseline of the burst: every upload decoded and stored at once, as before the
 queue (``battle_starts_at_once``)."""
@@ -223,6 +236,81 @@ async def _finish_turn(
         "vote_s": vote_s,
         "server_totals": server_totals,
     }
+
+
+async def _first_audio_byte(client: httpx.AsyncClient, url: str) -> float:
+    """perf_counter() when the first PCM byte of a side's audio arrived (after the header)."""
+    received = 0
+    async with client.stream("GET", url) as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"audio {response.status_code}")
+        async for chunk in response.aiter_bytes():
+            received += len(chunk)
+            if received > 44:  # the WAV header, then the first sample
+                return time.perf_counter()
+    raise RuntimeError("audio ended before its first sample")
+
+
+async def _speech_battle(client: httpx.AsyncClient, audio: bytes, winner: str) -> dict[str, Any]:
+    """Upload, fetch each side's audio when announced, stream to ``end``, vote."""
+    started = time.perf_counter()
+    created = await client.post(
+        "/api/battles", files={"audio": ("question.wav", audio, "audio/wav")}
+    )
+    uploaded = time.perf_counter()
+    if created.status_code != 201:
+        return {"error": f"create {created.status_code}: {created.text[:200]}", "t0": started}
+    battle_id = created.json()["battle_id"]
+    fetches: dict[str, asyncio.Task[float]] = {}
+    done: dict[str, float] = {}
+    name: str | None = None
+    async with client.stream("GET", f"/api/battles/{battle_id}/stream") as response:
+        async for line in response.aiter_lines():
+            if line.startswith("event:"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and name in ("audio", "done"):
+                data = json.loads(line.split(":", 1)[1])
+                if name == "audio":
+                    fetches[data["side"]] = asyncio.create_task(
+                        _first_audio_byte(client, data["url"])
+                    )
+                else:
+                    done[data["side"]] = time.perf_counter()
+            elif not line and name == "end":
+                break
+    try:
+        first_audio = {side: await task for side, task in fetches.items()}
+    except (RuntimeError, httpx.HTTPError) as exc:
+        return {"error": f"audio: {exc}", "t0": started}
+    if len(first_audio) != 2 or len(done) != 2:
+        return {"error": f"audio {sorted(first_audio)}, done {sorted(done)}", "t0": started}
+    voting = time.perf_counter()
+    voted = await client.post(f"/api/battles/{battle_id}/vote", json={"winner": winner})
+    vote_s = time.perf_counter() - voting
+    if voted.status_code != 200:
+        return {"error": f"vote {voted.status_code}: {voted.text[:200]}", "t0": started}
+    reveal = voted.json()
+    return {
+        "t0": started,
+        "upload_s": uploaded - started,
+        "both_first_audio_s": max(first_audio.values()) - started,
+        "both_done_s": max(done.values()) - started,
+        "vote_s": vote_s,
+        "server_ttfab": {
+            reveal["model_a"]: reveal["latency_a"]["ttfab_s"],
+            reveal["model_b"]: reveal["latency_b"]["ttfab_s"],
+        },
+    }
+
+
+async def _speech_participant(
+    client: httpx.AsyncClient, audio: bytes, index: int, rng: random.Random
+) -> list[dict[str, Any]]:
+    rows = []
+    for round_ in range(SPEECH_ROUNDS):
+        await asyncio.sleep(rng.uniform(*THINK_S))
+        rows.append(await _speech_battle(client, audio, WINNERS[(index + round_) % len(WINNERS)]))
+    return rows
 
 
 # -- statistics ---------------------------------------------------------------------------------
@@ -404,6 +492,8 @@ class Setup:
     workers: int
     config: Path
     workdir: Path
+    speech_config: Path
+    slow_own_ttfab_s: float
 
 
 def _event_loop_sched(pids: set[int]) -> tuple[float, float]:
@@ -485,6 +575,58 @@ async def _run_phase(
         spent,
         burst=phase == "burst",
     )
+
+
+async def _speech_phase(
+    setup: Setup, serve: ServeProcess, sessions: Callable[[], int] | None
+) -> dict[str, Any]:
+    """The speech arena under every participant at once (two battles each)."""
+    async with httpx.AsyncClient(base_url=serve.url, timeout=httpx.Timeout(60)) as client:
+        warm = await _speech_battle(client, setup.audio, "tie")
+        if "error" in warm:
+            raise RuntimeError(f"speech warm-up battle failed: {warm['error']}")
+    clients = _clients(setup, serve)
+    counters = Counters(setup, serve, sessions)
+    try:
+        counters.start()
+        started = time.perf_counter()
+        rng = random.Random(2)
+        per_person = await asyncio.gather(
+            *(
+                _speech_participant(client, setup.audio, index, random.Random(rng.random()))
+                for index, client in enumerate(clients)
+            )
+        )
+        wall_s = time.perf_counter() - started
+        spent = counters.stop()
+    finally:
+        for client in clients:
+            await client.aclose()
+    rows = [row for person in per_person for row in person]
+    good = [row for row in rows if "error" not in row]
+    errors = [row["error"] for row in rows if "error" in row]
+    summary: dict[str, Any] = {
+        "battles": len(rows),
+        "errors": len(errors),
+        "error_examples": errors[:3],
+        "wall_s": round(wall_s, 3),
+        "slow_model_own_ttfab_s": round(setup.slow_own_ttfab_s, 4),
+    }
+    if good:
+        ratios = [row["both_first_audio_s"] / setup.slow_own_ttfab_s for row in good]
+        summary |= {
+            "ratio_median": round(statistics.median(ratios), 3),
+            "ratio_p95": _pct(ratios, 95),
+            "ratio_max": round(max(ratios), 3),
+            "upload_to_both_first_audio_s": _spread([row["both_first_audio_s"] for row in good]),
+            "upload_to_both_done_s": _spread([row["both_done_s"] for row in good]),
+            "vote_commit_s": _spread([row["vote_s"] for row in good]),
+            "arena_timed_slow_model_ttfab_s": _spread(
+                [row["server_ttfab"][setup.slow_name] for row in good]
+            ),
+            "arena_cpu_ms_per_battle": round(1000 * spent["arena_cpu_s"] / len(rows), 1),
+        }
+    return summary
 
 
 async def _bursts(
@@ -582,6 +724,25 @@ def _run_database(
         unqueued = asyncio.run(_drive_bursts(setup, served, sessions))
     result["burst_unqueued"] = unqueued | {"env": UNQUEUED}
     _log(f"  burst_unqueued: {json.dumps({'ratio_median': unqueued.get('ratio_median')})}")
+    speech_serve = ServeProcess(
+        config=setup.speech_config,
+        database_url=database_url,
+        port=unused_port(),
+        workdir=setup.workdir,
+        workers=setup.workers,
+        env=BENCHMARK_LIMITS | SPEECH,
+    )
+    with speech_serve as served:
+        served.wait_healthy()
+        speech = asyncio.run(_speech_phase(setup, served, sessions))
+    result["speech"] = speech | {"env": SPEECH}
+    shown = ("ratio_median", "ratio_p95", "errors")
+    _log(f"  speech: {json.dumps({key: speech.get(key) for key in shown})}")
+    result["meets_target"] = bool(
+        result["meets_target"]
+        and speech.get("errors") == 0
+        and speech.get("ratio_median", 99) <= TARGET_RATIO
+    )
     return result
 
 
@@ -637,6 +798,62 @@ async def _own_times(urls: dict[str, str], clip: AudioClip) -> dict[str, list[fl
     return times
 
 
+async def _own_ttfab(urls: dict[str, str], clip: AudioClip) -> dict[str, list[float]]:
+    """Each model's time to its first audio byte, asked straight through the arena's adapter."""
+    adapters = {
+        name: OpenAIChatModel(name, "fake-model", base_url=url, api_key="k", output="audio")
+        for name, url in urls.items()
+    }
+    times: dict[str, list[float]] = {name: [] for name in urls}
+    try:
+        for round_index in range(OWN_TIME_ROUNDS + 1):
+            for name, adapter in adapters.items():
+                reply = await run_model(adapter, clip, "Answer in one sentence.")
+                if not reply.ok or reply.ttfab_s is None:
+                    raise RuntimeError(f"model {name} spoke no audio: {reply.error}")
+                if round_index:
+                    times[name].append(reply.ttfab_s)
+    finally:
+        for adapter in adapters.values():
+            await adapter.aclose()
+    return times
+
+
+async def _offline_rounds(workdir: Path, clip: AudioClip) -> dict[str, Any]:
+    """The built-in offline models' arena round on this machine: text, then spoken."""
+    from lamarena.models.offline import OFFLINE_SYSTEM_PROMPT, builtin_offline_models
+
+    cache = workdir / "offline-cache"
+    result: dict[str, Any] = {"rounds": OFFLINE_ROUNDS, "target_s": OFFLINE_TARGET_S}
+    for label, speak_replies in (("text", False), ("speech", True)):
+        pair = builtin_offline_models(cache, speak=speak_replies)
+        times: list[dict[str, float]] = []
+        for round_index in range(OFFLINE_ROUNDS + 1):  # the first loads the weights
+            started = time.perf_counter()
+            replies = await asyncio.gather(
+                *(run_model(model, clip, OFFLINE_SYSTEM_PROMPT) for model in pair)
+            )
+            round_s = time.perf_counter() - started
+            failed = [reply.error for reply in replies if not reply.ok]
+            if failed:
+                raise RuntimeError(f"offline {label} round failed: {failed}")
+            if round_index:
+                row = {"round_s": round_s}
+                if speak_replies:
+                    row["both_first_audio_s"] = max(reply.ttfab_s or 0.0 for reply in replies)
+                    row["audio_s"] = max(reply.audio_s or 0.0 for reply in replies)
+                times.append(row)
+        result[label] = {
+            key: round(statistics.median(row[key] for row in times), 3) for key in times[0]
+        }
+        result[label]["under_target"] = result[label]["round_s"] <= OFFLINE_TARGET_S
+        for model in pair:
+            close = getattr(model, "aclose", None)
+            if close is not None:
+                await close()
+    return result
+
+
 # -- main ---------------------------------------------------------------------------------------
 
 
@@ -647,6 +864,9 @@ def main() -> None:
     parser.add_argument("--slow-s", type=float, default=0.8)
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--workers", type=int, default=1, help="lamarena serve --workers")
+    parser.add_argument(
+        "--no-offline", action="store_true", help="skip the built-in offline models' round"
+    )
     args = parser.parse_args()
     latencies = {"fast": args.fast_s, "slow": args.slow_s}
 
@@ -684,6 +904,11 @@ def main() -> None:
                 "one_after_the_other_s": round(sequential_models_s, 4),
                 "one_after_the_other_ratio": round(sequential_models_s / slow_own_s, 3),
             }
+            own_ttfab = asyncio.run(_own_ttfab(models.urls, clip))
+            slow_own_ttfab_s = max(statistics.median(times) for times in own_ttfab.values())
+            document["models_alone"]["ttfab_s"] = {
+                name: round(statistics.median(times), 4) for name, times in own_ttfab.items()
+            }
             setup = Setup(
                 audio=audio,
                 participants=args.participants,
@@ -693,6 +918,10 @@ def main() -> None:
                 workers=args.workers,
                 config=write_models_yaml(workdir / "models.yaml", models.urls, timeout_s=60),
                 workdir=workdir,
+                speech_config=write_models_yaml(
+                    workdir / "speech-models.yaml", models.urls, timeout_s=60, output="audio"
+                ),
+                slow_own_ttfab_s=slow_own_ttfab_s,
             )
             for kind in args.databases.split(","):
                 _log(f"{kind}:")
@@ -711,6 +940,10 @@ def main() -> None:
                     )
                 else:
                     raise SystemExit(f"unknown database kind {kind!r}")
+            if not args.no_offline:
+                _log("offline defaults:")
+                document["offline_default_round"] = asyncio.run(_offline_rounds(workdir, clip))
+                _log(f"  {json.dumps(document['offline_default_round'])}")
         finally:
             models.stop()
     document["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
