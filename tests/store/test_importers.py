@@ -2,11 +2,12 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from lamarena.errors import InvalidInputError, RecordError
 from lamarena.store.importers import read_battle_records
-from lamarena.store.records import Latency, Winner
+from lamarena.store.records import Latency, Winner, records_to_frame
 
 DATA = Path(__file__).parent / "data"
 IMPORTED_AT = datetime(2025, 2, 3, 4, 5, 6, tzinfo=UTC)
@@ -65,9 +66,21 @@ def test_fastchat_battles_map_winners_times_and_conversations():
     assert released.query_transcript == "What is the difference between OpenCL and CUDA?"
     assert released.reply_b == "OpenCL is an open standard; CUDA is NVIDIA's own platform."
     assert second_turn.battle_id == "2564acd09e3942fd97657d05282d4389-turn2"
-    assert second_turn.latency_a == Latency(
-        chars=len("It is possible that they wanted a small ceremony.") + 13
-    )
+    # a vote after two turns is a two-turn battle, each reply with its own length
+    assert second_turn.n_turns == 2
+    first_reply = "It is possible that they wanted a small ceremony."
+    assert second_turn.latency_a == Latency(chars=len(first_reply))
+    assert [t.query_transcript for t in second_turn.turns] == [
+        "Why did my parent not invite me to their wedding?",
+        "And now?",
+    ]
+    assert [t.reply_a for t in second_turn.turns] == [first_reply, "Talk to them."]
+    assert [t.reply_b for t in second_turn.turns] == ["I don't know.", "Ask them why."]
+    # the frame's length is what the person read: every reply of the side (FastChat's sum)
+    frame = records_to_frame(records).set_index("battle_id")
+    assert frame.loc[second_turn.battle_id, "chars_a"] == len(first_reply) + len("Talk to them.")
+    assert frame.loc[second_turn.battle_id, "n_turns"] == 2
+    assert simple.n_turns == 1 and pd.isna(frame.loc[simple.battle_id, "chars_a"])
     assert both_bad.reply_b == "" and both_bad.latency_b == Latency(chars=0)
     assert all(r.source == "fastchat" for r in records)
     # ids without question_id are derived from content: reading again gives the same ids

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pandas as pd
 import pytest
 from alembic import command
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from lamarena.errors import RecordError
 from lamarena.store.db import alembic_config, migrate_to_head
 from lamarena.store.importers import read_battle_records
+from lamarena.store.records import records_to_frame
+from lamarena.store.repo import battles_frame
 from lamarena.store.votes import export_votes, import_votes, load_battle_records
 
 WHEN = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -174,3 +179,17 @@ def test_inconsistent_turns_are_refused_with_the_reason(tmp_path, change, messag
     path.write_text(json.dumps(_conversation("c1") | change) + "\n", encoding="utf-8")
     with pytest.raises(RecordError, match=message):
         read_battle_records(path, "jsonl")
+
+
+def test_the_frame_counts_a_conversations_length_alike_from_files_and_the_store(databases):
+    fastchat = Path(__file__).parent / "data" / "fastchat_battles.json"
+    engine = databases.engine()
+    import_votes(engine, fastchat, "fastchat")
+    from_file = records_to_frame(read_battle_records(fastchat, "fastchat"))
+    with Session(engine) as session:
+        from_store = battles_frame(session)
+    columns = ["battle_id", "chars_a", "chars_b", "n_turns"]
+    expected = from_file[columns].sort_values("battle_id").reset_index(drop=True)
+    got = from_store[columns].sort_values("battle_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    assert (expected["n_turns"] == 2).sum() == 1  # the two-turn vote is summed over both turns

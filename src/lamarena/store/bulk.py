@@ -19,7 +19,7 @@ from functools import cache, partial
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, func, insert, select
+from sqlalchemy import and_, case, func, insert, select
 from sqlalchemy.orm import Session, aliased
 
 from lamarena.errors import InvalidInputError
@@ -418,9 +418,21 @@ def battles_frame(session: Session, *, include_uncounted: bool = False) -> pd.Da
         .group_by(Turn.battle_id)
         .subquery("later_turns")
     )
+    # what each side said after the first turn: a conversation's length is all of its replies
+    later_chars = (
+        select(
+            Reply.battle_id,
+            func.sum(case((Reply.side == "a", Reply.chars))).label("a"),
+            func.sum(case((Reply.side == "b", Reply.chars))).label("b"),
+        )
+        .where(Reply.turn > 1)
+        .group_by(Reply.battle_id)
+        .subquery("later_chars")
+    )
     stmt = (
         _voted_battles()
         .outerjoin(later, later.c.battle_id == Battle.id)
+        .outerjoin(later_chars, later_chars.c.battle_id == Battle.id)
         .add_columns((1 + func.coalesce(later.c.later, 0)).label("n_turns"))
     )
     stmt = stmt.add_columns(
@@ -428,8 +440,8 @@ def battles_frame(session: Session, *, include_uncounted: bool = False) -> pd.Da
         Battle.model_a,
         Battle.model_b,
         Vote.winner,
-        _REPLY_A.chars.label("chars_a"),
-        _REPLY_B.chars.label("chars_b"),
+        (_REPLY_A.chars + func.coalesce(later_chars.c.a, 0)).label("chars_a"),
+        (_REPLY_B.chars + func.coalesce(later_chars.c.b, 0)).label("chars_b"),
         _REPLY_A.ttft_s.label("ttft_a_s"),
         _REPLY_B.ttft_s.label("ttft_b_s"),
         _REPLY_A.total_s.label("total_a_s"),

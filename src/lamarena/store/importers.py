@@ -90,6 +90,7 @@ _FASTCHAT_FIELDS = {
     "query_transcript": "conversation_a",
     "reply_a": "conversation_a",
     "reply_b": "conversation_b",
+    "turns": "conversation_a",
 }
 
 
@@ -224,20 +225,45 @@ def _read_talk_arena(
 # --- FastChat -------------------------------------------------------------------------------
 
 
-def _conversation(
-    source: str, label: str, field: str, value: Any
-) -> tuple[str | None, str | None, int | None]:
-    """First user message, first assistant message and total assistant characters."""
+def _messages(source: str, label: str, field: str, value: Any) -> list[dict[str, Any]] | None:
+    """A FastChat conversation: OpenAI-format ``{role, content}`` messages (None when absent)."""
     if value is None:
-        return None, None, None
+        return None
     if not isinstance(value, list) or not all(
         isinstance(turn, dict) and isinstance(turn.get("content"), str | None) for turn in value
     ):
         raise RecordError(source, label, field, "expected a list of {role, content} messages")
-    users = [turn.get("content") for turn in value if turn.get("role") == "user"]
-    answers = [turn.get("content") for turn in value if turn.get("role") == "assistant"]
-    chars = sum(len(text) for text in answers if text) if answers else None
-    return (users[0] if users else None), (answers[0] if answers else None), chars
+    return value
+
+
+def _by_role(messages: list[dict[str, Any]] | None, role: str) -> list[str | None]:
+    return [m.get("content") for m in messages or [] if m.get("role") == role]
+
+
+def _fastchat_turns(
+    source: str, label: str, conversation_a: Any, conversation_b: Any
+) -> list[dict[str, Any]]:
+    """The turns of a FastChat battle: the k-th user message with each side's k-th answer.
+
+    FastChat's cleaned battles hold each side's whole conversation (``to_openai_format`` of its
+    messages: user and assistant alternating); both sides were asked the same user messages,
+    so side A's are the queries. Each reply's ``chars`` is its own length.
+    """
+    side_a = _messages(source, label, "conversation_a", conversation_a)
+    side_b = _messages(source, label, "conversation_b", conversation_b)
+    queries = _by_role(side_a, "user") or _by_role(side_b, "user")
+    answers = {"a": _by_role(side_a, "assistant"), "b": _by_role(side_b, "assistant")}
+    turns: list[dict[str, Any]] = []
+    for index in range(max(1, len(queries))):
+        turn: dict[str, Any] = {
+            "query_transcript": queries[index] if index < len(queries) else None
+        }
+        for side, said in answers.items():
+            text = said[index] if index < len(said) else None
+            turn[f"reply_{side}"] = text
+            turn[f"latency_{side}"] = {"chars": len(text)} if text is not None else None
+        turns.append(turn)
+    return turns
 
 
 def _fastchat_record(source: str, label: str, doc: Any) -> BattleRecord:
@@ -246,10 +272,11 @@ def _fastchat_record(source: str, label: str, doc: Any) -> BattleRecord:
     ``question_id`` (the conversation id) is the battle id, suffixed ``-turn{N}`` for a vote
     after turn N > 1 of the same conversation; without it the id is a UUID derived from the
     battle's content, so importing the same file twice is caught. ``judge`` becomes the
-    participant and, prefixed ``fastchat:``, the session. From the conversations, the first user
-    message is the query text, the first assistant messages are the replies and ``chars`` is the
-    length of all assistant messages of a side. Other keys (``anony``, ``language``, tags) are
-    ignored.
+    participant and, prefixed ``fastchat:``, the session. The conversations become the battle's
+    turns (:func:`_fastchat_turns`): a vote after a three-turn conversation is a three-turn
+    battle, each reply with its own ``chars`` (the analysis frame sums a side's over the
+    conversation, as FastChat's style control does). Other keys (``anony``, ``language``, tags)
+    are ignored.
     """
     if not isinstance(doc, dict):
         raise RecordError(
@@ -285,10 +312,7 @@ def _fastchat_record(source: str, label: str, doc: Any) -> BattleRecord:
             str(doc.get(k)) for k in ("tstamp", "model_a", "model_b", "judge", "winner")
         )
         battle_id = str(uuid.uuid5(_ID_NAMESPACE, content))
-    query, reply_a, chars_a = _conversation(
-        source, label, "conversation_a", doc.get("conversation_a")
-    )
-    _, reply_b, chars_b = _conversation(source, label, "conversation_b", doc.get("conversation_b"))
+    turns = _fastchat_turns(source, label, doc.get("conversation_a"), doc.get("conversation_b"))
     fields = {
         "battle_id": battle_id,
         "created_at": created_at,
@@ -297,11 +321,7 @@ def _fastchat_record(source: str, label: str, doc: Any) -> BattleRecord:
         "model_a": doc["model_a"],
         "model_b": doc["model_b"],
         "winner": _FASTCHAT_WINNERS[winner],
-        "query_transcript": query,
-        "reply_a": reply_a,
-        "reply_b": reply_b,
-        "latency_a": {"chars": chars_a},
-        "latency_b": {"chars": chars_b},
+        "turns": turns,
         "source": "fastchat",
     }
     return _validate(source, label, fields, _FASTCHAT_FIELDS)

@@ -461,6 +461,18 @@ def battles_frame_from_columns(columns: Mapping[str, Sequence[Any]]) -> pd.DataF
     return pd.DataFrame({name: data[name] for name in FRAME_COLUMNS})
 
 
+def _conversation_chars(record: BattleRecord, side: str) -> int | None:
+    """A side's characters over the whole conversation (None when its first reply's are unknown).
+
+    What the person read before voting, as FastChat's style control sums a conversation's
+    assistant tokens; a later turn of unknown length adds nothing.
+    """
+    latencies = [getattr(turn, f"latency_{side}") for turn in record.turns]
+    if latencies[0] is None or latencies[0].chars is None:
+        return None
+    return sum(latency.chars for latency in latencies if latency and latency.chars is not None)
+
+
 def records_to_frame(records: Iterable[BattleRecord]) -> pd.DataFrame:
     """Turn battle records into the DataFrame the analysis layer consumes.
 
@@ -469,8 +481,9 @@ def records_to_frame(records: Iterable[BattleRecord]) -> pd.DataFrame:
 
     Returns:
         One row per battle with the columns of :data:`FRAME_COLUMNS`: ``battle_id, model_a,
-        model_b, winner`` (wire strings), ``chars_a, chars_b, ttft_a_s, ttft_b_s, total_a_s,
-        total_b_s`` (float, NaN where unknown), ``query_transcript``, ``created_at`` (UTC),
+        model_b, winner`` (wire strings), ``chars_a, chars_b`` (the characters of a side's
+        replies over the whole conversation), ``ttft_a_s, ttft_b_s, total_a_s, total_b_s`` (the
+        first turn's; float, NaN where unknown), ``query_transcript``, ``created_at`` (UTC),
         ``counted`` (bool), ``session_id``, ``participant_id`` and ``sampling_probability``
         (NaN where unknown). Every
         record gives a row, counted or not: a caller ranking votes keeps
@@ -483,7 +496,7 @@ def records_to_frame(records: Iterable[BattleRecord]) -> pd.DataFrame:
         columns["model_b"].append(record.model_b)
         columns["winner"].append(record.winner.value)
         for side, latency in (("a", record.latency_a), ("b", record.latency_b)):
-            columns[f"chars_{side}"].append(latency.chars if latency else None)
+            columns[f"chars_{side}"].append(_conversation_chars(record, side))
             columns[f"ttft_{side}_s"].append(latency.ttft_s if latency else None)
             columns[f"total_{side}_s"].append(latency.total_s if latency else None)
         columns["query_transcript"].append(record.query_transcript)
