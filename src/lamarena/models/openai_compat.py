@@ -4,7 +4,8 @@
 ``input_audio`` content parts: GPT-4o audio, vLLM serving Qwen2-Audio, and the like. It also
 answers plain text (:meth:`OpenAIChatModel.stream_text`), so it can be the LLM half of an ASR
 pipeline. :class:`OpenAITranscriber` calls ``/audio/transcriptions`` (whisper-1 or a compatible
-server).
+server). Their client, retries and error messages are :class:`~.openai_service.OpenAIService`'s;
+the messages sent and the chunks read are :mod:`.openai_messages`.
 
 Token usage: the chat adapter asks for ``stream_options={"include_usage": true}``, and the
 server's last chunk (empty ``choices``, a ``usage`` object) is reported on the request's
@@ -12,29 +13,13 @@ server's last chunk (empty ``choices``, a ``usage`` object) is reported on the r
 ``stream_options`` get none with ``report_usage=False``; a server that ignores it sends no usage,
 and the reply's usage stays None.
 
-Each instance owns one ``httpx2.AsyncClient`` (the HTTP client of openai 3.x) with a connection
-pool large enough for the arena's and the benchmark runner's concurrency, reused by every
-request; nothing here serialises requests. Retries are ours, not the SDK's (whose retries also
-repeat timeouts, so a stalled server would hold a request three times its read timeout): a 429
-or 5xx before the first delta is retried with jittered exponential backoff, and anything else
-fails at once as a :class:`~lamarena.errors.ModelError` subclass with a message a user can act
-on. The API key is passed in by the registry; it is never logged and never part of a repr.
-
-Chunks are read as the JSON the server sent (a mapping each; the fields this adapter reads are
-checked where they are read), not as the SDK's pydantic models: building a model for every chunk
-and walking the typed request were most of a request's CPU on a busy arena (see
-``benchmarks/arena_load.py``). The request still goes through the SDK (``AsyncOpenAI.post``),
-which keeps its headers, SSE parsing, error events and errors.
+The request goes through the SDK (``AsyncOpenAI.post``), which keeps its headers, SSE parsing,
+error events and errors; the chunks are read as plain JSON (see :mod:`.openai_messages`).
 
 Spoken replies (``output="audio"``, :meth:`OpenAIChatModel.stream_speech`): the request asks for
 ``modalities: ["text", "audio"]`` and ``audio: {"voice": ..., "format": "pcm16"}`` with
-``stream: true``, and each chunk's ``choices[0].delta.audio`` may carry ``id``, ``data`` (base64
-PCM16, 24 kHz mono little-endian), ``transcript`` (the next text of the reply) and, in the last
-audio update, only ``expires_at``. Field names as in the installed SDK's
-``openai.types.chat.chat_completion_chunk.ChoiceDeltaAudio`` (openai 3.63: "Audio chunks may
-carry an ID, base64 data, or transcript text; the final audio update contains only its expiry
-timestamp"), which matches openai/openai-openapi issue #577 and openai-python issue #2507; 24 kHz
-is ``pcm16``'s rate in OpenAI's audio guides.
+``stream: true``; the transcript and the base64 PCM16 of each chunk become
+:class:`~lamarena.models.speech.SpeechText` and :class:`~lamarena.models.speech.SpeechAudio`.
 
 A reply is complete only once a chunk carries a ``finish_reason`` (``stop``, or ``length`` for
 one cut by ``max_tokens``); a stream that ends without one, or whose connection fails after the
@@ -44,379 +29,48 @@ off (see :func:`~lamarena.models.retry.broke_off`), never a complete reply and n
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 import httpx2
 import openai
-from openai import AsyncOpenAI, AsyncStream, omit
-from openai.types.chat import (
-    ChatCompletionAssistantMessageParam,
-    ChatCompletionAudioParam,
-    ChatCompletionContentPartParam,
-    ChatCompletionMessageParam,
-    ChatCompletionUserMessageParam,
-)
+from openai import AsyncStream, omit
+from openai.types.chat import ChatCompletionAudioParam, ChatCompletionMessageParam
 from openai.types.chat.completion_create_params import CompletionCreateParamsStreaming
 
 from lamarena.audio import AudioClip, to_wav_bytes
-from lamarena.errors import ConfigError, ModelError, ModelTimeout, ModelUnavailable
-from lamarena.models.base import (
-    EarlierTurn,
-    ModelTimeouts,
-    ReplyStream,
-    TextTurn,
-    Usage,
-    UsageSink,
+from lamarena.errors import ConfigError, ModelError
+from lamarena.models.base import EarlierTurn, ModelTimeouts, ReplyStream, TextTurn, UsageSink
+from lamarena.models.openai_messages import (
+    SpeechParser,
+    choices,
+    delta_texts,
+    mapping,
+    reported_usage,
+    spoken_messages,
+    text_length,
+    text_messages,
 )
-from lamarena.models.retry import (
-    backoff_s,
-    broke_off,
-    is_transient_status,
-    redact,
-    status_error,
+from lamarena.models.openai_service import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_CONNECTIONS,
+    OpenAIService,
 )
-from lamarena.models.speech import (
-    SPEECH_SAMPLE_RATE_HZ,
-    SpeechAudio,
-    SpeechDelta,
-    SpeechStream,
-    SpeechText,
-)
+from lamarena.models.retry import broke_off
+from lamarena.models.speech import SpeechStream
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_CONNECTIONS", "OpenAIChatModel", "OpenAITranscriber"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
-"""Used when a spec gives no ``base_url``."""
-
-DEFAULT_MAX_CONNECTIONS = 128
-"""Connection pool size of each adapter: above the concurrency the arena and runner ask for."""
-
-_NO_KEY = "no-key"
-"""Sent when no key is configured (servers without auth ignore it); the SDK would otherwise
-read ``OPENAI_API_KEY`` itself, and lamarena reads the environment only through its settings."""
-
-_T = TypeVar("_T")
 _D = TypeVar("_D")
 
 Modality = Literal["text", "audio"]
 AudioOutputFormat = Literal["wav", "aac", "mp3", "flac", "opus", "pcm16"]
 
 
-def _http_timeout(timeouts: ModelTimeouts) -> httpx2.Timeout:
-    """Connect limit, and a read limit (the longest silence between bytes) of ``first_token_s``."""
-    return httpx2.Timeout(
-        connect=timeouts.connect_s,
-        read=timeouts.first_token_s,
-        write=timeouts.first_token_s,
-        pool=timeouts.first_token_s,
-    )
-
-
-def _retry_after_s(headers: httpx2.Headers) -> float | None:
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
-
-
-class _OpenAIService:
-    """What both adapters share: the client, retries and the error mapping."""
-
-    name: str
-
-    def __init__(
-        self,
-        name: str,
-        model: str,
-        *,
-        base_url: str | None,
-        api_key: str | None,
-        api_key_env: str | None,
-        timeouts: ModelTimeouts | None,
-        max_retries: int,
-        retry_backoff_s: float,
-        max_connections: int,
-        http_client: httpx2.AsyncClient | None,
-    ) -> None:
-        if max_retries < 0:
-            raise ConfigError(f"model '{name}': max_retries must be 0 or more, not {max_retries}")
-        self.name = name
-        self.model = model
-        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
-        self.timeouts = timeouts or ModelTimeouts()
-        self.max_retries = max_retries
-        self._retry_backoff_s = retry_backoff_s
-        self._api_key = api_key or None
-        self._api_key_env = api_key_env
-        self._owns_http = http_client is None
-        timeout = _http_timeout(self.timeouts)
-        self._http = http_client or httpx2.AsyncClient(
-            timeout=timeout,
-            limits=httpx2.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-        )
-        self._client = AsyncOpenAI(
-            api_key=self._api_key or _NO_KEY,
-            base_url=self.base_url,
-            timeout=timeout,
-            max_retries=0,
-            http_client=self._http,
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(name={self.name!r}, model={self.model!r}, "
-            f"base_url={self.base_url!r})"
-        )
-
-    async def aclose(self) -> None:
-        """Close the HTTP client (unless it was passed in, in which case its owner closes it)."""
-        if self._owns_http:
-            await self._client.close()
-
-    async def _with_retries(self, call: Callable[[], Awaitable[_T]]) -> _T:
-        """Run ``call``; retry it on 429 and 5xx; translate every SDK error."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await call()
-            except openai.APIStatusError as exc:
-                # A 429 for an exhausted quota is not transient: waiting will not refill it.
-                retryable = (
-                    is_transient_status(exc.status_code) and exc.code != "insufficient_quota"
-                )
-                if retryable and attempt <= self.max_retries:
-                    delay = backoff_s(
-                        attempt, self._retry_backoff_s, _retry_after_s(exc.response.headers)
-                    )
-                    logger.info(
-                        "model %s: HTTP %d from %s; retry %d of %d in %.2f s",
-                        self.name,
-                        exc.status_code,
-                        self.base_url,
-                        attempt,
-                        self.max_retries,
-                        delay,
-                    )
-                    await asyncio.sleep(delay)
-                    continue
-                raise self._translate(exc, attempt) from None  # the SDK error holds the key
-            except openai.OpenAIError as exc:
-                raise self._translate(exc, attempt) from None  # the SDK error holds the key
-
-    def _redact(self, text: str) -> str:
-        return redact(text, self._api_key)
-
-    def _server_message(self, exc: openai.APIError) -> str:
-        body = exc.body
-        message: object = None
-        if isinstance(body, dict):
-            message = body.get("message") or body.get("detail")
-        elif isinstance(body, str) and body.strip():
-            message = body.strip()
-        text = str(message) if message else exc.message
-        return self._redact(" ".join(text.split())[:500])
-
-    def _key_hint(self) -> str:
-        if self._api_key_env:
-            return f"check {self._api_key_env}"
-        return "check the variable named by api_key_env in models.yaml, e.g. OPENAI_API_KEY"
-
-    def _translate(self, exc: openai.OpenAIError, attempts: int = 1) -> ModelError:
-        """The ModelError subclass, with an actionable message, for an SDK error."""
-        if isinstance(exc, openai.APITimeoutError):
-            if isinstance(exc.__cause__, httpx2.ConnectTimeout):
-                return ModelTimeout(
-                    self.name,
-                    f"could not connect to {self.base_url} within {self.timeouts.connect_s:g} s",
-                )
-            return ModelTimeout(
-                self.name,
-                f"{self.base_url} sent nothing for {self.timeouts.first_token_s:g} s "
-                "(read timeout)",
-            )
-        if isinstance(exc, openai.APIConnectionError):
-            cause = exc.__cause__
-            reason = f" ({type(cause).__name__})" if cause is not None else ""
-            return ModelUnavailable(
-                self.name,
-                f"cannot reach {self.base_url}{reason}: check base_url in models.yaml and that "
-                "the server is running",
-            )
-        if isinstance(exc, openai.APIStatusError):
-            return self._translate_status(exc, attempts)
-        if isinstance(exc, openai.APIError):
-            return ModelError(self.name, f"the reply failed: {self._server_message(exc)}")
-        return ModelError(self.name, self._redact(str(exc)))
-
-    def _translate_status(self, exc: openai.APIStatusError, attempts: int) -> ModelError:
-        status = exc.status_code
-        detail = self._server_message(exc)
-        if status == 401:
-            if self._api_key is None:
-                return ModelUnavailable(
-                    self.name,
-                    f"{self.base_url} requires an API key and none is configured: set "
-                    "api_key_env in models.yaml to the name of the variable that holds it",
-                )
-            return ModelUnavailable(
-                self.name, f"the API key was refused by {self.base_url} ({self._key_hint()})"
-            )
-        return status_error(
-            name=self.name,
-            model=self.model,
-            base_url=self.base_url,
-            status=status,
-            detail=detail,
-            attempts=attempts,
-            key_hint=self._key_hint(),
-        )
-
-
-def _audio_message(clip: AudioClip, prompt: str) -> ChatCompletionUserMessageParam:
-    """One spoken query as a user message: the prompt as a text part (if any), then the clip.
-
-    Shapes from the installed SDK: ``ChatCompletionUserMessageParam`` with
-    ``ChatCompletionContentPartTextParam`` and ``ChatCompletionContentPartInputAudioParam``
-    (``input_audio: {data: base64, format: "wav"}``).
-    """
-    audio = base64.b64encode(to_wav_bytes(clip)).decode("ascii")
-    parts: list[ChatCompletionContentPartParam] = []
-    if prompt:
-        parts.append({"type": "text", "text": prompt})
-    parts.append({"type": "input_audio", "input_audio": {"data": audio, "format": "wav"}})
-    return {"role": "user", "content": parts}
-
-
-def _reply_message(reply: str) -> ChatCompletionAssistantMessageParam:
-    """An earlier reply of this model: ``ChatCompletionAssistantMessageParam`` with text content.
-
-    A spoken reply (``modalities`` with audio) is sent back as its transcript; the SDK's other
-    form, ``audio: {id}``, names audio the service keeps only until the reply's ``expires_at``
-    (and lamarena keeps no such id).
-    """
-    return {"role": "assistant", "content": reply}
-
-
-def _spoken_messages(
-    clip: AudioClip, prompt: str, history: Sequence[EarlierTurn]
-) -> list[ChatCompletionMessageParam]:
-    """A spoken query: each earlier turn (its audio, this model's reply), then ``clip``."""
-    chat: list[ChatCompletionMessageParam] = []
-    for turn in history:
-        chat.append(_audio_message(turn.clip, prompt))
-        chat.append(_reply_message(turn.reply))
-    chat.append(_audio_message(clip, prompt))
-    return chat
-
-
-def _text_messages(
-    text: str, prompt: str, history: Sequence[TextTurn]
-) -> list[ChatCompletionMessageParam]:
-    """A text chat: the system prompt (if any), the earlier turns, then the user message."""
-    chat: list[ChatCompletionMessageParam] = []
-    if prompt:
-        chat.append({"role": "system", "content": prompt})
-    for user, reply in history:
-        chat.append({"role": "user", "content": user})
-        chat.append(_reply_message(reply))
-    chat.append({"role": "user", "content": text})
-    return chat
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _delta_texts(chunk: Mapping[str, Any]) -> Iterator[str]:
-    """The text of one streamed chunk: content, a spoken reply's transcript, or a refusal.
-
-    The usage chunk that ends a stream asked for ``include_usage`` has no choices: no text.
-    """
-    for choice in _choices(chunk):
-        if choice.get("index", 0) != 0:
-            continue
-        delta = _mapping(choice.get("delta"))
-        for text in (
-            delta.get("content"),
-            _mapping(delta.get("audio")).get("transcript"),
-            delta.get("refusal"),
-        ):
-            if isinstance(text, str) and text:
-                yield text
-
-
-class _SpeechParser:
-    """The parts of a spoken reply in its chunks: transcript text and PCM16 audio.
-
-    An odd trailing byte of one ``data`` chunk waits for the next, so every
-    :class:`~lamarena.models.speech.SpeechAudio` holds whole samples.
-    """
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._odd = b""
-
-    def __call__(self, chunk: Mapping[str, Any]) -> Iterator[SpeechDelta]:
-        for choice in _choices(chunk):
-            if choice.get("index", 0) != 0:
-                continue
-            delta = _mapping(choice.get("delta"))
-            audio = _mapping(delta.get("audio"))
-            for text in (delta.get("content"), audio.get("transcript"), delta.get("refusal")):
-                if isinstance(text, str) and text:
-                    yield SpeechText(text)
-            data = audio.get("data")
-            if isinstance(data, str) and data:
-                pcm = self._odd + self._decode(data)
-                whole = len(pcm) - len(pcm) % 2
-                self._odd = pcm[whole:]
-                if whole:
-                    yield SpeechAudio(pcm[:whole], SPEECH_SAMPLE_RATE_HZ)
-
-    def _decode(self, data: str) -> bytes:
-        try:
-            return base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError):
-            raise ModelError(
-                self._name, "the server sent audio that is not base64 (delta.audio.data)"
-            ) from None
-
-
-def _text_length(item: object) -> int:
-    if isinstance(item, str):
-        return len(item)
-    return len(item.text) if isinstance(item, SpeechText) else 0
-
-
-def _choices(chunk: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    choices = chunk.get("choices")
-    if not isinstance(choices, list):
-        return []
-    return [choice for choice in choices if isinstance(choice, Mapping)]
-
-
-def _reported_usage(chunk: Mapping[str, Any]) -> Usage | None:
-    usage = chunk.get("usage")
-    if not isinstance(usage, Mapping):
-        return None
-    return Usage.reported(usage.get("prompt_tokens"), usage.get("completion_tokens"))
-
-
-class OpenAIChatModel(_OpenAIService):
+class OpenAIChatModel(OpenAIService):
     """A Large Audio Model behind the chat completions API (an AudioModel and a TextModel).
 
     The spoken query goes as a user message of two parts, the prompt as text and the clip as
@@ -533,7 +187,7 @@ class OpenAIChatModel(_OpenAIService):
         """
         return ReplyStream(
             lambda report: self._stream(
-                lambda: _spoken_messages(clip, prompt, history), report, _delta_texts
+                lambda: spoken_messages(clip, prompt, history), report, delta_texts
             )
         )
 
@@ -561,7 +215,7 @@ class OpenAIChatModel(_OpenAIService):
 
         return SpeechStream(
             lambda report: self._stream(
-                lambda: _spoken_messages(clip, prompt, history), report, _SpeechParser(self.name)
+                lambda: spoken_messages(clip, prompt, history), report, SpeechParser(self.name)
             )
         )
 
@@ -579,7 +233,7 @@ class OpenAIChatModel(_OpenAIService):
         """
         return ReplyStream(
             lambda report: self._stream(
-                lambda: _text_messages(text, prompt, history), report, _delta_texts
+                lambda: text_messages(text, prompt, history), report, delta_texts
             )
         )
 
@@ -640,14 +294,14 @@ class OpenAIChatModel(_OpenAIService):
         finished = False
         try:
             async for item in stream:
-                chunk = _mapping(item)
-                usage = _reported_usage(chunk)  # the last chunk (or every one, on some servers)
+                chunk = mapping(item)
+                usage = reported_usage(chunk)  # the last chunk (or every one, on some servers)
                 if usage is not None:
                     report(usage)
-                if any(choice.get("finish_reason") for choice in _choices(chunk)):
+                if any(choice.get("finish_reason") for choice in choices(chunk)):
                     finished = True  # "stop", or "length" (complete, if cut by max_tokens)
                 for item in parse(chunk):
-                    received += _text_length(item)
+                    received += text_length(item)
                     yield item
         except openai.APIConnectionError as exc:  # the request was accepted: not "cannot reach"
             if finished:  # only the usage chunk or [DONE] was lost; the reply is whole
@@ -664,7 +318,7 @@ class OpenAIChatModel(_OpenAIService):
             raise broke_off(self.name, self.base_url, received)
 
 
-class OpenAITranscriber(_OpenAIService):
+class OpenAITranscriber(OpenAIService):
     """Speech to text through ``/audio/transcriptions`` (a Transcriber)."""
 
     def __init__(

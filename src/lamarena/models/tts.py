@@ -27,7 +27,7 @@ from openai import omit
 
 from lamarena.errors import ConfigError, ModelError, ModelTimeout
 from lamarena.models.base import ModelTimeouts
-from lamarena.models.openai_compat import DEFAULT_BASE_URL, _OpenAIService
+from lamarena.models.openai_service import DEFAULT_BASE_URL, OpenAIService
 from lamarena.models.speech import SPEECH_SAMPLE_RATE_HZ, SpeechAudio
 
 __all__ = [
@@ -136,7 +136,7 @@ class EspeakSynthesiser:
         return SpeechAudio(pcm, SPEECH_SAMPLE_RATE_HZ)
 
 
-class OpenAISpeechSynthesiser(_OpenAIService):
+class OpenAISpeechSynthesiser(OpenAIService):
     """Speech from an OpenAI-compatible ``/audio/speech`` endpoint (a Synthesiser)."""
 
     def __init__(
