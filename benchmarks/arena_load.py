@@ -171,17 +171,42 @@ class Models:
 # -- one participant ----------------------------------------------------------------------------
 
 
-async def _battle(client: httpx.AsyncClient, audio: bytes, winner: str) -> dict[str, Any]:
-    """Upload, stream to ``end``, vote; the times are seconds from the start of the upload."""
+async def _open(
+    client: httpx.AsyncClient, audio: bytes
+) -> tuple[float, float, str | dict[str, Any]]:
+    """Upload a query: (start, end of the upload, the battle id or an error row)."""
     started = time.perf_counter()
     created = await client.post(
         "/api/battles", files={"audio": ("question.wav", audio, "audio/wav")}
     )
     uploaded = time.perf_counter()
     if created.status_code != 201:
-        return {"error": f"create {created.status_code}: {created.text[:200]}", "t0": started}
-    battle_id = created.json()["battle_id"]
+        error = {"error": f"create {created.status_code}: {created.text[:200]}", "t0": started}
+        return started, uploaded, error
+    return started, uploaded, str(created.json()["battle_id"])
+
+
+async def _battle(client: httpx.AsyncClient, audio: bytes, winner: str) -> dict[str, Any]:
+    """Upload, stream to ``end``, vote; the times are seconds from the start of the upload."""
+    started, uploaded, battle_id = await _open(client, audio)
+    if isinstance(battle_id, dict):
+        return battle_id
     return await _finish_turn(client, battle_id, started, uploaded, winner)
+
+
+async def _read_stream(
+    client: httpx.AsyncClient, battle_id: str, seen: Callable[[str, dict[str, Any]], None]
+) -> None:
+    """Read the latest turn's stream to ``end``, handing each event's name and data to ``seen``."""
+    name: str | None = None
+    async with client.stream("GET", f"/api/battles/{battle_id}/stream") as response:
+        async for line in response.aiter_lines():
+            if line.startswith("event:"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and name is not None:
+                seen(name, json.loads(line.split(":", 1)[1]))
+            elif not line and name == "end":
+                break
 
 
 async def _finish_turn(
@@ -194,19 +219,14 @@ async def _finish_turn(
     """Stream a turn to ``end`` and vote unless ``winner`` is None (the person goes on)."""
     done: dict[str, float] = {}
     errors: list[str] = []
-    name: str | None = None
-    async with client.stream("GET", f"/api/battles/{battle_id}/stream") as response:
-        async for line in response.aiter_lines():
-            if line.startswith("event:"):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("data:") and name in ("done", "error"):
-                data = json.loads(line.split(":", 1)[1])
-                if name == "done":
-                    done[data["side"]] = time.perf_counter()
-                else:
-                    errors.append(data.get("message", ""))
-            elif not line and name == "end":
-                break
+
+    def seen(name: str, data: dict[str, Any]) -> None:
+        if name == "done":
+            done[data["side"]] = time.perf_counter()
+        elif name == "error":
+            errors.append(data.get("message", ""))
+
+    await _read_stream(client, battle_id, seen)
     ended = time.perf_counter()
     if len(done) != 2:
         return {"error": f"stream: done {sorted(done)}, errors {errors}", "t0": started}
@@ -253,31 +273,19 @@ async def _first_audio_byte(client: httpx.AsyncClient, url: str) -> float:
 
 async def _speech_battle(client: httpx.AsyncClient, audio: bytes, winner: str) -> dict[str, Any]:
     """Upload, fetch each side's audio when announced, stream to ``end``, vote."""
-    started = time.perf_counter()
-    created = await client.post(
-        "/api/battles", files={"audio": ("question.wav", audio, "audio/wav")}
-    )
-    uploaded = time.perf_counter()
-    if created.status_code != 201:
-        return {"error": f"create {created.status_code}: {created.text[:200]}", "t0": started}
-    battle_id = created.json()["battle_id"]
+    started, uploaded, battle_id = await _open(client, audio)
+    if isinstance(battle_id, dict):
+        return battle_id
     fetches: dict[str, asyncio.Task[float]] = {}
     done: dict[str, float] = {}
-    name: str | None = None
-    async with client.stream("GET", f"/api/battles/{battle_id}/stream") as response:
-        async for line in response.aiter_lines():
-            if line.startswith("event:"):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("data:") and name in ("audio", "done"):
-                data = json.loads(line.split(":", 1)[1])
-                if name == "audio":
-                    fetches[data["side"]] = asyncio.create_task(
-                        _first_audio_byte(client, data["url"])
-                    )
-                else:
-                    done[data["side"]] = time.perf_counter()
-            elif not line and name == "end":
-                break
+
+    def seen(name: str, data: dict[str, Any]) -> None:
+        if name == "audio":  # fetched at once, as the page does
+            fetches[data["side"]] = asyncio.create_task(_first_audio_byte(client, data["url"]))
+        elif name == "done":
+            done[data["side"]] = time.perf_counter()
+
+    await _read_stream(client, battle_id, seen)
     try:
         first_audio = {side: await task for side, task in fetches.items()}
     except (RuntimeError, httpx.HTTPError) as exc:

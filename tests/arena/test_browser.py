@@ -66,6 +66,7 @@ def browser(microphone_wav: Path) -> Iterator[sync_api.Browser]:
                 "--disable-component-update",
                 "--disable-sync",
                 "--no-first-run",
+                "--autoplay-policy=no-user-gesture-required",  # spoken replies play at once
                 "--use-fake-ui-for-media-stream",
                 "--use-fake-device-for-media-stream",
                 f"--use-file-for-fake-audio-capture={microphone_wav}",

@@ -1,56 +1,29 @@
 """A speech battle in a real browser: both spoken replies play, the vote waits for listening.
 
-Headless Chromium (Debian's, driven by pip ``playwright``) with a fake microphone playing espeak-ng
-speech and autoplay allowed; the arena runs in speech mode with two loopback OpenAI-compatible
-models that stream pcm16 audio with their transcripts, as OpenAI's chat completions do.
+Headless Chromium (Debian's, driven by pip ``playwright``; test_browser.py's fixture) with a fake
+microphone playing espeak-ng speech and autoplay allowed; the arena runs in speech mode with two
+loopback OpenAI-compatible models that stream pcm16 audio with their transcripts, as OpenAI's
+chat completions do.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from playwright import sync_api
 from sqlalchemy import select
 
 from lamarena.store.tables import Battle, Reply
 
 from .conftest import Harness
-from .test_browser import CHROMIUM, ON_SQLITE, TIMEOUT_MS, _offline_only, _record
-from .test_browser import microphone_wav as microphone_wav  # the fixture, shared
+from .test_browser import ON_SQLITE, TIMEOUT_MS, _offline_only, _record
+from .test_browser import browser as browser  # the fixtures, shared (autoplay allowed)
+from .test_browser import microphone_wav as microphone_wav
 from .test_speech_battles import CHUNK_S, _speaking_fakes
 
 MIN_LISTEN_S = 1.5
-
-
-@pytest.fixture(scope="module")
-def speaking_browser(microphone_wav: Path) -> Iterator[sync_api.Browser]:
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail("Chromium is needed: apt-get install -y chromium", pytrace=False)
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--autoplay-policy=no-user-gesture-required",
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={microphone_wav}",
-            ],
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 _HEARD = re.compile(r"^heard (\d+\.\d) s$")
@@ -63,12 +36,12 @@ def _heard_s(page: sync_api.Page, side: str) -> float:
 
 @ON_SQLITE
 def test_a_speech_battle_in_the_browser_plays_both_sides_before_the_vote(
-    harness_factory: Any, speaking_browser: sync_api.Browser, tmp_path: Path
+    harness_factory: Any, browser: sync_api.Browser, tmp_path: Path
 ) -> None:
     harness: Harness = harness_factory(
         fakes=_speaking_fakes(), speaking=True, mode="speech", min_listen_s=MIN_LISTEN_S
     )
-    context = speaking_browser.new_context(viewport={"width": 1100, "height": 900})
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
     outside = _offline_only(context, harness.url)
     page = context.new_page()

@@ -9,13 +9,12 @@ them from there. Nothing here is needed for correctness.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
+from lamarena.arena.feed import Feed
 from lamarena.arena.reply_audio import LiveAudio
 
 __all__ = ["Event", "LiveBattle", "LiveBattles"]
@@ -48,9 +47,7 @@ class LiveBattle:
         self.turn = turn
         self.created_at = created_at or datetime.now(UTC)
         self.equal_pace = equal_pace
-        self._events: list[Event] = []
-        self._finished = False
-        self._changed = asyncio.Condition()
+        self._events: Feed[Event] = Feed()
         self._audio: dict[str, LiveAudio] = {}
 
     def audio(self, side: str) -> LiveAudio | None:
@@ -64,33 +61,15 @@ class LiveBattle:
 
     async def publish(self, event: Event) -> None:
         """Append ``event`` and wake every follower."""
-        async with self._changed:
-            self._events.append(event)
-            self._changed.notify_all()
+        await self._events.append(event)
 
     async def finish(self) -> None:
         """Publish ``end``; followers stop after it."""
-        async with self._changed:
-            self._events.append(Event("end", {"turn": self.turn}))
-            self._finished = True
-            self._changed.notify_all()
+        await self._events.append(Event("end", {"turn": self.turn}), last=True)
 
-    def _has_news(self, seen: int) -> bool:
-        return seen < len(self._events) or self._finished
-
-    async def follow(self) -> AsyncIterator[Event]:
+    def follow(self) -> AsyncIterator[Event]:
         """Yield every event from the first, waiting for new ones, until ``end``."""
-        seen = 0
-        while True:
-            async with self._changed:
-                await self._changed.wait_for(partial(self._has_news, seen))
-                batch = self._events[seen:]
-                finished = self._finished
-            seen += len(batch)
-            for event in batch:
-                yield event
-            if finished and seen >= len(self._events):
-                return
+        return self._events.follow()
 
 
 class LiveBattles:

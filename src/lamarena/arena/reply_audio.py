@@ -10,13 +10,12 @@ about the model: the URL names the battle and the side, and the header only the 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import struct
 from collections.abc import AsyncIterator
-from functools import partial
 from pathlib import Path
 
+from lamarena.arena.feed import Feed
 from lamarena.arena.kept_files import stage_audio
 from lamarena.models.speech import pcm16_wav
 from lamarena.store.audio_files import REPLY_AUDIO_FOLDER, reply_audio_path
@@ -71,41 +70,15 @@ def keep_reply_audio(data_dir: Path, pcm16: bytes, sample_rate_hz: int) -> tuple
     return sha256, staged.path
 
 
-class LiveAudio:
+class LiveAudio(Feed[bytes]):
     """One side's audio of one turn while the model speaks, followed by any number of readers."""
 
     def __init__(self, sample_rate_hz: int) -> None:
+        super().__init__()
         self.sample_rate_hz = sample_rate_hz
-        self._chunks: list[bytes] = []
-        self._finished = False
-        self._changed = asyncio.Condition()
 
-    async def append(self, pcm16: bytes) -> None:
-        """Add the next chunk and wake every reader."""
-        async with self._changed:
-            self._chunks.append(pcm16)
-            self._changed.notify_all()
-
-    async def finish(self) -> None:
-        """No more chunks come; readers stop after the last."""
-        async with self._changed:
-            self._finished = True
-            self._changed.notify_all()
-
-    def _has_news(self, seen: int) -> bool:
-        return seen < len(self._chunks) or self._finished
-
-    async def follow(self) -> AsyncIterator[bytes]:
+    async def wav(self) -> AsyncIterator[bytes]:
         """The WAV header, then every chunk from the first as it arrives, until the end."""
         yield streaming_wav_header(self.sample_rate_hz)
-        seen = 0
-        while True:
-            async with self._changed:
-                await self._changed.wait_for(partial(self._has_news, seen))
-                batch = self._chunks[seen:]
-                finished = self._finished
-            seen += len(batch)
-            for chunk in batch:
-                yield chunk
-            if finished and seen >= len(self._chunks):
-                return
+        async for chunk in self.follow():
+            yield chunk

@@ -467,10 +467,11 @@ def _conversation_chars(record: BattleRecord, side: str) -> int | None:
     What the person read before voting, as FastChat's style control sums a conversation's
     assistant tokens; a later turn of unknown length adds nothing.
     """
-    latencies = [getattr(turn, f"latency_{side}") for turn in record.turns]
-    if latencies[0] is None or latencies[0].chars is None:
+    latencies: list[Latency | None] = [getattr(turn, f"latency_{side}") for turn in record.turns]
+    counts = [latency.chars if latency is not None else None for latency in latencies]
+    if counts[0] is None:
         return None
-    return sum(latency.chars for latency in latencies if latency and latency.chars is not None)
+    return sum(count for count in counts if count is not None)
 
 
 def records_to_frame(records: Iterable[BattleRecord]) -> pd.DataFrame:

@@ -269,7 +269,7 @@ async def reply_audio(
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
-                async for chunk in audio.follow():
+                async for chunk in audio.wav():
                     yield chunk
             finally:
                 _give_stream(arena, session_id)
