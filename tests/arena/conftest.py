@@ -260,13 +260,17 @@ def offline_database(tmp_path: Path) -> str:
 
 @pytest.fixture
 def offline_served(tmp_path: Path, offline_database: str) -> Iterator[str]:
-    """``lamarena serve`` as a user starts it: SQLite and the built-in offline models."""
+    """``lamarena serve`` as a user starts it: SQLite and the built-in offline models.
+
+    serve loads the models before it answers, converting SmolLM2's GGUF into a fresh cache
+    directory first (about 50 s on two CPU threads), hence the long wait.
+    """
     server = ServeProcess(
         config=None, database_url=offline_database, port=unused_port(), workdir=tmp_path
     )
     with server:
         try:
-            server.wait_healthy(timeout_s=60)
+            server.wait_healthy(timeout_s=180)
         except RuntimeError as exc:
             pytest.fail(str(exc), pytrace=False)
         yield server.url

@@ -157,3 +157,46 @@ async def test_a_model_without_usage_leaves_tokens_and_cost_null(
     assert run_json["tokens"] is None and run_json["cost_usd"] is None
     assert run_json["usage_by_model"]["fake"]["calls"] == summary.counters.calls == SAMPLES
     assert run_json["usage_by_model"]["fake"]["input_tokens"] is None
+
+
+async def test_a_row_records_audio_tokens_and_prices_them_apart(
+    settings: Settings,
+    openai_fake: FakeOpenAI,
+    openai_server: FakeOpenAIServer,
+    gender_set: Fixture,
+    tmp_path: Path,
+) -> None:
+    openai_fake.usage_for = lambda body: (1000, 200)
+    openai_fake.audio_usage = (800, 150)  # of the totals: audio tokens in and out
+    config = tmp_path / "audio.yaml"
+    config.write_text(
+        "models:\n  - name: spoken\n    kind: openai\n    model: fake-spoken\n"
+        f"    base_url: {openai_server.base_url}\n    max_retries: 0\n"
+        "    price_per_million_input_tokens: 2.5\n    price_per_million_output_tokens: 10\n"
+        "    price_per_million_input_audio_tokens: 40\n"
+        "    price_per_million_output_audio_tokens: 80\n"
+    )
+    call_cost = (200 * 2.5 + 800 * 40 + 50 * 10 + 150 * 80) / 1e6
+    out = tmp_path / "out"
+    await run(
+        settings.model_copy(update={"models_config": config}),
+        [str(gender_set[0])],
+        out,
+        models=("spoken",),
+        prompts=1,
+    )
+
+    rows = read_rows(out)
+    assert len(rows) == SAMPLES
+    for row in rows:
+        assert row["usage"] == {
+            "input_tokens": 1000,
+            "output_tokens": 200,
+            "input_audio_tokens": 800,
+            "output_audio_tokens": 150,
+            "cost_usd": pytest.approx(call_cost),
+        }
+    run_json = json.loads((out / "run.json").read_text())
+    assert run_json["cost_usd"] == pytest.approx(SAMPLES * call_cost)
+    identity = run_json["models"]["spoken"]["cache_identity"]
+    assert not any(key.startswith("price_per_million") for key in identity)

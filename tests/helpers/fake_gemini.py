@@ -15,7 +15,13 @@ last chunk: default ``STOP``, ``MAX_TOKENS`` for a reply cut short, None for non
 Every chunk carries ``usageMetadata`` as Gemini's do, counts so far: ``promptTokenCount``
 (``prompt_tokens``, default 12), ``candidatesTokenCount`` (the words of the reply so far),
 ``thoughtsTokenCount`` when ``thoughts_tokens`` is set, and their ``totalTokenCount``;
-``send_usage = False`` leaves it out.
+``send_usage = False`` leaves it out. ``prompt_details`` and ``candidates_details`` (lists of
+``{"modality": "AUDIO", "tokenCount": 800}``) add Gemini's per-modality breakdowns,
+``promptTokensDetails`` and ``candidatesTokensDetails``.
+
+With ``deltas = ()`` the reply is one chunk whose candidate has no content, only the
+``finishReason`` (as Gemini streams a reply its filters blocked, or one whose ``max_tokens`` was
+spent thinking).
 """
 
 from __future__ import annotations
@@ -102,6 +108,8 @@ class FakeGemini:
         self.reset_after: int | None = None
         self.prompt_tokens = DEFAULT_PROMPT_TOKENS
         self.thoughts_tokens: int | None = None
+        self.prompt_details: list[dict[str, Any]] | None = None
+        self.candidates_details: list[dict[str, Any]] | None = None
         self.send_usage = True
         self.stall_s = 0.0
         self.gate_timeout_s = 5.0
@@ -196,6 +204,14 @@ class FakeGemini:
             return
         if self.first_token_delay_s:
             await asyncio.sleep(self.first_token_delay_s)
+        if not self.deltas:  # no text at all: only the reason the reply ended
+            empty: dict[str, Any] = {"candidates": [{"index": 0}], "modelVersion": model}
+            if self.finish_reason is not None:
+                empty["candidates"][0]["finishReason"] = self.finish_reason
+            if self.send_usage:
+                empty["usageMetadata"] = self._usage_metadata(0)
+            yield self._event(empty)
+            return
         last = len(self.deltas) - 1
         words = 0
         for index, text in enumerate(self.deltas):
@@ -224,6 +240,10 @@ class FakeGemini:
         if self.thoughts_tokens is not None:
             usage["thoughtsTokenCount"] = self.thoughts_tokens
         usage["totalTokenCount"] = self.prompt_tokens + candidates_tokens + thoughts
+        if self.prompt_details is not None:
+            usage["promptTokensDetails"] = self.prompt_details
+        if self.candidates_details is not None:
+            usage["candidatesTokensDetails"] = self.candidates_details
         return usage
 
     def _build_app(self) -> FastAPI:

@@ -41,13 +41,35 @@ null`` on every chunk and then, before ``[DONE]``, a chunk with empty ``choices`
 ``prompt_tokens`` (default 17) and the words of the reply as ``completion_tokens``; ``usage_for``
 (the request body -> ``(prompt, completion)``) scripts other counts. ``send_usage = False`` plays
 a server that ignores ``stream_options``; ``reject_stream_options = True`` one that answers a
-request carrying it with HTTP 400.
+request carrying it with HTTP 400. ``audio_usage = (prompt_audio, completion_audio)`` adds
+OpenAI's split by modality: ``prompt_tokens_details.audio_tokens`` and
+``completion_tokens_details.audio_tokens`` (part of the totals).
+
+Audio parts (``accept_audio_part``; None, the default, reads any): a strict fake reads only one
+shape of audio part and refuses a request whose list content has no audio part of that shape,
+as the real servers do:
+
+- ``"input_audio"``: ``{"type": "input_audio", "input_audio": {"data", "format"}}`` (OpenAI; a
+  400 ``invalid_request_error`` otherwise);
+- ``"audio_url"``: ``{"type": "audio_url", "audio_url": {"url": "data:audio/...;base64,..."}}``
+  (vLLM; a 400 otherwise);
+- ``"talk-arena"``: ``{"type": "audio", "audio_url": "data:audio/wav;base64,..."}`` (the study's
+  audiolm-inference-server, SALT-NLP's and scb-10x's ``handler/huggingface_handler.py``: it
+  collects the parts of type ``audio``, takes the first, and fails with a plain-text HTTP 500
+  when there is none or its ``audio_url`` is not a string).
+
+The audio each request carried is kept, decoded, in ``RecordedRequest.audio``.
+:meth:`FakeOpenAI.talk_arena` makes a fake that also streams as those servers do: no role chunk,
+``"usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}`` on every chunk
+whether asked or not, the finish reason on a last chunk with empty content, and no ``[DONE]``;
+like their Hugging Face handler it ignores the prompt (its reply never depends on it anyway).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import io
 import json
 import math
@@ -61,7 +83,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import HTTP
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -69,6 +91,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from helpers.servers import ServerThread
 
 __all__ = [
+    "AUDIO_PARTS",
     "DEFAULT_DELTAS",
     "DEFAULT_PROMPT_TOKENS",
     "SPEECH_RATE_HZ",
@@ -99,6 +122,10 @@ def sine_pcm16(
 
 
 STREAM_OPTIONS_REJECTED = "Unrecognized request argument supplied: stream_options"
+
+AudioPartShape = Literal["input_audio", "audio_url", "talk-arena"]
+AUDIO_PARTS: tuple[AudioPartShape, ...] = ("input_audio", "audio_url", "talk-arena")
+"""The shapes of audio part a strict fake can insist on."""
 
 _ERROR_TYPES = {
     400: ("invalid_request_error", None),
@@ -134,7 +161,63 @@ class RecordedRequest:
     file: bytes | None = None
     file_name: str | None = None
     file_type: str | None = None
+    audio: list[bytes] = field(default_factory=list)
     received_at: float = field(default_factory=time.perf_counter)
+
+
+class _Refused(Exception):
+    """A request a strict fake does not read: answered with ``status`` and ``message``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _data_url(value: object) -> bytes:
+    """The bytes of a ``data:...;base64,...`` URL (or bare base64, as the study's servers read)."""
+    if not isinstance(value, str):
+        raise _Refused(500, "'dict' object has no attribute 'startswith'")
+    encoded = value.split(";base64,")[-1]
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise _Refused(400, "the audio is not base64") from None
+
+
+def _read_audio(body: dict[str, Any], shape: AudioPartShape | None) -> list[bytes]:
+    """The audio of every part of ``shape`` (any shape when None), as a strict server reads it.
+
+    Raises:
+        _Refused: a list content without an audio part of ``shape`` (400 for OpenAI and vLLM,
+            500 for the study's servers, whose handler indexes the first audio part).
+    """
+    found: list[bytes] = []
+    listed = False
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        listed = True
+        for part in content:
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text":
+                continue
+            if kind == "input_audio" and shape in (None, "input_audio"):
+                found.append(_data_url(part["input_audio"]["data"]))
+            elif kind == "audio_url" and shape in (None, "audio_url"):
+                found.append(_data_url(part["audio_url"]["url"]))
+            elif kind == "audio" and shape in (None, "talk-arena"):
+                found.append(_data_url(part.get("audio_url")))
+            elif shape in (None, "talk-arena"):
+                continue  # the study's servers skip every part not of type "audio"
+            else:
+                raise _Refused(400, f"Invalid content part type: '{kind}'")
+    if listed and not found and shape is not None:
+        if shape == "talk-arena":
+            raise _Refused(500, "list index out of range")
+        raise _Refused(400, f"no {shape} part in the request")
+    return found
 
 
 def _parse_multipart(content_type: str, body: bytes) -> EmailMessage:
@@ -164,6 +247,9 @@ class FakeOpenAI:
         self.prompt_tokens = DEFAULT_PROMPT_TOKENS
         self.usage_for: Callable[[dict[str, Any]], tuple[int, int]] | None = None
         self.send_usage = True
+        self.audio_usage: tuple[int, int] | None = None
+        self.accept_audio_part: AudioPartShape | None = None
+        self.talk_arena_stream = False
         self.reject_stream_options = False
         self.finish_reason: str | None = "stop"
         self.truncate_after: int | None = None
@@ -181,6 +267,14 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self.app = self._build_app()
+
+    @classmethod
+    def talk_arena(cls, **options: Any) -> FakeOpenAI:
+        """A fake of the study's audiolm-inference-server (see the module docstring)."""
+        fake = cls(**options)
+        fake.accept_audio_part = "talk-arena"
+        fake.talk_arena_stream = True
+        return fake
 
     # -- scripting -------------------------------------------------------------------------
 
@@ -276,19 +370,54 @@ class FakeOpenAI:
         return f"data: {json.dumps(chunk)}\n\n".encode()
 
     def _usage_chunk(self, model: str, prompt_tokens: int, completion_tokens: int) -> bytes:
+        usage: dict[str, Any] = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        if self.audio_usage is not None:
+            prompt_audio, completion_audio = self.audio_usage
+            usage["prompt_tokens_details"] = {"audio_tokens": prompt_audio, "cached_tokens": 0}
+            usage["completion_tokens_details"] = {
+                "audio_tokens": completion_audio,
+                "reasoning_tokens": 0,
+            }
         chunk = {
             "id": "chatcmpl-fake",
             "object": "chat.completion.chunk",
             "created": 0,
             "model": model,
             "choices": [],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            "usage": usage,
         }
         return f"data: {json.dumps(chunk)}\n\n".encode()
+
+    async def _talk_arena_events(self, model: str) -> AsyncIterator[bytes]:
+        """The stream of audiolm-inference-server's ``generate_stream`` (zero usage, no [DONE])."""
+        zero = {"prompt_tokens": 0, "total_tokens": 0, "completion_tokens": 0}
+
+        def chunk(content: str, finish: str | None, *, last: bool = False) -> bytes:
+            choice: dict[str, Any] = {"index": 0, "delta": {"content": content}}
+            if not last:
+                choice.update(logprobs=None, finish_reason=finish)
+            elif finish is not None:  # the last chunk is dumped with exclude_none
+                choice["finish_reason"] = finish
+            payload = {
+                "id": "fake",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": model,
+                "choices": [choice],
+                "usage": zero,
+            }
+            return f"data: {json.dumps(payload)}\n\n".encode()
+
+        for index, text in enumerate(self.deltas):
+            if index and self.delta_delay_s:
+                await asyncio.sleep(self.delta_delay_s)
+            yield chunk(text, None)
+        yield chunk("", self.finish_reason)  # the generator's last text repeats: delta ""
+        yield chunk("", self.finish_reason, last=True)
 
     def _usage(self, body: dict[str, Any]) -> tuple[int, int] | None:
         """The (prompt, completion) tokens to report for ``body``, or None for no usage chunk."""
@@ -337,6 +466,10 @@ class FakeOpenAI:
     async def _chat_events(
         self, model: str, usage: tuple[int, int] | None, usage_field: bool, spoken: bool
     ) -> AsyncIterator[bytes]:
+        if self.talk_arena_stream:
+            async for event in self._talk_arena_events(model):
+                yield event
+            return
         gate = self._gate
         yield self._chunk(model, {"role": "assistant", "content": ""}, usage_field=usage_field)
         if self.first_token_delay_s:
@@ -370,7 +503,14 @@ class FakeOpenAI:
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Response:
             body = await request.json()
-            self._record(RecordedRequest(request.url.path, dict(request.headers), json=body))
+            recorded = RecordedRequest(request.url.path, dict(request.headers), json=body)
+            self._record(recorded)
+            try:
+                recorded.audio = _read_audio(body, self.accept_audio_part)
+            except _Refused as refused:
+                if refused.status == 500:  # an unhandled exception in FastAPI: plain text
+                    return Response("Internal Server Error", status_code=500)
+                return self._error_response(Failure(refused.status, refused.message))
             failure = self._next_failure()
             if failure is None and self.reject_stream_options and "stream_options" in body:
                 failure = Failure(400, STREAM_OPTIONS_REJECTED)
@@ -378,7 +518,7 @@ class FakeOpenAI:
                 return self._error_response(failure)
             if self.stall_s:
                 await self._stall(request)
-            usage = self._usage(body)
+            usage = None if self.talk_arena_stream else self._usage(body)
             with self._lock:
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)

@@ -383,3 +383,114 @@ async def test_the_registry_passes_report_usage_and_prices(
         False,
         False,
     ]
+
+
+# -- usage by modality and what it costs ----------------------------------------------------
+
+AUDIO_PRICES = TokenPrices(
+    input_per_million=2.5,
+    output_per_million=10.0,
+    input_audio_per_million=40.0,
+    output_audio_per_million=80.0,
+)
+SPLIT = Usage(input_tokens=1000, output_tokens=200, input_audio_tokens=800, output_audio_tokens=150)
+
+
+def test_a_cost_with_audio_tokens_prices_each_modality() -> None:
+    # 200 text in at $2.5/M, 800 audio in at $40/M, 50 text out at $10/M, 150 audio out at $80/M.
+    by_hand = (200 * 2.5 + 800 * 40.0 + 50 * 10.0 + 150 * 80.0) / 1_000_000
+    assert by_hand == pytest.approx(0.045)
+    assert AUDIO_PRICES.cost_usd(SPLIT) == pytest.approx(by_hand)
+    assert SPLIT.input_text_tokens == 200 and SPLIT.output_text_tokens == 50
+
+
+def test_without_audio_prices_or_a_split_every_token_costs_the_text_price() -> None:
+    text_only = TokenPrices(2.5, 10.0)
+    assert text_only.cost_usd(SPLIT) == pytest.approx((1000 * 2.5 + 200 * 10.0) / 1e6)
+    unsplit = Usage(1000, 200)
+    assert AUDIO_PRICES.cost_usd(unsplit) == pytest.approx((1000 * 2.5 + 200 * 10.0) / 1e6)
+    assert unsplit.input_text_tokens == 1000 and unsplit.output_text_tokens == 200
+    only_in = TokenPrices(2.5, 10.0, input_audio_per_million=40.0)
+    assert only_in.cost_usd(SPLIT) == pytest.approx((200 * 2.5 + 800 * 40 + 200 * 10) / 1e6)
+
+
+def test_usage_that_counts_nothing_is_not_reported() -> None:
+    assert Usage.from_service(0, 0) is None  # the study's servers: zeros on every chunk
+    assert Usage.from_service(0, 12) is None  # no request lamarena sends has no input
+    assert Usage.from_service(None, None) is None
+    assert Usage.from_service("12", -3) is None
+    assert Usage.from_service(12, 0) == Usage(12, 0)  # an empty reply can cost nothing
+    assert Usage.from_service(12, None) == Usage(12, None)
+    # An audio part larger than its total is nonsense, not a count.
+    assert Usage.from_service(10, 5, input_audio_tokens=11, output_audio_tokens=5) == Usage(
+        10, 5, None, 5
+    )
+
+
+def test_the_split_is_stored_only_where_the_service_gave_one() -> None:
+    assert Usage(3, 4).as_dict() == {"input_tokens": 3, "output_tokens": 4}
+    stored = SPLIT.as_dict()
+    assert stored == {
+        "input_tokens": 1000,
+        "output_tokens": 200,
+        "input_audio_tokens": 800,
+        "output_audio_tokens": 150,
+    }
+    assert Usage.from_dict(stored) == SPLIT
+    assert Usage.from_dict({"input_tokens": 3, "output_tokens": 4}) == Usage(3, 4)
+
+
+async def test_openai_usage_details_split_the_counts(
+    model: OpenAIChatModel, fake: FakeOpenAI, question_clip: AudioClip
+) -> None:
+    fake.usage_for = lambda body: (1000, 200)
+    fake.audio_usage = (800, 150)  # prompt_tokens_details / completion_tokens_details
+
+    reply = await run_model(model, question_clip, PROMPT)
+
+    assert reply.ok and reply.usage == SPLIT
+    assert AUDIO_PRICES.cost_usd(reply.usage) == pytest.approx(0.045)
+
+
+async def test_gemini_modality_details_split_the_counts(
+    gemini: GeminiModel, gemini_fake: FakeGemini, question_clip: AudioClip
+) -> None:
+    gemini_fake.prompt_tokens = 1000
+    gemini_fake.thoughts_tokens = 20
+    gemini_fake.prompt_details = [
+        {"modality": "TEXT", "tokenCount": 200},
+        {"modality": "AUDIO", "tokenCount": 800},
+    ]
+    gemini_fake.candidates_details = [{"modality": "TEXT", "tokenCount": GEMINI_WORDS}]
+
+    reply = await run_model(gemini, question_clip, PROMPT)
+
+    assert reply.ok
+    assert reply.usage == Usage(1000, GEMINI_WORDS + 20, 800, 0)
+    assert reply.usage.input_text_tokens == 200
+
+
+def test_audio_prices_load_from_models_yaml() -> None:
+    prices = (
+        "    price_per_million_input_tokens: 2.5\n    price_per_million_output_tokens: 10\n"
+        "    price_per_million_input_audio_tokens: 40\n"
+        "    price_per_million_output_audio_tokens: 80\n"
+    )
+    priced = parse_models_config(_yaml("http://127.0.0.1:9/v1", prices)).models[0]
+    assert priced.kind == "openai" and priced.prices == AUDIO_PRICES
+    gemini_yaml = (
+        "models:\n  - {name: g, kind: gemini, model: gemini-2.5-flash,\n"
+        "     price_per_million_input_tokens: 0.3, price_per_million_output_tokens: 2.5,\n"
+        "     price_per_million_input_audio_tokens: 1.0}\n"
+    )
+    (gemini_spec,) = parse_models_config(gemini_yaml).models
+    assert gemini_spec.kind == "gemini"
+    assert gemini_spec.prices == TokenPrices(0.3, 2.5, input_audio_per_million=1.0)
+
+
+def test_audio_prices_without_text_prices_are_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_models_config(
+            _yaml("http://127.0.0.1:9/v1", "    price_per_million_input_audio_tokens: 40\n")
+        )
+    assert "audio prices need the text prices too" in caught.value.message

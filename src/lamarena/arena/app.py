@@ -1,7 +1,9 @@
 """The arena's FastAPI app: :func:`create_app` builds it, its lifespan owns start-up and shut-down.
 
 Nothing is built at import. The lifespan opens the database (``make_engine`` then
-``migrate_to_head``) unless an engine is given, builds the model adapters, and at shut-down
+``migrate_to_head``) unless an engine is given, builds the model adapters and loads the weights
+of those that have a ``load()`` (in-process models; one log line each), so the first battle
+does not wait for them and a model that cannot load stops the start with its name; at shut-down it
 cancels battles still generating, closes the adapters and disposes of the engine it made. One
 exception handler turns every :class:`~lamarena.errors.LamarenaError` into its HTTP status with
 the body ``{"error": code, "message": ...}``; database and model failures get a generic message
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -196,6 +199,31 @@ def _build_models(entries: Sequence[ModelEntry]) -> dict[str, ArenaModel]:
     return models
 
 
+async def _load_models(
+    models: dict[str, ArenaModel], transcriber: Transcriber | None = None
+) -> None:
+    """Load every adapter that has a ``load()`` (and the arena's own recogniser), one by one.
+
+    Raises:
+        ModelError: one cannot load; the message names the model.
+    """
+    adapters: list[tuple[str, object]] = [(name, m.adapter) for name, m in models.items()]
+    if transcriber is not None and not any(transcriber is a for _, a in adapters):
+        adapters.append((getattr(transcriber, "name", "the arena's transcriber"), transcriber))
+    for name, adapter in adapters:
+        load = getattr(adapter, "load", None)
+        if load is None:
+            continue
+        logger.info("loading %s ...", name)
+        started = time.perf_counter()
+        try:
+            await load()
+        except ModelError as exc:
+            logger.error("loading %s failed: %s", name, exc.message)
+            raise
+        logger.info("loading %s ... done in %.1f s", name, time.perf_counter() - started)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -238,6 +266,7 @@ def create_app(
             recogniser = transcriber or arena_transcriber(settings, adapters)
             if not any(recogniser is getattr(a, "transcriber", None) for a in adapters):
                 built_transcriber = recogniser  # not a model's own ASR: closed at shut-down
+            await _load_models(models, built_transcriber)
             run_id = settings.server_run_id or secrets.token_hex(16)
             arena = Arena(
                 settings, db, models, arena_options, transcriber=recogniser, server_run=run_id

@@ -36,11 +36,18 @@ def models_list(config: ConfigOption = None, as_json: JsonOption = False) -> Non
         typer.echo(f"{row['name']:<28} {row['kind']:<9} {label:<8} {row['model']}")
         if row.get("description"):
             typer.echo(f"{'':<28} {row['description']}")
+        if row.get("interface"):
+            trust = "trust_remote_code: true" if row.get("trust_remote_code") else "no remote code"
+            typer.echo(f"{'':<28} interface {row['interface']}, {trust}")
 
 
 @models_app.command("check")
 def models_check(config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Ask every model a short spoken question and report whether and how fast it answers."""
+    """Ask every model a short spoken question and report whether and how fast it answers.
+
+    A hosted id the installed SDKs list as shut down fails without a request; one that shuts
+    down within 60 days gets a warn line.
+    """
     import asyncio
 
     from lamarena.models.registry import check_models
@@ -58,6 +65,8 @@ def models_check(config: ConfigOption = None, as_json: JsonOption = False) -> No
                 )
             else:
                 typer.echo(f"{row['name']:<28} FAIL  {row['error']}")
+            for warning in row.get("warnings", []):
+                typer.echo(f"{'':<28} warn  {warning}")
     if not all(row["ok"] for row in results):
         raise typer.Exit(1)
 

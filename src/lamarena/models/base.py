@@ -84,27 +84,87 @@ def _token_count(value: object) -> int | None:
 class Usage:
     """The tokens one request used, as the service reported them.
 
+    Where the service splits its counts by modality (OpenAI's ``prompt_tokens_details`` and
+    ``completion_tokens_details``, Gemini's ``prompt_tokens_details`` and
+    ``candidates_tokens_details``), the audio part is kept too; the rest of each count is text.
+
     Attributes:
         input_tokens: tokens of the request (text, audio and system prompt); None when the
             service did not say.
         output_tokens: tokens generated, reasoning or thinking tokens included where the service
             bills them as output; None when the service did not say.
+        input_audio_tokens: how many of ``input_tokens`` were audio; None when the service did
+            not split its count (all of it is then priced as text).
+        output_audio_tokens: how many of ``output_tokens`` were audio (a spoken reply); None
+            when the service did not split its count.
     """
 
     input_tokens: int | None
     output_tokens: int | None
+    input_audio_tokens: int | None = None
+    output_audio_tokens: int | None = None
 
     @classmethod
-    def reported(cls, input_tokens: object, output_tokens: object) -> Usage:
-        """The usage from a service's raw counts; anything not a non-negative int becomes None."""
-        return cls(_token_count(input_tokens), _token_count(output_tokens))
+    def reported(
+        cls,
+        input_tokens: object,
+        output_tokens: object,
+        *,
+        input_audio_tokens: object = None,
+        output_audio_tokens: object = None,
+    ) -> Usage:
+        """The usage from a service's raw counts; anything not a non-negative int becomes None.
+
+        An audio count is kept only beside a known total it fits in (never more than it).
+        """
+        total_in, total_out = _token_count(input_tokens), _token_count(output_tokens)
+        return cls(
+            total_in,
+            total_out,
+            _part_of(_token_count(input_audio_tokens), total_in),
+            _part_of(_token_count(output_audio_tokens), total_out),
+        )
+
+    @classmethod
+    def from_service(
+        cls,
+        input_tokens: object,
+        output_tokens: object,
+        *,
+        input_audio_tokens: object = None,
+        output_audio_tokens: object = None,
+    ) -> Usage | None:
+        """The usage a service reported, or None where it reported nothing that is a count.
+
+        None when neither total is a count, and when the input is 0 tokens: every request
+        lamarena sends has input (a spoken query, or a user message), so a service that says it
+        read none is not counting (the study's inference servers, SALT-NLP and scb-10x's
+        audiolm-inference-server, send ``prompt_tokens: 0, completion_tokens: 0`` on every
+        chunk). Such a reply is recorded as "no usage reported", never as 0 tokens and $0.
+        """
+        usage = cls.reported(
+            input_tokens,
+            output_tokens,
+            input_audio_tokens=input_audio_tokens,
+            output_audio_tokens=output_audio_tokens,
+        )
+        if usage.input_tokens is None and usage.output_tokens is None:
+            return None
+        if usage.input_tokens == 0:
+            return None
+        return usage
 
     @classmethod
     def from_dict(cls, value: object) -> Usage | None:
         """The usage stored by :meth:`as_dict`, or None for anything else."""
         if not isinstance(value, dict):
             return None
-        usage = cls.reported(value.get("input_tokens"), value.get("output_tokens"))
+        usage = cls.reported(
+            value.get("input_tokens"),
+            value.get("output_tokens"),
+            input_audio_tokens=value.get("input_audio_tokens"),
+            output_audio_tokens=value.get("output_audio_tokens"),
+        )
         return None if usage.input_tokens is None and usage.output_tokens is None else usage
 
     @property
@@ -114,30 +174,76 @@ class Usage:
             return None
         return self.input_tokens + self.output_tokens
 
+    @property
+    def input_text_tokens(self) -> int | None:
+        """The input tokens that were not audio (all of them when the count was not split)."""
+        return _rest(self.input_tokens, self.input_audio_tokens)
+
+    @property
+    def output_text_tokens(self) -> int | None:
+        """The output tokens that were not audio (all of them when the count was not split)."""
+        return _rest(self.output_tokens, self.output_audio_tokens)
+
     def as_dict(self) -> dict[str, int | None]:
-        """``{"input_tokens", "output_tokens"}``, for JSON files and the call cache."""
-        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        """``{"input_tokens", "output_tokens"}``, for JSON files and the call cache.
+
+        ``input_audio_tokens`` and ``output_audio_tokens`` are added when the service split its
+        count by modality (so a row of a service that does not split looks as it always did).
+        """
+        row = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        if self.input_audio_tokens is not None or self.output_audio_tokens is not None:
+            row["input_audio_tokens"] = self.input_audio_tokens
+            row["output_audio_tokens"] = self.output_audio_tokens
+        return row
+
+
+def _part_of(part: int | None, total: int | None) -> int | None:
+    """``part`` if it fits in a known ``total``, else None."""
+    if part is None or total is None or part > total:
+        return None
+    return part
+
+
+def _rest(total: int | None, audio: int | None) -> int | None:
+    if total is None:
+        return None
+    return total - (audio or 0)
 
 
 @dataclass(frozen=True)
 class TokenPrices:
     """What a model's service charges, in US dollars per million tokens.
 
+    The audio prices apply to the tokens a service reports as audio (:class:`Usage`'s
+    ``input_audio_tokens`` and ``output_audio_tokens``); without an audio price, or when the
+    service does not split its count, every token of that side costs the text price.
+
     Attributes:
-        input_per_million: the price of a million input tokens.
-        output_per_million: the price of a million output tokens.
+        input_per_million: the price of a million input (text) tokens.
+        output_per_million: the price of a million output (text) tokens.
+        input_audio_per_million: the price of a million input audio tokens; None: the text price.
+        output_audio_per_million: the price of a million output audio tokens; None: the text
+            price.
     """
 
     input_per_million: float
     output_per_million: float
+    input_audio_per_million: float | None = None
+    output_audio_per_million: float | None = None
 
     def cost_usd(self, usage: Usage | None) -> float | None:
         """The cost of one request in US dollars; None unless both token counts are known."""
         if usage is None or usage.input_tokens is None or usage.output_tokens is None:
             return None
+        audio_in = usage.input_audio_tokens or 0
+        audio_out = usage.output_audio_tokens or 0
+        audio_in_price = self.input_audio_per_million
+        audio_out_price = self.output_audio_per_million
         return (
-            usage.input_tokens * self.input_per_million
-            + usage.output_tokens * self.output_per_million
+            (usage.input_tokens - audio_in) * self.input_per_million
+            + audio_in * (self.input_per_million if audio_in_price is None else audio_in_price)
+            + (usage.output_tokens - audio_out) * self.output_per_million
+            + audio_out * (self.output_per_million if audio_out_price is None else audio_out_price)
         ) / 1_000_000
 
 
@@ -206,6 +312,8 @@ class Reply:
             when ``error`` is set); None for a model that answers in text.
         audio_sample_rate_hz: the sample rate of ``audio``; None without audio.
         ttfab_s: seconds from the request to the first audio byte; None if none arrived.
+        notice: something the model was not given as sent, e.g. a clip cut to its
+            ``max_audio_s`` (see :func:`lamarena.models.runtime.run_model`); None otherwise.
     """
 
     model: str
@@ -218,6 +326,7 @@ class Reply:
     audio: bytes | None = None
     audio_sample_rate_hz: int | None = None
     ttfab_s: float | None = None
+    notice: str | None = None
 
     @property
     def chars(self) -> int:

@@ -6,31 +6,47 @@ never in the file, only the *name* of the environment variable that holds them (
 
 Remote models may give ``price_per_million_input_tokens`` and ``price_per_million_output_tokens``
 (US dollars, both or neither; a pipeline's prices its LLM's tokens): static runs then record the
-cost of every call whose tokens the service reported. ``report_usage: false`` stops an
+cost of every call whose tokens the service reported. ``price_per_million_input_audio_tokens``
+and ``price_per_million_output_audio_tokens`` price the tokens a service reports as audio
+(OpenAI and Gemini split their counts by modality; without an audio price, or from a service
+that does not split, every token costs the text price). ``report_usage: false`` stops an
 ``openai`` model (or a pipeline's ``openai`` LLM) asking for token counts, for servers that
 reject ``stream_options``.
+
+An ``openai`` model sends the clip as an ``input_audio`` part (OpenAI); ``audio_part:
+audio_url`` sends vLLM's other form and ``audio_part: talk-arena`` the form of the study's own
+inference servers. ``max_tokens`` goes as ``max_completion_tokens`` to OpenAI's API and as
+``max_tokens`` elsewhere (``token_limit_field`` overrides). A ``gemini`` model may give
+``thinking_budget``.
 
 .. code-block:: yaml
 
     models:
-      - name: gpt4o
+      - name: gpt-audio
         kind: openai
-        model: gpt-4o-audio-preview
+        model: gpt-audio-1.5                 # GPT-4o audio's successor on Chat Completions
         api_key_env: OPENAI_API_KEY
         price_per_million_input_tokens: 2.5
         price_per_million_output_tokens: 10
+        price_per_million_input_audio_tokens: 32     # optional; default: the text price
+        price_per_million_output_audio_tokens: 64
+      - name: qwen2-audio-vllm
+        kind: openai
+        model: Qwen/Qwen2-Audio-7B-Instruct
+        base_url: http://127.0.0.1:8000/v1
+        audio_part: audio_url              # input_audio (default) | audio_url | talk-arena
       - name: whisper-llama
         kind: pipeline
-        asr: {kind: openai-transcription, model: whisper-1}
+        asr: {kind: openai-transcription, model: gpt-transcribe}
         llm: {kind: openai, model: meta-llama/Meta-Llama-3-8B-Instruct, base_url: http://127.0.0.1:8001/v1}
       - name: qwen2-audio-local
         kind: local
         model: Qwen/Qwen2-Audio-7B-Instruct
       - name: gpt-audio-spoken             # answers with speech (and its transcript)
         kind: openai
-        model: gpt-audio-mini
+        model: gpt-audio-1.5
         output: audio                      # text (default) | audio
-        voice: alloy                       # default alloy; audio_format: pcm16 (the only one)
+        voice: alloy                       # or audio_voice; audio_format: pcm16 (only it streams)
       - name: whisper-llama-espeak         # a pipeline speaks through its tts stage
         kind: pipeline
         output: audio
@@ -54,6 +70,7 @@ from typing import Annotated, Any, Literal, Self
 import yaml
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -67,15 +84,20 @@ from lamarena.models.base import TokenPrices
 
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
+    "LOCAL_MAX_AUDIO_S",
     "AsrSpec",
+    "AudioFormat",
+    "AudioPart",
     "EspeakTtsSpec",
     "GeminiSpec",
     "LlmSpec",
+    "LocalInterface",
     "LocalSpec",
     "ModelSpec",
     "ModelsConfig",
     "OpenAISpec",
     "OpenAISpeechTtsSpec",
+    "OverLimit",
     "PipelineSpec",
     "TtsSpec",
     "load_models_config",
@@ -118,6 +140,27 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+OverLimit = Literal["refuse", "cut"]
+"""What a model does with a clip longer than its ``max_audio_s``."""
+
+
+class _AudioLimit(_Spec):
+    """How much audio a model takes: longer clips are refused (default) or cut, never silently.
+
+    ``max_audio_s`` None means no limit, except for ``local`` models, whose Whisper encoders
+    read 30 s (see :data:`LOCAL_MAX_AUDIO_S`).
+    """
+
+    max_audio_s: PositiveSeconds | None = Field(
+        default=None, description="The longest clip the model takes, in seconds."
+    )
+    audio_over_limit: OverLimit = Field(
+        default="refuse",
+        description="A longer clip: refuse it (an error reply naming both lengths) or cut it "
+        "to max_audio_s (the reply then carries a notice).",
+    )
+
+
 class _Remote(_Spec):
     """Fields shared by every remote service."""
 
@@ -143,10 +186,21 @@ _REPORT_USAGE = (
 
 
 class _Priced(_Spec):
-    """What a remote model's tokens cost, in US dollars per million (both or neither)."""
+    """What a remote model's tokens cost, in US dollars per million.
+
+    The text prices come both or neither; the audio prices are optional, need the text prices,
+    and apply to the tokens the service reports as audio (without one, audio tokens cost the
+    text price of their side).
+    """
 
     price_per_million_input_tokens: Price | None = None
     price_per_million_output_tokens: Price | None = None
+    price_per_million_input_audio_tokens: Price | None = Field(
+        default=None, description="Input tokens the service reports as audio; default: text price."
+    )
+    price_per_million_output_audio_tokens: Price | None = Field(
+        default=None, description="Output tokens the service reports as audio; default: text price."
+    )
 
     @model_validator(mode="after")
     def _both_prices(self) -> Self:
@@ -155,6 +209,15 @@ class _Priced(_Spec):
             raise ValueError(
                 "give both price_per_million_input_tokens and price_per_million_output_tokens "
                 "(0 for a side that is free), or neither"
+            )
+        audio = (
+            self.price_per_million_input_audio_tokens,
+            self.price_per_million_output_audio_tokens,
+        )
+        if given[0] is None and any(price is not None for price in audio):
+            raise ValueError(
+                "audio prices need the text prices too: give price_per_million_input_tokens and "
+                "price_per_million_output_tokens as well"
             )
         return self
 
@@ -168,10 +231,19 @@ class _Priced(_Spec):
         return TokenPrices(
             input_per_million=self.price_per_million_input_tokens,
             output_per_million=self.price_per_million_output_tokens,
+            input_audio_per_million=self.price_per_million_input_audio_tokens,
+            output_audio_per_million=self.price_per_million_output_audio_tokens,
         )
 
 
-class OpenAISpec(_Remote, _Generation, _Priced):
+AudioPart = Literal["input_audio", "audio_url", "talk-arena"]
+"""How an ``openai`` model's request carries the clip (see :mod:`.openai_messages`)."""
+
+AudioFormat = Literal["wav", "aac", "mp3", "flac", "opus", "pcm16"]
+"""The formats of a spoken reply the SDK lists; lamarena streams, and only pcm16 streams."""
+
+
+class OpenAISpec(_Remote, _Generation, _Priced, _AudioLimit):
     """Chat completions with an audio part (GPT-4o audio, vLLM, any compatible server)."""
 
     name: Name
@@ -179,12 +251,33 @@ class OpenAISpec(_Remote, _Generation, _Priced):
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     modalities: list[Literal["text", "audio"]] | None = None
     output: Output = "text"
-    voice: Voice = Field(default="alloy", description="The voice of a spoken reply.")
-    audio_format: Literal["pcm16"] = Field(
+    audio_part: AudioPart = Field(
+        default="input_audio",
+        description="input_audio (OpenAI), audio_url (vLLM), or talk-arena (the study's own "
+        "inference servers, which read only parts of type audio).",
+    )
+    token_limit_field: Literal["max_completion_tokens", "max_tokens"] | None = Field(
+        default=None,
+        description="The request field that carries max_tokens; by default max_completion_tokens "
+        "for OpenAI's API and max_tokens for any other server.",
+    )
+    voice: Voice = Field(
+        default="alloy",
+        validation_alias=AliasChoices("voice", "audio_voice"),
+        description="The voice of a spoken reply (audio_voice is the same key).",
+    )
+    audio_format: AudioFormat = Field(
         default="pcm16", description="The format of a spoken reply (streaming needs pcm16)."
     )
     max_concurrency: int | None = Field(default=None, gt=0)
     report_usage: bool = Field(default=True, description=_REPORT_USAGE)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_voice_key(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "voice" in data and "audio_voice" in data:
+            raise ValueError("give voice or audio_voice (the same setting), not both")
+        return data
 
     @model_validator(mode="after")
     def _audio_modality(self) -> Self:
@@ -197,16 +290,30 @@ class OpenAISpec(_Remote, _Generation, _Priced):
                 "output: audio needs the audio modality: remove modalities (it is then "
                 "[text, audio]) or set modalities: [text, audio]"
             )
+        speaks = self.output == "audio" or "audio" in (self.modalities or [])
+        if speaks and self.audio_format != "pcm16":
+            raise ValueError(
+                f"audio_format: {self.audio_format} cannot stream: lamarena streams every reply, "
+                "and a spoken reply streams only as pcm16; use audio_format: pcm16"
+            )
         return self
 
 
-class GeminiSpec(_Remote, _Generation, _Priced):
+class GeminiSpec(_Remote, _Generation, _Priced, _AudioLimit):
     """Google Gemini through google-genai, audio inline."""
 
     name: Name
     kind: Literal["gemini"]
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     output: Output = "text"
+    thinking_budget: int | None = Field(
+        default=None,
+        ge=-1,
+        le=32_768,
+        description="Thinking tokens a thinking model may spend (ThinkingConfig.thinking_budget): "
+        "0 turns thinking off where the model allows it, -1 lets the model decide; the model's "
+        "default when absent.",
+    )
     max_concurrency: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
@@ -218,8 +325,33 @@ class GeminiSpec(_Remote, _Generation, _Priced):
         return self
 
 
+ComputeType = Literal[
+    "default",
+    "auto",
+    "int8",
+    "int8_float16",
+    "int8_float32",
+    "int8_bfloat16",
+    "int16",
+    "float16",
+    "bfloat16",
+    "float32",
+]
+"""A CTranslate2 compute type (faster-whisper's ``WhisperModel(compute_type=)``)."""
+
+Language = Annotated[str, Field(pattern=r"^([a-z]{2,3}|auto)$")]
+"""An ISO-639-1 (or -3) code such as ``en`` or ``th``; ``auto``: the recogniser detects it."""
+
+
 class AsrSpec(_Spec):
-    """The speech recogniser of a pipeline."""
+    """The speech recogniser of a pipeline (or the arena's own, ``transcriber:``).
+
+    ``language`` (both kinds) names the spoken language: ``local-whisper`` assumes ``en`` when
+    it is absent (its default model, tiny.en, knows only English) and detects it with ``auto``;
+    ``openai-transcription`` sends it as the ``language`` hint (absent or ``auto``: the server
+    detects it). ``compute_type`` and ``beam_size`` are faster-whisper's, so ``local-whisper``
+    only.
+    """
 
     kind: Literal["openai-transcription", "local-whisper"]
     model: str = Field(min_length=1)
@@ -227,6 +359,26 @@ class AsrSpec(_Spec):
     api_key_env: EnvVar | None = None
     timeout_s: PositiveSeconds = 60.0
     allow_download: bool = False
+    language: Language | None = Field(
+        default=None, description="Spoken language (en, th, ...) or auto; see the class doc."
+    )
+    compute_type: ComputeType | None = Field(
+        default=None, description="local-whisper: CTranslate2 compute type (default int8)."
+    )
+    beam_size: int | None = Field(
+        default=None, ge=1, le=20, description="local-whisper: 1 decodes greedily (default)."
+    )
+
+    @model_validator(mode="after")
+    def _whisper_options(self) -> Self:
+        if self.kind != "local-whisper":
+            given = [key for key in ("compute_type", "beam_size") if getattr(self, key) is not None]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: faster-whisper options, for kind local-whisper only; "
+                    "remove them for openai-transcription"
+                )
+        return self
 
 
 class LlmSpec(_Generation):
@@ -270,7 +422,7 @@ TtsSpec = Annotated[EspeakTtsSpec | OpenAISpeechTtsSpec, Field(discriminator="ki
 """A pipeline's text-to-speech stage, told apart by ``kind``."""
 
 
-class PipelineSpec(_Priced):
+class PipelineSpec(_Priced, _AudioLimit):
     """ASR then a text LLM (then, with ``output: audio``, speech): the "ASR pipeline" baseline."""
 
     name: Name
@@ -296,8 +448,24 @@ class PipelineSpec(_Priced):
         return self
 
 
-class LocalSpec(_Generation):
-    """An in-process Hugging Face audio LM (Qwen2-Audio family): a hub id or a local path."""
+LOCAL_MAX_AUDIO_S = 30.0
+"""The default ``max_audio_s`` of a ``local`` model: Qwen2-Audio, DiVA and Typhoon-Audio all
+hear through a Whisper encoder, whose feature extractor reads one 30 s window."""
+
+LocalInterface = Literal["qwen2-audio", "diva", "typhoon", "auto"]
+"""How lamarena drives a local checkpoint (see :mod:`lamarena.models.local_interfaces`)."""
+
+
+class LocalSpec(_Generation, _AudioLimit):
+    """An in-process Hugging Face audio LM: a hub id or a local path.
+
+    ``interface`` says how to drive it: ``qwen2-audio`` (the default; transformers' own
+    Qwen2-Audio classes), ``diva`` (DiVA's remote code, streamed), ``typhoon`` (Typhoon-Audio's
+    remote code, one reply at once) or ``auto`` (read from the checkpoint's ``config.json``,
+    which must then be on disk; see :func:`lamarena.models.local_interfaces.detect_interface`).
+    ``diva`` and ``typhoon`` run code shipped with the checkpoint, so they need
+    ``trust_remote_code: true``.
+    """
 
     name: Name
     kind: Literal["local"]
@@ -311,12 +479,33 @@ class LocalSpec(_Generation):
         default=False,
         description="Fetch a hub id that is not in the local cache; off: weights must be local.",
     )
+    interface: LocalInterface = Field(
+        default="qwen2-audio", description="qwen2-audio | diva | typhoon | auto (config.json)."
+    )
+    trust_remote_code: bool = Field(
+        default=False,
+        description="Run the Python code shipped with the checkpoint (DiVA, Typhoon-Audio).",
+    )
 
     @model_validator(mode="after")
     def _text_only(self) -> Self:
         if self.output == "audio":
             raise _cannot_speak("local", "in-process audio models here answer only in text")
         return self
+
+    @model_validator(mode="after")
+    def _remote_code_trusted(self) -> Self:
+        if self.interface in ("diva", "typhoon") and not self.trust_remote_code:
+            raise ValueError(
+                f"interface: {self.interface} runs the Python code shipped with the checkpoint "
+                f"({self.model}); read it, then add trust_remote_code: true to allow it"
+            )
+        return self
+
+    @property
+    def audio_limit_s(self) -> float:
+        """``max_audio_s``, or :data:`LOCAL_MAX_AUDIO_S` when the entry gives none."""
+        return LOCAL_MAX_AUDIO_S if self.max_audio_s is None else self.max_audio_s
 
 
 ModelSpec = Annotated[

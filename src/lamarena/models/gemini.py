@@ -7,7 +7,11 @@ answers text under a system instruction, so a Gemini model can also be the LLM h
 pipeline. ``base_url`` points the SDK elsewhere
 (a proxy, or a loopback fake in tests). Every chunk carries the request's ``usage_metadata`` so
 far; the last one seen is reported on the request's :class:`~lamarena.models.base.ReplyStream`
-(prompt tokens in, candidate plus thinking tokens out, as Google bills them).
+(prompt tokens in, candidate plus thinking tokens out, as Google bills them), with the audio part
+of each from ``prompt_tokens_details`` and ``candidates_tokens_details`` (lists of ``{modality,
+token_count}``, google-genai's ``GenerateContentResponseUsageMetadata``) where the service sends
+them. ``thinking_budget`` becomes ``ThinkingConfig(thinking_budget=...)``: 0 turns thinking off
+where the model allows it, -1 lets the model decide.
 
 As in :mod:`lamarena.models.openai_compat`: one ``httpx2.AsyncClient`` per instance with a large
 connection pool, the SDK's own retries off (they also repeat timeouts and connection errors), our
@@ -17,11 +21,15 @@ timeout, *none* unless ``HttpOptions.timeout`` is set (and that one value would 
 read alike and be sent to the server as a deadline for the whole reply), so a request hook puts
 the client's connect and read limits back on every request.
 
-A reply is complete only once a chunk's candidate carries a ``finish_reason`` (``STOP``, or
-``MAX_TOKENS`` for one cut by ``max_tokens``, ...); a stream that ends without one, or whose
-connection fails after the service accepted the request, is a
-:class:`~lamarena.errors.ModelError` saying the reply broke off (see
-:func:`~lamarena.models.retry.broke_off`), never a complete reply and never retried.
+A reply is complete only once a chunk's candidate carries a ``finish_reason``: ``STOP``, or
+``MAX_TOKENS`` for one cut by ``max_tokens`` after some text (as OpenAI's ``length``). Any other
+reason (``SAFETY``, ``RECITATION``, ``PROHIBITED_CONTENT``, ``BLOCKLIST``, ``SPII``, ``OTHER``,
+...; google-genai's ``FinishReason``), and ``MAX_TOKENS`` before any text (a thinking model can
+spend the whole limit thinking), is a :class:`~lamarena.errors.ModelError` naming the reason,
+never an empty success. A stream that ends without a reason, or whose connection fails after
+the service accepted the request, is a :class:`~lamarena.errors.ModelError` saying the reply
+broke off (see :func:`~lamarena.models.retry.broke_off`), never a complete reply and never
+retried.
 """
 
 from __future__ import annotations
@@ -121,8 +129,20 @@ def _error_reasons(details: Any) -> set[str]:
     return {str(item["reason"]) for item in items if isinstance(item, dict) and "reason" in item}
 
 
+def _audio_tokens(details: list[types.ModalityTokenCount] | None) -> int | None:
+    """The AUDIO tokens of a per-modality breakdown; None when the service sent none."""
+    if details is None:
+        return None
+    return sum(
+        item.token_count or 0 for item in details if item.modality == types.MediaModality.AUDIO
+    )
+
+
 def _report_usage(chunk: types.GenerateContentResponse, report: UsageSink) -> None:
-    """Report a chunk's usage so far: prompt tokens in; candidate and thinking tokens out."""
+    """Report a chunk's usage so far: prompt tokens in; candidate and thinking tokens out.
+
+    The audio parts come from the per-modality breakdowns; thinking tokens are text.
+    """
     metadata = chunk.usage_metadata
     if metadata is None:
         return
@@ -131,19 +151,28 @@ def _report_usage(chunk: types.GenerateContentResponse, report: UsageSink) -> No
         for count in (metadata.candidates_token_count, metadata.thoughts_token_count)
         if count is not None
     ]
-    report(Usage.reported(metadata.prompt_token_count, sum(generated) if generated else None))
+    usage = Usage.from_service(
+        metadata.prompt_token_count,
+        sum(generated) if generated else None,
+        input_audio_tokens=_audio_tokens(metadata.prompt_tokens_details),
+        output_audio_tokens=_audio_tokens(metadata.candidates_tokens_details),
+    )
+    if usage is not None:
+        report(usage)
 
 
-def _finished(chunk: types.GenerateContentResponse) -> bool:
-    """Whether a chunk ends the reply: its candidate has a finish reason (STOP, MAX_TOKENS, ...).
+def _finish_reason(chunk: types.GenerateContentResponse) -> str | None:
+    """The reason a chunk ends the reply (STOP, MAX_TOKENS, SAFETY, ...), or None.
 
     CONTINUATION is not an end: the SDK follows it with another request when it can, and clears
     it from the chunk when it does; when it cannot, the reply is unfinished.
     """
     if not chunk.candidates:
-        return False
+        return None
     reason = chunk.candidates[0].finish_reason
-    return bool(reason) and reason != types.FinishReason.CONTINUATION
+    if not reason or reason == types.FinishReason.CONTINUATION:
+        return None
+    return str(getattr(reason, "value", reason))
 
 
 class GeminiModel:
@@ -162,6 +191,7 @@ class GeminiModel:
         api_version: str = DEFAULT_API_VERSION,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        thinking_budget: int | None = None,
         timeouts: ModelTimeouts | None = None,
         max_retries: int = 2,
         retry_backoff_s: float = 0.5,
@@ -172,13 +202,15 @@ class GeminiModel:
 
         Args:
             name: the model's name in models.yaml.
-            model: the Gemini model id (``gemini-2.0-flash``, ...).
+            model: the Gemini model id (``gemini-3.8-flash``, ...).
             api_key: the key itself (the registry reads it from ``api_key_env``).
             api_key_env: the variable's name, only to say which one to check in messages.
             base_url: the API root without the version; Google's when None.
             api_version: the path segment after ``base_url``.
             temperature: sampling temperature; the server's default when None.
             max_tokens: longest reply (``max_output_tokens``); the server's default when None.
+            thinking_budget: thinking tokens a thinking model may spend (0: none where the
+                model allows it, -1: the model decides); the model's default when None.
             timeouts: ``connect_s`` and ``first_token_s`` become the HTTP connect and read
                 limits (the read limit bounds every silence, not just the first).
             max_retries: how often a 429 or 5xx is retried before the first delta.
@@ -203,7 +235,9 @@ class GeminiModel:
         self._retry_backoff_s = retry_backoff_s
         self._api_key_env = api_key_env
         self._api_key = api_key  # only to scrub it from server messages; never shown
-        self._generation = {"temperature": temperature, "max_output_tokens": max_tokens}
+        self._temperature = temperature
+        self._max_tokens = max_tokens
+        self._thinking_budget = thinking_budget
         self._owns_http = http_client is None
         self._http = http_client or httpx2.AsyncClient(
             timeout=httpx2.Timeout(
@@ -289,10 +323,14 @@ class GeminiModel:
         return ReplyStream(lambda report: self._stream(contents, prompt or None, report))
 
     def _config(self, system: str | None) -> types.GenerateContentConfig:
+        thinking = None
+        if self._thinking_budget is not None:
+            thinking = types.ThinkingConfig(thinking_budget=self._thinking_budget)
         return types.GenerateContentConfig(
             system_instruction=system,
-            temperature=self._generation["temperature"],
-            max_output_tokens=self._generation["max_output_tokens"],
+            temperature=self._temperature,
+            max_output_tokens=self._max_tokens,
+            thinking_config=thinking,
         )
 
     async def _open(
@@ -336,22 +374,23 @@ class GeminiModel:
     ) -> AsyncGenerator[str, None]:
         iterator, chunk = await self._open(contents(), system)
         received = 0
-        finished = False
+        finished: str | None = None
         try:
             while chunk is not None:
                 _report_usage(chunk, report)
-                finished = finished or _finished(chunk)
+                finished = finished or _finish_reason(chunk)
                 for text in self._texts(chunk):
                     received += len(text)
                     yield text
                 chunk = await anext(iterator, None)
         except httpx2.TransportError as exc:  # the request was accepted: not "cannot reach"
-            if finished:  # only what followed the finishing chunk was lost; the reply is whole
-                logger.debug("model %s: connection lost after the reply finished", self.name)
-                return
-            if isinstance(exc, httpx2.TimeoutException):
-                raise self._translate(exc) from None
-            raise broke_off(self.name, self.base_url, received, exc) from None
+            if not finished:
+                if isinstance(exc, httpx2.TimeoutException):
+                    raise self._translate(exc) from None
+                raise broke_off(self.name, self.base_url, received, exc) from None
+            # Only what followed the finishing chunk was lost; the reply is whole (its reason is
+            # checked below, outside this handler, so no SDK error is chained to a ModelError).
+            logger.debug("model %s: connection lost after the reply finished", self.name)
         except (
             genai_errors.APIError,
             genai_errors.UnknownApiResponseError,
@@ -364,6 +403,21 @@ class GeminiModel:
                 await close()
         if not finished:  # the body ended cleanly but no chunk carried a finishReason
             raise broke_off(self.name, self.base_url, received)
+        self._check_finish(finished, received)
+
+    def _check_finish(self, reason: str, received: int) -> None:
+        """Refuse a reply that ended otherwise than STOP, or MAX_TOKENS after some text."""
+        if reason == "STOP" or (reason == "MAX_TOKENS" and received):
+            return
+        if reason == "MAX_TOKENS":
+            raise ModelError(
+                self.name,
+                f"the reply reached the token limit before any text (finishReason MAX_TOKENS): "
+                f"raise max_tokens (now {self._max_tokens}) in models.yaml, or lower "
+                "thinking_budget (thinking tokens count against it)",
+            )
+        cut = f" after {received} characters" if received else ""
+        raise ModelError(self.name, f"the service stopped the reply{cut} (finishReason {reason})")
 
     def _texts(self, chunk: types.GenerateContentResponse) -> Iterator[str]:
         """The text parts of one chunk (thoughts left out); a blocked prompt is an error."""

@@ -638,7 +638,7 @@ class LocalTextLM(_HFModel):
 
 
 class FasterWhisperTranscriber(_Lazy):
-    """English speech recognition with faster-whisper (CTranslate2) in a worker thread."""
+    """Speech recognition with faster-whisper (CTranslate2), in a worker thread."""
 
     def __init__(
         self,
@@ -649,6 +649,7 @@ class FasterWhisperTranscriber(_Lazy):
         compute_type: str = "int8",
         beam_size: int = 1,
         cpu_threads: int = 0,
+        language: str | None = "en",
         local_files_only: bool = False,
     ) -> None:
         """Describe the recogniser; nothing is loaded until the first request (or :meth:`load`).
@@ -662,6 +663,7 @@ class FasterWhisperTranscriber(_Lazy):
             compute_type: CTranslate2 compute type ("int8" suits CPUs).
             beam_size: 1 decodes greedily; more runs beam search.
             cpu_threads: CTranslate2 threads (0: its default).
+            language: the spoken language ("en", "th", ...); None detects it per clip.
             local_files_only: never download.
         """
         super().__init__()
@@ -671,6 +673,7 @@ class FasterWhisperTranscriber(_Lazy):
         self.compute_type = compute_type
         self.beam_size = beam_size
         self.cpu_threads = cpu_threads
+        self.language = language
         self.local_files_only = local_files_only
 
     def _source(self) -> str:
@@ -698,7 +701,7 @@ class FasterWhisperTranscriber(_Lazy):
             raise _not_loadable(source, self.local_files_only, exc) from exc
 
     async def transcribe(self, clip: AudioClip) -> str:
-        """The English transcript of ``clip`` (its segments joined by spaces).
+        """The transcript of ``clip`` (its segments joined by spaces).
 
         Raises:
             ModelError: loading or recognition failed.
@@ -710,7 +713,10 @@ class FasterWhisperTranscriber(_Lazy):
 
     def _transcribe(self, clip: AudioClip) -> str:
         segments, _info = self._weights().transcribe(
-            clip.samples, language="en", beam_size=self.beam_size, condition_on_previous_text=False
+            clip.samples,
+            language=self.language,
+            beam_size=self.beam_size,
+            condition_on_previous_text=False,
         )
         return " ".join(segment.text.strip() for segment in segments).strip()
 

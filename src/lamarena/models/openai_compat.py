@@ -20,11 +20,22 @@ Spoken replies (``output="audio"``, :meth:`OpenAIChatModel.stream_speech`): the 
 ``modalities: ["text", "audio"]`` and ``audio: {"voice": ..., "format": "pcm16"}`` with
 ``stream: true``; the transcript and the base64 PCM16 of each chunk become
 :class:`~lamarena.models.speech.SpeechText` and :class:`~lamarena.models.speech.SpeechAudio`.
+Of the formats the SDK lists (wav, aac, mp3, flac, opus, pcm16) only pcm16 streams, and lamarena
+always streams, so any other is a :class:`~lamarena.errors.ConfigError` when the adapter is made.
+
+The audio part's shape (``audio_part``) is one of :data:`~.openai_messages.AudioPart`. The reply
+length limit goes as ``max_completion_tokens`` to OpenAI's own API, where ``max_tokens`` is
+deprecated (the installed SDK's ``CompletionCreateParamsBase``), and as ``max_tokens`` to any
+other server: every OpenAI-compatible server knows that one (vLLM reads both, preferring
+``max_completion_tokens``, ``vllm/entrypoints/openai/protocol.py``; so do the study's inference
+servers, ``entity/entity.py``). ``token_limit_field`` overrides the choice.
 
 A reply is complete only once a chunk carries a ``finish_reason`` (``stop``, or ``length`` for
-one cut by ``max_tokens``); a stream that ends without one, or whose connection fails after the
-server accepted the request, is a :class:`~lamarena.errors.ModelError` saying the reply broke
-off (see :func:`~lamarena.models.retry.broke_off`), never a complete reply and never retried.
+one cut by ``max_tokens`` after some text); a stream that ends without one, or whose connection
+fails after the server accepted the request, is a :class:`~lamarena.errors.ModelError` saying
+the reply broke off (see :func:`~lamarena.models.retry.broke_off`), never a complete reply and
+never retried. ``content_filter`` (the service withheld the reply), and ``length`` before any
+text, are errors naming the reason.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import httpx2
 import openai
@@ -43,6 +55,7 @@ from lamarena.audio import AudioClip, to_wav_bytes
 from lamarena.errors import ConfigError, ModelError
 from lamarena.models.base import EarlierTurn, ModelTimeouts, ReplyStream, TextTurn, UsageSink
 from lamarena.models.openai_messages import (
+    AudioPart,
     SpeechParser,
     choices,
     delta_texts,
@@ -60,7 +73,13 @@ from lamarena.models.openai_service import (
 from lamarena.models.retry import broke_off
 from lamarena.models.speech import SpeechStream
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_CONNECTIONS", "OpenAIChatModel", "OpenAITranscriber"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_CONNECTIONS",
+    "OpenAIChatModel",
+    "OpenAITranscriber",
+    "default_token_limit_field",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +87,15 @@ _D = TypeVar("_D")
 
 Modality = Literal["text", "audio"]
 AudioOutputFormat = Literal["wav", "aac", "mp3", "flac", "opus", "pcm16"]
+TokenLimitField = Literal["max_completion_tokens", "max_tokens"]
+
+_OPENAI_HOST = "api.openai.com"
+
+
+def default_token_limit_field(base_url: str) -> TokenLimitField:
+    """``max_completion_tokens`` for OpenAI's own API, ``max_tokens`` for any other server."""
+    host = (urlsplit(base_url).hostname or "").lower()
+    return "max_completion_tokens" if host == _OPENAI_HOST else "max_tokens"
 
 
 class OpenAIChatModel(OpenAIService):
@@ -92,8 +120,10 @@ class OpenAIChatModel(OpenAIService):
         output: Literal["text", "audio"] = "text",
         audio_voice: str = "alloy",
         audio_format: AudioOutputFormat = "pcm16",
+        audio_part: AudioPart = "input_audio",
         temperature: float | None = None,
         max_tokens: int | None = None,
+        token_limit_field: TokenLimitField | None = None,
         report_usage: bool = True,
         timeouts: ModelTimeouts | None = None,
         max_retries: int = 2,
@@ -105,7 +135,7 @@ class OpenAIChatModel(OpenAIService):
 
         Args:
             name: the model's name in models.yaml.
-            model: the server's model id (``gpt-4o-audio-preview``, a vLLM model path, ...).
+            model: the server's model id (``gpt-audio-1.5``, a vLLM model path, ...).
             base_url: the API root, ending in ``/v1``; OpenAI's when None.
             api_key: the key itself (the registry reads it from ``api_key_env``); None for
                 servers without auth.
@@ -116,9 +146,15 @@ class OpenAIChatModel(OpenAIService):
             output: ``"audio"`` to answer with speech (:meth:`stream_speech`, and ``speaks``
                 is true); ``"text"`` (the default) answers in text only.
             audio_voice: the voice of a spoken reply (with an ``audio`` modality).
-            audio_format: the format of a spoken reply; streaming needs ``pcm16``.
+            audio_format: the format of a spoken reply; streaming needs ``pcm16``, the only
+                one accepted with an ``audio`` modality.
+            audio_part: the shape of the audio part: ``input_audio`` (OpenAI, vLLM),
+                ``audio_url`` (vLLM) or ``talk-arena`` (the study's inference servers; only the
+                current query is sent, without earlier turns).
             temperature: sampling temperature; the server's default when None.
             max_tokens: longest reply; the server's default when None.
+            token_limit_field: the request field for ``max_tokens``; None chooses
+                ``max_completion_tokens`` for OpenAI's API and ``max_tokens`` elsewhere.
             report_usage: ask for token usage (``stream_options.include_usage``); turn it off
                 for servers that reject ``stream_options`` (replies then have no usage).
             timeouts: ``connect_s`` and ``first_token_s`` become the HTTP connect and read
@@ -130,8 +166,9 @@ class OpenAIChatModel(OpenAIService):
                 closes it, and its own timeouts and limits apply.
 
         Raises:
-            ConfigError: an unknown modality, ``output="audio"`` without the audio modality or
-                with a format other than ``pcm16``, or a negative ``max_retries``.
+            ConfigError: an unknown modality or audio part, ``output="audio"`` without the
+                audio modality, an audio modality with a format other than ``pcm16``, or a
+                negative ``max_retries``.
         """
         super().__init__(
             name,
@@ -152,15 +189,29 @@ class OpenAIChatModel(OpenAIService):
             raise ConfigError(
                 f"model '{name}': unknown modalities {unknown}; use ['text'] or ['text', 'audio']"
             )
-        if output == "audio" and ("audio" not in chosen or audio_format != "pcm16"):
+        if output == "audio" and "audio" not in chosen:
             raise ConfigError(
-                f"model '{name}': a spoken reply streams as modalities ['text', 'audio'] with "
-                f"audio format pcm16, not {chosen} and {audio_format}"
+                f"model '{name}': a spoken reply streams as modalities ['text', 'audio'], "
+                f"not {chosen}"
+            )
+        if "audio" in chosen and audio_format != "pcm16":
+            raise ConfigError(
+                f"model '{name}': audio_format {audio_format} cannot stream: lamarena streams "
+                "every reply, and a spoken reply streams only as pcm16; use audio_format: pcm16"
+            )
+        if audio_part not in ("input_audio", "audio_url", "talk-arena"):
+            raise ConfigError(
+                f"model '{name}': unknown audio_part {audio_part!r}; use input_audio, audio_url "
+                "or talk-arena"
             )
         self.speaks = output == "audio"
         self.modalities: list[Modality] = chosen
         self._audio_out: ChatCompletionAudioParam | None = (
             {"voice": audio_voice, "format": audio_format} if "audio" in chosen else None
+        )
+        self.audio_part: AudioPart = audio_part
+        self.token_limit_field: TokenLimitField = token_limit_field or default_token_limit_field(
+            self.base_url
         )
         self._temperature = temperature
         self._max_tokens = max_tokens
@@ -187,7 +238,7 @@ class OpenAIChatModel(OpenAIService):
         """
         return ReplyStream(
             lambda report: self._stream(
-                lambda: spoken_messages(clip, prompt, history), report, delta_texts
+                lambda: spoken_messages(clip, prompt, history, self.audio_part), report, delta_texts
             )
         )
 
@@ -215,7 +266,9 @@ class OpenAIChatModel(OpenAIService):
 
         return SpeechStream(
             lambda report: self._stream(
-                lambda: spoken_messages(clip, prompt, history), report, SpeechParser(self.name)
+                lambda: spoken_messages(clip, prompt, history, self.audio_part),
+                report,
+                SpeechParser(self.name),
             )
         )
 
@@ -253,7 +306,7 @@ class OpenAIChatModel(OpenAIService):
         if self._temperature is not None:
             body["temperature"] = self._temperature
         if self._max_tokens is not None:
-            body["max_tokens"] = self._max_tokens
+            body[self.token_limit_field] = self._max_tokens
         return body
 
     async def _open(self, messages: list[ChatCompletionMessageParam]) -> AsyncStream[object]:
@@ -291,31 +344,55 @@ class OpenAIChatModel(OpenAIService):
     ) -> AsyncGenerator[_D, None]:
         stream = await self._open(messages())
         received = 0
-        finished = False
+        finished: str | None = None
         try:
             async for item in stream:
                 chunk = mapping(item)
                 usage = reported_usage(chunk)  # the last chunk (or every one, on some servers)
                 if usage is not None:
                     report(usage)
-                if any(choice.get("finish_reason") for choice in choices(chunk)):
-                    finished = True  # "stop", or "length" (complete, if cut by max_tokens)
+                finished = finished or _finish_reason(chunk)
                 for item in parse(chunk):
                     received += text_length(item)
                     yield item
         except openai.APIConnectionError as exc:  # the request was accepted: not "cannot reach"
-            if finished:  # only the usage chunk or [DONE] was lost; the reply is whole
-                logger.debug("model %s: connection lost after the reply finished", self.name)
-                return
-            if isinstance(exc, openai.APITimeoutError):
-                raise self._translate(exc) from None
-            raise broke_off(self.name, self.base_url, received, exc.__cause__ or exc) from None
+            if not finished:
+                if isinstance(exc, openai.APITimeoutError):
+                    raise self._translate(exc) from None
+                raise broke_off(self.name, self.base_url, received, exc.__cause__ or exc) from None
+            # Only the usage chunk or [DONE] was lost; the reply is whole (its reason is checked
+            # below, outside this handler, so no SDK error is chained to a ModelError).
+            logger.debug("model %s: connection lost after the reply finished", self.name)
         except openai.OpenAIError as exc:
             raise self._translate(exc) from None  # the SDK error holds the key
         finally:
             await stream.close()
         if not finished:  # the body ended cleanly but without a finish_reason
             raise broke_off(self.name, self.base_url, received)
+        self._check_finish(finished, received)
+
+    def _check_finish(self, reason: str, received: int) -> None:
+        """Refuse a reply the service withheld, or one cut by the token limit before any text."""
+        if reason == "content_filter":
+            raise ModelError(
+                self.name,
+                "the service's content filter withheld the reply (finish_reason content_filter)",
+            )
+        if reason == "length" and not received:
+            raise ModelError(
+                self.name,
+                f"the reply reached the token limit before any text (finish_reason length): "
+                f"raise max_tokens (now {self._max_tokens}) in models.yaml",
+            )
+
+
+def _finish_reason(chunk: Mapping[str, Any]) -> str | None:
+    """The chunk's finish reason ("stop", "length", ...), if a choice carries one."""
+    for choice in choices(chunk):
+        reason = choice.get("finish_reason")
+        if reason:
+            return str(reason)
+    return None
 
 
 class OpenAITranscriber(OpenAIService):

@@ -322,6 +322,23 @@ class PipelineModel:
         except ModelError as exc:
             raise self._wrap("the LLM", llm.name, exc) from exc
 
+    async def load(self) -> None:
+        """Load the in-process parts now (those with a ``load``), e.g. when ``serve`` starts.
+
+        Parts that share weights (the built-in offline models' variants) load them once.
+
+        Raises:
+            ModelError: a part cannot load, under the pipeline's name, naming the part.
+        """
+        for part, label in ((self.transcriber, "the ASR"), (self.llm, "the LLM")):
+            load = getattr(part, "load", None)
+            if load is None:
+                continue
+            try:
+                await load()
+            except ModelError as exc:
+                raise self._wrap(label, part.name, exc) from exc
+
     async def aclose(self) -> None:
         """Close every part (those that hold connections have an ``aclose``)."""
         for part in (self.transcriber, self.llm, self.tts):

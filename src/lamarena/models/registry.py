@@ -12,6 +12,7 @@ import asyncio
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from importlib import resources
 from typing import Any
 
@@ -27,6 +28,7 @@ from lamarena.models.base import (
     Usage,
 )
 from lamarena.models.config import (
+    LOCAL_MAX_AUDIO_S,
     AsrSpec,
     EspeakTtsSpec,
     GeminiSpec,
@@ -38,7 +40,22 @@ from lamarena.models.config import (
     PipelineSpec,
     load_models_config,
 )
-from lamarena.models.runtime import AudioCallback, DeltaCallback, run_model
+from lamarena.models.model_ids import (
+    RETIRING_SOON_DAYS,
+    Lifecycle,
+    Retired,
+    Retiring,
+    describe,
+    hosted_ids,
+    lifecycle,
+)
+from lamarena.models.runtime import (
+    AudioCallback,
+    AudioLimit,
+    DeltaCallback,
+    run_model,
+    set_audio_limit,
+)
 from lamarena.models.speech import Synthesiser
 from lamarena.settings import Settings, read_secret
 
@@ -53,6 +70,7 @@ __all__ = [
 
 _EXTRA_FOR_MODULE = {
     "lamarena.models.local": "local",
+    "lamarena.models.local_interfaces": "local",
     "lamarena.models.offline": "local",
 }
 
@@ -75,6 +93,12 @@ class ModelEntry:
         prices: what its tokens cost, where models.yaml says (a pipeline's: its LLM's tokens).
         speaks: whether it answers with speech (``output: audio``); its adapter then has
             ``speaks`` true and :func:`~lamarena.models.runtime.run_model` collects audio.
+        audio_limit: the most audio it takes per clip (``max_audio_s``) and what happens to a
+            longer clip; ``build`` sets it on the adapter, where
+            :func:`~lamarena.models.runtime.run_model` applies it. None: no limit.
+        trust_remote_code: whether it runs code shipped with its checkpoint (local models).
+        interface: how a local model is driven (qwen2-audio, diva, typhoon or auto); "" for
+            other kinds.
     """
 
     name: str
@@ -87,6 +111,9 @@ class ModelEntry:
     max_concurrency: int | None = None
     prices: TokenPrices | None = None
     speaks: bool = False
+    audio_limit: AudioLimit | None = None
+    trust_remote_code: bool = False
+    interface: str = ""
 
     def cost_usd(self, usage: Usage | None) -> float | None:
         """The cost of a request with ``usage``; None without prices or without both counts."""
@@ -102,6 +129,13 @@ class ModelEntry:
         }
         if self.description:
             row["description"] = self.description
+        if self.interface:
+            row["interface"] = self.interface
+        if self.kind == "local":
+            row["trust_remote_code"] = self.trust_remote_code
+        if self.audio_limit is not None:
+            row["max_audio_s"] = self.audio_limit.max_s
+            row["audio_over_limit"] = self.audio_limit.over_limit
         return row
 
 
@@ -140,8 +174,10 @@ def _openai(spec: OpenAISpec) -> AudioModel:
         output=spec.output,
         audio_voice=spec.voice,
         audio_format=spec.audio_format,
+        audio_part=spec.audio_part,
         temperature=spec.temperature,
         max_tokens=spec.max_tokens,
+        token_limit_field=spec.token_limit_field,
         report_usage=spec.report_usage,
     )
     return model
@@ -159,6 +195,7 @@ def _gemini(spec: GeminiSpec) -> AudioModel:
         max_retries=spec.max_retries,
         temperature=spec.temperature,
         max_tokens=spec.max_tokens,
+        thinking_budget=spec.thinking_budget,
     )
     return model
 
@@ -173,14 +210,23 @@ def _transcriber(owner: str, spec: AsrSpec, settings: Settings) -> Transcriber:
             api_key=_api_key(owner, spec.api_key_env),
             api_key_env=spec.api_key_env,
             timeouts=ModelTimeouts(first_token_s=spec.timeout_s),
+            language=None if spec.language in (None, "auto") else spec.language,
         )
         return remote
     module = _module("lamarena.models.local")
+    whisper: dict[str, Any] = {}
+    if spec.compute_type is not None:
+        whisper["compute_type"] = spec.compute_type
+    if spec.beam_size is not None:
+        whisper["beam_size"] = spec.beam_size
+    if spec.language is not None:  # absent: English, as ever; auto: detected per clip
+        whisper["language"] = None if spec.language == "auto" else spec.language
     local: Transcriber = module.FasterWhisperTranscriber(
         f"{owner}/asr",
         spec.model,
         device=settings.local_device,
         local_files_only=not spec.allow_download,
+        **whisper,
     )
     return local
 
@@ -261,10 +307,12 @@ def _pipeline(spec: PipelineSpec, settings: Settings) -> AudioModel:
 
 
 def _local(spec: LocalSpec, settings: Settings) -> AudioModel:
-    module = _module("lamarena.models.local")
-    model: AudioModel = module.LocalAudioLM(
+    module = _module("lamarena.models.local_interfaces")
+    model: AudioModel = module.local_audio_lm(
         spec.name,
         spec.model,
+        interface=spec.interface,
+        trust_remote_code=spec.trust_remote_code,
         device=spec.device or settings.local_device,
         dtype=spec.dtype or settings.local_dtype,
         max_new_tokens=spec.max_tokens,
@@ -299,20 +347,37 @@ def _build(spec: Spec, settings: Settings) -> AudioModel:
     return _local(spec, settings)
 
 
+def _audio_limit(spec: Spec) -> AudioLimit | None:
+    """The spec's ``max_audio_s`` (a local model's default: its encoder's 30 s window)."""
+    max_s = spec.max_audio_s
+    if max_s is None and isinstance(spec, LocalSpec):
+        max_s = LOCAL_MAX_AUDIO_S
+    return None if max_s is None else AudioLimit(max_s, spec.audio_over_limit)
+
+
+def _limited(adapter: AudioModel, limit: AudioLimit | None) -> AudioModel:
+    set_audio_limit(adapter, limit)
+    return adapter
+
+
 def _entry(spec: Spec, settings: Settings) -> ModelEntry:
     model = (
         f"{spec.asr.model} -> {spec.llm.model}" if isinstance(spec, PipelineSpec) else spec.model
     )
+    limit = _audio_limit(spec)
     return ModelEntry(
         name=spec.name,
         kind=spec.kind,
         model=model,
         offline=_is_offline(spec),
         system_prompt=spec.system_prompt,
-        build=lambda: _build(spec, settings),
+        build=lambda: _limited(_build(spec, settings), limit),
         max_concurrency=spec.max_concurrency,
         prices=None if isinstance(spec, LocalSpec) else spec.prices,
         speaks=spec.output == "audio",
+        audio_limit=limit,
+        trust_remote_code=spec.trust_remote_code if isinstance(spec, LocalSpec) else False,
+        interface=spec.interface if isinstance(spec, LocalSpec) else "",
     )
 
 
@@ -439,17 +504,40 @@ def probe_clip() -> AudioClip:
     return decode_audio(data)
 
 
-async def check_models(settings: Settings) -> list[dict[str, Any]]:
+async def check_models(settings: Settings, *, today: date | None = None) -> list[dict[str, Any]]:
     """Probe every model at once with the packaged question; one row per model.
 
     A model that cannot even be built (missing key, missing extra) gets a failed row, so one
-    broken entry does not hide the state of the others.
+    broken entry does not hide the state of the others. An id sent to OpenAI's or Google's own
+    API that the installed SDKs list as shut down (:mod:`lamarena.models.model_ids`) fails its
+    row without a request; one whose shutdown is at most ``RETIRING_SOON_DAYS`` away is probed,
+    and the row's ``warnings`` say when it goes and what replaces it.
+
+    Args:
+        settings: where models.yaml is.
+        today: the day shutdown dates are judged against (default: today, UTC).
     """
     clip = probe_clip()
     entries = model_entries(settings)
+    day = datetime.now(UTC).date() if today is None else today
+    statuses: dict[str, list[Lifecycle]] = {}
+    if settings.models_config is not None:
+        for spec in load_models_config(settings.models_config).models:
+            hosted = hosted_ids(spec.model_dump())
+            statuses[spec.name] = [lifecycle(h.model_id, h.provider, day) for h in hosted]
 
     async def probe(entry: ModelEntry) -> dict[str, Any]:
         row: dict[str, Any] = {"name": entry.name, "kind": entry.kind, "offline": entry.offline}
+        known = statuses.get(entry.name, [])
+        retired = [describe(status, day) for status in known if isinstance(status, Retired)]
+        if retired:
+            error = f"model '{entry.name}': " + "; and ".join(retired)
+            return {**row, "ok": False, "error": error, "warnings": []}
+        row["warnings"] = [
+            describe(status, day)
+            for status in known
+            if isinstance(status, Retiring) and status.days_left(day) <= RETIRING_SOON_DAYS
+        ]
         try:
             model = entry.build()
         except ConfigError as exc:

@@ -14,6 +14,12 @@ its text deltas go to ``on_delta`` as ever and make ``Reply.text``; its audio ch
 ``on_audio`` as they arrive and make ``Reply.audio``, with the time to the first audio byte
 (``ttfab_s``) measured like ``ttft_s``. Either kind of part counts as the first delta for the
 first-token limit. A spoken reply that ends without audio is an error.
+
+A model may take only so much audio (an :class:`AudioLimit`, from ``max_audio_s`` in
+models.yaml, carried on the adapter by :func:`set_audio_limit`): a longer clip is refused (the
+reply's error names both lengths, and the model is never called) or cut to the limit (the reply's
+``notice`` says so), never cut silently. A conversation's earlier clips are held to the same
+limit.
 """
 
 from __future__ import annotations
@@ -23,8 +29,9 @@ import inspect
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
+from dataclasses import dataclass, replace
 from time import perf_counter
-from typing import TypeVar, cast
+from typing import Literal, TypeVar, cast
 
 from lamarena.audio import AudioClip
 from lamarena.errors import ModelError
@@ -45,7 +52,14 @@ from lamarena.models.speech import (
     can_speak,
 )
 
-__all__ = ["AudioCallback", "DeltaCallback", "run_model"]
+__all__ = [
+    "AudioCallback",
+    "AudioLimit",
+    "DeltaCallback",
+    "audio_limit_of",
+    "run_model",
+    "set_audio_limit",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +70,94 @@ DeltaCallback = Callable[[str], Awaitable[None] | None]
 
 AudioCallback = Callable[[SpeechAudio], Awaitable[None] | None]
 """Called with each audio chunk of a spoken reply as it arrives."""
+
+_SAMPLE_SLACK_S = 1e-3
+"""A clip this much over the limit still fits (rounding of a clip cut to the limit elsewhere)."""
+
+
+@dataclass(frozen=True)
+class AudioLimit:
+    """The most audio a model takes in one clip, and what happens to a longer one.
+
+    Attributes:
+        max_s: the longest clip, in seconds.
+        over_limit: ``refuse`` (an error reply naming both lengths) or ``cut`` (the first
+            ``max_s`` seconds are sent and the reply's ``notice`` says so).
+    """
+
+    max_s: float
+    over_limit: Literal["refuse", "cut"] = "refuse"
+
+    def __post_init__(self) -> None:
+        if not self.max_s > 0:
+            raise ValueError(f"max_s must be positive, not {self.max_s}")
+        if self.over_limit not in ("refuse", "cut"):
+            raise ValueError(f"over_limit must be refuse or cut, not {self.over_limit!r}")
+
+    def exceeded_by(self, clip: AudioClip) -> bool:
+        """Whether ``clip`` is longer than the limit."""
+        return clip.duration_s > self.max_s + _SAMPLE_SLACK_S
+
+    def cut(self, clip: AudioClip) -> AudioClip:
+        """The first ``max_s`` seconds of ``clip`` (the clip itself when it fits)."""
+        if not self.exceeded_by(clip):
+            return clip
+        keep = round(self.max_s * clip.sample_rate_hz)
+        return replace(clip, samples=clip.samples[:keep])
+
+
+def set_audio_limit(model: object, limit: AudioLimit | None) -> None:
+    """Give the adapter ``model`` its audio limit; :func:`run_model` then applies it."""
+    setattr(model, "audio_limit", limit)  # noqa: B010 - any adapter class, set from outside
+
+
+def audio_limit_of(model: object) -> AudioLimit | None:
+    """The audio limit set on ``model`` (None: no limit)."""
+    limit = getattr(model, "audio_limit", None)
+    return limit if isinstance(limit, AudioLimit) else None
+
+
+class _AudioRefused(Exception):
+    """A clip is longer than the model takes (the message is the reply's error)."""
+
+
+def _fit_audio(
+    model: AudioModel,
+    limit: AudioLimit | None,
+    clip: AudioClip,
+    history: Sequence[EarlierTurn],
+) -> tuple[AudioClip, Sequence[EarlierTurn], str | None]:
+    """``clip`` and ``history`` within ``limit``, and the notice of a cut (None if none).
+
+    Raises:
+        _AudioRefused: a clip is too long and the limit refuses it.
+    """
+    if limit is None:
+        return clip, history, None
+    long_earlier = [i for i, turn in enumerate(history, 1) if limit.exceeded_by(turn.clip)]
+    if not limit.exceeded_by(clip) and not long_earlier:
+        return clip, history, None
+    if limit.over_limit == "refuse":
+        if limit.exceeded_by(clip):
+            raise _AudioRefused(
+                f"model '{model.name}' takes at most {limit.max_s:g} s of audio (max_audio_s) "
+                f"but the clip is {clip.duration_s:.1f} s long: send a shorter clip"
+            )
+        raise _AudioRefused(
+            f"model '{model.name}' takes at most {limit.max_s:g} s of audio (max_audio_s) but "
+            f"the clip of turn {long_earlier[0]} of this conversation is "
+            f"{history[long_earlier[0] - 1].clip.duration_s:.1f} s long: start a new "
+            "conversation"
+        )
+    notice = None
+    if limit.exceeded_by(clip):
+        notice = (
+            f"the clip is {clip.duration_s:.1f} s long but model '{model.name}' takes at most "
+            f"{limit.max_s:g} s (max_audio_s): it heard only the first {limit.max_s:g} s"
+        )
+    if long_earlier:  # each was cut, with its notice, at its own turn
+        history = [replace(turn, clip=limit.cut(turn.clip)) for turn in history]
+    return limit.cut(clip), history, notice
 
 
 async def run_model(
@@ -68,6 +170,7 @@ async def run_model(
     on_audio: AudioCallback | None = None,
     semaphore: asyncio.Semaphore | None = None,
     history: Sequence[EarlierTurn] = (),
+    audio_limit: AudioLimit | None = None,
 ) -> Reply:
     """Ask ``model`` about ``clip`` and collect its reply with timings.
 
@@ -86,18 +189,28 @@ async def run_model(
             reply (and, for a pipeline, its own transcript; a missing one is made again, within
             the time limit of the first delta). Empty for a single-turn query, whose request is
             then unchanged.
+        audio_limit: the most audio the model takes; None: the limit set on the adapter
+            (:func:`set_audio_limit`), if any.
 
     Returns:
         The reply; on failure ``error`` says what happened and ``text`` holds what arrived.
         ``usage`` is what the service reported for this request (None when it reported none).
         A spoken reply also has ``audio`` (PCM16 mono), ``audio_sample_rate_hz``, ``ttfab_s``
-        and ``audio_s``.
+        and ``audio_s``. ``notice`` says when the clip was cut to the model's audio limit.
     """
     timeouts = timeouts or ModelTimeouts()
+    limit = audio_limit if audio_limit is not None else audio_limit_of(model)
+    try:
+        clip, history, notice = _fit_audio(model, limit, clip, history)
+    except _AudioRefused as exc:
+        logger.warning("%s", exc)
+        return Reply(model=model.name, text="", ttft_s=None, total_s=0.0, error=str(exc))
     if semaphore is None:
-        return await _run(model, clip, prompt, history, timeouts, on_delta, on_audio)
-    async with semaphore:
-        return await _run(model, clip, prompt, history, timeouts, on_delta, on_audio)
+        reply = await _run(model, clip, prompt, history, timeouts, on_delta, on_audio)
+    else:
+        async with semaphore:
+            reply = await _run(model, clip, prompt, history, timeouts, on_delta, on_audio)
+    return reply if notice is None else replace(reply, notice=notice)
 
 
 async def _call(callback: Callable[[_T], Awaitable[None] | None] | None, value: _T) -> None:

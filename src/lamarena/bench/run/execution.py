@@ -17,8 +17,10 @@ cache key holds the decoding and the candidates. Free-text sets (ASR, open answe
 generated as usual and say ``decoding: free``.
 
 A row's ``usage`` is ``{"input_tokens", "output_tokens", "cost_usd"}`` when the model's service
-reported tokens for the call (a cached row: for the original call), with ``cost_usd`` from the
-model's prices in models.yaml (null without prices); null when nothing was reported. The
+reported tokens for the call (a cached row: for the original call), plus ``input_audio_tokens``
+and ``output_audio_tokens`` (parts of those totals) where the service split its count by
+modality, with ``cost_usd`` from the model's prices in models.yaml (null without prices; audio
+tokens at the audio prices where given); null when nothing was reported. The
 counters add up what this run's calls reported and cost (cache hits cost nothing).
 """
 

@@ -36,13 +36,37 @@ _VOLATILE = frozenset(
         "report_usage",
         "price_per_million_input_tokens",
         "price_per_million_output_tokens",
+        "price_per_million_input_audio_tokens",
+        "price_per_million_output_audio_tokens",
     }
 )
 
 
+_ADDED_AT_DEFAULT: dict[str, Any] = {
+    "audio_part": "input_audio",
+    "token_limit_field": None,
+    "thinking_budget": None,
+    "max_audio_s": None,
+    "audio_over_limit": "refuse",
+    "language": None,
+    "compute_type": None,
+    "beam_size": None,
+    "interface": "qwen2-audio",
+    "trust_remote_code": False,
+}
+"""Options added to models.yaml after caches existed, with the value that asks for what every
+earlier request was: left out of the identity at that value, so an entry that does not use them
+keeps its cached replies (an option in use is part of the identity)."""
+
+
 def _strip(value: Any) -> Any:
     if isinstance(value, dict):
-        return {key: _strip(item) for key, item in value.items() if key not in _VOLATILE}
+        return {
+            key: _strip(item)
+            for key, item in value.items()
+            if key not in _VOLATILE
+            and not (key in _ADDED_AT_DEFAULT and item == _ADDED_AT_DEFAULT[key])
+        }
     if isinstance(value, list):
         return [_strip(item) for item in value]
     return value
