@@ -7,7 +7,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,12 +200,14 @@ def harness_factory(databases: DatabaseFactory, tmp_path: Path) -> Iterator[Any]
             asr: bool = False,
             fakes: dict[str, FakeOpenAI] | None = None,
             speaking: bool = False,
+            wrap_entry: Callable[[ModelEntry], ModelEntry] | None = None,
             **overrides: Any,
         ) -> Harness:
             """An arena on the test database; ``asr`` adds a loopback speech recogniser.
 
             ``fakes`` replaces the two default models (alpha and beta) by name; ``speaking``
-            makes them answer with audio (pair it with ``mode="speech"``).
+            makes them answer with audio (pair it with ``mode="speech"``); ``wrap_entry``
+            changes each model's registry entry (e.g. to give its adapter an audio limit).
             """
             # Deltas 0.2 s apart, offset by 0.1 s: the two sides' deltas alternate.
             fakes = fakes or {
@@ -224,6 +226,8 @@ def harness_factory(databases: DatabaseFactory, tmp_path: Path) -> Iterator[Any]
                 make_entry(name, stack.enter_context(fake.serve()).base_url, speaks=speaking)
                 for name, fake in fakes.items()
             ]
+            if wrap_entry is not None:
+                entries = [wrap_entry(entry) for entry in entries]
             engine = databases.engine()
             data_dir = overrides.pop("data_dir", tmp_path / "data")
             settings = Settings(

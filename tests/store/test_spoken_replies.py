@@ -119,6 +119,7 @@ def _spoken(battle_id: str) -> dict[str, object]:
                 "latency_a": {"ttfab_s": 0.5, "audio_s": 1.0},
                 "reply_audio_a_sha256": "c" * 64,
                 "reply_audio_b_sha256": "d" * 64,
+                "notice_b": "the clip is 42.0 s long but model 'beta' takes at most 30 s",
             },
         ],
     }
@@ -144,6 +145,8 @@ def test_a_speech_battle_round_trips_through_the_store_and_both_formats(
         assert record.latency_b is not None
         assert (record.latency_b.ttfab_s, record.latency_b.audio_s) == (0.9, 0.75)
         assert record.turns[1].latency_a is not None and record.turns[1].latency_a.audio_s == 1.0
+        assert record.turns[1].notice_b is not None and "at most 30 s" in record.turns[1].notice_b
+        assert record.notice_b is None  # the first turn's clip fitted
     frame = battles_frame_of(second)
     assert frame.loc[0, "mode"] == "speech"
     assert (frame.loc[0, "ttfab_a_s"], frame.loc[0, "audio_b_s"]) == (0.4, 0.75)

@@ -552,6 +552,7 @@ def _save_reply(arena: Arena, battle_id: str, side: str, reply: ModelReply, turn
             ttfab_s=reply.ttfab_s,
             audio_s=reply.audio_s,
             audio_sha256=audio_sha256,
+            notice=reply.notice,  # stored, never streamed: it names the model
         )
 
 

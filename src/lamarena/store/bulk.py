@@ -197,11 +197,11 @@ def _reply_rows(
 ) -> list[dict[str, Any]]:
     """The ``replies`` rows of one turn (a side with nothing known has none)."""
     rows: list[dict[str, Any]] = []
-    for side, text, latency, error, audio in (
-        ("a", turn.reply_a, turn.latency_a, turn.error_a, turn.reply_audio_a_sha256),
-        ("b", turn.reply_b, turn.latency_b, turn.error_b, turn.reply_audio_b_sha256),
+    for side, text, latency, error, audio, notice in (
+        ("a", turn.reply_a, turn.latency_a, turn.error_a, turn.reply_audio_a_sha256, turn.notice_a),
+        ("b", turn.reply_b, turn.latency_b, turn.error_b, turn.reply_audio_b_sha256, turn.notice_b),
     ):
-        if text is None and latency is None and error is None and audio is None:
+        if all(value is None for value in (text, latency, error, audio, notice)):
             continue
         rows.append(
             {
@@ -216,6 +216,7 @@ def _reply_rows(
                 "ttfab_s": latency.ttfab_s if latency else None,
                 "audio_s": latency.audio_s if latency else None,
                 "audio_sha256": audio,
+                "notice": notice,
             }
         )
     return rows
@@ -250,6 +251,7 @@ def _later_turns(session: Session, battle_ids: Sequence[str]) -> dict[str, list[
             )
             fields[f"error_{reply.side}"] = reply.error
             fields[f"reply_audio_{reply.side}_sha256"] = reply.audio_sha256
+            fields[f"notice_{reply.side}"] = reply.notice
     return {
         battle_id: [TurnRecord(**turns[number]) for number in sorted(turns)]
         for battle_id, turns in found.items()
@@ -339,6 +341,8 @@ def load_battle_records(session: Session) -> list[BattleRecord]:
         _REPLY_B.audio_s.label("audio_b_s"),
         _REPLY_A.audio_sha256.label("reply_audio_a_sha256"),
         _REPLY_B.audio_sha256.label("reply_audio_b_sha256"),
+        _REPLY_A.notice.label("notice_a"),
+        _REPLY_B.notice.label("notice_b"),
         Battle.mode,
         Vote.feedback_text,
         Battle.audio_kept,
@@ -370,6 +374,8 @@ def load_battle_records(session: Session) -> list[BattleRecord]:
             error_b=row.error_b,
             reply_audio_a_sha256=row.reply_audio_a_sha256,
             reply_audio_b_sha256=row.reply_audio_b_sha256,
+            notice_a=row.notice_a,
+            notice_b=row.notice_b,
             feedback_text=row.feedback_text,
             audio_kept=row.audio_kept,
             source=row.source,
@@ -399,6 +405,8 @@ def _with_later_turns(row: Any, later: list[TurnRecord] | None) -> dict[str, Any
         error_b=row.error_b,
         reply_audio_a_sha256=row.reply_audio_a_sha256,
         reply_audio_b_sha256=row.reply_audio_b_sha256,
+        notice_a=row.notice_a,
+        notice_b=row.notice_b,
     )
     return {"turns": [first, *later]}
 

@@ -58,6 +58,8 @@ _TURN = pa.struct(
         ("error_b", pa.string()),
         ("reply_audio_a_sha256", pa.string()),
         ("reply_audio_b_sha256", pa.string()),
+        ("notice_a", pa.string()),
+        ("notice_b", pa.string()),
     ]
 )
 PARQUET_SCHEMA = pa.schema(
@@ -79,6 +81,8 @@ PARQUET_SCHEMA = pa.schema(
         ("error_b", pa.string()),
         ("reply_audio_a_sha256", pa.string()),
         ("reply_audio_b_sha256", pa.string()),
+        ("notice_a", pa.string()),
+        ("notice_b", pa.string()),
         ("feedback_text", pa.string()),
         ("audio_kept", pa.bool_()),
         ("source", pa.string()),

@@ -201,6 +201,8 @@ TURN_FIELDS = (
     "error_b",
     "reply_audio_a_sha256",
     "reply_audio_b_sha256",
+    "notice_a",
+    "notice_b",
 )
 """Fields of one turn; a battle record's top-level fields of these names are its first turn's."""
 
@@ -223,6 +225,8 @@ class TurnRecord(BaseModel):
     error_b: str | None = None
     reply_audio_a_sha256: Sha256 | None = None
     reply_audio_b_sha256: Sha256 | None = None
+    notice_a: str | None = None
+    notice_b: str | None = None
 
 
 class BattleRecord(BaseModel):
@@ -273,6 +277,8 @@ class BattleRecord(BaseModel):
     error_b: str | None = None
     reply_audio_a_sha256: Sha256 | None = None
     reply_audio_b_sha256: Sha256 | None = None
+    notice_a: str | None = None
+    notice_b: str | None = None
     feedback_text: str | None = None
     audio_kept: StrictBool = False
     source: Annotated[str, Field(min_length=1, max_length=32)] = "arena"

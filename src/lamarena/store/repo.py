@@ -203,11 +203,13 @@ def add_reply(
     ttfab_s: float | None = None,
     audio_s: float | None = None,
     audio_sha256: str | None = None,
+    notice: str | None = None,
 ) -> None:
     """Store what one side of a battle answered in one turn (once per side and turn).
 
     A spoken reply also has ``ttfab_s`` (seconds to its first audio byte), ``audio_s`` (its
-    duration) and ``audio_sha256`` (its WAV's address in the reply audio folder).
+    duration) and ``audio_sha256`` (its WAV's address in the reply audio folder). ``notice`` says
+    what the model was not given as asked (a clip cut to its ``max_audio_s``).
 
     Raises:
         InvalidInputError: ``side`` is not ``a`` or ``b``, or the side already has a reply in
@@ -234,6 +236,7 @@ def add_reply(
                     ttfab_s=ttfab_s,
                     audio_s=audio_s,
                     audio_sha256=audio_sha256,
+                    notice=notice,
                 )
             )
     except IntegrityError as exc:

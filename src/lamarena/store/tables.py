@@ -243,6 +243,8 @@ class Reply(Base):
     """A spoken reply's audio duration in seconds."""
     audio_sha256: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     """The sha256 of a spoken reply's WAV, kept content-addressed under the data folder."""
+    notice: Mapped[str | None] = mapped_column(Text)
+    """What the model was not given as asked (a clip cut to its ``max_audio_s``)."""
 
 
 class Vote(Base):

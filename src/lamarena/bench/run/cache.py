@@ -79,6 +79,7 @@ class CachedReply:
         usage: token counts where the API reported them
             (:meth:`lamarena.models.base.Usage.as_dict`).
         option_logprobs: under constrained decoding, each candidate's log-likelihood.
+        notice: what the model was not given as asked (a clip cut to its ``max_audio_s``).
     """
 
     text: str
@@ -87,6 +88,7 @@ class CachedReply:
     transcript: str | None = None
     usage: dict[str, int | None] | None = None
     option_logprobs: dict[str, float] | None = None
+    notice: str | None = None
 
 
 @dataclass
@@ -149,6 +151,7 @@ class CallCache:
                 transcript=value.get("transcript"),
                 usage=value.get("usage"),
                 option_logprobs=value.get("option_logprobs"),
+                notice=None if value.get("notice") is None else str(value["notice"]),
             )
         except (ValueError, KeyError, TypeError):
             logger.warning("static cache %s: entry %s is corrupt; calling again", self.path, key)

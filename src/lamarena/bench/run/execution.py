@@ -197,6 +197,7 @@ def _row(
     usage: Usage | None = None,
     error: str | None = None,
     option_logprobs: dict[str, float] | None = None,
+    notice: str | None = None,
 ) -> Row:
     candidates = _constrained(ctx, sample)
     if candidates is not None:
@@ -227,6 +228,8 @@ def _row(
     }
     if option_logprobs is not None:
         row["option_logprobs"] = option_logprobs
+    if notice is not None:  # e.g. the clip was cut to the model's max_audio_s
+        row["notice"] = notice
     if sample.options is not None:
         row["n_options"] = len(sample.options)
     if ctx.spec.metric.is_open:
@@ -304,6 +307,7 @@ async def _call(ctx: UnitContext, sample: Sample, prompt: str, key: str) -> None
                 transcript=reply.transcript,
                 usage=None if usage is None else usage.as_dict(),
                 option_logprobs=scores,
+                notice=reply.notice,
             ),
         )
     row = _row(
@@ -316,6 +320,7 @@ async def _call(ctx: UnitContext, sample: Sample, prompt: str, key: str) -> None
         usage=usage,
         error=reply.error,
         option_logprobs=scores,
+        notice=reply.notice,
     )
     await _finish(ctx, sample, row)
 
@@ -392,6 +397,7 @@ async def _process(
                     ttft_s=cached.ttft_s,
                     usage=Usage.from_dict(cached.usage),
                     option_logprobs=cached.option_logprobs,
+                    notice=cached.notice,
                 )
                 if ctx.judge is not None and ctx.spec.metric.is_open:
                     await ctx.slots.acquire()  # bounds the samples held by pending judgements

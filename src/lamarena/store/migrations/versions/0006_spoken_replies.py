@@ -5,6 +5,7 @@
 - ``replies.ttfab_s``, ``replies.audio_s``, ``replies.audio_sha256``: a spoken reply's time to
   its first audio byte, its duration, and the sha256 of its WAV (kept content-addressed under
   the data folder); NULL for a text reply.
+- ``replies.notice``: what a model was not given as asked (a clip cut to its ``max_audio_s``).
 - ``ix_turns_created_at``: the arena's battles-a-minute ceiling counts later turns too.
 
 Only columns are added, so SQLite alters the tables in place. Its ``battles`` table does not get
@@ -39,13 +40,14 @@ def upgrade() -> None:
     op.add_column("replies", sa.Column("ttfab_s", sa.Float(), nullable=True))
     op.add_column("replies", sa.Column("audio_s", sa.Float(), nullable=True))
     op.add_column("replies", sa.Column("audio_sha256", sa.String(length=128), nullable=True))
+    op.add_column("replies", sa.Column("notice", sa.Text(), nullable=True))
     op.create_index("ix_turns_created_at", "turns", ["created_at"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_turns_created_at", table_name="turns")
     # plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+): no table is rebuilt, nothing cascades
-    for column in ("audio_sha256", "audio_s", "ttfab_s"):
+    for column in ("notice", "audio_sha256", "audio_s", "ttfab_s"):
         op.drop_column("replies", column)
     if op.get_bind().dialect.name != "sqlite":
         op.drop_constraint(op.f("ck_battles_mode"), "battles", type_="check")
