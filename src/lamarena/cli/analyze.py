@@ -99,6 +99,22 @@ def analyze(
         int | None,
         typer.Option("--topics", min=1, help="Top-level topics (default: chosen by silhouette)."),
     ] = None,
+    topic_sample: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="With more query transcripts than this, find the topics of a seeded sample of "
+            "this many and assign the rest to the nearest (0: cluster them all).",
+        ),
+    ] = 1000,
+    topic_agreement: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="When sampled, cluster a subset of up to this many fully and report the "
+            "agreement (ARI, NMI) of the two (0: not measured).",
+        ),
+    ] = 2000,
     tau_rounds: Annotated[
         int, typer.Option(min=1, help="Bootstrap rounds of the Kendall tau intervals.")
     ] = 1000,
@@ -156,6 +172,8 @@ def analyze(
         seed=settings.seed,
         min_battles=settings.min_battles,
         n_topics=topics,
+        topic_sample_size=topic_sample or None,
+        topic_agreement_size=topic_agreement,
         cluster=cluster,
         regression_model=regression,
         permutations=permutations,

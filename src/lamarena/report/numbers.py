@@ -9,7 +9,9 @@ battles and a static score table and returns the document the figures are drawn 
   (1, 2, 3+ turns; None when every vote came after one turn);
 - ``leaderboard_by_mode``: with votes on text replies and on spoken replies, a leaderboard per
   reply mode (text-out, speech-out; None when the votes are all of one mode);
-- ``topics``: the two-level topic tree of the query transcripts with a leaderboard per topic;
+- ``topics``: the two-level topic tree of the query transcripts with a leaderboard per topic
+  (beyond ``topic_sample_size`` transcripts, the tree of a seeded sample with the rest assigned:
+  ``sampled``, ``sample_size``, ``n_transcripts`` and ``agreement`` with a full clustering);
 - ``kendall_tau``: Kendall tau (and the rank distance) of each benchmark against the ratings;
 - ``regression``: the mixed-effects regression of votes on benchmark differences;
 - ``pca``: principal components of the model x benchmark scores;
@@ -50,7 +52,8 @@ from lamarena.analysis.ranking.leaderboard import build_leaderboard
 from lamarena.analysis.ranking.modes import MODES, mode_counts, select_mode
 from lamarena.analysis.text.embeddings import Embedder
 from lamarena.analysis.text.feedback import find_feedback_themes
-from lamarena.analysis.text.topics import find_topics, topic_leaderboards
+from lamarena.analysis.text.topics import topic_leaderboards
+from lamarena.analysis.text.topics_scale import find_topics_at_scale, sampling_agreement
 from lamarena.errors import InsufficientData, InvalidInputError
 
 __all__ = ["SECTIONS", "StudyOptions", "compute_study", "json_safe"]
@@ -81,6 +84,13 @@ class StudyOptions:
         regression_model: the regression's primary fit, ``logistic`` (the study's logistic
             mixed model) or ``linear`` (see :func:`regress_votes_on_benchmarks`).
         permutations: most score assignments for the regression's permutation p-values.
+        topic_sample_size: with more query transcripts than this, the topics are those of a
+            seeded sample of this many, every other transcript assigned to the nearest one
+            (:func:`lamarena.analysis.text.topics_scale.find_topics_at_scale`); None: never.
+        topic_agreement_size: when the topics were sampled, a seeded subset of at most this many
+            transcripts is also clustered fully and ``topics.agreement`` compares the two
+            labellings (its cost: one full clustering of the subset); 0, or no more than the
+            sample size: not measured (``agreement`` None).
     """
 
     n_resamples: int = 10_000
@@ -94,6 +104,8 @@ class StudyOptions:
     cluster: str = "auto"
     regression_model: str = "logistic"
     permutations: int = 1000
+    topic_sample_size: int | None = 1000
+    topic_agreement_size: int = 2000
 
 
 def json_safe(value: Any) -> Any:
@@ -297,8 +309,12 @@ def _win_rates(battles: pd.DataFrame, board: Mapping[str, Any]) -> dict[str, Any
 def _topics(battles: pd.DataFrame, opts: StudyOptions, embedder: Embedder | None) -> dict[str, Any]:
     if "query_transcript" not in battles.columns:
         raise InsufficientData("the battles have no query_transcript column")
-    topics = find_topics(
-        battles["query_transcript"], n_topics=opts.n_topics, embedder=embedder, seed=opts.seed
+    topics = find_topics_at_scale(
+        battles["query_transcript"],
+        sample_size=opts.topic_sample_size,
+        n_topics=opts.n_topics,
+        embedder=embedder,
+        seed=opts.seed,
     )
     boards = topic_leaderboards(
         battles,
@@ -308,7 +324,27 @@ def _topics(battles: pd.DataFrame, opts: StudyOptions, embedder: Embedder | None
         min_battles=opts.min_battles,
         confidence=opts.confidence,
     )
-    return {**topics.to_dict(), "leaderboards": [board.to_dict() for board in boards]}
+    document = {**topics.to_dict(), "leaderboards": [board.to_dict() for board in boards]}
+    if topics.sampling is not None:
+        document["agreement"] = _topic_agreement(battles, opts, embedder)
+    return document
+
+
+def _topic_agreement(
+    battles: pd.DataFrame, opts: StudyOptions, embedder: Embedder | None
+) -> dict[str, Any] | None:
+    """The sampled topics against a full clustering of a subset (None: not measured)."""
+    size = opts.topic_sample_size
+    if size is None or opts.topic_agreement_size <= size:
+        return None
+    return sampling_agreement(
+        battles["query_transcript"],
+        sample_size=size,
+        max_transcripts=opts.topic_agreement_size,
+        n_topics=opts.n_topics,
+        embedder=embedder,
+        seed=opts.seed,
+    ).to_dict()
 
 
 def _kendall_tau(

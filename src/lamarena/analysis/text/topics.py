@@ -587,6 +587,9 @@ class TopicsResult:
         silhouettes: silhouette of each number of topics tried (empty when it was given).
         seed: seed of the clustering.
         method: how the tree was made.
+        sampling: None when every transcript was clustered; otherwise how the tree was found on a
+            seeded sample and the rest assigned (``sampled``, ``sample_size``, ``n_transcripts``,
+            ``chunk_size``; :func:`lamarena.analysis.text.topics_scale.find_topics_at_scale`).
     """
 
     topics: tuple[Topic, ...]
@@ -601,6 +604,7 @@ class TopicsResult:
         "all-MiniLM-L6-v2 embeddings; topics by average-linkage agglomerative clustering "
         "(cosine), sub-topics by Ward's; c-TF-IDF labels"
     )
+    sampling: dict[str, Any] | None = None
 
     def find(self, topic_id: str) -> Topic:
         """The topic or sub-topic with this id.
@@ -617,8 +621,11 @@ class TopicsResult:
         raise InvalidInputError(f"no topic {topic_id!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe summary: counts, the tree with shares and labels, and the method."""
-        return {
+        """JSON-safe summary: counts, the tree with shares and labels, and the method.
+
+        A sampled tree adds the keys of ``sampling`` (``sampled: true`` among them).
+        """
+        out: dict[str, Any] = {
             "n_queries": self.n_queries,
             "n_distinct": self.n_distinct,
             "n_missing": self.n_missing,
@@ -629,6 +636,9 @@ class TopicsResult:
             "seed": self.seed,
             "method": self.method,
         }
+        if self.sampling is not None:
+            out.update(self.sampling)
+        return out
 
 
 def text_column(frame: pd.DataFrame, column: str) -> pd.Series:
