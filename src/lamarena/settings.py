@@ -79,6 +79,15 @@ class Settings(BaseSettings):
     sampling_refresh_s: float = Field(
         default=60.0, gt=0, description="Seconds after which active sampling refits its design."
     )
+    leaderboard_refresh_s: float = Field(
+        default=10.0,
+        ge=0,
+        description=(
+            "Seconds between an arena process's checks for new votes: it refits the leaderboard "
+            "in the background when the count changed, and requests get the last document at "
+            "once (0: a request refits when the count changed, and waits for it)."
+        ),
+    )
     completion_votes: int = Field(
         default=0, ge=0, description="Votes after which a participant sees the completion code."
     )

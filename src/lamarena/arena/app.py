@@ -3,11 +3,12 @@
 Nothing is built at import. The lifespan opens the database (``make_engine`` then
 ``migrate_to_head``) unless an engine is given, builds the model adapters and loads the weights
 of those that have a ``load()`` (in-process models; one log line each), so the first battle
-does not wait for them and a model that cannot load stops the start with its name; at shut-down it
-cancels battles still generating, closes the adapters and disposes of the engine it made. One
-exception handler turns every :class:`~lamarena.errors.LamarenaError` into its HTTP status with
-the body ``{"error": code, "message": ...}``; database and model failures get a generic message
-(the details, which name servers and URLs, go to the log only).
+does not wait for them and a model that cannot load stops the start with its name; it runs the
+leaderboard's background refresher (:mod:`lamarena.arena.leaderboard`). At shut-down it cancels
+the refresher and the battles still generating, closes the adapters and disposes of the engine it
+made. One exception handler turns every :class:`~lamarena.errors.LamarenaError` into its HTTP
+status with the body ``{"error": code, "message": ...}``; database and model failures get a
+generic message (the details, which name servers and URLs, go to the log only).
 """
 
 from __future__ import annotations
@@ -277,8 +278,13 @@ def create_app(
             except DatabaseError as exc:  # the arena still starts: /healthz says what is wrong
                 logger.error("the database is not available at start: %s", exc.message)
             app.state.arena = arena
+            refresher = asyncio.create_task(arena.leaderboard.run(), name="leaderboard")
             logger.info("arena ready with %d models", len(models))
-            yield
+            try:
+                yield
+            finally:  # a fit still running in its thread is abandoned, not waited for
+                refresher.cancel()
+                await asyncio.gather(refresher, return_exceptions=True)
             tasks = list(arena.tasks)
             for task in tasks:
                 task.cancel()

@@ -1,4 +1,4 @@
-"""The leaderboard of the stored votes, computed once per vote count (blocking: use a thread).
+"""The arena's leaderboard document, refitted in the background so that no request waits for it.
 
 Votes on text replies (text-out) and on spoken replies (speech-out) are never pooled. The page's
 main leaderboard ranks the votes of one mode: the text-out ones when there are both (``mode``
@@ -6,14 +6,41 @@ names it, ``battles_by_mode`` counts each mode); ``by_mode`` then ranks each mod
 and ``by_turns`` ranks the main leaderboard's votes per conversation depth. Each grouped document
 (see :mod:`lamarena.analysis.ranking.grouped`) is computed only when more than one of its groups
 has battles, else it is None, so an arena of one mode and one-turn votes fits one leaderboard.
+
+Refitting reads every counted vote and bootstraps the ratings: about 20 s at 300,000 votes over 50
+models on two cores, mostly reading the votes. Each arena process keeps one
+:class:`LeaderboardRefresher`, whose :meth:`~LeaderboardRefresher.run` the app's lifespan runs as a
+task. Once a request has asked for the leaderboard (a worker nobody asks never fits), it counts the
+votes (one ``COUNT``) every ``leaderboard_refresh_s`` seconds after the last check ended, and
+refits in a worker thread only when the count changed. A request gets the last document at once,
+never waiting for a fit, with ``status`` ("ready"), ``n_votes`` (the stored votes when it was
+read), ``computed_at`` (UTC, when the fit ended), ``fit_s`` and ``age_s`` (seconds since
+``computed_at``). Only the first fit of a process is waited for, until :data:`FIRST_WAIT_S` after
+the first request; past that a request gets ``{"status": "computing", ...}`` (HTTP 200) and the
+page asks again shortly. A refresh that fails (the database, too few votes, a bug) keeps the last
+good document and reports the failure as ``refresh_error`` (``{"error", "message"}``; logged once
+per distinct failure); with no document yet, the failure itself is the answer (503 for the
+database). Several workers each keep their own refresher and share only the database.
+``leaderboard_refresh_s = 0`` turns the background off: a request refits on a worker thread
+whenever the count changed, as before (it blocks that request).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from lamarena.analysis.ranking.grouped import (
     DEPTHS,
@@ -23,12 +50,29 @@ from lamarena.analysis.ranking.grouped import (
 )
 from lamarena.analysis.ranking.leaderboard import build_leaderboard
 from lamarena.analysis.ranking.modes import MODES, mode_counts, select_mode
-from lamarena.arena.state import Arena
+from lamarena.errors import DatabaseError, LamarenaError
 from lamarena.store.db import database_errors
 from lamarena.store.repo import battles_frame
 from lamarena.store.tables import Vote
 
-__all__ = ["current_leaderboard", "leaderboard_document"]
+__all__ = [
+    "FIRST_WAIT_S",
+    "FitOptions",
+    "LeaderboardRefresher",
+    "LeaderboardSnapshot",
+    "count_votes",
+    "fit_leaderboard",
+    "leaderboard_document",
+]
+
+logger = logging.getLogger(__name__)
+
+FIRST_WAIT_S = 5.0
+"""Seconds the first request of a process waits for the first fit before it is told "computing"."""
+
+_COMPUTING_MESSAGE = "the leaderboard is being computed; ask again in a few seconds"
+_UNEXPECTED_MESSAGE = "refreshing the leaderboard failed; the ratings are from the last refresh"
+_DATABASE_MESSAGE = "the votes could not be read; the ratings are from the last refresh"
 
 
 def _empty(note: str | None = None) -> dict[str, Any]:
@@ -85,30 +129,267 @@ def leaderboard_document(
     return document
 
 
-def current_leaderboard(arena: Arena) -> dict[str, Any]:
-    """The :func:`leaderboard_document` of the stored votes.
+@dataclass(frozen=True)
+class FitOptions:
+    """How the arena fits its leaderboard.
 
-    The document is cached by the number of votes, so a page that polls does not refit the
-    ratings; a new vote (here or in another worker) changes the count and refreshes it.
+    Attributes:
+        n_resamples: bootstrap rounds of every leaderboard.
+        seed: bootstrap seed.
+        min_battles: fewer battles than this make a model provisional.
+    """
+
+    n_resamples: int
+    seed: int | None
+    min_battles: int
+
+
+@dataclass(frozen=True)
+class LeaderboardSnapshot:
+    """One fitted document and when it was made.
+
+    Attributes:
+        document: the :func:`leaderboard_document` of the counted votes.
+        n_votes: the stored votes (counted or not) when they were read.
+        computed_at: when the fit ended (UTC).
+        computed_monotonic: the same on ``time.monotonic``'s clock (for ``age_s``).
+        fit_s: seconds the read and the fit took.
+    """
+
+    document: dict[str, Any]
+    n_votes: int
+    computed_at: datetime
+    computed_monotonic: float
+    fit_s: float
+
+
+def count_votes(engine: Engine, sessions: sessionmaker[Session]) -> int:
+    """The number of stored votes (one ``COUNT``: how a refresher tells that votes arrived).
+
+    Raises:
+        DatabaseError: the votes cannot be counted.
+    """
+    with database_errors(engine, "counting the votes", "try again"), sessions() as session:
+        return session.scalar(select(func.count(Vote.id))) or 0
+
+
+def fit_leaderboard(
+    engine: Engine, sessions: sessionmaker[Session], options: FitOptions
+) -> LeaderboardSnapshot:
+    """Read the stored votes and fit their :func:`leaderboard_document` (blocking: a thread).
 
     Raises:
         DatabaseError: the votes cannot be read.
+        InsufficientData: a statistic of the document cannot be computed.
     """
-    with arena.leaderboard_lock:
-        with (
-            database_errors(arena.engine, "reading the votes", "try again"),
-            arena.read_sessionmaker() as session,
-        ):
-            n_votes = session.scalar(select(func.count(Vote.id))) or 0
-            cached = arena.leaderboard_cache
-            if cached is not None and cached[0] == n_votes:
-                return cached[1]
-            frame = battles_frame(session)
-        document = leaderboard_document(
-            frame,
-            n_resamples=arena.options.leaderboard_resamples,
-            seed=arena.settings.seed,
-            min_battles=arena.settings.min_battles,
-        )
-        arena.leaderboard_cache = (n_votes, document)
-        return document
+    started = time.perf_counter()
+    n_votes, frame = _read_votes(engine, sessions)
+    return _fit_frame(frame, n_votes, options, started)
+
+
+def _read_votes(engine: Engine, sessions: sessionmaker[Session]) -> tuple[int, pd.DataFrame]:
+    """The vote count and the counted battles, read in one session (the count first)."""
+    with database_errors(engine, "reading the votes", "try again"), sessions() as session:
+        n_votes = session.scalar(select(func.count(Vote.id))) or 0
+        return n_votes, battles_frame(session)
+
+
+def _fit_frame(
+    frame: pd.DataFrame, n_votes: int, options: FitOptions, started: float
+) -> LeaderboardSnapshot:
+    document = leaderboard_document(
+        frame,
+        n_resamples=options.n_resamples,
+        seed=options.seed,
+        min_battles=options.min_battles,
+    )
+    return LeaderboardSnapshot(
+        document=document,
+        n_votes=n_votes,
+        computed_at=datetime.now(UTC),
+        computed_monotonic=time.monotonic(),
+        fit_s=time.perf_counter() - started,
+    )
+
+
+def _encode(document: dict[str, Any]) -> bytes:
+    """JSON as Starlette's ``JSONResponse`` writes it."""
+    text = json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.encode("utf-8")
+
+
+def _public(error: BaseException) -> dict[str, str]:
+    """``refresh_error``: the failure without details that name servers or paths."""
+    if isinstance(error, DatabaseError):
+        return {"error": error.code, "message": _DATABASE_MESSAGE}
+    if isinstance(error, LamarenaError):
+        return {"error": error.code, "message": error.message}
+    return {"error": "internal_error", "message": _UNEXPECTED_MESSAGE}
+
+
+@dataclass(frozen=True)
+class _Published:
+    """What requests are served: a snapshot and its JSON body (without ``age_s``)."""
+
+    snapshot: LeaderboardSnapshot
+    body: bytes
+
+
+def _publish(snapshot: LeaderboardSnapshot, error: BaseException | None) -> _Published:
+    """Encode ``snapshot`` once (a few ms at 50 models), so a request only adds its age."""
+    document = {
+        **snapshot.document,
+        "status": "ready",
+        "n_votes": snapshot.n_votes,
+        "computed_at": snapshot.computed_at.isoformat(),
+        "fit_s": round(snapshot.fit_s, 3),
+        "refresh_error": None if error is None else _public(error),
+    }
+    return _Published(snapshot, _encode(document))
+
+
+class LeaderboardRefresher:
+    """The leaderboard of one arena process, kept fresh by :meth:`run` (see the module docstring).
+
+    Args:
+        engine: the arena's database.
+        sessions: read-only sessions on it.
+        options: how to fit.
+        refresh_s: seconds between checks for new votes; 0 refits on the request instead.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        sessions: sessionmaker[Session],
+        options: FitOptions,
+        *,
+        refresh_s: float,
+    ) -> None:
+        self.engine = engine
+        self.sessions = sessions
+        self.options = options
+        self.refresh_s = refresh_s
+        self._published: _Published | None = None
+        self._failure: BaseException | None = None
+        self._logged: set[str] = set()
+        """The failures logged since the last good refresh (each is logged once)."""
+        self._wanted = asyncio.Event()
+        self._attempted = asyncio.Event()
+        self._first_deadline: float | None = None
+        """When requests stop waiting for the first fit (:data:`FIRST_WAIT_S` after the first)."""
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()  # the blocking path (refresh_s == 0) only
+
+    async def run(self) -> None:
+        """Refresh the document until cancelled (the lifespan's task; returns at once at 0 s).
+
+        Waits for the first request, then checks every ``refresh_s`` seconds after the previous
+        check (and fit) ended, so a fit of a minute leaves the worker thread idle between fits.
+        """
+        if self.refresh_s <= 0:
+            return
+        try:
+            await self._wanted.wait()
+            while True:
+                await self._refresh()
+                self._attempted.set()
+                await asyncio.sleep(self.refresh_s)
+        finally:
+            self._stopping.set()  # a fit still running in its thread stops at its next step
+
+    async def response_body(self) -> bytes:
+        """The JSON body of ``GET /api/leaderboard``, at once (see the module docstring).
+
+        Raises:
+            LamarenaError: there is no document yet and the last refresh failed (a
+                ``DatabaseError`` when the votes cannot be read).
+        """
+        if self.refresh_s <= 0:
+            await anyio.to_thread.run_sync(self._refresh_blocking)
+        elif self._published is None and not self._attempted.is_set():
+            self._wanted.set()
+            if self._first_deadline is None:
+                self._first_deadline = time.monotonic() + FIRST_WAIT_S
+            wait_s = self._first_deadline - time.monotonic()
+            if wait_s > 0:
+                with contextlib.suppress(TimeoutError):  # then "computing"
+                    await asyncio.wait_for(self._attempted.wait(), wait_s)
+        published = self._published
+        if published is None:
+            if self._failure is not None:
+                raise self._failure.with_traceback(None)
+            return _encode(
+                {
+                    "status": "computing",
+                    "message": _COMPUTING_MESSAGE,
+                    "n_votes": None,
+                    "computed_at": None,
+                    "age_s": None,
+                    "refresh_error": None,
+                }
+            )
+        age_s = max(0.0, time.monotonic() - published.snapshot.computed_monotonic)
+        return published.body[:-1] + b',"age_s":' + f"{age_s:.3f}".encode() + b"}"
+
+    async def _refresh(self) -> None:
+        """One check: count the votes, refit if the count changed; failures are kept, not raised."""
+        try:
+            published = self._published
+            n_votes = await anyio.to_thread.run_sync(count_votes, self.engine, self.sessions)
+            if published is not None and published.snapshot.n_votes == n_votes:
+                if self._failure is not None:  # the document is current again
+                    self._recovered()
+                    self._published = await anyio.to_thread.run_sync(
+                        _publish, published.snapshot, None
+                    )
+                return
+            fitted = await anyio.to_thread.run_sync(self._fit, abandon_on_cancel=True)
+        except LamarenaError as exc:
+            await self._failed(exc, exc.message)
+        except Exception as exc:  # a bug must not stop the refreshes: keep the last document
+            await self._failed(exc, repr(exc))
+        else:
+            if fitted is not None:
+                if self._failure is not None:
+                    self._recovered()
+                self._published = fitted
+
+    def _fit(self) -> _Published | None:
+        """:func:`fit_leaderboard`, given up between its steps once :meth:`run` was cancelled."""
+        started = time.perf_counter()
+        if self._stopping.is_set():
+            return None
+        n_votes, frame = _read_votes(self.engine, self.sessions)
+        if self._stopping.is_set():
+            return None
+        return _publish(_fit_frame(frame, n_votes, self.options, started), None)
+
+    async def _failed(self, error: BaseException, detail: str) -> None:
+        self._failure = error
+        text = f"{type(error).__name__}: {detail}"
+        if text not in self._logged:
+            logger.error("refreshing the leaderboard failed (served: the last one): %s", text)
+            self._logged.add(text)
+        published = self._published
+        if published is not None:
+            self._published = await anyio.to_thread.run_sync(_publish, published.snapshot, error)
+
+    def _recovered(self) -> None:
+        logger.info("refreshing the leaderboard works again")
+        self._failure = None
+        self._logged.clear()
+
+    def _refresh_blocking(self) -> None:
+        """Refit now if the count changed (``refresh_s == 0``; a worker thread).
+
+        Raises:
+            DatabaseError: the votes cannot be read.
+        """
+        with self._lock:
+            published = self._published
+            n_votes = count_votes(self.engine, self.sessions)
+            if published is None or published.snapshot.n_votes != n_votes:
+                self._published = _publish(
+                    fit_leaderboard(self.engine, self.sessions, self.options), None
+                )

@@ -2,7 +2,7 @@
 
 An :class:`Arena` is built by the app's lifespan (never at import) and stored on
 ``app.state.arena``; routes reach it through :data:`lamarena.arena.deps.ArenaDep`. Its in-memory
-parts (live battles, the leaderboard cache, the sampling generator) are caches and fast paths:
+parts (live battles, the leaderboard document, the sampling generator) are caches and fast paths:
 the database holds everything another worker would need.
 """
 
@@ -13,12 +13,12 @@ import random
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import Engine
 
 from lamarena.arena.conversations import Conversations
 from lamarena.arena.identification import SelfIdentification
+from lamarena.arena.leaderboard import FitOptions, LeaderboardRefresher
 from lamarena.arena.live import LiveBattles
 from lamarena.arena.sampling import ActiveDesign, Strategy
 from lamarena.audio import AudioLimits
@@ -113,8 +113,17 @@ class Arena:
                 refresh_battles=settings.sampling_refresh_battles,
                 refresh_s=settings.sampling_refresh_s,
             )
-        self.leaderboard_lock = threading.Lock()
-        self.leaderboard_cache: tuple[int, dict[str, Any]] | None = None
+        self.leaderboard = LeaderboardRefresher(
+            engine,
+            self.read_sessionmaker,
+            FitOptions(
+                n_resamples=options.leaderboard_resamples,
+                seed=settings.seed,
+                min_battles=settings.min_battles,
+            ),
+            refresh_s=settings.leaderboard_refresh_s,
+        )
+        """The leaderboard document, refitted in the background (the lifespan runs it)."""
         self._salt: str | None = None
         self.server_run = server_run
         """This ``serve`` run (shared by its workers): battles it left generating are lost."""

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from lamarena.arena.deps import ArenaDep
-from lamarena.arena.leaderboard import current_leaderboard
 
 __all__ = ["router"]
 
@@ -15,6 +12,12 @@ router = APIRouter(prefix="/api", tags=["leaderboard"])
 
 
 @router.get("/leaderboard")
-def leaderboard(arena: ArenaDep) -> dict[str, Any]:
-    """Ratings, intervals and pairwise tests of every voted battle (cached per vote count)."""
-    return current_leaderboard(arena)
+async def leaderboard(arena: ArenaDep) -> Response:
+    """Ratings, intervals and pairwise tests of the counted votes, as last refitted.
+
+    Answers at once with the last document and its age (``n_votes``, ``computed_at``,
+    ``age_s``), or ``{"status": "computing"}`` before the first fit ends (see
+    :mod:`lamarena.arena.leaderboard`).
+    """
+    body = await arena.leaderboard.response_body()
+    return Response(content=body, media_type="application/json")

@@ -1,13 +1,45 @@
 // The leaderboard page: tables and plotly figures from /api/leaderboard (text set as text).
-// It polls the API; the server refits only when the number of votes changed. Votes on text
-// replies and on spoken replies are never pooled: the main table ranks one mode (`mode`), and
-// `by_mode` / `by_turns` (when the votes have more than one mode or depth) add small tables.
+// It polls the API, which answers at once with the last document the server refitted in the
+// background (when the number of votes changed) and its age (`age_s`), shown under the summary;
+// before the server's first fit it says `"status": "computing"` and the page asks again soon.
+// Votes on text replies and on spoken replies are never pooled: the main table ranks one mode
+// (`mode`), and `by_mode` / `by_turns` (when the votes have more than one mode or depth) add
+// small tables.
 "use strict";
 
 (function () {
   const $ = (id) => document.getElementById(id);
   const POLL_MS = 15000;
+  const COMPUTING_POLL_MS = 2000;
   let shownBattles = -1;
+  let age = null; // {seconds: age_s when fetched, at: performance.now() then, error: text or null}
+
+  // "Computed 12 s ago." under the summary, ticking between polls (a small text of its own).
+  function ageLine() {
+    let line = $("age");
+    if (!line) {
+      line = document.createElement("p");
+      line.id = "age";
+      line.className = "muted";
+      $("summary").after(line);
+    }
+    return line;
+  }
+
+  function since(seconds) {
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 60) { return s + " s"; }
+    if (s < 3600) { return Math.floor(s / 60) + " min " + (s % 60) + " s"; }
+    return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+  }
+
+  function showAge() {
+    if (!age) { ageLine().textContent = ""; return; }
+    const seconds = age.seconds + (performance.now() - age.at) / 1000;
+    let text = "Computed " + since(seconds) + " ago; new votes show at the next refresh.";
+    if (age.error) { text += " The latest refresh failed: " + age.error + "."; }
+    ageLine().textContent = text;
+  }
 
   function cell(row, text) {
     const td = document.createElement("td");
@@ -220,6 +252,18 @@
       return;
     }
     $("message").hidden = true;
+    if (body.status === "computing") {
+      if (shownBattles < 0) { $("summary").textContent = "The leaderboard is being computed\u2026"; }
+      setTimeout(load, COMPUTING_POLL_MS);
+      return;
+    }
+    const failed = body.refresh_error;
+    age = typeof body.age_s === "number" ? {
+      seconds: body.age_s,
+      at: performance.now(),
+      error: failed ? String(failed.message || failed.error) : null,
+    } : null;
+    showAge();
     const n = body.n_battles || 0;
     const counts = body.battles_by_mode || {};
     const mixed = Boolean(body.by_mode);
@@ -240,16 +284,15 @@
       emptyPlot("intervals-plot", "The charts could not be loaded.");
       emptyPlot("matrix-plot", "The charts could not be loaded.");
     }
-    const updated = " Updated " + new Date().toLocaleTimeString() + ".";
     let summary;
     if (mixed) {
       summary = total + " voted battles: " + (counts.text || 0) + " on text replies, " +
         (counts.speech || 0) + " on spoken replies. The two are ranked apart, never pooled: " +
         "the table and charts show the " + modeName(body.mode) + " votes, and each mode's own " +
-        "ratings are under \u201cBy reply mode\u201d." + updated;
+        "ratings are under \u201cBy reply mode\u201d.";
     } else if (n) {
       summary = n + (n === 1 ? " voted battle" : " voted battles") +
-        (body.mode === "speech" ? " on spoken replies." : ".") + updated;
+        (body.mode === "speech" ? " on spoken replies." : ".");
     } else {
       summary = "No votes yet: play a round in the arena.";
     }
@@ -258,4 +301,5 @@
 
   load();
   setInterval(load, POLL_MS);
+  setInterval(showAge, 1000);
 })();
