@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from lamarena.arena.battles import LOST_ERROR
@@ -235,3 +236,38 @@ def test_later_turns_count_towards_the_arena_ceiling(harness_factory: Any, speec
     with harness.engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(Turn)) == 2
         assert connection.scalar(select(func.count()).select_from(Battle)) == 1
+
+
+@pytest.mark.parametrize(  # SQLite serialises writers: only PostgreSQL lets the two interleave
+    "databases", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+def test_two_workers_starting_together_mark_each_lost_side_once(
+    harness_factory: Any, monkeypatch: Any
+) -> None:
+    # Two workers of one run start at once: both read the battle's replies before either marks
+    # them. Stand in for the other worker by marking side A between the read and the write.
+    harness: Harness = harness_factory(server_run_id="this-run")
+    with make_sessionmaker(harness.engine).begin() as session:
+        session_id = create_session(session)
+        battle_id = create_battle(
+            session, model_a="alpha", model_b="beta", session_id=session_id, server_run="old"
+        )
+    import lamarena.arena.battles as battles_module
+
+    read = battles_module.turn_replies
+
+    def stale_read(session: Any, battle: str, turn: int) -> dict[str, Reply]:
+        seen = read(session, battle, turn)
+        with make_sessionmaker(harness.engine).begin() as other:  # the other worker's commit
+            add_reply(other, battle, "a", error=LOST_ERROR, turn=turn)
+        return seen
+
+    monkeypatch.setattr(battles_module, "turn_replies", stale_read)
+    with contextlib.ExitStack() as stack:  # this worker still starts
+        start_arena(stack, harness)
+    with make_sessionmaker(harness.engine)() as session:
+        sides = sorted(
+            (row.side, row.error)
+            for row in session.scalars(select(Reply).where(Reply.battle_id == battle_id))
+        )
+    assert sides == [("a", LOST_ERROR), ("b", LOST_ERROR)]

@@ -1041,7 +1041,8 @@ def mark_abandoned_battles(arena: Arena) -> int:
     A battle of another run (or of none) with a side still missing gets that side stored as
     failed with :data:`LOST_ERROR`, so its streams end at once with "lost" instead of waiting
     for the loss deadline, and its vote is refused. The workers of one run share its
-    ``server_run`` and never mark each other's battles.
+    ``server_run`` and never mark each other's battles; when they start together, each marks
+    a side at most once (the one that finds it marked already moves on).
 
     Returns:
         How many replies were marked lost.
@@ -1076,7 +1077,13 @@ def mark_abandoned_battles(arena: Arena) -> int:
             present = set(turn_replies(session, battle_id, turn))
             for side in SIDES:
                 if side not in present:
-                    add_reply(session, battle_id, side, error=LOST_ERROR, turn=turn)
+                    try:
+                        add_reply(session, battle_id, side, error=LOST_ERROR, turn=turn)
+                    except InvalidInputError:
+                        # Another worker of this run, starting at the same moment, marked it
+                        # first (the unique index refused the second row; its savepoint keeps
+                        # this transaction usable): nothing is left to mark.
+                        continue
                     marked += 1
     if marked:
         logger.warning(
