@@ -155,6 +155,64 @@ def load_battles(
         engine.dispose()
 
 
+def load_encoded_battles(
+    settings: Settings,
+    votes: Path | None,
+    fmt: VoteFormat | None,
+    *,
+    include_flagged: bool = False,
+    exclude_flagged: bool = False,
+) -> Any:
+    """The battles :func:`load_battles` loads, as integer columns (no object per vote).
+
+    JSONL and Parquet files are read by the columnar loader (the record loader's checks and
+    messages; see :mod:`lamarena.store.columnar`), the database by one lean ``SELECT``. Enough
+    for every leaderboard but a style-controlled one, which needs the replies' lengths and
+    timings.
+
+    Returns:
+        An :class:`~lamarena.analysis.encoded.EncodedBattles`.
+    """
+    from lamarena.analysis.encoded import encode_columns
+
+    if include_flagged and exclude_flagged:
+        raise InvalidInputError("give --include-flagged or --exclude-flagged, not both")
+    if votes is not None:
+        from lamarena.store.columnar import read_vote_columns
+
+        if fmt is None:
+            raise InvalidInputError("--votes needs --from talk-arena|fastchat|jsonl|parquet")
+        if exclude_flagged:
+            raise InvalidInputError(
+                "--exclude-flagged needs the voter signals stored in the database (votes audit); "
+                "a --votes file has none: rank the database with --db instead"
+            )
+        columns = read_vote_columns(votes, fmt.value)
+    else:
+        from lamarena.store.columnar_store import read_store_columns
+
+        engine = open_store(settings)
+        try:
+            columns = read_store_columns(
+                engine, include_uncounted=include_flagged, exclude_flagged=exclude_flagged
+            )
+        finally:
+            engine.dispose()
+    if not include_flagged:
+        columns = columns.take(columns.counted)
+    return encode_columns(
+        model_a=columns.model_a,
+        model_b=columns.model_b,
+        models=columns.models,
+        outcome=columns.outcome,
+        participant=columns.participant,
+        session=columns.session,
+        probability=columns.probability,
+        mode=columns.mode,
+        n_turns=columns.n_turns,
+    )
+
+
 def format_number(value: float | None, spec: str) -> str:
     """``value`` formatted with ``spec``, or a dash for no value."""
     return "-" if value is None else format(value, spec)

@@ -20,6 +20,7 @@ from lamarena.cli.common import (
     Weighting,
     format_number,
     load_battles,
+    load_encoded_battles,
 )
 from lamarena.errors import InsufficientData, InvalidInputError
 from lamarena.settings import load_settings
@@ -156,6 +157,32 @@ def leaderboard(
     settings = load_settings(
         database_url=db, bootstrap_rounds=bootstrap, seed=seed, min_battles=min_battles
     )
+    if control is None and by is None:
+        # the columnar path: no object per vote (style control needs the replies' columns)
+        document = _encoded_leaderboard(
+            settings,
+            votes,
+            from_,
+            mode,
+            include_flagged=include_flagged,
+            exclude_flagged=exclude_flagged,
+            options={
+                "n_resamples": settings.bootstrap_rounds,
+                "seed": settings.seed,
+                "min_battles": settings.min_battles,
+                "ci": ci.value,
+                "holm_head_to_head": holm,
+                "cluster": cluster.value,
+                "anchor": anchor,
+                "ties": ties.value,
+                "weights": weights.value,
+            },
+        )
+        if as_json:
+            typer.echo(json.dumps(document, indent=2))
+        else:
+            _print_leaderboard(document)
+        return
     battles = load_battles(
         settings,
         votes,
@@ -202,6 +229,35 @@ def leaderboard(
         typer.echo(json.dumps(document, indent=2))
         return
     _print_leaderboard(document)
+
+
+def _encoded_leaderboard(
+    settings: Any,
+    votes: Path | None,
+    from_: VoteFormat | None,
+    mode: ReplyMode | None,
+    *,
+    include_flagged: bool,
+    exclude_flagged: bool,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """The leaderboard document of the votes loaded as integer columns."""
+    from lamarena.analysis.encoded import MODE_CODES
+    from lamarena.analysis.ranking.leaderboard import build_leaderboard
+
+    encoded = load_encoded_battles(
+        settings, votes, from_, include_flagged=include_flagged, exclude_flagged=exclude_flagged
+    )
+    if mode is not None:
+        counts = encoded.mode_counts()
+        if encoded.n_battles and not counts[mode.value]:
+            raise InsufficientData(
+                f"no {mode.value}-out votes among the {encoded.n_battles} battles "
+                f"({', '.join(f'{n} {name}-out' for name, n in counts.items())})"
+            )
+        encoded = encoded.take(encoded.mode == MODE_CODES[mode.value])
+    document: dict[str, Any] = build_leaderboard(encoded, **options).to_dict()
+    return document
 
 
 def _gap_to_next(pairs: list[dict[str, Any]], model: str, following: str) -> str:

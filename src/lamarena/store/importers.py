@@ -53,7 +53,13 @@ from lamarena.store.records import (
     record_error_from_validation,
 )
 
-__all__ = ["BattleFormat", "read_battle_records"]
+__all__ = [
+    "BattleFormat",
+    "jsonl_lines",
+    "jsonl_record",
+    "parquet_record",
+    "read_battle_records",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -360,16 +366,44 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
             yield number, line
 
 
+def jsonl_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The record lines of a JSONL battle file with their 1-based numbers (blank lines skipped).
+
+    Raises:
+        InvalidInputError: the file is missing, a directory, unreadable or not UTF-8.
+    """
+    yield from _lines(_read_text(path))
+
+
+def jsonl_record(source: str, line_number: int, line: str) -> BattleRecord:
+    """Parse and validate one JSONL line, as the record loader does.
+
+    Raises:
+        InvalidInputError: the line is not JSON or has a key twice.
+        RecordError: the line is not a valid battle record.
+    """
+    label = str(line_number)
+    doc = _loads(source, line, line=line_number)
+    if not isinstance(doc, dict):
+        raise RecordError(
+            source, label, "(record)", f"expected an object, got {type(doc).__name__}"
+        )
+    doc.setdefault("source", "jsonl")
+    return _validate(source, label, doc)
+
+
+def parquet_record(source: str, position: int, row: dict[str, Any]) -> BattleRecord:
+    """Validate one Parquet row (``position`` 1-based), as the record loader does.
+
+    Raises:
+        RecordError: the row is not a valid battle record.
+    """
+    return _validate(source, str(position), row)
+
+
 def _read_jsonl(path: Path, source: str) -> Iterator[tuple[str, BattleRecord]]:
-    for line_number, line in _lines(_read_text(path)):
-        label = str(line_number)
-        doc = _loads(source, line, line=line_number)
-        if not isinstance(doc, dict):
-            raise RecordError(
-                source, label, "(record)", f"expected an object, got {type(doc).__name__}"
-            )
-        doc.setdefault("source", "jsonl")
-        yield label, _validate(source, label, doc)
+    for line_number, line in jsonl_lines(path):
+        yield str(line_number), jsonl_record(source, line_number, line)
 
 
 def _read_parquet(path: Path, source: str) -> Iterator[tuple[str, BattleRecord]]:
@@ -380,8 +414,7 @@ def _read_parquet(path: Path, source: str) -> Iterator[tuple[str, BattleRecord]]
     except (pa.ArrowException, OSError) as exc:
         raise InvalidInputError(f"{source}: not a readable Parquet file: {exc}") from exc
     for position, row in enumerate(table.to_pylist(), start=1):
-        label = str(position)
-        yield label, _validate(source, label, row)
+        yield str(position), parquet_record(source, position, row)
 
 
 # --- entry point ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+from scipy import sparse
 
 from lamarena.analysis.battles import PairCounts
 from lamarena.analysis.ranking.bt_solver import newton_pairs, unbounded_flags
@@ -76,7 +77,7 @@ def resample_pairs(
     rng: np.random.Generator,
     *,
     ridge: float = BOOTSTRAP_RIDGE,
-    cells_by_cluster: NDArray[np.float64] | None = None,
+    cells_by_cluster: NDArray[np.float64] | sparse.csr_array | None = None,
     weighted_battles: tuple[NDArray[np.intp], NDArray[np.float64]] | None = None,
 ) -> Resampled:
     """Multinomial bootstrap of aggregated counts, solved in batches.
@@ -145,7 +146,10 @@ def resample_pairs(
         else:
             n_clusters = cells_by_cluster.shape[0]
             picks = rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), stop - start)
-            draws = picks.astype(np.float64) @ cells_by_cluster
+            if sparse.issparse(cells_by_cluster):
+                draws = np.asarray(cells_by_cluster.T @ picks.T.astype(np.float64)).T
+            else:
+                draws = picks.astype(np.float64) @ cells_by_cluster
         first_wins = draws[:, :pairs]
         second_wins = draws[:, pairs : 2 * pairs]
         ties = draws[:, 2 * pairs : 3 * pairs]

@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 from scipy.stats import norm
 
 from lamarena.analysis.battles import PairCounts, count_pairs, rated_pairs, validate_battles
+from lamarena.analysis.encoded import EncodedBattles, encode_frame
 from lamarena.analysis.ranking.bootstrap import (
     BOOTSTRAP_RIDGE,
     BootstrapResult,
@@ -47,7 +48,7 @@ from lamarena.analysis.ranking.bt_solver import (
     newton_pairs,
     tie_only_models,
 )
-from lamarena.analysis.ranking.clusters import Clusters, battle_clusters, cluster_cells
+from lamarena.analysis.ranking.clusters import Clusters, battle_clusters, encoded_cluster_cells
 from lamarena.analysis.ranking.pairwise import holm_adjust, pairwise_tests
 from lamarena.analysis.ranking.style_control import (
     controlled_design,
@@ -64,8 +65,10 @@ __all__ = [
     "BradleyTerryResult",
     "bootstrap_bradley_terry",
     "bootstrap_bradley_terry_result",
+    "bootstrap_encoded_result",
     "fit_bradley_terry",
     "fit_bradley_terry_result",
+    "fit_counts_result",
     "holm_adjust",
     "pairwise_tests",
     "wald_intervals",
@@ -284,9 +287,46 @@ def fit_bradley_terry_result(
     """
     clean = validate_battles(battles)
     control = parse_control(control)
+    if not control:
+        return fit_counts_result(
+            count_pairs(clean), n_battles=len(clean), min_battles=min_battles, anchor=anchor
+        )
+    return _fit_result(clean, count_pairs(clean), len(clean), min_battles, control, anchor)
+
+
+def fit_counts_result(
+    counts: PairCounts,
+    *,
+    n_battles: int,
+    min_battles: int = DEFAULT_MIN_BATTLES,
+    anchor: str | None = None,
+) -> BradleyTerryResult:
+    """:func:`fit_bradley_terry_result` (without style control) of battles already counted.
+
+    Args:
+        counts: the battles per pair (:func:`~lamarena.analysis.battles.count_pairs`, or
+            :meth:`~lamarena.analysis.encoded.EncodedBattles.pair_counts`).
+        n_battles: every battle counted.
+        min_battles: rated models with fewer battles are flagged provisional.
+        anchor: pin this model at 1000 (see :func:`fit_bradley_terry_result`).
+
+    Raises:
+        InvalidInputError: a negative ``min_battles`` or an ``anchor`` without a rating.
+    """
+    return _fit_result(None, counts, n_battles, min_battles, (), anchor)
+
+
+def _fit_result(
+    clean: pd.DataFrame | None,
+    counts: PairCounts,
+    n_battles: int,
+    min_battles: int,
+    control: tuple[str, ...],
+    anchor: str | None,
+) -> BradleyTerryResult:
+    """The fit of :func:`fit_bradley_terry_result`; ``clean`` is needed with ``control`` only."""
     if min_battles < 0:
         raise InvalidInputError(f"min_battles must be 0 or more, got {min_battles}")
-    counts = count_pairs(clean)
     rated = rated_pairs(counts)
     size = len(rated.models)
     theta = np.zeros(size)
@@ -297,7 +337,7 @@ def fit_bradley_terry_result(
     n_used = int(rated.battles.sum())
     if size:
         theta, iterations = _fit_pairs(rated)
-        if control:
+        if control and clean is not None:
             phi, full_bread, full_robust, n_used, iterations = _controlled_fit(
                 clean, rated, theta, control
             )
@@ -341,7 +381,7 @@ def fit_bradley_terry_result(
             style_robust * scale2, index=style_names, columns=style_names
         ),
         centred_on=anchors,
-        n_battles=len(clean),
+        n_battles=n_battles,
         n_used=n_used,
         min_battles=min_battles,
         control=control,
@@ -466,7 +506,7 @@ def bootstrap_bradley_terry_result(
         by_battle = (clusters.labels[inside.to_numpy()], clusters.n_clusters) if clustered else None
         raw = resample_battles(design, phi, anchors, fit.n_battles, rounds, rng, clusters=by_battle)
     else:
-        cells = cluster_cells(clean, rated, clusters) if clustered else None
+        cells = encoded_cluster_cells(encode_frame(clean), rated, clusters) if clustered else None
         raw = resample_pairs(
             rated, theta, anchors, fit.n_battles, rounds, rng, cells_by_cluster=cells
         )
@@ -483,6 +523,56 @@ def bootstrap_bradley_terry_result(
         seed=seed,
         ridge=BOOTSTRAP_RIDGE,
         control=control,
+        unconverged=raw.unconverged,
+        cluster_by=clusters.by,
+        n_clusters=clusters.n_clusters,
+    )
+
+
+def bootstrap_encoded_result(
+    battles: EncodedBattles,
+    fit: BradleyTerryResult,
+    clusters: Clusters,
+    *,
+    rounds: int,
+    seed: int | None,
+) -> BootstrapResult:
+    """:func:`bootstrap_bradley_terry_result` (without style control) of encoded battles.
+
+    The same rounds, to the seed, as the DataFrame the battles were encoded from.
+
+    Args:
+        battles: the battles (rows of one battle or of counts).
+        fit: their full-data fit (:func:`fit_counts_result`).
+        clusters: their clusters (:func:`~lamarena.analysis.ranking.clusters.encoded_clusters`).
+        rounds: bootstrap rounds.
+        seed: seed of the random generator.
+
+    Raises:
+        InvalidInputError: ``rounds`` < 1.
+        InsufficientData: fewer than two models have a rating.
+    """
+    if rounds < 1:
+        raise InvalidInputError(f"rounds must be at least 1, got {rounds}")
+    if len(fit.ratings) < 2:
+        raise InsufficientData(_NO_RATINGS)
+    rated = rated_pairs(battles.pair_counts())
+    names = pd.Index(rated.models, dtype=object, name="model")
+    theta = (fit.ratings.reindex(names).to_numpy() - ELO_CENTER) / ELO_SCALE
+    anchors = names.isin(list(fit.centred_on))
+    rng = np.random.default_rng(seed)
+    cells = encoded_cluster_cells(battles, rated, clusters) if clusters.by != "none" else None
+    raw = resample_pairs(rated, theta, anchors, fit.n_battles, rounds, rng, cells_by_cluster=cells)
+    order = list(fit.ratings.index)
+    return BootstrapResult(
+        samples=pd.DataFrame(ELO_CENTER + ELO_SCALE * raw.theta, columns=names)[order],
+        unbounded_above=pd.DataFrame(raw.above, columns=names)[order],
+        unbounded_below=pd.DataFrame(raw.below, columns=names)[order],
+        style_samples=pd.DataFrame(index=range(rounds)),
+        rounds=rounds,
+        seed=seed,
+        ridge=BOOTSTRAP_RIDGE,
+        control=(),
         unconverged=raw.unconverged,
         cluster_by=clusters.by,
         n_clusters=clusters.n_clusters,

@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lamarena.analysis.battles import count_pairs, validate_battles
+from lamarena.analysis.battles import PairCounts, count_pairs, validate_battles
 from lamarena.analysis.ranking.pairwise import holm_adjust
 from lamarena.errors import InvalidInputError
 
-__all__ = ["HeadToHead", "head_to_head"]
+__all__ = ["HeadToHead", "head_to_head", "head_to_head_counts"]
 
 _SAME = 1e-12
 """Win rates closer than this are the same value (they are multiples of 1 / (2 n))."""
@@ -98,11 +98,37 @@ def head_to_head(
     Raises:
         InvalidInputError: malformed battles or options.
     """
+    _check_options(n_resamples, alpha)
+    return head_to_head_counts(
+        count_pairs(validate_battles(battles)),
+        n_resamples=n_resamples,
+        seed=seed,
+        alpha=alpha,
+        holm=holm,
+    )
+
+
+def _check_options(n_resamples: int, alpha: float) -> None:
     if n_resamples < 1:
         raise InvalidInputError(f"n_resamples must be at least 1, got {n_resamples}")
     if not 0.0 < alpha < 1.0:
         raise InvalidInputError(f"alpha must be between 0 and 1, got {alpha}")
-    counts = count_pairs(validate_battles(battles))
+
+
+def head_to_head_counts(
+    counts: PairCounts,
+    *,
+    n_resamples: int = 10_000,
+    seed: int | None = 0,
+    alpha: float = 0.05,
+    holm: bool = False,
+) -> tuple[HeadToHead, ...]:
+    """:func:`head_to_head` of battles already counted per pair.
+
+    Raises:
+        InvalidInputError: malformed options.
+    """
+    _check_options(n_resamples, alpha)
     if counts.first.size == 0:
         return ()
     rng = np.random.default_rng(seed)

@@ -21,8 +21,10 @@ from typing import Any, Literal, SupportsFloat, cast
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+from scipy import sparse
 
-from lamarena.analysis.battles import count_pairs, rated_pairs, validate_battles, win_rates
+from lamarena.analysis.battles import PairCounts, rated_pairs
+from lamarena.analysis.encoded import EncodedBattles, encode_frame
 from lamarena.analysis.jsonable import json_float
 from lamarena.analysis.ranking.bootstrap import BOOTSTRAP_RIDGE, BootstrapResult, resample_pairs
 from lamarena.analysis.ranking.bradley_terry import (
@@ -30,21 +32,27 @@ from lamarena.analysis.ranking.bradley_terry import (
     PROVISIONAL_REASONS,
     BradleyTerryResult,
     bootstrap_bradley_terry_result,
+    bootstrap_encoded_result,
     fit_bradley_terry_result,
+    fit_counts_result,
     pairwise_tests,
     wald_intervals,
 )
 from lamarena.analysis.ranking.bt_solver import ELO_CENTER, ELO_SCALE
-from lamarena.analysis.ranking.clusters import Clusters, battle_clusters, cluster_robust_covariance
+from lamarena.analysis.ranking.clusters import (
+    Clusters,
+    encoded_cells,
+    encoded_cluster_cells,
+    encoded_clusters,
+    robust_covariance_from_cells,
+)
 from lamarena.analysis.ranking.davidson import davidson_ratings, fit_davidson
-from lamarena.analysis.ranking.head_to_head import HeadToHead, head_to_head
-from lamarena.analysis.ranking.modes import require_one_mode
+from lamarena.analysis.ranking.head_to_head import HeadToHead, head_to_head_counts
+from lamarena.analysis.ranking.modes import encoded_one_mode
 from lamarena.analysis.ranking.pair_design import (
     WeightedPairFit,
-    battle_cells,
     fit_weighted_pairs,
     ipw_weights,
-    weighted_cells,
 )
 from lamarena.analysis.ranking.style_control import parse_control
 from lamarena.errors import InsufficientData, InvalidInputError
@@ -289,7 +297,7 @@ class LeaderboardResult:
 
 
 def build_leaderboard(
-    battles: pd.DataFrame,
+    battles: pd.DataFrame | EncodedBattles,
     *,
     n_resamples: int = 10_000,
     seed: int | None = 0,
@@ -350,8 +358,9 @@ def build_leaderboard(
         InvalidInputError: malformed battles or options, or battles of both reply modes
             (text-out and speech-out ratings are not comparable; rank each mode apart).
     """
-    clean = validate_battles(battles)
-    mode = require_one_mode(clean)
+    encoded = battles if isinstance(battles, EncodedBattles) else encode_frame(battles)
+    clean = encoded.frame
+    mode = encoded_one_mode(encoded)
     control = parse_control(control)
     if ci not in ("bootstrap", "analytic"):
         raise InvalidInputError(f"ci must be 'bootstrap' or 'analytic', got {ci!r}")
@@ -359,36 +368,49 @@ def build_leaderboard(
         raise InvalidInputError(f"confidence must be between 0 and 1, got {confidence}")
     if n_resamples < 0:
         raise InvalidInputError(f"n_resamples must be 0 or more, got {n_resamples}")
-    if clean.empty:
+    if encoded.n_battles == 0:
         raise InsufficientData(_NO_BATTLES)
     if ties not in ("half", "davidson"):
         raise InvalidInputError(f"ties must be 'half' or 'davidson', got {ties!r}")
-    battle_weights, missing, note = _battle_weights(clean, weights, ties, control)
-    fit = fit_bradley_terry_result(clean, min_battles=min_battles, control=control, anchor=anchor)
+    if control and clean is None:
+        raise InvalidInputError(
+            "style control needs each battle's reply lengths and timings, which counted votes "
+            "do not keep; rank the votes themselves (a --votes file or the database)"
+        )
+    battle_weights, missing, note = _battle_weights(encoded, weights, ties, control)
+    counts = encoded.pair_counts()
+    if control and clean is not None:
+        fit = fit_bradley_terry_result(
+            clean, min_battles=min_battles, control=control, anchor=anchor
+        )
+    else:
+        fit = fit_counts_result(
+            counts, n_battles=encoded.n_battles, min_battles=min_battles, anchor=anchor
+        )
     method = "analytic" if ci == "analytic" or n_resamples == 0 else "bootstrap"
-    clusters = battle_clusters(clean, cluster)
+    clusters = encoded_clusters(encoded, cluster)
     tie_parameter: dict[str, float] | None = None
     if ties == "davidson":
-        fit, tie_parameter = _davidson(clean, fit, confidence)
+        fit, tie_parameter = _davidson(counts, fit, confidence)
         method = "analytic"  # the Davidson fit's intervals come from its information matrix
-        clusters = battle_clusters(clean, "none")
+        clusters = encoded_clusters(encoded, "none")
     if clusters.by != "none" and method == "analytic" and control:
         if cluster != "auto":
             raise InvalidInputError(
                 "clustered analytic intervals are not available with style control; use the "
                 "bootstrap (--ci bootstrap) or --cluster none"
             )
-        clusters = battle_clusters(clean, "none")
+        clusters = encoded_clusters(encoded, "none")
     weighted: WeightedPairFit | None = None
     if battle_weights is not None and len(fit.ratings) >= 2:
-        fit, weighted = _weighted_fit(clean, fit, battle_weights, clusters)
+        fit, weighted = _weighted_fit(encoded, fit, battle_weights, clusters)
     if weighted is not None and battle_weights is not None:
         bounds, covariance, style = _weighted_uncertainty(
-            clean, fit, weighted, battle_weights, method, n_resamples, seed, confidence, clusters
+            encoded, fit, weighted, battle_weights, method, n_resamples, seed, confidence, clusters
         )
     else:
         bounds, covariance, style = _uncertainty(
-            clean, fit, method, n_resamples, seed, confidence, clusters
+            encoded, fit, method, n_resamples, seed, confidence, clusters
         )
     tests = pairwise_tests(
         fit.ratings,
@@ -399,8 +421,8 @@ def build_leaderboard(
         family=[name for name in fit.ratings.index if name not in fit.provisional],
     )
     records_resamples = n_resamples if n_resamples > 0 else HEAD_TO_HEAD_RESAMPLES
-    records = head_to_head(
-        clean,
+    records = head_to_head_counts(
+        counts,
         n_resamples=records_resamples,
         seed=seed,
         alpha=1.0 - confidence,
@@ -408,8 +430,8 @@ def build_leaderboard(
     )
     return LeaderboardResult(
         n_battles=fit.n_battles,
-        models=_model_rows(clean, fit, bounds),
-        pairwise=_pair_rows(clean, tests),
+        models=_model_rows(encoded, fit, bounds),
+        pairwise=_pair_rows(counts, tests),
         style=style,
         method=fit.method,
         ci=method,
@@ -435,7 +457,7 @@ def build_leaderboard(
 
 
 def _battle_weights(
-    battles: pd.DataFrame, weights: str, ties: str, control: Sequence[str]
+    battles: EncodedBattles, weights: str, ties: str, control: Sequence[str]
 ) -> tuple[NDArray[np.float64] | None, int, str | None]:
     """The inverse-probability weights to fit with (None: unweighted), missing count, and note.
 
@@ -445,11 +467,11 @@ def _battle_weights(
     """
     if weights not in ("auto", "ipw", "none"):
         raise InvalidInputError(f"weights must be 'auto', 'ipw' or 'none', got {weights!r}")
-    if PROBABILITY_COLUMN in battles.columns:
-        column = pd.to_numeric(battles[PROBABILITY_COLUMN], errors="coerce")
-        probabilities = column.to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        probabilities = np.full(len(battles), np.nan)
+    n_battles = battles.n_battles
+    if battles.probability is not None:
+        probabilities = battles.probability
+    else:  # counted votes keep no per-battle probability
+        probabilities = np.full(n_battles, np.nan)
     missing = int(np.isnan(probabilities).sum())
     unsupported = None
     if ties == "davidson":
@@ -465,16 +487,16 @@ def _battle_weights(
         if missing:
             raise InvalidInputError(
                 f"weights='ipw' needs the column '{PROBABILITY_COLUMN}' for every battle, but "
-                f"{missing} of {len(battles)} lack one (votes recorded before sampling "
+                f"{missing} of {n_battles} lack one (votes recorded before sampling "
                 "probabilities were, or imported without them); use weights='none' or 'auto'"
             )
         return ipw_weights(probabilities), missing, None
     uniform = np.allclose(probabilities, probabilities[0], rtol=1e-9, atol=0.0)
     if weights == "none" or missing or uniform:
         note = None
-        if weights == "auto" and 0 < missing < len(battles):
+        if weights == "auto" and 0 < missing < n_battles:
             note = (
-                f"{missing} of {len(battles)} battles lack a {PROBABILITY_COLUMN}: fitted "
+                f"{missing} of {n_battles} battles lack a {PROBABILITY_COLUMN}: fitted "
                 "unweighted (inverse-probability weights need one for every battle)"
             )
         return None, missing, note
@@ -489,7 +511,7 @@ def _battle_weights(
 
 
 def _weighted_fit(
-    battles: pd.DataFrame,
+    battles: EncodedBattles,
     fit: BradleyTerryResult,
     weights: NDArray[np.float64],
     clusters: Clusters,
@@ -499,12 +521,12 @@ def _weighted_fit(
     The rated models, provisional flags, battle counts and centring stay the unweighted fit's:
     weights are positive, so the weighted maximum-likelihood ratings exist for the same models.
     """
-    rated = rated_pairs(count_pairs(battles))
+    rated = rated_pairs(battles.pair_counts())
     names = pd.Index(rated.models, dtype=object, name="model")
     labels = (clusters.labels, clusters.n_clusters) if clusters.by != "none" else None
     weighted = fit_weighted_pairs(
         rated,
-        battle_cells(battles, rated),
+        encoded_cells(battles, rated),
         weights,
         names.isin(list(fit.centred_on)),
         clusters=labels,
@@ -522,7 +544,7 @@ def _weighted_fit(
 
 
 def _weighted_uncertainty(
-    battles: pd.DataFrame,
+    battles: EncodedBattles,
     fit: BradleyTerryResult,
     weighted: WeightedPairFit,
     weights: NDArray[np.float64],
@@ -541,18 +563,21 @@ def _weighted_uncertainty(
         return fit.intervals(confidence), fit.robust_covariance, ()
     rated = weighted.rated
     names = pd.Index(rated.models, dtype=object, name="model")
-    cells = battle_cells(battles, rated)
+    cells = encoded_cells(battles, rated)
+    n_battles = battles.n_battles
     rng = np.random.default_rng(seed)
     anchors = names.isin(list(fit.centred_on))
     if clusters.by != "none":
-        by_cluster = weighted_cells(
-            cells, weights, rated.first.size, (clusters.labels, clusters.n_clusters)
-        )
+        inside = cells < 3 * rated.first.size
+        by_cluster = sparse.coo_array(
+            (weights[inside], (clusters.labels[inside], cells[inside])),
+            shape=(clusters.n_clusters, 3 * rated.first.size),
+        ).tocsr()
         raw = resample_pairs(
             rated,
             weighted.theta,
             anchors,
-            len(battles),
+            n_battles,
             n_resamples,
             rng,
             cells_by_cluster=by_cluster,
@@ -562,7 +587,7 @@ def _weighted_uncertainty(
             rated,
             weighted.theta,
             anchors,
-            len(battles),
+            n_battles,
             n_resamples,
             rng,
             weighted_battles=(cells, weights),
@@ -588,7 +613,7 @@ def _weighted_uncertainty(
 
 
 def _uncertainty(
-    battles: pd.DataFrame,
+    battles: EncodedBattles,
     fit: BradleyTerryResult,
     method: str,
     n_resamples: int,
@@ -598,23 +623,26 @@ def _uncertainty(
 ) -> tuple[pd.DataFrame, pd.DataFrame, tuple[StyleRow, ...]]:
     """Rating intervals, the covariance for the tests, and the style rows."""
     if method == "bootstrap" and len(fit.ratings) >= 2:
-        boot = bootstrap_bradley_terry_result(
-            battles,
-            rounds=n_resamples,
-            seed=seed,
-            control=fit.control,
-            fit=fit,
-            cluster=clusters,
-        )
+        if fit.control and battles.frame is not None:
+            boot = bootstrap_bradley_terry_result(
+                battles.frame,
+                rounds=n_resamples,
+                seed=seed,
+                control=fit.control,
+                fit=fit,
+                cluster=clusters,
+            )
+        else:
+            boot = bootstrap_encoded_result(battles, fit, clusters, rounds=n_resamples, seed=seed)
         if boot.unconverged:
             logger.warning("bootstrap: %d rounds did not converge", boot.unconverged)
         bounds = _widen(boot.intervals(confidence), fit.intervals(confidence), _only_ties(fit))
         covariance = boot.covariance()
         style_bounds = boot.style_intervals(confidence)
     elif clusters.by != "none" and len(fit.ratings) >= 2:
-        rated = rated_pairs(count_pairs(battles))
-        covariance = cluster_robust_covariance(
-            fit.ratings, fit.covariance, battles, rated, clusters
+        rated = rated_pairs(battles.pair_counts())
+        covariance = robust_covariance_from_cells(
+            fit.ratings, fit.covariance, encoded_cluster_cells(battles, rated, clusters), rated
         )
         bounds = wald_intervals(fit.ratings, covariance, confidence)
         style_bounds = fit.style_intervals(confidence)
@@ -635,14 +663,14 @@ def _uncertainty(
 
 
 def _davidson(
-    battles: pd.DataFrame, fit: BradleyTerryResult, confidence: float
+    counts: PairCounts, fit: BradleyTerryResult, confidence: float
 ) -> tuple[BradleyTerryResult, dict[str, float]]:
     """The half-win fit with its ratings and covariances replaced by Davidson's."""
     if fit.control:
         raise InvalidInputError("--ties davidson cannot be combined with style control (--control)")
     if len(fit.ratings) < 2:
         raise InsufficientData("fewer than two models have a rating")
-    rated = rated_pairs(count_pairs(battles))
+    rated = rated_pairs(counts)
     start = (fit.ratings.reindex(list(rated.models)).to_numpy() - ELO_CENTER) / ELO_SCALE
     davidson = fit_davidson(rated, start=start)
     ratings, covariance = davidson_ratings(
@@ -689,10 +717,10 @@ def _widen(bounds: pd.DataFrame, analytic: pd.DataFrame, models: Sequence[str]) 
 
 
 def _model_rows(
-    battles: pd.DataFrame, fit: BradleyTerryResult, bounds: pd.DataFrame
+    battles: EncodedBattles, fit: BradleyTerryResult, bounds: pd.DataFrame
 ) -> tuple[ModelRow, ...]:
     """Rated non-provisional models by rating, rated provisional ones, then unrated ones."""
-    rates = win_rates(battles)
+    rates = battles.win_rates()
     rows = []
     for name in rates.index:
         rated = name in fit.ratings.index
@@ -717,9 +745,8 @@ def _model_rows(
     return tuple(sorted(rows, key=key))
 
 
-def _pair_rows(battles: pd.DataFrame, tests: pd.DataFrame) -> tuple[PairRow, ...]:
+def _pair_rows(counts: PairCounts, tests: pd.DataFrame) -> tuple[PairRow, ...]:
     """Pairwise tests joined with the empirical head-to-head record."""
-    counts = count_pairs(battles)
     index = {name: i for i, name in enumerate(counts.models)}
     record = {
         (int(i), int(j)): (float(s), float(n))

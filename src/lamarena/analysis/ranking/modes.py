@@ -16,9 +16,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from lamarena.analysis.encoded import EncodedBattles
 from lamarena.errors import InvalidInputError
 
-__all__ = ["MODES", "mode_counts", "mode_of", "require_one_mode", "select_mode"]
+__all__ = [
+    "MODES",
+    "encoded_one_mode",
+    "mode_counts",
+    "mode_of",
+    "require_one_mode",
+    "select_mode",
+]
 
 MODES = ("text", "speech")
 """The reply modes, in the order groups and counts list them."""
@@ -70,7 +78,15 @@ def require_one_mode(battles: pd.DataFrame) -> str:
         InvalidInputError: battles of both modes (the message gives the count of each and says
             how to rank them apart), or an unknown mode value.
     """
-    counts = mode_counts(battles)
+    return _one_mode(mode_counts(battles))
+
+
+def encoded_one_mode(battles: EncodedBattles) -> str:
+    """:func:`require_one_mode` of encoded battles."""
+    return _one_mode(battles.mode_counts())
+
+
+def _one_mode(counts: dict[str, int]) -> str:
     present = [mode for mode in MODES if counts[mode]]
     if len(present) > 1:
         listed = " and ".join(f"{counts[mode]} {_LABELS[mode]}" for mode in MODES)
