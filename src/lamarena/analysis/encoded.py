@@ -89,7 +89,7 @@ class EncodedBattles:
 
     def take(self, mask: NDArray[np.bool_]) -> EncodedBattles:
         """The rows where ``mask`` holds (clusters renumbered in order of first appearance)."""
-        frame = None if self.frame is None else self.frame[mask]
+        frame = None if self.frame is None else self.frame[mask].reset_index(drop=True)
         return replace(
             self,
             a=self.a[mask],

@@ -20,12 +20,16 @@ reports an unbounded side as an infinite bound rather than the penalised number.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 from scipy import sparse
+from threadpoolctl import threadpool_limits
 
 from lamarena.analysis.battles import PairCounts
 from lamarena.analysis.ranking.bt_solver import newton_pairs, unbounded_flags
@@ -49,6 +53,10 @@ _TOL = 1e-5
 convergence the remaining error is then far smaller."""
 _CELL_BUDGET = 4_000_000
 _DRAW_BUDGET = 2_000_000
+_UNIFORM_PICKS = 10_000
+"""Clusters beyond which a round's picks are drawn as uniform indices (see ``_cluster_picks``)."""
+_WORKERS = max(1, min(os.cpu_count() or 1, 8))
+"""Threads that draw and solve blocks of rounds at once."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,32 +128,30 @@ def resample_pairs(
     out = np.empty((rounds, size))
     above = np.empty((rounds, size), dtype=bool)
     below = np.empty((rounds, size), dtype=bool)
-    unconverged = 0
     width = probs.size if cells_by_cluster is None else max(probs.size, cells_by_cluster.shape[0])
     chunk = max(1, _CELL_BUDGET // max(size * size, width))
     if weighted_battles is not None:
         chunk = min(chunk, max(1, _DRAW_BUDGET // max(n_battles, 1)))
-    for start in range(0, rounds, chunk):
-        stop = min(start + chunk, rounds)
+
+    def block(start: int, stop: int, generator: np.random.Generator) -> int:
+        """Draw and solve rounds ``start:stop``; return how many did not converge."""
+        count = stop - start
         if weighted_battles is not None:
             battle_cell, weight = weighted_battles
-            drawn = rng.integers(0, battle_cell.size, size=(stop - start, battle_cell.size))
-            flat = np.arange(stop - start)[:, None] * probs.size + battle_cell[drawn]
+            drawn = generator.integers(0, battle_cell.size, size=(count, battle_cell.size))
+            flat = np.arange(count)[:, None] * probs.size + battle_cell[drawn]
             draws: NDArray[np.float64] = (
                 np.bincount(
-                    flat.ravel(),
-                    weights=weight[drawn].ravel(),
-                    minlength=(stop - start) * probs.size,
+                    flat.ravel(), weights=weight[drawn].ravel(), minlength=count * probs.size
                 )
                 .astype(np.float64)
-                .reshape(stop - start, probs.size)
+                .reshape(count, probs.size)
             )
         elif cells_by_cluster is None:
-            draws = np.zeros((stop - start, probs.size))
-            draws[:, nonzero] = rng.multinomial(n_battles, probs_nz, size=stop - start)
+            draws = np.zeros((count, probs.size))
+            draws[:, nonzero] = generator.multinomial(n_battles, probs_nz, size=count)
         else:
-            n_clusters = cells_by_cluster.shape[0]
-            picks = rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), stop - start)
+            picks = _cluster_picks(generator, cells_by_cluster.shape[0], count)
             if sparse.issparse(cells_by_cluster):
                 draws = np.asarray(cells_by_cluster.T @ picks.T.astype(np.float64)).T
             else:
@@ -154,7 +160,7 @@ def resample_pairs(
         second_wins = draws[:, pairs : 2 * pairs]
         ties = draws[:, 2 * pairs : 3 * pairs]
         result = newton_pairs(
-            np.broadcast_to(theta, (stop - start, size)),
+            np.broadcast_to(theta, (count, size)),
             first_wins + 0.5 * ties,
             first_wins + second_wins + ties,
             rated.first,
@@ -162,12 +168,14 @@ def resample_pairs(
             ridge=ridge,
             tol=_TOL,
         )
-        unconverged += int((~result.converged).sum())
         above[start:stop], below[start:stop] = unbounded_flags(
             first_wins + ties, second_wins + ties, rated.first, rated.second, size, reference
         )
         flagged = above[start:stop] | below[start:stop]
         out[start:stop] = _recentre(result.theta, flagged, theta, anchors)
+        return int((~result.converged).sum())
+
+    unconverged = _in_blocks(block, rounds, chunk, rng)
     return Resampled(theta=out, above=above, below=below, unconverged=unconverged)
 
 
@@ -236,6 +244,56 @@ def resample_battles(
         out[start:stop, size:] = result.theta[:, size:]
         out[start:stop, :size] = _recentre(result.theta[:, :size], flagged, phi[:size], anchors)
     return Resampled(theta=out, above=above, below=below, unconverged=unconverged)
+
+
+def _in_blocks(
+    block: Callable[[int, int, np.random.Generator], int],
+    rounds: int,
+    chunk: int,
+    rng: np.random.Generator,
+) -> int:
+    """Run ``block`` over the rounds in blocks of ``chunk``, on every core; sum what it returns.
+
+    The first block draws from ``rng`` itself and each later one from its own child of ``rng``
+    (``Generator.spawn``: independent streams, fixed by the seed), so the rounds do not depend
+    on how many threads ran them, and a bootstrap of one block draws exactly what it always
+    did. BLAS runs single-threaded meanwhile: its threads only slow down the many small
+    ``K x K`` solves (eight times at 100 models), and the blocks use the cores instead.
+    """
+    starts = list(range(0, rounds, chunk))
+    generators = [rng, *rng.spawn(len(starts) - 1)] if len(starts) > 1 else [rng]
+    jobs = [
+        (start, min(start + chunk, rounds), generator)
+        for start, generator in zip(starts, generators, strict=True)
+    ]
+    workers = min(len(jobs), _WORKERS)
+    with threadpool_limits(limits=1, user_api="blas"):
+        if workers <= 1:
+            return sum(block(*job) for job in jobs)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return sum(pool.map(lambda job: block(*job), jobs))
+
+
+def _cluster_picks(
+    generator: np.random.Generator, n_clusters: int, count: int
+) -> NDArray[np.int64]:
+    """``(count, C)`` how often each round draws each cluster (C draws with replacement).
+
+    A multinomial with equal probabilities; beyond :data:`_UNIFORM_PICKS` clusters it is drawn
+    as ``C`` uniform indices and counted, the same distribution at a fiftieth of the cost
+    (``Generator.multinomial`` draws one binomial per cluster).
+    """
+    if n_clusters <= _UNIFORM_PICKS:
+        picks: NDArray[np.int64] = generator.multinomial(
+            n_clusters, np.full(n_clusters, 1.0 / n_clusters), count
+        )
+        return picks
+    drawn = generator.integers(0, n_clusters, size=(count, n_clusters))
+    drawn += np.arange(count)[:, None] * n_clusters
+    counted: NDArray[np.int64] = np.bincount(drawn.ravel(), minlength=count * n_clusters).reshape(
+        count, n_clusters
+    )
+    return counted
 
 
 def _recentre(

@@ -20,16 +20,18 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
-from lamarena.analysis.battles import validate_battles
+from lamarena.analysis.encoded import EncodedBattles, encode_frame
 from lamarena.analysis.ranking.leaderboard import build_leaderboard
-from lamarena.analysis.ranking.modes import MODES, mode_of, require_one_mode
+from lamarena.analysis.ranking.modes import MODES, encoded_one_mode
 from lamarena.errors import InsufficientData, InvalidInputError
 
 __all__ = [
     "DEPTHS",
     "GROUPINGS",
     "Grouping",
+    "depth_labels",
     "depth_of",
     "grouped_leaderboards",
     "leaderboards_by_depth",
@@ -52,7 +54,9 @@ def depth_of(n_turns: pd.Series) -> pd.Series:
     )
 
 
-def grouped_leaderboards(battles: pd.DataFrame, by: str, **options: Any) -> dict[str, Any]:
+def grouped_leaderboards(
+    battles: pd.DataFrame | EncodedBattles, by: str, **options: Any
+) -> dict[str, Any]:
     """One leaderboard document per group of battles.
 
     Args:
@@ -72,40 +76,47 @@ def grouped_leaderboards(battles: pd.DataFrame, by: str, **options: Any) -> dict
         InvalidInputError: an unknown ``by``, malformed battles or options, battles of both modes
             grouped by turns, or a style control a group's battles lack values for.
     """
-    clean = validate_battles(battles)  # same index as ``battles``
-    labels: pd.Series
+    encoded = battles if isinstance(battles, EncodedBattles) else encode_frame(battles)
+    labels: NDArray[np.object_]
     names: tuple[str, ...]
     if by == "mode":
-        labels, names = mode_of(clean), MODES
+        labels, names = np.array(MODES, dtype=object)[encoded.mode], MODES
     elif by == "turns":
-        require_one_mode(clean)
-        turns = clean["n_turns"] if "n_turns" in clean else pd.Series(1, index=clean.index)
-        labels, names = depth_of(turns), DEPTHS
+        encoded_one_mode(encoded)
+        labels, names = depth_labels(encoded.n_turns), DEPTHS
     else:
         raise InvalidInputError(f"group by {' or '.join(GROUPINGS)}, got {by!r}")
     groups: list[dict[str, Any]] = []
     for name in names:
-        subset = clean[labels.to_numpy() == name]
+        subset = encoded.take(labels == name)
         document: dict[str, Any] | None = None
         note: str | None = None
-        if subset.empty:
+        if subset.n_battles == 0:
             note = "no battles"
         else:
             try:
-                document = build_leaderboard(subset.reset_index(drop=True), **options).to_dict()
+                document = build_leaderboard(subset, **options).to_dict()
             except InsufficientData as exc:
                 note = str(exc)
         groups.append(
-            {"group": name, "n_battles": len(subset), "leaderboard": document, "note": note}
+            {"group": name, "n_battles": subset.n_battles, "leaderboard": document, "note": note}
         )
     return {"by": by, "groups": groups}
 
 
-def leaderboards_by_depth(battles: pd.DataFrame, **options: Any) -> dict[str, Any]:
+def depth_labels(n_turns: NDArray[np.int64]) -> NDArray[np.object_]:
+    """Each battle's depth group (:data:`DEPTHS`) from its number of turns."""
+    labels: NDArray[np.object_] = np.where(
+        n_turns >= 3, "3+", np.where(n_turns == 2, "2", "1")
+    ).astype(object)
+    return labels
+
+
+def leaderboards_by_depth(battles: pd.DataFrame | EncodedBattles, **options: Any) -> dict[str, Any]:
     """One leaderboard per conversation depth: ``grouped_leaderboards(battles, "turns")``."""
     return grouped_leaderboards(battles, "turns", **options)
 
 
-def leaderboards_by_mode(battles: pd.DataFrame, **options: Any) -> dict[str, Any]:
+def leaderboards_by_mode(battles: pd.DataFrame | EncodedBattles, **options: Any) -> dict[str, Any]:
     """One leaderboard per reply mode: ``grouped_leaderboards(battles, "mode")``."""
     return grouped_leaderboards(battles, "mode", **options)
