@@ -42,17 +42,19 @@ import pandas as pd
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from lamarena.analysis.encoded import MODE_CODES, EncodedBattles, encode_columns, encode_frame
 from lamarena.analysis.ranking.grouped import (
     DEPTHS,
-    depth_of,
+    depth_labels,
     leaderboards_by_depth,
     leaderboards_by_mode,
 )
 from lamarena.analysis.ranking.leaderboard import build_leaderboard
-from lamarena.analysis.ranking.modes import MODES, mode_counts, select_mode
+from lamarena.analysis.ranking.modes import MODES
 from lamarena.errors import DatabaseError, LamarenaError
+from lamarena.store.columnar import VoteColumns
+from lamarena.store.columnar_store import session_columns
 from lamarena.store.db import database_errors
-from lamarena.store.repo import battles_frame
 from lamarena.store.tables import Vote
 
 __all__ = [
@@ -84,12 +86,13 @@ def _empty(note: str | None = None) -> dict[str, Any]:
 
 
 def leaderboard_document(
-    frame: pd.DataFrame, *, n_resamples: int, seed: int | None, min_battles: int
+    battles: pd.DataFrame | EncodedBattles, *, n_resamples: int, seed: int | None, min_battles: int
 ) -> dict[str, Any]:
-    """The ``/api/leaderboard`` document of a battles frame.
+    """The ``/api/leaderboard`` document of the counted battles.
 
     Args:
-        frame: the counted battles (``repo.battles_frame``); ``mode`` and ``n_turns`` optional.
+        battles: the counted battles: a frame (``repo.battles_frame``; ``mode`` and ``n_turns``
+            optional) or their integer columns or counts (:mod:`lamarena.analysis.encoded`).
         n_resamples: bootstrap rounds of every leaderboard.
         seed: bootstrap seed.
         min_battles: fewer battles than this make a model provisional.
@@ -104,22 +107,23 @@ def leaderboard_document(
         "seed": seed,
         "min_battles": min_battles,
     }
-    counts = mode_counts(frame)
+    encoded = battles if isinstance(battles, EncodedBattles) else encode_frame(battles)
+    counts = encoded.mode_counts()
     present = [mode for mode in MODES if counts[mode]]
     mode = present[0] if present else "text"
     by_mode: dict[str, Any] | None = None
-    if frame.empty:
+    if encoded.n_battles == 0:
         document = _empty()
     elif len(present) > 1:
-        by_mode = leaderboards_by_mode(frame, **options)
+        by_mode = leaderboards_by_mode(encoded, **options)
         group = next(group for group in by_mode["groups"] if group["group"] == mode)
         document = dict(group["leaderboard"] or _empty(group["note"]))
     else:
-        document = build_leaderboard(frame, **options).to_dict()
-    main = select_mode(frame, mode)
+        document = build_leaderboard(encoded, **options).to_dict()
+    main = encoded.take(encoded.mode == MODE_CODES[mode])
     by_turns: dict[str, Any] | None = None
-    if not main.empty and "n_turns" in main:
-        depths = depth_of(main["n_turns"])
+    if main.n_battles:
+        depths = depth_labels(main.n_turns)
         if sum(1 for depth in DEPTHS if (depths == depth).any()) > 1:
             by_turns = leaderboards_by_depth(main, **options)
     document["mode"] = mode
@@ -187,15 +191,29 @@ def fit_leaderboard(
     return _fit_frame(frame, n_votes, options, started)
 
 
-def _read_votes(engine: Engine, sessions: sessionmaker[Session]) -> tuple[int, pd.DataFrame]:
+def _read_votes(engine: Engine, sessions: sessionmaker[Session]) -> tuple[int, EncodedBattles]:
     """The vote count and the counted battles, read in one session (the count first)."""
     with database_errors(engine, "reading the votes", "try again"), sessions() as session:
         n_votes = session.scalar(select(func.count(Vote.id))) or 0
-        return n_votes, battles_frame(session)
+        return n_votes, _encoded(session_columns(session))
+
+
+def _encoded(columns: VoteColumns) -> EncodedBattles:
+    return encode_columns(
+        model_a=columns.model_a,
+        model_b=columns.model_b,
+        models=columns.models,
+        outcome=columns.outcome,
+        participant=columns.participant,
+        session=columns.session,
+        probability=columns.probability,
+        mode=columns.mode,
+        n_turns=columns.n_turns,
+    )
 
 
 def _fit_frame(
-    frame: pd.DataFrame, n_votes: int, options: FitOptions, started: float
+    frame: EncodedBattles, n_votes: int, options: FitOptions, started: float
 ) -> LeaderboardSnapshot:
     document = leaderboard_document(
         frame,

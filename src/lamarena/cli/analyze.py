@@ -1,10 +1,15 @@
 """``lamarena analyze``: the study report from votes and static scores.
 
-``lamarena analyze [--db URL | --votes FILE --from FORMAT] --static DIR_OR_CSV --out REPORT_DIR``
-writes ``REPORT_DIR/index.html`` (one offline page of figures) and ``REPORT_DIR/numbers.json``
-(every number on it). ``--label-model NAME --config models.yaml`` has a text model name the
-topics (otherwise their distinctive terms name them). `register` adds the
-command to the main typer app.
+``lamarena analyze [--db URL | --votes FILE_OR_FOLDER --from FORMAT [--scheduler ADDRESS]]
+--static DIR_OR_CSV --out REPORT_DIR`` writes ``REPORT_DIR/index.html`` (one offline page of
+figures) and ``REPORT_DIR/numbers.json`` (every number on it). ``--label-model NAME --config
+models.yaml`` has a text model name the topics (otherwise their distinctive terms name them).
+`register` adds the command to the main typer app.
+
+The report needs every battle's text (transcripts, reasons, reply lengths), so a ``--votes``
+folder of shards is read as records, shard by shard, into one battles table; ``--scheduler``
+spreads that reading (parsing, validation and the table rows of each shard) over a Dask cluster,
+and the report itself is computed in this process.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lamarena.cli.common import VoteFormat
+from lamarena.cli.common import VOTES_FOLDER_HELP, VoteFormat, check_scheduler
 from lamarena.errors import ConfigError, InvalidInputError
 from lamarena.settings import Settings, load_settings
 
@@ -28,15 +33,24 @@ __all__ = ["analyze", "load_battles_with_feedback", "register"]
 
 
 def load_battles_with_feedback(
-    settings: Settings, votes: Path | None, fmt: VoteFormat | None
+    settings: Settings,
+    votes: Path | None,
+    fmt: VoteFormat | None,
+    *,
+    scheduler: str | None = None,
 ) -> pd.DataFrame:
-    """Battles from a votes file (when given) or from the store, with their vote reasons.
+    """Battles from a votes file or folder (when given) or from the store, with their reasons.
 
-    The frame is the store's analysis frame (``records_to_frame``) plus ``feedback_text``.
+    The frame is the store's analysis frame (``records_to_frame``) plus ``feedback_text``, of
+    the battles that count. A folder's shards are read as one file of their records in name
+    order (:func:`~lamarena.store.shards.read_shard_frame`), each on the Dask cluster at
+    ``scheduler`` when given.
 
     Raises:
-        InvalidInputError: ``--votes`` without ``--from``, or a malformed file.
+        InvalidInputError: ``--votes`` without ``--from``, a malformed file or shard, shards
+            that clash, or ``scheduler`` without a folder.
         DatabaseError: the database cannot be read.
+        ConfigError: the scheduler cannot be reached.
     """
     from lamarena.store import (
         load_battle_records,
@@ -46,9 +60,15 @@ def load_battles_with_feedback(
         records_to_frame,
     )
 
+    check_scheduler(votes, scheduler)
     if votes is not None:
         if fmt is None:
             raise InvalidInputError("--votes needs --from talk-arena|fastchat|jsonl|parquet")
+        if votes.is_dir():
+            from lamarena.store.shards import read_shard_frame
+
+            frame = read_shard_frame(votes, fmt.value, scheduler=scheduler, feedback=True)
+            return frame[frame["counted"]].reset_index(drop=True)
         records = read_battle_records(votes, fmt.value)
     else:
         engine = make_engine(settings.database_url)
@@ -81,10 +101,25 @@ def analyze(
         typer.Option("--db", help="SQLAlchemy URL (default: LAMARENA_DATABASE_URL or sqlite)."),
     ] = None,
     votes: Annotated[
-        Path | None, typer.Option(help="Analyse the votes in this file instead of the database.")
+        Path | None,
+        typer.Option(
+            help="Analyse the votes in this file instead of the database, or in "
+            f"{VOTES_FOLDER_HELP}."
+        ),
     ] = None,
     from_: Annotated[
-        VoteFormat | None, typer.Option("--from", help="Format of the --votes file.")
+        VoteFormat | None,
+        typer.Option("--from", help="Format of the --votes file (or of a folder's shards)."),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Dask scheduler address, e.g. tcp://host:8786; with a --votes folder, each "
+            "shard's records are read, checked and turned into the battles table on the "
+            "cluster (its workers read the folder, so it must be on storage they share); the "
+            "report itself is computed here.",
+        ),
     ] = None,
     bootstrap: Annotated[
         int | None, typer.Option(min=0, help="Bootstrap rounds of the leaderboard (10,000).")
@@ -154,6 +189,7 @@ def analyze(
 
     if db is not None and votes is not None:
         raise InvalidInputError("give either --db or --votes, not both")
+    check_scheduler(votes, scheduler)
     if out.exists() and not out.is_dir():
         raise InvalidInputError(f"--out {out}: is a file; give a directory for the report")
     settings = load_settings(
@@ -165,7 +201,7 @@ def analyze(
     )
     namer = _label_model(settings, label_model)
     table = load_static_input(static)
-    battles = load_battles_with_feedback(settings, votes, from_)
+    battles = load_battles_with_feedback(settings, votes, from_, scheduler=scheduler)
     options = StudyOptions(
         n_resamples=settings.bootstrap_rounds,
         tau_rounds=tau_rounds,

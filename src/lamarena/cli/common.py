@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "VOTES_FOLDER_HELP",
     "CiMethod",
     "ClusterBy",
     "ConfigOption",
@@ -23,11 +24,14 @@ __all__ = [
     "JsonOption",
     "ReplyMode",
     "Sampling",
+    "SchedulerOption",
     "TieModel",
     "VoteFormat",
     "Weighting",
+    "check_scheduler",
     "format_number",
     "load_battles",
+    "load_encoded_battles",
     "open_store",
 ]
 
@@ -114,6 +118,46 @@ def open_store(settings: Settings) -> Any:
     return engine
 
 
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Dask scheduler address, e.g. tcp://host:8786; with a --votes folder, each shard "
+        "is read and checked on the cluster (its workers read the folder, so it must be on "
+        "storage they share).",
+    ),
+]
+VOTES_FOLDER_HELP = (
+    "a folder of *.parquet (--from parquet) or *.jsonl (--from jsonl) shards, read as one file "
+    "of their records in name order"
+)
+
+
+def check_scheduler(votes: Path | None, scheduler: str | None) -> None:
+    """Refuse ``--scheduler`` unless ``--votes`` names a folder of shards.
+
+    Raises:
+        InvalidInputError: a scheduler without a ``--votes`` folder.
+    """
+    if scheduler is not None and (votes is None or not votes.is_dir()):
+        given = "no --votes" if votes is None else f"--votes {votes} is not a folder"
+        raise InvalidInputError(
+            f"--scheduler spreads the shards of a --votes folder over a Dask cluster, but "
+            f"{given}: give --votes FOLDER (of *.parquet or *.jsonl shards) or drop --scheduler"
+        )
+
+
+def _check_votes_file(fmt: VoteFormat | None, *, exclude_flagged: bool) -> VoteFormat:
+    if fmt is None:
+        raise InvalidInputError("--votes needs --from talk-arena|fastchat|jsonl|parquet")
+    if exclude_flagged:
+        raise InvalidInputError(
+            "--exclude-flagged needs the voter signals stored in the database (votes audit); "
+            "a --votes file has none: rank the database with --db instead"
+        )
+    return fmt
+
+
 def load_battles(
     settings: Settings,
     votes: Path | None,
@@ -121,26 +165,30 @@ def load_battles(
     *,
     include_flagged: bool = False,
     exclude_flagged: bool = False,
+    scheduler: str | None = None,
 ) -> pd.DataFrame:
-    """Battles from a votes file (when given) or from the store.
+    """Battles from a votes file or folder of shards (when given) or from the store.
 
     Battles whose vote does not count (``counted`` false) are left out unless
     ``include_flagged``; ``exclude_flagged`` also leaves out the votes of the sessions and
-    addresses ``votes audit`` flags, which needs the store's voter signals.
+    addresses ``votes audit`` flags, which needs the store's voter signals. A folder's shards
+    are read as one file of their records in name order
+    (:func:`~lamarena.store.shards.read_shard_frame`), each on the Dask cluster at
+    ``scheduler`` when given.
     """
     if include_flagged and exclude_flagged:
         raise InvalidInputError("give --include-flagged or --exclude-flagged, not both")
+    check_scheduler(votes, scheduler)
     if votes is not None:
         from lamarena.store import read_battle_records, records_to_frame
 
-        if fmt is None:
-            raise InvalidInputError("--votes needs --from talk-arena|fastchat|jsonl|parquet")
-        if exclude_flagged:
-            raise InvalidInputError(
-                "--exclude-flagged needs the voter signals stored in the database (votes audit); "
-                "a --votes file has none: rank the database with --db instead"
-            )
-        frame = records_to_frame(read_battle_records(votes, fmt.value))
+        fmt = _check_votes_file(fmt, exclude_flagged=exclude_flagged)
+        if votes.is_dir():
+            from lamarena.store.shards import read_shard_frame
+
+            frame = read_shard_frame(votes, fmt.value, scheduler=scheduler)
+        else:
+            frame = records_to_frame(read_battle_records(votes, fmt.value))
         if not include_flagged:
             frame = frame[frame["counted"]].reset_index(drop=True)
         return frame
@@ -162,13 +210,15 @@ def load_encoded_battles(
     *,
     include_flagged: bool = False,
     exclude_flagged: bool = False,
+    scheduler: str | None = None,
 ) -> Any:
     """The battles :func:`load_battles` loads, as integer columns (no object per vote).
 
     JSONL and Parquet files are read by the columnar loader (the record loader's checks and
-    messages; see :mod:`lamarena.store.columnar`), the database by one lean ``SELECT``. Enough
-    for every leaderboard but a style-controlled one, which needs the replies' lengths and
-    timings.
+    messages; see :mod:`lamarena.store.columnar`), a folder of their shards shard by shard and
+    merged (:func:`~lamarena.store.shards.read_vote_shards`; each shard on the Dask cluster at
+    ``scheduler`` when given), the database by one lean ``SELECT``. Enough for every leaderboard
+    but a style-controlled one, which needs the replies' lengths and timings.
 
     Returns:
         An :class:`~lamarena.analysis.encoded.EncodedBattles`.
@@ -177,17 +227,17 @@ def load_encoded_battles(
 
     if include_flagged and exclude_flagged:
         raise InvalidInputError("give --include-flagged or --exclude-flagged, not both")
+    check_scheduler(votes, scheduler)
     if votes is not None:
-        from lamarena.store.columnar import read_vote_columns
+        fmt = _check_votes_file(fmt, exclude_flagged=exclude_flagged)
+        if votes.is_dir():
+            from lamarena.store.shards import read_vote_shards
 
-        if fmt is None:
-            raise InvalidInputError("--votes needs --from talk-arena|fastchat|jsonl|parquet")
-        if exclude_flagged:
-            raise InvalidInputError(
-                "--exclude-flagged needs the voter signals stored in the database (votes audit); "
-                "a --votes file has none: rank the database with --db instead"
-            )
-        columns = read_vote_columns(votes, fmt.value)
+            columns = read_vote_shards(votes, fmt.value, scheduler=scheduler)
+        else:
+            from lamarena.store.columnar import read_vote_columns
+
+            columns = read_vote_columns(votes, fmt.value)
     else:
         from lamarena.store.columnar_store import read_store_columns
 

@@ -9,12 +9,14 @@ from typing import Annotated, Any
 import typer
 
 from lamarena.cli.common import (
+    VOTES_FOLDER_HELP,
     CiMethod,
     ClusterBy,
     DbOption,
     GroupBy,
     JsonOption,
     ReplyMode,
+    SchedulerOption,
     TieModel,
     VoteFormat,
     Weighting,
@@ -56,11 +58,16 @@ _GROUP_TITLES = {
 def leaderboard(
     db: DbOption = None,
     votes: Annotated[
-        Path | None, typer.Option(help="Rank the votes in this file instead of the database.")
+        Path | None,
+        typer.Option(
+            help=f"Rank the votes in this file instead of the database, or in {VOTES_FOLDER_HELP}."
+        ),
     ] = None,
     from_: Annotated[
-        VoteFormat | None, typer.Option("--from", help="Format of the --votes file.")
+        VoteFormat | None,
+        typer.Option("--from", help="Format of the --votes file (or of a folder's shards)."),
     ] = None,
+    scheduler: SchedulerOption = None,
     bootstrap: Annotated[
         int | None, typer.Option(min=0, help="Bootstrap rounds (default 10,000).")
     ] = None,
@@ -143,6 +150,11 @@ def leaderboard(
     Only the votes that count are ranked (the arena leaves flagged battles uncounted);
     ``n_battles`` counts the battles ranked. Text-out and speech-out votes are never pooled:
     votes of both modes need ``--mode`` (one of them) or ``--by mode`` (each apart).
+
+    ``--votes`` may name a folder of Parquet or JSONL shards, ranked as one file of their
+    records in name order; with ``--scheduler`` each shard is read and checked on that Dask
+    cluster (with ``--control`` or ``--by``, each shard's records are read into the battles
+    table there).
     """
     from lamarena.analysis.ranking.leaderboard import build_leaderboard
     from lamarena.analysis.ranking.modes import mode_counts, select_mode
@@ -166,6 +178,7 @@ def leaderboard(
             mode,
             include_flagged=include_flagged,
             exclude_flagged=exclude_flagged,
+            scheduler=scheduler,
             options={
                 "n_resamples": settings.bootstrap_rounds,
                 "seed": settings.seed,
@@ -189,6 +202,7 @@ def leaderboard(
         from_,
         include_flagged=include_flagged,
         exclude_flagged=exclude_flagged,
+        scheduler=scheduler,
     )
     if mode is not None:
         counts = mode_counts(battles)
@@ -239,6 +253,7 @@ def _encoded_leaderboard(
     *,
     include_flagged: bool,
     exclude_flagged: bool,
+    scheduler: str | None,
     options: dict[str, Any],
 ) -> dict[str, Any]:
     """The leaderboard document of the votes loaded as integer columns."""
@@ -246,7 +261,12 @@ def _encoded_leaderboard(
     from lamarena.analysis.ranking.leaderboard import build_leaderboard
 
     encoded = load_encoded_battles(
-        settings, votes, from_, include_flagged=include_flagged, exclude_flagged=exclude_flagged
+        settings,
+        votes,
+        from_,
+        include_flagged=include_flagged,
+        exclude_flagged=exclude_flagged,
+        scheduler=scheduler,
     )
     if mode is not None:
         counts = encoded.mode_counts()

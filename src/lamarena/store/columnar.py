@@ -49,7 +49,13 @@ from lamarena.store.records import (
 )
 from lamarena.store.tables import ID_LENGTH, INTEGER_MAX, MODEL_NAME_LENGTH
 
-__all__ = ["VoteColumns", "read_vote_columns", "vote_columns_from_records"]
+__all__ = [
+    "VoteColumns",
+    "battle_id_column",
+    "first_appearance",
+    "read_vote_columns",
+    "vote_columns_from_records",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +107,9 @@ class VoteColumns:
         probability: ``(n,)`` sampling probability (NaN: not recorded).
         mode: ``(n,)`` 0 text, 1 speech.
         n_turns: ``(n,)`` turns before the vote.
+        participants: the participant ids ``participant`` codes index, in code order.
+        sessions: the session ids ``session`` codes index, in code order.
+        battle_ids: ``(n,)`` the battle ids, as Arrow strings (no Python object per vote).
         fast: whether the columns came from the columnar path (False: the record loader's).
     """
 
@@ -114,6 +123,9 @@ class VoteColumns:
     probability: NDArray[np.float64]
     mode: NDArray[np.int8]
     n_turns: NDArray[np.int64]
+    participants: tuple[str, ...]
+    sessions: tuple[str, ...]
+    battle_ids: pa.ChunkedArray
     fast: bool = True
 
     def __len__(self) -> int:
@@ -121,30 +133,48 @@ class VoteColumns:
 
     def take(self, mask: NDArray[np.bool_]) -> VoteColumns:
         """The battles where ``mask`` holds (session and participant codes renumbered)."""
+        participant, old_participants = _renumber(self.participant[mask])
+        session, old_sessions = _renumber(self.session[mask])
         return VoteColumns(
             models=self.models,
             model_a=self.model_a[mask],
             model_b=self.model_b[mask],
             outcome=self.outcome[mask],
             counted=self.counted[mask],
-            participant=_renumber(self.participant[mask]),
-            session=_renumber(self.session[mask]),
+            participant=participant,
+            session=session,
             probability=self.probability[mask],
             mode=self.mode[mask],
             n_turns=self.n_turns[mask],
+            participants=tuple(self.participants[code] for code in old_participants),
+            sessions=tuple(self.sessions[code] for code in old_sessions),
+            battle_ids=self.battle_ids.filter(pa.array(np.asarray(mask, dtype=bool))),
             fast=self.fast,
         )
 
 
-def _renumber(codes: NDArray[np.intp]) -> NDArray[np.intp]:
+def first_appearance(codes: NDArray[np.intp]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Codes renumbered in order of first appearance (-1 stays -1), and the old code of each.
+
+    Returns:
+        ``(new, old)``: ``new[i]`` is row ``i``'s new code and ``old[k]`` the code that new code
+        ``k`` replaces.
+    """
     out = np.full(codes.size, -1, dtype=np.intp)
     seen = codes >= 0
-    if seen.any():
-        _, first, inverse = np.unique(codes[seen], return_index=True, return_inverse=True)
-        rank = np.empty(first.size, dtype=np.intp)
-        rank[np.argsort(first, kind="stable")] = np.arange(first.size)
-        out[seen] = rank[inverse]
-    return out
+    if not seen.any():
+        return out, np.zeros(0, dtype=np.intp)
+    values, first, inverse = np.unique(codes[seen], return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(first.size, dtype=np.intp)
+    rank[order] = np.arange(first.size)
+    out[seen] = rank[inverse]
+    return out, np.asarray(values[order], dtype=np.intp)
+
+
+def _renumber(codes: NDArray[np.intp]) -> tuple[NDArray[np.intp], list[int]]:
+    new, old = first_appearance(codes)
+    return new, old.tolist()
 
 
 def read_vote_columns(path: str | Path, fmt: str) -> VoteColumns:
@@ -607,13 +637,14 @@ def _has_duplicates(table: pa.Table) -> bool:
 # --- codes --------------------------------------------------------------------------------
 
 
-def _codes(column: pa.ChunkedArray | None, n: int) -> NDArray[np.intp]:
-    """Dictionary codes in order of first appearance, -1 for null."""
+def _codes(column: pa.ChunkedArray | None, n: int) -> tuple[NDArray[np.intp], tuple[str, ...]]:
+    """Dictionary codes in order of first appearance (-1 for null), and the values they name."""
     if column is None or pa.types.is_null(column.type):
-        return np.full(n, -1, dtype=np.intp)
+        return np.full(n, -1, dtype=np.intp), ()
     encoded = pc.dictionary_encode(column.combine_chunks())
     indices = encoded.indices.to_numpy(zero_copy_only=False)
-    return np.asarray(np.nan_to_num(indices.astype(np.float64), nan=-1.0), dtype=np.intp)
+    codes = np.asarray(np.nan_to_num(indices.astype(np.float64), nan=-1.0), dtype=np.intp)
+    return codes, tuple(str(value) for value in encoded.dictionary.to_pylist())
 
 
 def _encode(table: pa.Table) -> VoteColumns:
@@ -632,6 +663,8 @@ def _encode(table: pa.Table) -> VoteColumns:
     if turns is not None and not pa.types.is_null(turns.type):
         length = pc.fill_null(pc.list_value_length(turns), 0).to_numpy(zero_copy_only=False)
         n_turns = np.maximum(np.asarray(length, dtype=np.int64), 1)
+    participant, participants = _codes(_column(table, "participant_id"), n)
+    session, sessions = _codes(_column(table, "session_id"), n)
     return VoteColumns(
         models=tuple(str(name) for name in encoded.dictionary.to_pylist()),
         model_a=indices[:n],
@@ -643,8 +676,8 @@ def _encode(table: pa.Table) -> VoteColumns:
             # a null that passed the record model is a key left out: the default
             else np.asarray(pc.fill_null(counted, True).to_numpy(zero_copy_only=False), bool)
         ),
-        participant=_codes(_column(table, "participant_id"), n),
-        session=_codes(_column(table, "session_id"), n),
+        participant=participant,
+        session=session,
         probability=(
             np.full(n, np.nan)
             if probability is None or pa.types.is_null(probability.type)
@@ -664,20 +697,17 @@ def _encode(table: pa.Table) -> VoteColumns:
             )
         ),
         n_turns=n_turns,
+        participants=participants,
+        sessions=sessions,
+        battle_ids=table.column("battle_id"),
     )
 
 
 def vote_columns_from_records(records: list[BattleRecord]) -> VoteColumns:
     """The :class:`VoteColumns` of validated records (the record loader's path)."""
     n = len(records)
-
-    def codes(values: list[str | None]) -> NDArray[np.intp]:
-        seen: dict[str, int] = {}
-        return np.array(
-            [-1 if value is None else seen.setdefault(value, len(seen)) for value in values],
-            dtype=np.intp,
-        )
-
+    participant, participants = _codes_of([record.participant_id for record in records])
+    session, sessions = _codes_of([record.session_id for record in records])
     names: dict[str, int] = {}
     model_a = [names.setdefault(record.model_a, len(names)) for record in records]
     model_b = [names.setdefault(record.model_b, len(names)) for record in records]
@@ -687,8 +717,8 @@ def vote_columns_from_records(records: list[BattleRecord]) -> VoteColumns:
         model_b=np.array(model_b, dtype=np.intp),
         outcome=np.array([WINNERS.index(record.winner.value) for record in records], np.int8),
         counted=np.array([record.counted for record in records], dtype=bool),
-        participant=codes([record.participant_id for record in records]),
-        session=codes([record.session_id for record in records]),
+        participant=participant,
+        session=session,
         probability=np.array(
             [
                 np.nan if record.sampling_probability is None else record.sampling_probability
@@ -698,5 +728,24 @@ def vote_columns_from_records(records: list[BattleRecord]) -> VoteColumns:
         ).reshape(n),
         mode=np.array([MODES.index(record.mode) for record in records], dtype=np.int8),
         n_turns=np.array([record.n_turns for record in records], dtype=np.int64),
+        participants=participants,
+        sessions=sessions,
+        battle_ids=battle_id_column([record.battle_id for record in records]),
         fast=False,
     )
+
+
+def _codes_of(values: list[str | None]) -> tuple[NDArray[np.intp], tuple[str, ...]]:
+    """Codes in order of first appearance (-1 for None), and the values they name."""
+    seen: dict[str, int] = {}
+    codes = np.fromiter(
+        (-1 if value is None else seen.setdefault(value, len(seen)) for value in values),
+        dtype=np.intp,
+        count=len(values),
+    )
+    return codes, tuple(seen)
+
+
+def battle_id_column(ids: list[str]) -> pa.ChunkedArray:
+    """Battle ids as the Arrow column :attr:`VoteColumns.battle_ids` holds."""
+    return pa.chunked_array([pa.array(ids, type=pa.string())])

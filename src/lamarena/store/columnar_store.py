@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
 
 from lamarena.store.audit import audit_session
-from lamarena.store.columnar import MODES, WINNERS, VoteColumns
+from lamarena.store.columnar import MODES, WINNERS, VoteColumns, battle_id_column
 from lamarena.store.db import database_errors, make_sessionmaker
 from lamarena.store.tables import Battle, Turn, Vote
 
-__all__ = ["read_store_columns"]
+__all__ = ["read_store_columns", "session_columns"]
 
 _READ_HINT = "check that --db names a lamarena database"
 
@@ -34,6 +35,19 @@ def read_store_columns(
     Raises:
         DatabaseError: the database cannot be reached or refused the read.
     """
+    with (
+        database_errors(engine, "reading the battles", _READ_HINT),
+        make_sessionmaker(engine).begin() as session,
+    ):
+        return session_columns(
+            session, include_uncounted=include_uncounted, exclude_flagged=exclude_flagged
+        )
+
+
+def session_columns(
+    session: Session, *, include_uncounted: bool = False, exclude_flagged: bool = False
+) -> VoteColumns:
+    """:func:`read_store_columns` in an open session (the caller handles database errors)."""
     later = (
         select(Turn.battle_id, func.count().label("later"))
         .group_by(Turn.battle_id)
@@ -58,24 +72,21 @@ def read_store_columns(
     )
     if not include_uncounted:
         stmt = stmt.where(Battle.counted)
-    with (
-        database_errors(engine, "reading the battles", _READ_HINT),
-        make_sessionmaker(engine).begin() as session,
-    ):
-        rows = [tuple(row) for row in session.execute(stmt).all()]
-        flagged = audit_session(session).flagged_battle_ids() if exclude_flagged else set()
-    if flagged:
+    rows = [tuple(row) for row in session.execute(stmt).all()]
+    if exclude_flagged:
+        flagged = audit_session(session).flagged_battle_ids()
         rows = [row for row in rows if row[0] not in flagged]
     return _columns(rows)
 
 
-def _codes(values: tuple[object, ...]) -> np.ndarray:
+def _codes(values: tuple[object, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
     seen: dict[object, int] = {}
-    return np.fromiter(
+    codes = np.fromiter(
         (-1 if value is None else seen.setdefault(value, len(seen)) for value in values),
         dtype=np.intp,
         count=len(values),
     )
+    return codes, tuple(str(value) for value in seen)
 
 
 def _columns(rows: list[tuple[object, ...]]) -> VoteColumns:
@@ -93,8 +104,11 @@ def _columns(rows: list[tuple[object, ...]]) -> VoteColumns:
             probability=np.zeros(0),
             mode=np.zeros(0, np.int8),
             n_turns=np.zeros(0, np.int64),
+            participants=(),
+            sessions=(),
+            battle_ids=battle_id_column([]),
         )
-    (_, model_a, model_b, winner, counted, session, participant, probability, mode, turns) = zip(
+    (ids, model_a, model_b, winner, counted, session, participant, probability, mode, turns) = zip(
         *rows, strict=True
     )
     names: dict[object, int] = {}
@@ -102,18 +116,23 @@ def _columns(rows: list[tuple[object, ...]]) -> VoteColumns:
     b = np.fromiter((names.setdefault(m, len(names)) for m in model_b), np.intp, count=n)
     outcome_of = {value: code for code, value in enumerate(WINNERS)}
     mode_of = {value: code for code, value in enumerate(MODES)}
+    participant_codes, participants = _codes(participant)
+    session_codes, sessions = _codes(session)
     return VoteColumns(
         models=tuple(str(name) for name in names),
         model_a=a,
         model_b=b,
         outcome=np.fromiter((outcome_of[w] for w in winner), np.int8, count=n),
         counted=np.fromiter((bool(c) for c in counted), bool, count=n),
-        participant=_codes(participant),
-        session=_codes(session),
+        participant=participant_codes,
+        session=session_codes,
         probability=np.fromiter(
             (np.nan if p is None else float(p) for p in probability), np.float64, count=n
         ),
         mode=np.fromiter((mode_of.get(m or "text", 0) for m in mode), np.int8, count=n),
         n_turns=np.fromiter((int(t) for t in turns), np.int64, count=n),
+        participants=participants,
+        sessions=sessions,
+        battle_ids=battle_id_column([str(battle_id) for battle_id in ids]),
         fast=True,
     )
