@@ -24,4 +24,4 @@ def test_each_test_gets_its_own_database(databases):
             "postgresql": "SELECT tablename FROM pg_tables WHERE tablename = 'scratch'",
         }[databases.kind]
         assert connection.execute(text(tables)).first() is None
-        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0006"
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0007"

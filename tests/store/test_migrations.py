@@ -17,6 +17,8 @@ TABLES = {
     "health_checks",
     "client_events",
     "store_secrets",
+    "pair_counts",
+    "cluster_pair_counts",
 }
 
 
@@ -29,7 +31,7 @@ def test_upgrade_head_from_empty_matches_the_models(databases):
 
     with engine.connect() as connection:
         assert TABLES | {"alembic_version"} == set(inspect(connection).get_table_names())
-        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0006"
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0007"
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
 

@@ -58,6 +58,7 @@ def test_migrations_ship_inside_the_package():
         "0004_sampling_probability.py",
         "0005_turns.py",
         "0006_spoken_replies.py",
+        "0007_vote_counts.py",
     ]
     assert (STORE_DIR / "migrations" / "env.py").is_file()
     assert (STORE_DIR / "migrations" / "script.py.mako").is_file()

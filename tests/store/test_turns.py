@@ -74,7 +74,7 @@ def test_stored_battles_become_one_turn_conversations(databases, tmp_path):
     migrate_to_head(engine)
 
     with engine.connect() as connection:
-        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0006"
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0007"
         assert connection.scalar(text("SELECT count(*) FROM battles")) == 3
         turns = connection.execute(text("SELECT DISTINCT turn FROM replies")).scalars().all()
         assert turns == [1]

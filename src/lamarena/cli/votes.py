@@ -1,4 +1,4 @@
-"""``lamarena votes import|export|audit`` and ``lamarena battles prune``: the stored votes."""
+"""``lamarena votes import|export|audit|check-counts`` and ``lamarena battles prune``."""
 
 from __future__ import annotations
 
@@ -89,6 +89,61 @@ def votes_audit(db: DbOption = None, as_json: JsonOption = False) -> None:
         typer.echo(json.dumps(document, indent=2))
         return
     _print_audit(document)
+
+
+@votes_app.command("check-counts")
+def votes_check_counts(
+    db: DbOption = None,
+    repair: Annotated[
+        bool,
+        typer.Option("--repair", help="Rewrite the vote counts from the votes if any differ."),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare the vote counts kept as votes arrive with a recount (exit 1 if they differ)."""
+    from lamarena.store import check_counts
+
+    settings = load_settings(database_url=db)
+    engine = open_store(settings)
+    try:
+        check = check_counts(engine, repair=repair)
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(check.to_dict(), indent=2))
+    else:
+        _print_counts_check(check.to_dict())
+    if check.drift and not check.repaired:
+        raise typer.Exit(1)
+
+
+_DRIFT_SHOWN = 20  # rows that differ listed in the text output
+
+
+def _print_counts_check(document: dict[str, Any]) -> None:
+    """Render a counts check: the rows checked, then each row that differs (plain text)."""
+    drift = document["drift"]
+    typer.echo(f"checked {document['rows_checked']} vote count rows: {len(drift)} differ")
+    for entry in drift[:_DRIFT_SHOWN]:
+        key = " ".join(f"{name}={value}" for name, value in entry["key"].items())
+        typer.echo(f"{entry['table']} {key}")
+        for side in ("stored", "recounted"):
+            values = entry[side]
+            shown = "no row" if values is None else _counts_text(values)
+            typer.echo(f"  {side:<9} {shown}")
+    if len(drift) > _DRIFT_SHOWN:
+        typer.echo(f"... and {len(drift) - _DRIFT_SHOWN} more (--json lists them all)")
+    if document["repaired"]:
+        typer.echo("repaired: both tables were rewritten from the votes")
+    elif drift:
+        typer.echo("run with --repair to rewrite them from the votes")
+
+
+def _counts_text(values: dict[str, Any]) -> str:
+    return " ".join(
+        f"{name}={value if isinstance(value, int) else format_number(value, '.6g')}"
+        for name, value in values.items()
+    )
 
 
 _ADDRESS_SHOWN = 16  # hex digits of an address hash in the text table

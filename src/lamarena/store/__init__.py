@@ -2,7 +2,9 @@
 
 Start-up: ``engine = make_engine(url)`` then ``migrate_to_head(engine)``. The arena writes through
 :mod:`lamarena.store.repo` inside its own transactions; the CLI uses :func:`import_votes`,
-:func:`export_votes`, :func:`load_battles_frame`, :func:`audit_votes` and :func:`prune_battles`.
+:func:`export_votes`, :func:`load_battles_frame`, :func:`audit_votes`, :func:`check_counts` and
+:func:`prune_battles`; a live leaderboard reads the counts kept as votes arrive
+(:func:`read_pair_counts`, :func:`read_cluster_pair_counts`).
 Exports carry arena sessions as salted hashes (:mod:`lamarena.store.hashing`). Imports only
 :mod:`lamarena.errors` from lamarena.
 """
@@ -22,6 +24,14 @@ from lamarena.store.records import (
     records_from_frame,
     records_to_frame,
 )
+from lamarena.store.vote_counts import (
+    CountsCheck,
+    VoteCounts,
+    check_counts,
+    read_cluster_pair_counts,
+    read_pair_counts,
+    recount,
+)
 from lamarena.store.votes import export_votes, import_votes, load_battle_records, load_battles_frame
 
 __all__ = [
@@ -29,11 +39,14 @@ __all__ = [
     "AudioExport",
     "BattleFormat",
     "BattleRecord",
+    "CountsCheck",
     "Latency",
     "PruneReport",
     "VoteAudit",
+    "VoteCounts",
     "Winner",
     "audit_votes",
+    "check_counts",
     "export_audio",
     "export_votes",
     "import_votes",
@@ -45,8 +58,11 @@ __all__ = [
     "parse_duration",
     "prune_battles",
     "read_battle_records",
+    "read_cluster_pair_counts",
+    "read_pair_counts",
     "records_from_frame",
     "records_to_frame",
+    "recount",
     "reply_audio_path",
     "salted_hash",
     "session_hash",

@@ -35,6 +35,7 @@ from lamarena.store.records import (
 )
 from lamarena.store.tables import Battle, Participant, Reply, Turn, Vote
 from lamarena.store.tables import Session as SessionRow
+from lamarena.store.vote_counts import VoteContribution, add_votes, vote_contribution
 
 __all__ = ["battles_frame", "insert_battle_records", "load_battle_records"]
 
@@ -84,7 +85,8 @@ def insert_battle_records(session: Session, records: Sequence[BattleRecord]) -> 
     a new session gets the earliest ``created_at`` of its battles and consents to keeping audio
     if any of its battles has ``audio_kept``. Each battle keeps its ``participant_id``,
     ``counted``, ``flags`` (joined with commas; None when there is none), ``equal_pace`` and
-    ``sampling_probability``.
+    ``sampling_probability``. The counted votes are added to the vote counts
+    (:mod:`lamarena.store.vote_counts`) in the same transaction.
 
     Returns:
         The number of battles inserted.
@@ -188,8 +190,24 @@ def insert_battle_records(session: Session, records: Sequence[BattleRecord]) -> 
     ):
         if rows:
             session.execute(insert(table), rows)
+    add_votes(session, (_counted_vote(record) for record in records if record.counted))
     logger.info("inserted %d battles (%d new sessions)", len(battles), len(new_sessions))
     return len(battles)
+
+
+def _counted_vote(record: BattleRecord) -> VoteContribution:
+    """What an imported counted vote adds to the vote counts."""
+    return vote_contribution(
+        battle_id=record.battle_id,
+        mode=record.mode,
+        n_turns=record.n_turns,
+        model_a=record.model_a,
+        model_b=record.model_b,
+        winner=record.winner.value,
+        session_id=record.session_id,
+        participant_id=record.participant_id,
+        sampling_probability=record.sampling_probability,
+    )
 
 
 def _reply_rows(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
@@ -25,6 +26,13 @@ from lamarena.store.bulk import battles_frame, insert_battle_records, load_battl
 from lamarena.store.records import Winner
 from lamarena.store.tables import REPLY_MODES, SIDES, Battle, Participant, Reply, Turn, Vote
 from lamarena.store.tables import Session as SessionRow
+from lamarena.store.vote_counts import (
+    add_votes,
+    counted_vote,
+    lock_battle,
+    move_vote,
+    remove_vote,
+)
 
 __all__ = [
     "add_reply",
@@ -258,12 +266,16 @@ def add_turn(
 ) -> None:
     """Store turn ``turn`` (2 or more) of a battle: the person spoke again before voting.
 
+    The arena refuses a turn after the vote; should a voted battle get one anyway, its counted
+    vote moves to the new number of turns in the vote counts (:mod:`lamarena.store.vote_counts`).
+
     Raises:
         InvalidInputError: ``turn`` is below 2, or the battle already has that turn.
         NotFound: the battle does not exist.
     """
     if turn < 2:
         raise InvalidInputError(f"turn {turn}: the battle itself is turn 1; later turns are 2+")
+    voted = counted_vote(session, battle_id)  # locks the battle: a vote waits for the turn
     try:
         with session.begin_nested():
             session.add(
@@ -280,6 +292,8 @@ def add_turn(
         if session.get(Battle, battle_id) is None:
             raise NotFound(f"battle {battle_id!r} does not exist") from None
         raise InvalidInputError(f"battle {battle_id!r} already has turn {turn}") from exc
+    if voted is not None:  # a counted vote moves to the battle's new number of turns
+        move_vote(session, voted, replace(voted, n_turns=voted.n_turns + 1))
 
 
 def set_turn_transcript(session: Session, battle_id: str, turn: int, transcript: str) -> None:
@@ -314,9 +328,13 @@ def set_query_transcript(session: Session, battle_id: str, transcript: str) -> N
 def flag_battle(session: Session, battle_id: str, flag: str) -> None:
     """Add ``flag`` to a battle and leave its vote out of the leaderboard (``counted`` false).
 
+    A counted battle that already has its vote takes the vote out of the vote counts in the
+    same transaction (:mod:`lamarena.store.vote_counts`).
+
     Raises:
         NotFound: the battle does not exist.
     """
+    voted = counted_vote(session, battle_id)  # locks the battle: a vote waits for the flag
     battle = session.get(Battle, battle_id)
     if battle is None:
         raise NotFound(f"battle {battle_id!r} does not exist")
@@ -324,6 +342,8 @@ def flag_battle(session: Session, battle_id: str, flag: str) -> None:
     battle.flags = ",".join(sorted(flags | {flag}))
     battle.counted = False
     session.flush()
+    if voted is not None:
+        remove_vote(session, voted)
 
 
 def session_vote_count(session: Session, session_id: str) -> int:
@@ -349,6 +369,9 @@ def record_vote(
 ) -> None:
     """Store the vote of a battle; a battle has at most one.
 
+    A vote on a counted battle is added to the vote counts in the same transaction
+    (:mod:`lamarena.store.vote_counts`).
+
     Args:
         session: the database session.
         battle_id: the battle voted on.
@@ -369,7 +392,8 @@ def record_vote(
     except ValueError as exc:
         allowed = ", ".join(member.value for member in Winner)
         raise InvalidInputError(f"winner {winner!r} is not one of {allowed}") from exc
-    battle = session.get(Battle, battle_id)
+    # locked until the transaction ends: a concurrent flag or turn waits for the counts below
+    battle = lock_battle(session, battle_id)
     if battle is None or (session_id is not None and battle.session_id != session_id):
         raise NotFound(f"battle {battle_id!r} does not exist")
     if session.scalar(select(Vote.id).where(Vote.battle_id == battle_id)) is not None:
@@ -389,6 +413,8 @@ def record_vote(
             )
     except IntegrityError as exc:
         raise AlreadyVoted(f"battle {battle_id!r} already has a vote") from exc
+    if battle.counted:
+        add_votes(session, [battle.vote(winner.value)])
     logger.info("vote on battle %s: %s", battle_id, winner.value)
 
 

@@ -4,7 +4,9 @@ One *battle* is one recorded query answered by two anonymous models (``replies``
 ``b``) and judged by one ``votes`` row. Battles belong to a ``sessions`` row (one visit, with its
 audio consent), which may belong to a ``participants`` row (an external id such as a Prolific
 pid). Timestamps are stored UTC-aware on every database: :class:`UTCDateTime` attaches UTC to the
-naive values SQLite returns and refuses naive values on the way in.
+naive values SQLite returns and refuses naive values on the way in. ``pair_counts`` and
+``cluster_pair_counts`` hold the counted votes summed per pair (and per cluster), kept in each
+vote's own transaction by :mod:`lamarena.store.vote_counts`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "CLIENT_HASH_LENGTH",
+    "CLUSTER_LENGTH",
     "ID_LENGTH",
     "INTEGER_MAX",
     "MODEL_NAME_LENGTH",
@@ -42,7 +45,9 @@ __all__ = [
     "Base",
     "Battle",
     "ClientEvent",
+    "ClusterPairCount",
     "HealthCheck",
+    "PairCount",
     "Participant",
     "Reply",
     "Session",
@@ -57,6 +62,9 @@ ID_LENGTH = 128
 
 MODEL_NAME_LENGTH = 200
 """Longest model name the store accepts."""
+
+CLUSTER_LENGTH = ID_LENGTH + 2
+"""Longest cluster key of ``cluster_pair_counts`` (``p:``, ``s:`` or ``b:`` and an id)."""
 
 CLIENT_HASH_LENGTH = 64
 """Length of a stored salted hash (hex sha256) of a client address or session."""
@@ -300,3 +308,55 @@ class HealthCheck(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     checked_at: Mapped[datetime]
+
+
+class PairCount(Base):
+    """The counted votes of one unordered pair, kept up to date as votes arrive.
+
+    One row per mode, number of turns and pair of models, ``model_first`` before
+    ``model_second`` in Python's string order; a vote for ``model_first`` adds to
+    ``first_wins``. Only votes on counted battles are in it. Maintained in each vote's own
+    transaction by :mod:`lamarena.store.vote_counts` (migration 0007 filled it from the votes
+    stored before), so a leaderboard reads O(pairs) rows instead of every vote.
+    """
+
+    __tablename__ = "pair_counts"
+
+    mode: Mapped[str] = mapped_column(String(8), primary_key=True)
+    n_turns: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    model_first: Mapped[str] = mapped_column(String(MODEL_NAME_LENGTH), primary_key=True)
+    model_second: Mapped[str] = mapped_column(String(MODEL_NAME_LENGTH), primary_key=True)
+    first_wins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    second_wins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    ties: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    both_bad: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class ClusterPairCount(Base):
+    """:class:`PairCount` split by cluster, with inverse-probability weights.
+
+    ``cluster`` is ``p:`` and the battle's participant, else ``s:`` and its session, else ``b:``
+    and the battle id: the analysis layer's ``cluster="auto"`` grouping. ``*_ipw`` sum
+    ``1 / sampling_probability`` over the row's battles whose probability is known;
+    ``missing_probability`` counts those without one; ``min_probability`` and
+    ``max_probability`` span the known ones (None when none is known).
+    """
+
+    __tablename__ = "cluster_pair_counts"
+
+    mode: Mapped[str] = mapped_column(String(8), primary_key=True)
+    n_turns: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    cluster: Mapped[str] = mapped_column(String(CLUSTER_LENGTH), primary_key=True)
+    model_first: Mapped[str] = mapped_column(String(MODEL_NAME_LENGTH), primary_key=True)
+    model_second: Mapped[str] = mapped_column(String(MODEL_NAME_LENGTH), primary_key=True)
+    first_wins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    second_wins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    ties: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    both_bad: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    first_wins_ipw: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    second_wins_ipw: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    ties_ipw: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    both_bad_ipw: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    missing_probability: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    min_probability: Mapped[float | None] = mapped_column(Float)
+    max_probability: Mapped[float | None] = mapped_column(Float)
