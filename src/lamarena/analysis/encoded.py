@@ -60,7 +60,9 @@ class EncodedBattles:
         mode: ``(R,)`` reply mode code (:data:`MODE_CODES`).
         n_turns: ``(R,)`` turns before the vote.
         frame: the validated per-battle DataFrame, when the battles came as one (style control
-            and Davidson ties need its columns).
+            needs its columns).
+        missing_probability: for aggregated rows, how many battles have no sampling
+            probability (the others' are all equal: counts cannot weight); None: all of them.
     """
 
     models: tuple[str, ...]
@@ -76,6 +78,11 @@ class EncodedBattles:
     mode: NDArray[np.int8]
     n_turns: NDArray[np.int64]
     frame: pd.DataFrame | None = None
+    missing_probability: int | None = None
+    missing_rows: NDArray[np.int64] | None = None
+    """For aggregated rows, each row's battles without a probability (None: unknown)."""
+    cluster_kind: NDArray[np.int8] | None = None
+    """For aggregated rows, what each row's cluster is: 0 participant, 1 session, 2 battle."""
 
     @property
     def n_battles(self) -> int:
@@ -99,11 +106,23 @@ class EncodedBattles:
             participant=_renumber(self.participant, mask),
             session=_renumber(self.session, mask),
             cluster=_renumber(self.cluster, mask),
+            cluster_by=(
+                self.cluster_by if self.cluster_kind is None else _kept_by(self.cluster_kind[mask])
+            ),
             probability=None if self.probability is None else self.probability[mask],
             mode=self.mode[mask],
             n_turns=self.n_turns[mask],
             frame=frame,
+            missing_probability=self._missing_in(mask),
+            missing_rows=None if self.missing_rows is None else self.missing_rows[mask],
+            cluster_kind=None if self.cluster_kind is None else self.cluster_kind[mask],
         )
+
+    def _missing_in(self, mask: NDArray[np.bool_]) -> int | None:
+        """``missing_probability`` of the rows ``mask`` keeps (counts know it per row)."""
+        if self.missing_rows is None:
+            return self.missing_probability
+        return int(self.missing_rows[mask].sum())
 
     def pair_counts(self) -> PairCounts:
         """The battles aggregated per unordered pair (as ``battles.count_pairs``)."""
@@ -296,20 +315,22 @@ def encode_columns(
 
 def encode_counts(
     *,
-    model_a: Sequence[str],
-    model_b: Sequence[str],
+    model_a: Sequence[str] | NDArray[np.object_],
+    model_b: Sequence[str] | NDArray[np.object_],
     outcome: NDArray[np.int8],
     count: NDArray[np.int64],
-    cluster_key: Sequence[str],
+    cluster_key: Sequence[str] | NDArray[np.object_],
     mode: NDArray[np.int8],
     n_turns: NDArray[np.int64],
+    missing_probability: NDArray[np.int64] | None = None,
 ) -> EncodedBattles:
     """Encode counts aggregated per (cluster, pair, outcome): rows of identical battles.
 
     The clusters are those of ``cluster="auto"``: ``cluster_key`` is ``p:<participant>``,
-    ``s:<session>`` or ``b:<battle>`` (a battle of its own), and the rows come in the order
-    their clusters first voted, so that a seeded bootstrap of these rows equals one of the
-    battles they count.
+    ``s:<session>`` or ``b:<battle>`` (a battle of its own). They are numbered in the sorted
+    order of their keys (counts do not know which cluster voted first): a seeded bootstrap
+    equals that of the battles they count when those battles' clusters first appear in key
+    order, and is otherwise a different, equally valid draw.
 
     Args:
         model_a: first model of each row.
@@ -319,17 +340,15 @@ def encode_counts(
         cluster_key: each row's cluster (see above).
         mode: reply mode code of each row.
         n_turns: turns before the vote of each row's battles.
+        missing_probability: each row's battles without a sampling probability (the known
+            ones must all be equal: counts cannot weight); None when no battle has one.
     """
     keep = np.asarray(count) > 0
     keys = pd.Series(np.asarray(cluster_key, dtype=object)[keep], dtype=object)
-    kinds = keys.str.slice(0, 2)
-    if (kinds == "p:").any():
-        by = "participant"
-    elif (kinds == "s:").any():
-        by = "session"
-    else:
-        by = "none"
-    labels, _ = pd.factorize(keys, sort=False)
+    prefix = keys.str.slice(0, 2).to_numpy(object)
+    kind = np.where(prefix == "p:", 0, np.where(prefix == "s:", 1, 2)).astype(np.int8)
+    by = _kept_by(kind)
+    labels, _ = pd.factorize(keys, sort=True)
     codes, names = pd.factorize(
         pd.concat(
             [
@@ -341,12 +360,16 @@ def encode_counts(
         sort=True,
     )
     n = int(keep.sum())
+    counts = np.asarray(count, dtype=np.int64)[keep]
+    missing_rows = (
+        counts if missing_probability is None else np.asarray(missing_probability, np.int64)[keep]
+    )
     return EncodedBattles(
         models=tuple(str(name) for name in names),
         a=codes[:n].astype(np.intp),
         b=codes[n:].astype(np.intp),
         outcome=np.asarray(np.asarray(outcome)[keep], dtype=np.int8),
-        count=np.asarray(count, dtype=np.int64)[keep],
+        count=counts,
         participant=None,
         session=None,
         cluster=labels.astype(np.intp),
@@ -354,4 +377,14 @@ def encode_counts(
         probability=None,
         mode=np.asarray(np.asarray(mode)[keep], dtype=np.int8),
         n_turns=np.asarray(n_turns, dtype=np.int64)[keep],
+        missing_probability=int(missing_rows.sum()),
+        missing_rows=missing_rows,
+        cluster_kind=kind,
     )
+
+
+def _kept_by(kind: NDArray[np.int8]) -> str:
+    """What ``cluster="auto"`` clusters by, given each row's cluster kind."""
+    if (kind == 0).any():
+        return "participant"
+    return "session" if (kind == 1).any() else "none"

@@ -7,8 +7,12 @@ and ``by_turns`` ranks the main leaderboard's votes per conversation depth. Each
 (see :mod:`lamarena.analysis.ranking.grouped`) is computed only when more than one of its groups
 has battles, else it is None, so an arena of one mode and one-turn votes fits one leaderboard.
 
-Refitting reads every counted vote and bootstraps the ratings: about 20 s at 300,000 votes over 50
-models on two cores, mostly reading the votes. Each arena process keeps one
+Refitting reads the counts the store keeps as votes arrive (``cluster_pair_counts``: one row per
+cluster, pair, mode and depth; see :mod:`lamarena.store.vote_counts`), not the votes, and
+bootstraps the ratings from them; only votes drawn with unequal pair probabilities, which the
+leaderboard weights one by one, are read themselves (as integer columns). Clusters are numbered
+in key order (counts do not know who voted first), so a bootstrap here and one of ``leaderboard
+--db`` draw different, equally valid rounds. Each arena process keeps one
 :class:`LeaderboardRefresher`, whose :meth:`~LeaderboardRefresher.run` the app's lifespan runs as a
 task. Once a request has asked for the leaderboard (a worker nobody asks never fits), it counts the
 votes (one ``COUNT``) every ``leaderboard_refresh_s`` seconds after the last check ended, and
@@ -38,11 +42,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from lamarena.analysis.encoded import MODE_CODES, EncodedBattles, encode_columns, encode_frame
+from lamarena.analysis.encoded import (
+    MODE_CODES,
+    EncodedBattles,
+    encode_columns,
+    encode_counts,
+    encode_frame,
+)
 from lamarena.analysis.ranking.grouped import (
     DEPTHS,
     depth_labels,
@@ -56,6 +67,7 @@ from lamarena.store.columnar import VoteColumns
 from lamarena.store.columnar_store import session_columns
 from lamarena.store.db import database_errors
 from lamarena.store.tables import Vote
+from lamarena.store.vote_counts import OUTCOMES, read_cluster_pair_counts
 
 __all__ = [
     "FIRST_WAIT_S",
@@ -63,6 +75,7 @@ __all__ = [
     "LeaderboardRefresher",
     "LeaderboardSnapshot",
     "count_votes",
+    "encoded_counts",
     "fit_leaderboard",
     "leaderboard_document",
 ]
@@ -192,10 +205,54 @@ def fit_leaderboard(
 
 
 def _read_votes(engine: Engine, sessions: sessionmaker[Session]) -> tuple[int, EncodedBattles]:
-    """The vote count and the counted battles, read in one session (the count first)."""
+    """The vote count and the counted battles, read in one session (the count first).
+
+    The battles come from the counts the store keeps as votes arrive (``cluster_pair_counts``:
+    one row per cluster, pair, mode and depth), unless the votes were drawn with unequal pair
+    probabilities and every one has its probability: then the leaderboard weights each battle,
+    and the votes themselves are read (as integer columns).
+    """
     with database_errors(engine, "reading the votes", "try again"), sessions() as session:
         n_votes = session.scalar(select(func.count(Vote.id))) or 0
-        return n_votes, _encoded(session_columns(session))
+        counts = read_cluster_pair_counts(session, columns=_COUNT_COLUMNS)
+        encoded = encoded_counts(counts)
+        if encoded is None:
+            encoded = _encoded(session_columns(session))
+        return n_votes, encoded
+
+
+_COUNT_COLUMNS = (*OUTCOMES, "missing_probability", "min_probability", "max_probability")
+
+
+def encoded_counts(counts: pd.DataFrame) -> EncodedBattles | None:
+    """The battles of ``cluster_pair_counts`` rows, or None when only the votes will do.
+
+    None when every battle has a sampling probability and they are not all equal: the
+    leaderboard then weights each battle by its inverse (``weights="auto"``), which counts
+    cannot do.
+    """
+    missing = counts["missing_probability"].to_numpy(np.int64)
+    if len(counts) and int(missing.sum()) == 0:
+        low = float(counts["min_probability"].min(skipna=True))
+        high = float(counts["max_probability"].max(skipna=True))
+        if not np.isclose(high, low, rtol=1e-9, atol=0.0):
+            return None
+    outcomes = counts[list(OUTCOMES)].to_numpy(np.int64)  # (R, 4): outcome codes 0..3
+    rows = len(counts)
+    # a row's battles without a probability go with its first outcome that has battles
+    first_kept = np.argmax(outcomes > 0, axis=1) if rows else np.zeros(0, np.intp)
+    missing_by_outcome = np.zeros_like(outcomes)
+    missing_by_outcome[np.arange(rows), first_kept] = missing
+    return encode_counts(
+        model_a=np.repeat(counts["model_first"].to_numpy(object), 4),
+        model_b=np.repeat(counts["model_second"].to_numpy(object), 4),
+        outcome=np.tile(np.arange(4, dtype=np.int8), rows),
+        count=outcomes.ravel(),
+        cluster_key=np.repeat(counts["cluster"].to_numpy(object), 4),
+        mode=np.repeat(counts["mode"].map(MODE_CODES).to_numpy(np.int8), 4),
+        n_turns=np.repeat(counts["n_turns"].to_numpy(np.int64), 4),
+        missing_probability=missing_by_outcome.ravel(),
+    )
 
 
 def _encoded(columns: VoteColumns) -> EncodedBattles:

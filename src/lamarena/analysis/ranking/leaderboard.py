@@ -470,8 +470,16 @@ def _battle_weights(
     n_battles = battles.n_battles
     if battles.probability is not None:
         probabilities = battles.probability
-    else:  # counted votes keep no per-battle probability
-        probabilities = np.full(n_battles, np.nan)
+    else:  # counts: no per-battle probability; the known ones are all equal
+        if weights == "ipw":
+            raise InvalidInputError(
+                "inverse-probability weights need each battle's sampling probability, which "
+                "counted votes do not keep; rank the votes themselves, or use weights='none'"
+            )
+        known = n_battles - (
+            n_battles if battles.missing_probability is None else battles.missing_probability
+        )
+        probabilities = np.concatenate([np.ones(known), np.full(n_battles - known, np.nan)])
     missing = int(np.isnan(probabilities).sum())
     unsupported = None
     if ties == "davidson":
