@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.sparse import csr_matrix
+from scipy.sparse import csr_array, csr_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.special import expit
 
@@ -137,11 +137,37 @@ def laplacian(
     out = np.zeros((*lead, n_models * n_models))
     out[..., first * n_models + second] = -weights
     out[..., second * n_models + first] = -weights
-    ends = np.zeros((first.size, n_models))
-    ends[np.arange(first.size), first] = 1.0
-    ends[np.arange(first.size), second] = 1.0
-    out[..., np.arange(n_models) * (n_models + 1)] = weights @ ends
+    out[..., np.arange(n_models) * (n_models + 1)] = _per_model(
+        weights, first, second, n_models, 1.0
+    )
     return out.reshape(*lead, n_models, n_models)
+
+
+def _per_model(
+    values: NDArray[np.float64],
+    first: NDArray[np.intp],
+    second: NDArray[np.intp],
+    n_models: int,
+    sign: float,
+) -> NDArray[np.float64]:
+    """``(..., K)``: each model's sum of its pairs' ``values``, times ``sign`` where it is second.
+
+    ``values @ E`` for the ``P x K`` incidence ``E`` (1 for the first model, ``sign`` for the
+    second), computed sparsely: the dense product costs ``P x K`` per row for 2 ``P`` entries.
+    """
+    pairs = first.size
+    incidence = csr_array(
+        (
+            np.concatenate([np.ones(pairs), np.full(pairs, sign)]),
+            (np.concatenate([np.arange(pairs)] * 2), np.concatenate([first, second])),
+        ),
+        shape=(pairs, n_models),
+    )
+    flat = values.reshape(-1, pairs)
+    out: NDArray[np.float64] = np.asarray(incidence.T @ flat.T).T.reshape(
+        *values.shape[:-1], n_models
+    )
+    return out
 
 
 def pseudo_inverse_laplacian(matrix: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -314,9 +340,6 @@ def _newton_chunk(
 ) -> int:
     """Run the Newton iterations in place on one chunk of rounds; return the iterations used."""
     n_models = theta.shape[1]
-    incidence = np.zeros((first.size, n_models))
-    incidence[np.arange(first.size), first] = 1.0
-    incidence[np.arange(first.size), second] = -1.0
     active = np.arange(theta.shape[0])
     for iteration in range(1, max_iter + 1):
         th = theta[active]
@@ -324,7 +347,7 @@ def _newton_chunk(
         nb = battles[active]
         diff = th[:, first] - th[:, second]
         prob = expit(diff)
-        gradient = (sc - nb * prob) @ incidence - ridge * th
+        gradient = _per_model(sc - nb * prob, first, second, n_models, -1.0) - ridge * th
         hessian = laplacian(n_models, first, second, nb * prob * (1.0 - prob))
         hessian += 1.0 / n_models
         if ridge:
