@@ -9,10 +9,11 @@ second beside the server; the leaderboard sees the same rows either way), a clie
 ``/api/leaderboard`` every ``--poll-s`` for ``--duration-s`` and records each request's latency,
 the document's ``age_s`` and its ``n_votes``.
 
-Two same-run baselines, the old path (a request refits whenever the count changed):
+Same-run baselines:
 
 - ``sync_refit_s``: :func:`lamarena.arena.leaderboard.fit_leaderboard` called once in this
-  process at the stored size: what every request waited for when votes keep arriving;
+  process at the stored size (from the store's counts), against ``votes_refit_s``: the path
+  before issue 15, every counted vote read as a DataFrame (``repo.battles_frame``) and fitted;
 - ``refresh_off``: a second server with ``LAMARENA_LEADERBOARD_REFRESH_S=0`` (the old blocking
   path, kept as an option) polled ``--baseline-requests`` times while the votes still arrive.
 
@@ -46,11 +47,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from helpers.arena_server import ServeProcess, write_models_yaml
 from helpers.servers import unused_port
-from lamarena.arena.leaderboard import FitOptions, fit_leaderboard
+from lamarena.arena.leaderboard import FitOptions, fit_leaderboard, leaderboard_document
 from lamarena.simulation import simulate_battles
 from lamarena.store.bulk import insert_battle_records
 from lamarena.store.db import make_engine, make_sessionmaker, migrate_to_head
 from lamarena.store.records import records_from_frame
+from lamarena.store.repo import battles_frame
 
 TARGET_LATENCY_MS = 100.0
 TARGET_AGE_S = 30.0
@@ -217,9 +219,16 @@ def main() -> None:
         snapshot = fit_leaderboard(engine, make_sessionmaker(engine), options)
         sync_refit_s = time.perf_counter() - started
         document_bytes = len(json.dumps(snapshot.document))
+        # the path before issue 15: every counted vote read as a DataFrame, then fitted
+        started = time.perf_counter()
+        with make_sessionmaker(engine)() as session:
+            frame = battles_frame(session)
+        read_votes_s = time.perf_counter() - started
+        leaderboard_document(frame, n_resamples=LEADERBOARD_RESAMPLES, seed=0, min_battles=10)
+        votes_refit_s = time.perf_counter() - started
     finally:
         engine.dispose()
-    _log(f"the old synchronous refit at {args.votes} votes: {sync_refit_s:.1f} s")
+    _log(f"refit from the counts: {sync_refit_s:.1f} s; from every vote: {votes_refit_s:.1f} s")
 
     total_live = int(args.rate * (args.duration_s + 600)) + 100
     ready, go, stop = multiprocessing.Event(), multiprocessing.Event(), multiprocessing.Event()
@@ -266,6 +275,8 @@ def main() -> None:
         stop.set()
         writer.join(30)
     result["sync_refit_s"] = round(sync_refit_s, 2)
+    result["votes_refit_s"] = {"read": round(read_votes_s, 2), "total": round(votes_refit_s, 2)}
+    result["ratio_counts_refit_to_votes_refit"] = round(sync_refit_s / votes_refit_s, 4)
     worst_ms = live["latency_ms_after_first"]["max"]
     worst_age = live["age_s"]["max"]
     result["met"] = {
