@@ -341,14 +341,17 @@ def _newton_chunk(
     """Run the Newton iterations in place on one chunk of rounds; return the iterations used."""
     n_models = theta.shape[1]
     active = np.arange(theta.shape[0])
+    everyone = theta.shape[0]
     for iteration in range(1, max_iter + 1):
-        th = theta[active]
-        sc = scored[active]
-        nb = battles[active]
+        if active.size == everyone:  # views, not copies, while every round is active
+            th, sc, nb = theta.copy(), scored, battles
+        else:
+            th, sc, nb = theta[active], scored[active], battles[active]
         diff = th[:, first] - th[:, second]
         prob = expit(diff)
-        gradient = _per_model(sc - nb * prob, first, second, n_models, -1.0) - ridge * th
-        hessian = laplacian(n_models, first, second, nb * prob * (1.0 - prob))
+        expected = nb * prob
+        gradient = _per_model(sc - expected, first, second, n_models, -1.0) - ridge * th
+        hessian = laplacian(n_models, first, second, expected * (1.0 - prob))
         hessian += 1.0 / n_models
         if ridge:
             hessian[:, np.arange(n_models), np.arange(n_models)] += ridge
