@@ -198,7 +198,7 @@ def read_vote_columns(path: str | Path, fmt: str) -> VoteColumns:
     except _Unreadable as exc:
         logger.info("%s: read record by record (%s)", path, exc)
         return vote_columns_from_records(read_battle_records(path, fmt))  # type: ignore[arg-type]
-    suspect = _suspect_rows(table, jsonl=fmt == "jsonl")
+    suspect = _suspect_rows(table)
     if suspect.any():
         _validate_rows(path, fmt, np.flatnonzero(suspect))
     if _has_duplicates(table):
@@ -293,8 +293,12 @@ def _column(table: pa.Table, name: str) -> pa.ChunkedArray | None:
     return table.column(name) if name in table.column_names else None
 
 
-def _suspect_rows(table: pa.Table, *, jsonl: bool) -> NDArray[np.bool_]:
-    """Rows not proven valid by the column checks (see the module docstring)."""
+def _suspect_rows(table: pa.Table) -> NDArray[np.bool_]:
+    """Rows not proven valid by the column checks (see the module docstring).
+
+    JSONL and Parquet share every check: a null that JSONL cannot tell from a missing key is
+    suspect wherever leaving the key out would be valid.
+    """
     n = table.num_rows
     suspect = np.zeros(n, dtype=bool)
 
@@ -359,7 +363,6 @@ def _suspect_rows(table: pa.Table, *, jsonl: bool) -> NDArray[np.bool_]:
     absent_or("sampling_probability", _probability_bad)
     absent_or("mode", lambda c: _in_bad(c, MODES))
     mark(_turns_bad(table))
-    del jsonl  # JSONL and Parquet share every check (null in JSONL may be a missing key)
     return suspect
 
 
