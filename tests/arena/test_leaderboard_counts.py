@@ -82,6 +82,34 @@ def test_counts_give_the_document_of_the_votes(engine, monkeypatch):
     assert document["weighting"]["missing_probability"] == 0
 
 
+def test_counts_of_several_depths_give_the_document_of_the_votes(engine):
+    # rows come ordered by depth first: the clusters of one depth keep their key order
+    frame = simulate_battles(STRENGTHS, 360, seed=8, votes_per_participant=6, participant_sd=0.3)
+    records = records_from_frame(frame)
+    # every vote of the even participants is deep: their clusters appear only among the
+    # depth-2 rows, after every depth-1 row, yet come first in key order for some of them
+    deep = {
+        record.battle_id
+        for record in records
+        if int(str(record.participant_id).rsplit("-", 1)[1]) % 2 == 0
+    }
+    records = [
+        record.model_copy(update={"turns": [record.turns[0], record.turns[0]]})
+        if record.battle_id in deep
+        else record
+        for record in records
+    ]
+    # and a second mode, so the text-out votes are a subset of the rows
+    speech = records_from_frame(simulate_battles(STRENGTHS, 90, seed=9), namespace="speech")
+    records += [record.model_copy(update={"mode": "speech"}) for record in speech]
+    with sessionmaker(engine).begin() as session:
+        insert_battle_records(session, records)
+    document = _document(engine)
+    assert document["battles_by_mode"] == {"text": 360, "speech": 90}
+    assert [group["n_battles"] for group in document["by_turns"]["groups"]] == [180, 180, 0]
+    assert document == _expected(engine)
+
+
 def test_unequal_probabilities_are_read_from_the_votes_and_weighted(engine):
     frame = simulate_battles(STRENGTHS, 500, seed=5, sampling="active", refresh_every=50)
     _store(engine, frame)

@@ -105,7 +105,7 @@ class EncodedBattles:
             count=self.count[mask],
             participant=_renumber(self.participant, mask),
             session=_renumber(self.session, mask),
-            cluster=_renumber(self.cluster, mask),
+            cluster=_ranked(self.cluster, mask),
             cluster_by=(
                 self.cluster_by if self.cluster_kind is None else _kept_by(self.cluster_kind[mask])
             ),
@@ -188,6 +188,15 @@ def _sums(index: NDArray[np.intp], weights: NDArray[np.float64], size: int) -> N
     out: NDArray[np.float64] = np.bincount(index, weights=weights, minlength=size).astype(
         np.float64
     )
+    return out
+
+
+def _ranked(labels: NDArray[np.intp] | None, mask: NDArray[np.bool_]) -> NDArray[np.intp] | None:
+    """The labels of the rows ``mask`` keeps, renumbered 0.. in their own order (key order)."""
+    if labels is None:
+        return None
+    _, ranks = np.unique(labels[mask], return_inverse=True)
+    out: NDArray[np.intp] = ranks.astype(np.intp).reshape(-1)
     return out
 
 
