@@ -112,11 +112,7 @@ started = time.perf_counter()
 columns = read_vote_columns(sys.argv[1], sys.argv[2])
 read_s = time.perf_counter() - started
 columns = columns.take(columns.counted)
-encoded = encode_columns(
-    model_a=columns.model_a, model_b=columns.model_b, models=columns.models,
-    outcome=columns.outcome, participant=columns.participant, session=columns.session,
-    probability=columns.probability, mode=columns.mode, n_turns=columns.n_turns,
-)
+encoded = encode_columns(columns)
 counts = encoded.pair_counts()
 clusters = encoded_clusters(encoded, "auto")
 done(
@@ -136,11 +132,7 @@ from lamarena.analysis.ranking.clusters import encoded_clusters
 from lamarena.store.columnar import read_vote_columns
 columns = read_vote_columns(sys.argv[1], "parquet")
 columns = columns.take(columns.counted)
-encoded = encode_columns(
-    model_a=columns.model_a, model_b=columns.model_b, models=columns.models,
-    outcome=columns.outcome, participant=columns.participant, session=columns.session,
-    probability=columns.probability, mode=columns.mode, n_turns=columns.n_turns,
-)
+encoded = encode_columns(columns)
 started = time.perf_counter()
 fit = fit_counts_result(encoded.pair_counts(), n_battles=encoded.n_battles)
 fit_s = time.perf_counter() - started
@@ -167,11 +159,7 @@ from lamarena.store.columnar import read_vote_columns
 started = time.perf_counter()
 columns = read_vote_columns(sys.argv[1], "parquet")
 columns = columns.take(columns.counted)
-encoded = encode_columns(
-    model_a=columns.model_a, model_b=columns.model_b, models=columns.models,
-    outcome=columns.outcome, participant=columns.participant, session=columns.session,
-    probability=columns.probability, mode=columns.mode, n_turns=columns.n_turns,
-)
+encoded = encode_columns(columns)
 load_s = time.perf_counter() - started
 document = build_leaderboard(encoded, n_resamples=int(sys.argv[2]), seed=0).to_dict()
 done(

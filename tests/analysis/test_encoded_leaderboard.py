@@ -61,17 +61,7 @@ def _votes(tmp_path: Path) -> Path:
 
 def _columns_encoded(columns: VoteColumns) -> Any:
     kept = columns.take(columns.counted)
-    return encode_columns(
-        model_a=kept.model_a,
-        model_b=kept.model_b,
-        models=kept.models,
-        outcome=kept.outcome,
-        participant=kept.participant,
-        session=kept.session,
-        probability=kept.probability,
-        mode=kept.mode,
-        n_turns=kept.n_turns,
-    )
+    return encode_columns(kept)
 
 
 @pytest.mark.parametrize("options", OPTIONS, ids=[str(o) for o in OPTIONS])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,7 @@ __all__ = [
     "MODE_CODES",
     "OUTCOME_CODES",
     "EncodedBattles",
+    "VoteCodes",
     "encode_columns",
     "encode_counts",
     "encode_frame",
@@ -88,11 +89,6 @@ class EncodedBattles:
     def n_battles(self) -> int:
         """Battles the rows stand for."""
         return int(self.count.sum())
-
-    @property
-    def per_battle(self) -> bool:
-        """Whether each row is one battle (so per-battle resampling is possible)."""
-        return self.probability is not None
 
     def take(self, mask: NDArray[np.bool_]) -> EncodedBattles:
         """The rows where ``mask`` holds (clusters renumbered in order of first appearance)."""
@@ -277,48 +273,71 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     return frame[name].astype(object)
 
 
-def encode_columns(
-    *,
-    model_a: NDArray[np.intp],
-    model_b: NDArray[np.intp],
-    models: Sequence[str],
-    outcome: NDArray[np.int8],
-    participant: NDArray[np.intp],
-    session: NDArray[np.intp],
-    probability: NDArray[np.float64],
-    mode: NDArray[np.int8],
-    n_turns: NDArray[np.int64],
-) -> EncodedBattles:
+class VoteCodes(Protocol):
+    """What :func:`encode_columns` reads: the columnar loader's ``VoteColumns`` has it all."""
+
+    @property
+    def models(self) -> Sequence[str]:
+        """The model names the indices refer to (any order)."""
+
+    @property
+    def model_a(self) -> NDArray[np.intp]:
+        """Index into ``models`` of each battle's model_a."""
+
+    @property
+    def model_b(self) -> NDArray[np.intp]:
+        """The same for model_b."""
+
+    @property
+    def outcome(self) -> NDArray[np.int8]:
+        """Outcome codes."""
+
+    @property
+    def participant(self) -> NDArray[np.intp]:
+        """Participant codes in order of first appearance (-1: none)."""
+
+    @property
+    def session(self) -> NDArray[np.intp]:
+        """Session codes in order of first appearance (-1: none)."""
+
+    @property
+    def probability(self) -> NDArray[np.float64]:
+        """Sampling probabilities (NaN: unknown)."""
+
+    @property
+    def mode(self) -> NDArray[np.int8]:
+        """Reply mode codes."""
+
+    @property
+    def n_turns(self) -> NDArray[np.int64]:
+        """Turns before each vote."""
+
+
+def encode_columns(columns: VoteCodes) -> EncodedBattles:
     """Encode battles whose columns are already codes (the columnar loader's output).
 
     Args:
-        model_a: index into ``models`` of each battle's model_a.
-        model_b: the same for model_b.
-        models: the model names the indices refer to (any order; re-sorted here).
-        outcome: outcome codes.
-        participant: participant codes in order of first appearance (-1: none).
-        session: session codes in order of first appearance (-1: none).
-        probability: sampling probabilities (NaN: unknown).
-        mode: reply mode codes.
-        n_turns: turns before each vote.
+        columns: one code per battle in each column (see :class:`VoteCodes`); the models are
+            re-sorted here.
     """
+    models = columns.models
     order = sorted(range(len(models)), key=lambda i: models[i])
     rank = np.empty(len(models), dtype=np.intp)
     rank[order] = np.arange(len(models))
-    n = model_a.size
+    n = columns.model_a.size
     return EncodedBattles(
         models=tuple(models[i] for i in order),
-        a=rank[model_a],
-        b=rank[model_b],
-        outcome=outcome.astype(np.int8),
+        a=rank[columns.model_a],
+        b=rank[columns.model_b],
+        outcome=columns.outcome.astype(np.int8),
         count=np.ones(n, dtype=np.int64),
-        participant=participant.astype(np.intp),
-        session=session.astype(np.intp),
+        participant=columns.participant.astype(np.intp),
+        session=columns.session.astype(np.intp),
         cluster=None,
         cluster_by="auto",
-        probability=probability.astype(np.float64),
-        mode=mode.astype(np.int8),
-        n_turns=n_turns.astype(np.int64),
+        probability=columns.probability.astype(np.float64),
+        mode=columns.mode.astype(np.int8),
+        n_turns=columns.n_turns.astype(np.int64),
     )
 
 

@@ -63,7 +63,6 @@ from lamarena.analysis.ranking.grouped import (
 from lamarena.analysis.ranking.leaderboard import build_leaderboard
 from lamarena.analysis.ranking.modes import MODES
 from lamarena.errors import DatabaseError, LamarenaError
-from lamarena.store.columnar import VoteColumns
 from lamarena.store.columnar_store import session_columns
 from lamarena.store.db import database_errors
 from lamarena.store.tables import Vote
@@ -217,7 +216,7 @@ def _read_votes(engine: Engine, sessions: sessionmaker[Session]) -> tuple[int, E
         counts = read_cluster_pair_counts(session, columns=_COUNT_COLUMNS)
         encoded = encoded_counts(counts)
         if encoded is None:
-            encoded = _encoded(session_columns(session))
+            encoded = encode_columns(session_columns(session))
         return n_votes, encoded
 
 
@@ -252,20 +251,6 @@ def encoded_counts(counts: pd.DataFrame) -> EncodedBattles | None:
         mode=np.repeat(counts["mode"].map(MODE_CODES).to_numpy(np.int8), 4),
         n_turns=np.repeat(counts["n_turns"].to_numpy(np.int64), 4),
         missing_probability=missing_by_outcome.ravel(),
-    )
-
-
-def _encoded(columns: VoteColumns) -> EncodedBattles:
-    return encode_columns(
-        model_a=columns.model_a,
-        model_b=columns.model_b,
-        models=columns.models,
-        outcome=columns.outcome,
-        participant=columns.participant,
-        session=columns.session,
-        probability=columns.probability,
-        mode=columns.mode,
-        n_turns=columns.n_turns,
     )
 
 

@@ -176,9 +176,7 @@ def load_battles(
     (:func:`~lamarena.store.shards.read_shard_frame`), each on the Dask cluster at
     ``scheduler`` when given.
     """
-    if include_flagged and exclude_flagged:
-        raise InvalidInputError("give --include-flagged or --exclude-flagged, not both")
-    check_scheduler(votes, scheduler)
+    _check_sources(votes, scheduler, include_flagged, exclude_flagged)
     if votes is not None:
         from lamarena.store import read_battle_records, records_to_frame
 
@@ -203,6 +201,15 @@ def load_battles(
         engine.dispose()
 
 
+def _check_sources(
+    votes: Path | None, scheduler: str | None, include_flagged: bool, exclude_flagged: bool
+) -> None:
+    """Refuse flag options that exclude each other and a scheduler without a folder."""
+    if include_flagged and exclude_flagged:
+        raise InvalidInputError("give --include-flagged or --exclude-flagged, not both")
+    check_scheduler(votes, scheduler)
+
+
 def load_encoded_battles(
     settings: Settings,
     votes: Path | None,
@@ -225,9 +232,7 @@ def load_encoded_battles(
     """
     from lamarena.analysis.encoded import encode_columns
 
-    if include_flagged and exclude_flagged:
-        raise InvalidInputError("give --include-flagged or --exclude-flagged, not both")
-    check_scheduler(votes, scheduler)
+    _check_sources(votes, scheduler, include_flagged, exclude_flagged)
     if votes is not None:
         fmt = _check_votes_file(fmt, exclude_flagged=exclude_flagged)
         if votes.is_dir():
@@ -250,17 +255,7 @@ def load_encoded_battles(
             engine.dispose()
     if not include_flagged:
         columns = columns.take(columns.counted)
-    return encode_columns(
-        model_a=columns.model_a,
-        model_b=columns.model_b,
-        models=columns.models,
-        outcome=columns.outcome,
-        participant=columns.participant,
-        session=columns.session,
-        probability=columns.probability,
-        mode=columns.mode,
-        n_turns=columns.n_turns,
-    )
+    return encode_columns(columns)
 
 
 def format_number(value: float | None, spec: str) -> str:

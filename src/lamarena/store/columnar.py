@@ -22,7 +22,7 @@ exact error, or, for a valid file in a shape the fast path does not know, reads 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ from lamarena.store.tables import ID_LENGTH, INTEGER_MAX, MODEL_NAME_LENGTH
 __all__ = [
     "VoteColumns",
     "battle_id_column",
+    "codes_of",
     "first_appearance",
     "read_vote_columns",
     "vote_columns_from_records",
@@ -714,8 +715,8 @@ def _encode(table: pa.Table) -> VoteColumns:
 def vote_columns_from_records(records: list[BattleRecord]) -> VoteColumns:
     """The :class:`VoteColumns` of validated records (the record loader's path)."""
     n = len(records)
-    participant, participants = _codes_of([record.participant_id for record in records])
-    session, sessions = _codes_of([record.session_id for record in records])
+    participant, participants = codes_of([record.participant_id for record in records])
+    session, sessions = codes_of([record.session_id for record in records])
     names: dict[str, int] = {}
     model_a = [names.setdefault(record.model_a, len(names)) for record in records]
     model_b = [names.setdefault(record.model_b, len(names)) for record in records]
@@ -743,15 +744,15 @@ def vote_columns_from_records(records: list[BattleRecord]) -> VoteColumns:
     )
 
 
-def _codes_of(values: list[str | None]) -> tuple[NDArray[np.intp], tuple[str, ...]]:
+def codes_of(values: Sequence[object]) -> tuple[NDArray[np.intp], tuple[str, ...]]:
     """Codes in order of first appearance (-1 for None), and the values they name."""
-    seen: dict[str, int] = {}
+    seen: dict[object, int] = {}
     codes = np.fromiter(
         (-1 if value is None else seen.setdefault(value, len(seen)) for value in values),
         dtype=np.intp,
         count=len(values),
     )
-    return codes, tuple(seen)
+    return codes, tuple(str(value) for value in seen)
 
 
 def battle_id_column(ids: list[str]) -> pa.ChunkedArray:

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from lamarena.store.audit import audit_session
-from lamarena.store.columnar import MODES, WINNERS, VoteColumns, battle_id_column
+from lamarena.store.columnar import MODES, WINNERS, VoteColumns, battle_id_column, codes_of
 from lamarena.store.db import database_errors, make_sessionmaker
 from lamarena.store.tables import Battle, Turn, Vote
 
@@ -79,16 +79,6 @@ def session_columns(
     return _columns(rows)
 
 
-def _codes(values: tuple[object, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
-    seen: dict[object, int] = {}
-    codes = np.fromiter(
-        (-1 if value is None else seen.setdefault(value, len(seen)) for value in values),
-        dtype=np.intp,
-        count=len(values),
-    )
-    return codes, tuple(str(value) for value in seen)
-
-
 def _columns(rows: list[tuple[object, ...]]) -> VoteColumns:
     n = len(rows)
     if n == 0:
@@ -116,8 +106,8 @@ def _columns(rows: list[tuple[object, ...]]) -> VoteColumns:
     b = np.fromiter((names.setdefault(m, len(names)) for m in model_b), np.intp, count=n)
     outcome_of = {value: code for code, value in enumerate(WINNERS)}
     mode_of = {value: code for code, value in enumerate(MODES)}
-    participant_codes, participants = _codes(participant)
-    session_codes, sessions = _codes(session)
+    participant_codes, participants = codes_of(participant)
+    session_codes, sessions = codes_of(session)
     return VoteColumns(
         models=tuple(str(name) for name in names),
         model_a=a,

@@ -38,6 +38,7 @@ from lamarena.analysis.encoded import EncodedBattles, encode_frame
 from lamarena.analysis.ranking.bootstrap import (
     BOOTSTRAP_RIDGE,
     BootstrapResult,
+    Resampled,
     resample_battles,
     resample_pairs,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "fit_bradley_terry_result",
     "fit_counts_result",
     "holm_adjust",
+    "pair_bootstrap_result",
     "pairwise_tests",
     "wald_intervals",
 ]
@@ -563,6 +565,28 @@ def bootstrap_encoded_result(
     rng = np.random.default_rng(seed)
     cells = encoded_cluster_cells(battles, rated, clusters) if clusters.by != "none" else None
     raw = resample_pairs(rated, theta, anchors, fit.n_battles, rounds, rng, cells_by_cluster=cells)
+    return pair_bootstrap_result(raw, names, fit, clusters, seed=seed)
+
+
+def pair_bootstrap_result(
+    raw: Resampled,
+    names: pd.Index,
+    fit: BradleyTerryResult,
+    clusters: Clusters,
+    *,
+    seed: int | None,
+) -> BootstrapResult:
+    """The :class:`BootstrapResult` of rounds without style control, in ``fit``'s model order.
+
+    Args:
+        raw: the rounds (:func:`~lamarena.analysis.ranking.bootstrap.resample_pairs`), natural
+            units, columns in the order of ``names``.
+        names: the rated models, as ``raw``'s columns.
+        fit: the full-data fit (its ratings give the order of the result's columns).
+        clusters: what the rounds resampled.
+        seed: the seed they were drawn with.
+    """
+    rounds = raw.theta.shape[0]
     order = list(fit.ratings.index)
     return BootstrapResult(
         samples=pd.DataFrame(ELO_CENTER + ELO_SCALE * raw.theta, columns=names)[order],

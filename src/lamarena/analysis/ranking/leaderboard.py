@@ -26,7 +26,7 @@ from scipy import sparse
 from lamarena.analysis.battles import PairCounts, rated_pairs
 from lamarena.analysis.encoded import EncodedBattles, encode_frame
 from lamarena.analysis.jsonable import json_float
-from lamarena.analysis.ranking.bootstrap import BOOTSTRAP_RIDGE, BootstrapResult, resample_pairs
+from lamarena.analysis.ranking.bootstrap import resample_pairs
 from lamarena.analysis.ranking.bradley_terry import (
     DEFAULT_MIN_BATTLES,
     PROVISIONAL_REASONS,
@@ -35,6 +35,7 @@ from lamarena.analysis.ranking.bradley_terry import (
     bootstrap_encoded_result,
     fit_bradley_terry_result,
     fit_counts_result,
+    pair_bootstrap_result,
     pairwise_tests,
     wald_intervals,
 )
@@ -602,20 +603,7 @@ def _weighted_uncertainty(
         )
     if raw.unconverged:
         logger.warning("bootstrap: %d rounds did not converge", raw.unconverged)
-    order = list(fit.ratings.index)
-    boot = BootstrapResult(
-        samples=pd.DataFrame(ELO_CENTER + ELO_SCALE * raw.theta, columns=names)[order],
-        unbounded_above=pd.DataFrame(raw.above, columns=names)[order],
-        unbounded_below=pd.DataFrame(raw.below, columns=names)[order],
-        style_samples=pd.DataFrame(index=range(n_resamples)),
-        rounds=n_resamples,
-        seed=seed,
-        ridge=BOOTSTRAP_RIDGE,
-        control=(),
-        unconverged=raw.unconverged,
-        cluster_by=clusters.by,
-        n_clusters=clusters.n_clusters,
-    )
+    boot = pair_bootstrap_result(raw, names, fit, clusters, seed=seed)
     bounds = _widen(boot.intervals(confidence), fit.intervals(confidence), _only_ties(fit))
     return bounds, boot.covariance(), ()
 
