@@ -345,7 +345,7 @@ def test_checks_in_parts_mark_the_rows_the_whole_table_marks(tmp_path, monkeypat
     # a big file's rows are checked in slices on several threads: every change, at a slice's
     # edge or inside one, in one chunk or across chunks, must be marked as on the whole table
     monkeypatch.setattr(columnar, "_PART_ROWS", part_rows)
-    monkeypatch.setattr(columnar, "_WORKERS", 2)
+    monkeypatch.setattr(columnar, "CPU_THREADS", 2)
     marked = 0
     for index, (field, value) in enumerate(CHANGES):
         records = [_good(0), _good(1), _changed(field, value), _good(3), _changed(field, value)]

@@ -23,6 +23,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from lamarena.analysis.battles import WINNERS, PairCounts, validate_battles
+from lamarena.codes import first_appearance
 
 __all__ = [
     "MODE_CODES",
@@ -203,13 +204,7 @@ def _renumber(labels: NDArray[np.intp] | None, mask: NDArray[np.bool_]) -> NDArr
     """
     if labels is None:
         return None
-    kept = labels[mask]
-    out = np.full(kept.size, -1, dtype=np.intp)
-    seen = kept >= 0
-    if seen.any():
-        codes, _ = pd.factorize(kept[seen], sort=False)
-        out[seen] = codes
-    return out
+    return first_appearance(labels[mask])[0]
 
 
 def _first_seen_codes(values: Any) -> NDArray[np.intp]:

@@ -22,7 +22,6 @@ exact error, or, for a valid file in a shape the fast path does not know, reads 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ import pyarrow.json as pj
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
+from lamarena.codes import first_appearance
 from lamarena.store.importers import (
     jsonl_lines,
     jsonl_record,
@@ -50,12 +50,12 @@ from lamarena.store.records import (
     Winner,
 )
 from lamarena.store.tables import ID_LENGTH, INTEGER_MAX, MODEL_NAME_LENGTH
+from lamarena.threads import CPU_THREADS
 
 __all__ = [
     "VoteColumns",
     "battle_id_column",
     "codes_of",
-    "first_appearance",
     "read_vote_columns",
     "vote_columns_from_records",
 ]
@@ -67,7 +67,6 @@ _JSON_BLOCK = 4 << 20
 3.1 s with its default of 1 MB (measured)."""
 _PART_ROWS = 250_000
 """Rows checked at once by one thread (see ``_suspect_in_parts``)."""
-_WORKERS = max(1, min(os.cpu_count() or 1, 8))
 
 WINNERS = tuple(member.value for member in Winner)
 MODES = ("text", "speech")
@@ -161,25 +160,6 @@ class VoteColumns:
             battle_ids=self.battle_ids.filter(pa.array(np.asarray(mask, dtype=bool))),
             fast=self.fast,
         )
-
-
-def first_appearance(codes: NDArray[np.intp]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """Codes renumbered in order of first appearance (-1 stays -1), and the old code of each.
-
-    Returns:
-        ``(new, old)``: ``new[i]`` is row ``i``'s new code and ``old[k]`` the code that new code
-        ``k`` replaces.
-    """
-    out = np.full(codes.size, -1, dtype=np.intp)
-    seen = codes >= 0
-    if not seen.any():
-        return out, np.zeros(0, dtype=np.intp)
-    values, first, inverse = np.unique(codes[seen], return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty(first.size, dtype=np.intp)
-    rank[order] = np.arange(first.size)
-    out[seen] = rank[inverse]
-    return out, np.asarray(values[order], dtype=np.intp)
 
 
 def _renumber(codes: NDArray[np.intp]) -> tuple[NDArray[np.intp], list[int]]:
@@ -311,10 +291,10 @@ def _suspect_in_parts(table: pa.Table) -> NDArray[np.bool_]:
     Arrow's kernels release the GIL, so the slices run side by side in threads.
     """
     n = table.num_rows
-    if n <= _PART_ROWS or _WORKERS == 1:
+    if n <= _PART_ROWS or CPU_THREADS == 1:
         return _suspect_rows(table)
     starts = range(0, n, _PART_ROWS)
-    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+    with ThreadPoolExecutor(max_workers=CPU_THREADS) as pool:
         parts = list(pool.map(lambda start: _suspect_rows(table.slice(start, _PART_ROWS)), starts))
     return np.concatenate(parts)
 

@@ -36,8 +36,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from lamarena.codes import first_appearance
 from lamarena.errors import ConfigError, InvalidInputError, RecordError
-from lamarena.store.columnar import VoteColumns, first_appearance, read_vote_columns
+from lamarena.store.columnar import VoteColumns, read_vote_columns
 from lamarena.store.importers import jsonl_lines, read_battle_records
 from lamarena.store.records import describe_session_owner, records_to_frame
 

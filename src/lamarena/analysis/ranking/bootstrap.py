@@ -20,7 +20,6 @@ reports an unbounded side as an infinite bound rather than the penalised number.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from lamarena.analysis.battles import PairCounts
 from lamarena.analysis.ranking.bt_solver import newton_pairs, unbounded_flags
 from lamarena.analysis.ranking.style_control import BattleDesign, newton_battles, resampled_flags
 from lamarena.errors import InvalidInputError
+from lamarena.threads import CPU_THREADS
 
 __all__ = [
     "BOOTSTRAP_RIDGE",
@@ -60,8 +60,6 @@ _POISSON_DRAWS = 200_000
 ``_multinomial``); below it the draws are those of every earlier version, seed for seed."""
 _FIX_ROUNDS = 16
 """Rounds whose Poisson counts ``_multinomial`` corrects at once (a small, cache-sized array)."""
-_WORKERS = max(1, min(os.cpu_count() or 1, 8))
-"""Threads that draw and solve blocks of rounds at once."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -281,7 +279,7 @@ def _in_blocks(
         (start, min(start + chunk, rounds), generator)
         for start, generator in zip(starts, generators, strict=True)
     ]
-    workers = min(len(jobs), _WORKERS)
+    workers = min(len(jobs), CPU_THREADS)
     with threadpool_limits(limits=1, user_api="blas"):
         if workers <= 1:
             return sum(block(*job) for job in jobs)

@@ -18,7 +18,6 @@ No library computes this per pair from counts, hence the few lines here.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ import pandas as pd
 from lamarena.analysis.battles import PairCounts, count_pairs, validate_battles
 from lamarena.analysis.ranking.pairwise import holm_adjust
 from lamarena.errors import InvalidInputError
+from lamarena.threads import CPU_THREADS
 
 __all__ = ["HeadToHead", "head_to_head", "head_to_head_counts"]
 
@@ -112,7 +112,6 @@ def head_to_head(
 
 _PAIR_BLOCK = 256
 """Pairs tested per block of :func:`head_to_head_counts` (fewer pairs: one block, one stream)."""
-_WORKERS = max(1, min(os.cpu_count() or 1, 8))
 
 
 def _check_options(n_resamples: int, alpha: float) -> None:
@@ -165,7 +164,7 @@ def head_to_head_counts(
     if len(blocks) == 1:
         test_pairs(blocks[0], rng)
     else:
-        with ThreadPoolExecutor(max_workers=min(len(blocks), _WORKERS)) as pool:
+        with ThreadPoolExecutor(max_workers=min(len(blocks), CPU_THREADS)) as pool:
             list(pool.map(test_pairs, blocks, generators))
     p_holm = holm_adjust(p_values)
     decided = p_holm if holm else p_values
