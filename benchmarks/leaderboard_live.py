@@ -14,7 +14,10 @@ Same-run baselines:
 - ``sync_refit_s``: :func:`lamarena.arena.leaderboard.fit_leaderboard` called once in this
   process at the stored size (from the store's counts), against ``votes_refit_s``: the path
   before issue 15, every counted vote read as a DataFrame (``repo.battles_frame``) and fitted;
-- ``refresh_off``: a second server with ``LAMARENA_LEADERBOARD_REFRESH_S=0`` (the old blocking
+- ``no_fit_at_start``: a server with ``LAMARENA_LEADERBOARD_FIT_AT_START=false``, whose first
+  request waits for the process's first fit (the live server fits as it starts, before it
+  reports healthy: ``healthy_after_s``);
+- ``refresh_off``: a third server with ``LAMARENA_LEADERBOARD_REFRESH_S=0`` (the old blocking
   path, kept as an option) polled ``--baseline-requests`` times while the votes still arrive.
 
 Targets (issue 15): every request under 100 ms, the document at most 30 s old.
@@ -171,6 +174,7 @@ def _poll(url: str, duration_s: float, poll_s: float) -> dict[str, Any]:
         "first_request_ms": None if first_ms is None else round(first_ms, 1),
         "statuses": statuses,
         "latency_ms_after_first": _quantiles(latencies_ms),
+        "latency_ms_all": _quantiles(latencies_ms + ([] if first_ms is None else [first_ms])),
         "latency_ms_ready": _quantiles(ready_latencies_ms),
         "age_s": {
             "p50": None if not ages else round(statistics.median(ages), 2),
@@ -182,14 +186,27 @@ def _poll(url: str, duration_s: float, poll_s: float) -> dict[str, Any]:
     }
 
 
-def _serve(config: Path, database_url: str, workdir: Path, refresh_s: float) -> ServeProcess:
+def _serve(
+    config: Path, database_url: str, workdir: Path, refresh_s: float, *, fit_at_start: bool = True
+) -> ServeProcess:
     return ServeProcess(
         config=config,
         database_url=database_url,
         port=unused_port(),
         workdir=workdir,
-        env={"LAMARENA_LEADERBOARD_REFRESH_S": str(refresh_s)},
+        env={
+            "LAMARENA_LEADERBOARD_REFRESH_S": str(refresh_s),
+            "LAMARENA_LEADERBOARD_FIT_AT_START": str(fit_at_start).lower(),
+        },
     )
+
+
+def _first_request_ms(served: ServeProcess) -> float:
+    """The latency of a fresh server's first ``/api/leaderboard`` request."""
+    with httpx.Client(base_url=served.url, timeout=120) as client:
+        started = time.perf_counter()
+        assert client.get("/api/leaderboard").status_code == 200
+        return round(1000 * (time.perf_counter() - started), 1)
 
 
 def main() -> None:
@@ -255,12 +272,24 @@ def main() -> None:
         "targets": {"latency_ms": TARGET_LATENCY_MS, "age_s": TARGET_AGE_S},
     }
     try:
+        started = time.perf_counter()
         with _serve(config, database_url, workdir, args.refresh_s) as served:
             served.wait_healthy(timeout_s=120)
+            live_start_s = time.perf_counter() - started  # with its fit at start
             go.set()
             live = _poll(served.url, args.duration_s, args.poll_s)
         live["votes_written"] = int(written.value)
+        live["healthy_after_s"] = round(live_start_s, 2)
         result["background"] = live
+        # same-run baseline: a process that fits at its first request (as before)
+        started = time.perf_counter()
+        with _serve(config, database_url, workdir, args.refresh_s, fit_at_start=False) as served:
+            served.wait_healthy(timeout_s=120)
+            late_start_s = time.perf_counter() - started
+            result["no_fit_at_start"] = {
+                "healthy_after_s": round(late_start_s, 2),
+                "first_request_ms": _first_request_ms(served),
+            }
         with _serve(config, database_url, workdir, 0) as served:
             served.wait_healthy(timeout_s=120)
             waits: list[float] = []
@@ -277,7 +306,7 @@ def main() -> None:
     result["sync_refit_s"] = round(sync_refit_s, 2)
     result["votes_refit_s"] = {"read": round(read_votes_s, 2), "total": round(votes_refit_s, 2)}
     result["ratio_counts_refit_to_votes_refit"] = round(sync_refit_s / votes_refit_s, 4)
-    worst_ms = live["latency_ms_after_first"]["max"]
+    worst_ms = live["latency_ms_all"]["max"]
     worst_age = live["age_s"]["max"]
     result["met"] = {
         "latency": worst_ms is not None and worst_ms < TARGET_LATENCY_MS,

@@ -88,6 +88,13 @@ class Settings(BaseSettings):
             "once (0: a request refits when the count changed, and waits for it)."
         ),
     )
+    leaderboard_fit_at_start: bool = Field(
+        default=True,
+        description=(
+            "Fit the leaderboard as soon as an arena process starts, so that no request waits "
+            "for a first fit (false: a process fits only once a request asked for it)."
+        ),
+    )
     completion_votes: int = Field(
         default=0, ge=0, description="Votes after which a participant sees the completion code."
     )

@@ -236,7 +236,9 @@ def harness_factory(databases: DatabaseFactory, tmp_path: Path) -> Iterator[Any]
                 model_first_token_timeout_s=10,
                 model_total_timeout_s=20,
                 min_battles=1,
-                **overrides,
+                # tests store votes once the arena runs and expect its first answer to count
+                # them; test_leaderboard_refresh.py tests the fit at start
+                **{"leaderboard_fit_at_start": False, **overrides},
             )
             harness = Harness("", engine, fakes, data_dir, settings, entries)
             if asr:

@@ -102,7 +102,9 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float = 20.0) -> float:
 def test_a_request_gets_the_last_document_at_once_while_a_fit_runs(
     harness_factory: Any, fit: Fit
 ) -> None:
-    harness: Harness = harness_factory(leaderboard_refresh_s=REFRESH_S)
+    harness: Harness = harness_factory(
+        leaderboard_fit_at_start=False, leaderboard_refresh_s=REFRESH_S
+    )
     _insert(harness, 60, seed=1)
     client = harness.client()
     first, _ = _get(client)  # the first request waits for the first fit
@@ -191,7 +193,9 @@ def test_before_the_first_fit_ends_a_request_is_told_computing(
     harness_factory: Any, fit: Fit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(leaderboard_module, "FIRST_WAIT_S", 1.5)
-    harness: Harness = harness_factory(leaderboard_refresh_s=REFRESH_S)
+    harness: Harness = harness_factory(
+        leaderboard_fit_at_start=False, leaderboard_refresh_s=REFRESH_S
+    )
     _insert(harness, 30, seed=7)
     fit.delay_s = 4.0
     client = harness.client()
@@ -208,7 +212,9 @@ def test_no_document_yet_and_a_failed_fit_answers_with_the_error(
     harness_factory: Any, fit: Fit
 ) -> None:
     fit.error = DatabaseError("the server at db.example closed the connection")
-    harness: Harness = harness_factory(leaderboard_refresh_s=REFRESH_S)
+    harness: Harness = harness_factory(
+        leaderboard_fit_at_start=False, leaderboard_refresh_s=REFRESH_S
+    )
     answer = harness.client().get("/api/leaderboard")
     assert answer.status_code == 503
     assert answer.json()["error"] == "database_error" and "db.example" not in answer.text
@@ -229,7 +235,9 @@ def test_shutting_down_does_not_wait_for_a_fit(
     harness_factory: Any, fit: Fit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(leaderboard_module, "FIRST_WAIT_S", 0.2)
-    harness: Harness = harness_factory(leaderboard_refresh_s=REFRESH_S)
+    harness: Harness = harness_factory(
+        leaderboard_fit_at_start=False, leaderboard_refresh_s=REFRESH_S
+    )
     _insert(harness, 30, seed=9)
     app = create_app(
         harness.settings,
@@ -265,7 +273,9 @@ def browser() -> Iterator[sync_api.Browser]:
 def test_the_page_shows_the_age_of_the_document(
     harness_factory: Any, browser: sync_api.Browser
 ) -> None:
-    harness: Harness = harness_factory(leaderboard_refresh_s=REFRESH_S)
+    harness: Harness = harness_factory(
+        leaderboard_fit_at_start=False, leaderboard_refresh_s=REFRESH_S
+    )
     _insert(harness, 50, seed=10)
     page = browser.new_page()
     try:
@@ -276,3 +286,27 @@ def test_the_page_shows_the_age_of_the_document(
         sync_api.expect(age).to_contain_text("Computed 2 s ago", timeout=10_000)  # it ticks
     finally:
         page.close()
+
+
+@ON_SQLITE
+def test_a_process_fits_as_it_starts_so_its_first_request_does_not_wait(
+    harness_factory: Any, fit: Fit
+) -> None:
+    harness: Harness = harness_factory(leaderboard_refresh_s=REFRESH_S)  # not fitting at start
+    _insert(harness, 30, seed=11)
+    time.sleep(0.5)
+    assert fit.calls == 0  # a process that does not fit at start and nobody asks never fits
+    fit.delay_s = 2.0
+    settings = harness.settings.model_copy(update={"leaderboard_fit_at_start": True})
+    app = create_app(
+        settings, entries=harness.entries, engine=harness.engine, options=ArenaOptions(seed=0)
+    )
+    with ArenaServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        assert fit.finished == 1  # the process began to serve once its first fit ended
+        document, elapsed = _get(client)
+        assert (document["status"], document["n_battles"], document["n_votes"]) == (
+            "ready",
+            30,
+            30,
+        )
+        assert elapsed < QUICK_S and fit.calls == 1

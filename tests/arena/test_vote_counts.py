@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 
 from helpers.fake_openai import FakeOpenAI
-from lamarena.store.vote_counts import check_counts, read_cluster_pair_counts, read_pair_counts
+from lamarena.store.vote_counts_check import check_counts
+from lamarena.store.vote_counts_read import read_cluster_pair_counts, read_pair_counts
 
 from .conftest import Harness
 

@@ -29,12 +29,10 @@ from lamarena.store.vote_counts import (
     OUTCOMES,
     PAIR_COLUMNS,
     PAIR_KEY,
-    check_counts,
     cluster_of,
-    read_cluster_pair_counts,
-    read_pair_counts,
-    recount,
 )
+from lamarena.store.vote_counts_check import check_counts, recount
+from lamarena.store.vote_counts_read import read_cluster_pair_counts, read_pair_counts
 from lamarena.store.votes import import_votes
 
 WHEN = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

@@ -4,7 +4,8 @@ Nothing is built at import. The lifespan opens the database (``make_engine`` the
 ``migrate_to_head``) unless an engine is given, builds the model adapters and loads the weights
 of those that have a ``load()`` (in-process models; one log line each), so the first battle
 does not wait for them and a model that cannot load stops the start with its name; it runs the
-leaderboard's background refresher (:mod:`lamarena.arena.leaderboard`). At shut-down it cancels
+leaderboard's background refresher (:mod:`lamarena.arena.leaderboard`) and gives its first fit up
+to ``FIRST_WAIT_S`` before it serves. At shut-down it cancels
 the refresher and the battles still generating, closes the adapters and disposes of the engine it
 made. One exception handler turns every :class:`~lamarena.errors.LamarenaError` into its HTTP
 status with the body ``{"error": code, "message": ...}``; database and model failures get a
@@ -279,8 +280,9 @@ def create_app(
                 logger.error("the database is not available at start: %s", exc.message)
             app.state.arena = arena
             refresher = asyncio.create_task(arena.leaderboard.run(), name="leaderboard")
-            logger.info("arena ready with %d models", len(models))
             try:
+                await arena.leaderboard.first_fit()  # so that no request waits for it
+                logger.info("arena ready with %d models", len(models))
                 yield
             finally:  # a fit still running in its thread is abandoned, not waited for
                 refresher.cancel()

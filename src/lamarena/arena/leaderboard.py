@@ -14,13 +14,16 @@ leaderboard weights one by one, are read themselves (as integer columns). Cluste
 in key order (counts do not know who voted first), so a bootstrap here and one of ``leaderboard
 --db`` draw different, equally valid rounds. Each arena process keeps one
 :class:`LeaderboardRefresher`, whose :meth:`~LeaderboardRefresher.run` the app's lifespan runs as a
-task. Once a request has asked for the leaderboard (a worker nobody asks never fits), it counts the
-votes (one ``COUNT``) every ``leaderboard_refresh_s`` seconds after the last check ended, and
-refits in a worker thread only when the count changed. A request gets the last document at once,
-never waiting for a fit, with ``status`` ("ready"), ``n_votes`` (the stored votes when it was
-read), ``computed_at`` (UTC, when the fit ended), ``fit_s`` and ``age_s`` (seconds since
-``computed_at``). Only the first fit of a process is waited for, until :data:`FIRST_WAIT_S` after
-the first request; past that a request gets ``{"status": "computing", ...}`` (HTTP 200) and the
+task. From the process's start (``leaderboard_fit_at_start``, the default: the process serves
+once its first fit ended, or after :data:`FIRST_WAIT_S`), or else once a request has asked for
+the leaderboard (a worker nobody asks then never fits), it counts the votes (one ``COUNT``)
+every ``leaderboard_refresh_s`` seconds after the last check ended, and refits in a worker
+thread only when the count changed. A request gets the last document at once, never waiting for
+a fit, with ``status`` ("ready"), ``n_votes`` (the stored votes when it was read),
+``computed_at`` (UTC, when the fit ended), ``fit_s`` and ``age_s`` (seconds since
+``computed_at``). Only the first fit of a process is waited for, until :data:`FIRST_WAIT_S`
+after the start (or, not fitting at start, after the first request); past that a request gets
+``{"status": "computing", ...}`` (HTTP 200) and the
 page asks again shortly. A refresh that fails (the database, too few votes, a bug) keeps the last
 good document and reports the failure as ``refresh_error`` (``{"error", "message"}``; logged once
 per distinct failure); with no document yet, the failure itself is the answer (503 for the
@@ -66,7 +69,8 @@ from lamarena.errors import DatabaseError, LamarenaError
 from lamarena.store.columnar_store import session_columns
 from lamarena.store.db import database_errors
 from lamarena.store.tables import Vote
-from lamarena.store.vote_counts import OUTCOMES, read_cluster_pair_counts
+from lamarena.store.vote_counts import OUTCOMES
+from lamarena.store.vote_counts_read import read_cluster_pair_counts
 
 __all__ = [
     "FIRST_WAIT_S",
@@ -242,15 +246,18 @@ def encoded_counts(counts: pd.DataFrame) -> EncodedBattles | None:
     first_kept = np.argmax(outcomes > 0, axis=1) if rows else np.zeros(0, np.intp)
     missing_by_outcome = np.zeros_like(outcomes)
     missing_by_outcome[np.arange(rows), first_kept] = missing
+    # one row per (counts row, outcome) with battles: take each column once, at those rows
+    kept = outcomes.ravel() > 0
+    row = np.repeat(np.arange(rows), 4)[kept]
     return encode_counts(
-        model_a=np.repeat(counts["model_first"].to_numpy(object), 4),
-        model_b=np.repeat(counts["model_second"].to_numpy(object), 4),
-        outcome=np.tile(np.arange(4, dtype=np.int8), rows),
-        count=outcomes.ravel(),
-        cluster_key=np.repeat(counts["cluster"].to_numpy(object), 4),
-        mode=np.repeat(counts["mode"].map(MODE_CODES).to_numpy(np.int8), 4),
-        n_turns=np.repeat(counts["n_turns"].to_numpy(np.int64), 4),
-        missing_probability=missing_by_outcome.ravel(),
+        model_a=counts["model_first"].to_numpy(object)[row],
+        model_b=counts["model_second"].to_numpy(object)[row],
+        outcome=np.tile(np.arange(4, dtype=np.int8), rows)[kept],
+        count=outcomes.ravel()[kept],
+        cluster_key=counts["cluster"].to_numpy(object)[row],
+        mode=np.asarray(counts["mode"].map(MODE_CODES).to_numpy(np.int8)[row], dtype=np.int8),
+        n_turns=counts["n_turns"].to_numpy(np.int64)[row],
+        missing_probability=missing_by_outcome.ravel()[kept],
     )
 
 
@@ -316,6 +323,7 @@ class LeaderboardRefresher:
         sessions: read-only sessions on it.
         options: how to fit.
         refresh_s: seconds between checks for new votes; 0 refits on the request instead.
+        fit_at_start: fit as soon as :meth:`run` starts, not at the first request.
     """
 
     def __init__(
@@ -325,8 +333,10 @@ class LeaderboardRefresher:
         options: FitOptions,
         *,
         refresh_s: float,
+        fit_at_start: bool = True,
     ) -> None:
         self.engine = engine
+        self.fit_at_start = fit_at_start
         self.sessions = sessions
         self.options = options
         self.refresh_s = refresh_s
@@ -344,19 +354,34 @@ class LeaderboardRefresher:
     async def run(self) -> None:
         """Refresh the document until cancelled (the lifespan's task; returns at once at 0 s).
 
-        Waits for the first request, then checks every ``refresh_s`` seconds after the previous
-        check (and fit) ended, so a fit of a minute leaves the worker thread idle between fits.
+        Starts at once (``fit_at_start``) or at the first request, then checks every
+        ``refresh_s`` seconds after the previous check (and fit) ended, so a fit of a minute
+        leaves the worker thread idle between fits.
         """
         if self.refresh_s <= 0:
             return
         try:
-            await self._wanted.wait()
+            if not self.fit_at_start:
+                await self._wanted.wait()
             while True:
                 await self._refresh()
                 self._attempted.set()
                 await asyncio.sleep(self.refresh_s)
         finally:
             self._stopping.set()  # a fit still running in its thread stops at its next step
+
+    async def first_fit(self) -> None:
+        """At start-up, with ``fit_at_start``: give the first fit up to :data:`FIRST_WAIT_S`.
+
+        The lifespan awaits this before the process serves, so that no request waits for a
+        fit; a fit that takes longer goes on in the background, and requests get
+        ``status: computing`` until it ends.
+        """
+        if self.refresh_s <= 0 or not self.fit_at_start:
+            return
+        self._first_deadline = time.monotonic() + FIRST_WAIT_S
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._attempted.wait(), FIRST_WAIT_S)
 
     async def response_body(self) -> bytes:
         """The JSON body of ``GET /api/leaderboard``, at once (see the module docstring).

@@ -122,6 +122,7 @@ class Arena:
                 min_battles=settings.min_battles,
             ),
             refresh_s=settings.leaderboard_refresh_s,
+            fit_at_start=settings.leaderboard_fit_at_start,
         )
         """The leaderboard document, refitted in the background (the lifespan runs it)."""
         self._salt: str | None = None

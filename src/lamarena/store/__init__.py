@@ -24,14 +24,8 @@ from lamarena.store.records import (
     records_from_frame,
     records_to_frame,
 )
-from lamarena.store.vote_counts import (
-    CountsCheck,
-    VoteCounts,
-    check_counts,
-    read_cluster_pair_counts,
-    read_pair_counts,
-    recount,
-)
+from lamarena.store.vote_counts_check import CountsCheck, VoteCounts, check_counts, recount
+from lamarena.store.vote_counts_read import read_cluster_pair_counts, read_pair_counts
 from lamarena.store.votes import export_votes, import_votes, load_battle_records, load_battles_frame
 
 __all__ = [

@@ -28,24 +28,18 @@ An upsert (``INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n``) adds to 
 concurrent writers never lose an increment: PostgreSQL locks the row until the writer commits,
 and SQLite lets one writer in at a time. Each writer locks the battle first, then the
 ``pair_counts`` rows, then the ``cluster_pair_counts`` rows, each in key order, so they cannot
-deadlock. :func:`check_counts` (``lamarena votes check-counts``) compares the tables with
-:func:`recount`, the same aggregates recomputed from the votes, and can rewrite them.
+deadlock. Reading the tables is in :mod:`lamarena.store.vote_counts_read`; recounting them
+from the votes and checking them in :mod:`lamarena.store.vote_counts_check`.
 """
 
 from __future__ import annotations
 
-import logging
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import (
     ColumnElement,
-    Connection,
-    Engine,
     Select,
     String,
     Table,
@@ -56,16 +50,12 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-    text,
     type_coerce,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from lamarena.errors import InvalidInputError
-from lamarena.store.db import database_errors, make_sessionmaker, reader
 from lamarena.store.tables import Battle, ClusterPairCount, PairCount, Turn, Vote
 
 __all__ = [
@@ -75,24 +65,16 @@ __all__ = [
     "OUTCOMES",
     "PAIR_COLUMNS",
     "PAIR_KEY",
-    "CountsCheck",
     "LockedBattle",
     "VoteContribution",
-    "VoteCounts",
     "add_votes",
-    "check_counts",
     "cluster_of",
     "counted_vote",
     "lock_battle",
     "move_vote",
-    "read_cluster_pair_counts",
-    "read_pair_counts",
-    "recount",
     "remove_vote",
     "vote_contribution",
 ]
-
-logger = logging.getLogger(__name__)
 
 OUTCOMES = ("first_wins", "second_wins", "ties", "both_bad")
 """The four counts of a row, in this order."""
@@ -103,7 +85,8 @@ PAIR_KEY = ("mode", "n_turns", "model_first", "model_second")
 CLUSTER_KEY = ("mode", "n_turns", "cluster", "model_first", "model_second")
 """The primary key of ``cluster_pair_counts``."""
 PAIR_COLUMNS = (*PAIR_KEY, *OUTCOMES)
-"""The columns of ``pair_counts`` (and of :func:`read_pair_counts`), in order."""
+"""The columns of ``pair_counts`` (and of
+:func:`~lamarena.store.vote_counts_read.read_pair_counts`), in order."""
 CLUSTER_COLUMNS = (
     *CLUSTER_KEY,
     *OUTCOMES,
@@ -112,19 +95,14 @@ CLUSTER_COLUMNS = (
     "min_probability",
     "max_probability",
 )
-"""The columns of ``cluster_pair_counts`` (and of :func:`read_cluster_pair_counts`), in order."""
+"""The columns of ``cluster_pair_counts`` (and of
+:func:`~lamarena.store.vote_counts_read.read_cluster_pair_counts`), in order."""
 
 _PAIRS: Table = PairCount.__table__  # type: ignore[assignment]
 _CLUSTERS: Table = ClusterPairCount.__table__  # type: ignore[assignment]
-_TABLE_NAMES = {False: "pair_counts", True: "cluster_pair_counts"}
-_INT_COLUMNS = frozenset({"n_turns", *OUTCOMES, "missing_probability"})
-_FLOAT_COLUMNS = frozenset({*IPW_COLUMNS, "min_probability", "max_probability"})
-_REL_TOLERANCE = 1e-9  # float sums added in another order differ in their last digits
-_ABS_TOLERANCE = 1e-9
 _CHUNK = 1_000  # rows per upsert or insert statement
 
 Key = tuple[Any, ...]
-Source = Session | Engine | Connection
 
 
 @dataclass(frozen=True)
@@ -483,10 +461,6 @@ def _fold(rows: Iterable[Any]) -> tuple[Cells, Cells]:
     return pairs, clusters
 
 
-def _recount_cells(session: Session | Connection) -> tuple[Cells, Cells]:
-    return _fold(session.execute(_grouped_votes()))
-
-
 def _in_cluster(cluster: str) -> Any:
     """Battles of a cluster: its key's own column first (indexed for sessions and battles)."""
     kind, ident = cluster[:2], cluster[2:]
@@ -584,329 +558,3 @@ def counted_vote(session: Session, battle_id: str) -> VoteContribution | None:
         return None
     winner = session.scalar(select(Vote.winner).where(Vote.battle_id == battle_id))
     return None if winner is None else battle.vote(winner)
-
-
-# -- reading ------------------------------------------------------------------------------------
-
-
-def _frame(rows: Sequence[Any], names: Sequence[str]) -> pd.DataFrame:
-    """A DataFrame of plain columns: int64 counts, float64 weights (NaN: none), object keys."""
-    table = np.array(rows, dtype=object).reshape(len(rows), len(names))
-    data: dict[str, Any] = {}
-    for index, name in enumerate(names):
-        column = table[:, index]
-        if name in _INT_COLUMNS:
-            data[name] = column.astype(np.int64)
-        elif name in _FLOAT_COLUMNS:
-            data[name] = column.astype(np.float64)  # None becomes NaN
-        else:  # Python str, kept as object: no conversion to a string dtype
-            data[name] = pd.Series(np.ascontiguousarray(column), dtype=object, copy=False)
-    return pd.DataFrame(data, columns=list(names), copy=False)
-
-
-def _engine_of(source: Source) -> Engine:
-    if isinstance(source, Engine):
-        return source
-    if isinstance(source, Connection):
-        return source.engine
-    bind = source.get_bind()
-    return bind if isinstance(bind, Engine) else bind.engine
-
-
-def _fetch(connection: Connection, statement: Select[Any]) -> list[Any]:
-    """Run ``statement`` on the driver's cursor: its plain tuples, without SQLAlchemy's rows.
-
-    At 300,000 rows building SQLAlchemy's row objects costs about a quarter of the read. The
-    columns read need no result processing (strings, integers and floats), and a driver error
-    is wrapped as SQLAlchemy would wrap it (so :func:`database_errors` reports it).
-    """
-    compiled = statement.compile(dialect=connection.dialect)
-    parameters: Any = compiled.params
-    if compiled.positional:
-        parameters = tuple(parameters[name] for name in compiled.positiontup or ())
-    sql = str(compiled)
-    driver_error = connection.dialect.loaded_dbapi.Error
-    cursor = connection.connection.cursor()
-    try:
-        cursor.execute(sql, parameters)
-        return list(cursor.fetchall())
-    except driver_error as exc:
-        raise DBAPIError.instance(sql, parameters, exc, driver_error) from exc
-    finally:
-        cursor.close()
-
-
-def _columns(table: Table, wanted: Sequence[str] | None) -> tuple[str, ...]:
-    """The key columns, then those of ``wanted`` (all when None), in the table's order."""
-    names = CLUSTER_COLUMNS if table is _CLUSTERS else PAIR_COLUMNS
-    keys = CLUSTER_KEY if table is _CLUSTERS else PAIR_KEY
-    if wanted is None:
-        return names
-    unknown = sorted(set(wanted) - set(names))
-    if unknown:
-        raise InvalidInputError(
-            f"{table.name} has no column {', '.join(unknown)}; its columns are {', '.join(names)}"
-        )
-    return tuple(name for name in names if name in keys or name in wanted)
-
-
-def _read(
-    source: Source, table: Table, mode: str | None, wanted: Sequence[str] | None
-) -> pd.DataFrame:
-    keys = CLUSTER_KEY if table is _CLUSTERS else PAIR_KEY
-    names = _columns(table, wanted)
-    statement = select(*(table.c[name] for name in names)).order_by(
-        *(table.c[name] for name in keys)
-    )
-    if mode is not None:
-        statement = statement.where(table.c.mode == mode)
-    engine = _engine_of(source)
-    with database_errors(
-        engine,
-        f"reading {table.name}",
-        "check that --db names a lamarena database migrated to revision 0007 or later",
-    ):
-        if isinstance(source, Engine):
-            with reader(source).connect() as connection:
-                rows = _fetch(connection, statement)
-        elif isinstance(source, Connection):
-            rows = _fetch(source, statement)
-        else:
-            rows = _fetch(source.connection(), statement)
-    return _frame(rows, names)
-
-
-def read_pair_counts(
-    source: Source, *, mode: str | None = None, columns: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """The ``pair_counts`` rows, read with one ``SELECT``, ordered by their key.
-
-    Args:
-        source: a session or connection (read in its transaction) or an engine (a read of
-            its own).
-        mode: only this mode's rows (``text`` or ``speech``); all when None.
-        columns: only these value columns (the key columns always come); all when None.
-
-    Returns:
-        Columns :data:`PAIR_COLUMNS` (in that order): ``mode``, ``model_first`` and
-        ``model_second`` as Python str (object dtype), ``n_turns`` and the four counts as int64.
-
-    Raises:
-        InvalidInputError: ``columns`` names a column the table does not have.
-        DatabaseError: the database cannot be reached or refused the read.
-    """
-    return _read(source, _PAIRS, mode, columns)
-
-
-def read_cluster_pair_counts(
-    source: Source, *, mode: str | None = None, columns: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """The ``cluster_pair_counts`` rows, read with one ``SELECT``, ordered by their key.
-
-    Every value is a Python object made by the driver, so the time grows with rows times
-    columns: on SQLite 300,000 rows of all 16 columns take about 0.6 s in the driver alone on a
-    2-core virtual machine, and about half that with ``columns=OUTCOMES``.
-
-    Args:
-        source: a session or connection (read in its transaction) or an engine (a read of
-            its own).
-        mode: only this mode's rows (``text`` or ``speech``); all when None.
-        columns: only these value columns (the key columns always come); all when None.
-
-    Returns:
-        Columns :data:`CLUSTER_COLUMNS` (in that order): the key columns as in
-        :func:`read_pair_counts` plus ``cluster`` (str), the counts and
-        ``missing_probability`` as int64, the ``*_ipw`` sums and ``min_probability`` and
-        ``max_probability`` as float64 (NaN where no probability is known).
-
-    Raises:
-        InvalidInputError: ``columns`` names a column the table does not have.
-        DatabaseError: the database cannot be reached or refused the read.
-    """
-    return _read(source, _CLUSTERS, mode, columns)
-
-
-@dataclass(frozen=True)
-class VoteCounts:
-    """Both tables' rows as :func:`recount` computes them from the votes.
-
-    Attributes:
-        pairs: as :func:`read_pair_counts` returns them.
-        clusters: as :func:`read_cluster_pair_counts` returns them.
-    """
-
-    pairs: pd.DataFrame
-    clusters: pd.DataFrame
-
-
-def _cells_frame(cells: Cells, names: Sequence[str], *, weighted: bool) -> pd.DataFrame:
-    keys = CLUSTER_KEY if weighted else PAIR_KEY
-    value_names = names[len(keys) :]
-    rows = []
-    for key in sorted(cells):
-        values = cells[key].values(weighted=weighted)
-        rows.append((*key, *(values[name] for name in value_names)))
-    return _frame(rows, names)
-
-
-def recount(session: Session | Connection) -> VoteCounts:
-    """Recompute both tables from the votes: one grouped ``SELECT`` over the counted votes.
-
-    Args:
-        session: a session or connection (read in its transaction).
-
-    Returns:
-        The rows the tables should hold, ordered by their keys.
-    """
-    pairs, clusters = _recount_cells(session)
-    return VoteCounts(
-        pairs=_cells_frame(pairs, PAIR_COLUMNS, weighted=False),
-        clusters=_cells_frame(clusters, CLUSTER_COLUMNS, weighted=True),
-    )
-
-
-# -- checking -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CountsCheck:
-    """What :func:`check_counts` found.
-
-    Attributes:
-        rows_checked: rows compared, over both tables (stored or recounted).
-        drift: one entry per row that differs: ``table``, ``key`` (its key columns),
-            ``stored`` and ``recounted`` (its value columns; None where there is no row).
-        repaired: whether the tables were rewritten from the recount.
-    """
-
-    rows_checked: int
-    drift: list[dict[str, Any]]
-    repaired: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``votes check-counts --json`` document."""
-        return {
-            "rows_checked": self.rows_checked,
-            "drift": self.drift,
-            "repaired": self.repaired,
-        }
-
-
-def _stored_cells(session: Session, *, weighted: bool) -> Cells:
-    table = _CLUSTERS if weighted else _PAIRS
-    keys = CLUSTER_KEY if weighted else PAIR_KEY
-    cells: Cells = {}
-    for row in session.execute(select(table)):
-        cells[tuple(getattr(row, name) for name in keys)] = _Cell.from_row(row, weighted=weighted)
-    return cells
-
-
-def _close(stored: float | None, recounted: float | None) -> bool:
-    if stored is None or recounted is None:
-        return stored is None and recounted is None
-    return math.isclose(stored, recounted, rel_tol=_REL_TOLERANCE, abs_tol=_ABS_TOLERANCE)
-
-
-def _same(stored: _Cell, recounted: _Cell) -> bool:
-    return (
-        stored.counts == recounted.counts
-        and stored.missing == recounted.missing
-        and all(_close(a, b) for a, b in zip(stored.ipw, recounted.ipw, strict=True))
-        and _close(stored.low, recounted.low)
-        and _close(stored.high, recounted.high)
-    )
-
-
-def _drift(stored: Cells, recounted: Cells, *, weighted: bool) -> tuple[int, list[dict[str, Any]]]:
-    keys = CLUSTER_KEY if weighted else PAIR_KEY
-    everything = set(stored) | set(recounted)
-    found = []
-    for key in sorted(everything):
-        mine, theirs = stored.get(key, _Cell()), recounted.get(key, _Cell())
-        if _same(mine, theirs):
-            continue
-        found.append(
-            {
-                "table": _TABLE_NAMES[weighted],
-                "key": dict(zip(keys, key, strict=True)),
-                "stored": None if key not in stored else mine.values(weighted=weighted),
-                "recounted": None if key not in recounted else theirs.values(weighted=weighted),
-            }
-        )
-    return len(everything), found
-
-
-def _rewrite(session: Session, pairs: Cells, clusters: Cells) -> None:
-    """Replace both tables' rows by ``pairs`` and ``clusters``."""
-    for table, cells, weighted in ((_PAIRS, pairs, False), (_CLUSTERS, clusters, True)):
-        session.execute(delete(table))
-        keys = CLUSTER_KEY if weighted else PAIR_KEY
-        rows = [
-            dict(zip(keys, key, strict=True)) | cells[key].values(weighted=weighted)
-            for key in sorted(cells)
-            if not cells[key].is_empty()
-        ]
-        for start in range(0, len(rows), _CHUNK):
-            session.execute(table.insert(), rows[start : start + _CHUNK])
-
-
-def _compare(session: Session, *, repair: bool) -> CountsCheck:
-    pairs, clusters = _recount_cells(session)
-    checked_pairs, pair_drift = _drift(
-        _stored_cells(session, weighted=False), pairs, weighted=False
-    )
-    checked_clusters, cluster_drift = _drift(
-        _stored_cells(session, weighted=True), clusters, weighted=True
-    )
-    drift = pair_drift + cluster_drift
-    if repair and drift:
-        _rewrite(session, pairs, clusters)
-    return CountsCheck(
-        rows_checked=checked_pairs + checked_clusters, drift=drift, repaired=repair and bool(drift)
-    )
-
-
-def check_counts(engine: Engine, *, repair: bool = False) -> CountsCheck:
-    """Compare the stored counts with a recount from the votes (and with ``repair`` fix them).
-
-    Both are read in one snapshot of the database (``REPEATABLE READ`` on PostgreSQL, one read
-    transaction on SQLite), so votes arriving meanwhile are in both or in neither. With
-    ``repair`` the comparison and the rewrite run in one write transaction that first locks
-    both tables against writers (``LOCK TABLE ... IN EXCLUSIVE MODE`` on PostgreSQL; SQLite's
-    write lock): a vote arriving meanwhile waits and then adds to the rewritten rows.
-
-    Args:
-        engine: the store's engine (migrated).
-        repair: rewrite both tables from the recount when any row differs.
-
-    Returns:
-        The rows compared, those that differ, and whether they were rewritten.
-
-    Raises:
-        DatabaseError: the database cannot be reached or refused the read or the rewrite;
-            nothing was changed.
-    """
-    postgres = engine.dialect.name == "postgresql"
-    with database_errors(engine, "checking the vote counts", "nothing was changed"):
-        if repair:
-            with make_sessionmaker(engine).begin() as session:
-                if postgres:
-                    session.execute(
-                        text("LOCK TABLE pair_counts, cluster_pair_counts IN EXCLUSIVE MODE")
-                    )
-                result = _compare(session, repair=True)
-        else:
-            snapshot = (
-                engine.execution_options(isolation_level="REPEATABLE READ")
-                if postgres
-                else reader(engine)
-            )
-            with make_sessionmaker(snapshot).begin() as session:
-                result = _compare(session, repair=False)
-    logger.info(
-        "checked %d vote count rows: %d differ%s",
-        result.rows_checked,
-        len(result.drift),
-        ", rewritten" if result.repaired else "",
-    )
-    return result
