@@ -1,15 +1,15 @@
 """The arena's FastAPI app: :func:`create_app` builds it, its lifespan owns start-up and shut-down.
 
 Nothing is built at import. The lifespan opens the database (``make_engine`` then
-``migrate_to_head``) unless an engine is given, builds the model adapters and loads the weights
-of those that have a ``load()`` (in-process models; one log line each), so the first battle
-does not wait for them and a model that cannot load stops the start with its name; it runs the
-leaderboard's background refresher (:mod:`lamarena.arena.leaderboard`) and gives its first fit up
-to ``FIRST_WAIT_S`` before it serves. At shut-down it cancels
-the refresher and the battles still generating, closes the adapters and disposes of the engine it
-made. One exception handler turns every :class:`~lamarena.errors.LamarenaError` into its HTTP
-status with the body ``{"error": code, "message": ...}``; database and model failures get a
-generic message (the details, which name servers and URLs, go to the log only).
+``migrate_to_head``) unless an engine is given, builds the model adapters and loads the weights of
+those that have a ``load()`` (in-process models; one log line each), so the first battle does not
+wait for them and a model that cannot load stops the start with its name; it runs the leaderboard's
+background refresher (:mod:`lamarena.arena.leaderboard`) and gives its first fit up to
+``FIRST_WAIT_S`` before it serves. At shut-down it cancels the refresher and the battles still
+generating, closes the adapters and disposes of the engine it made. One exception handler turns
+every :class:`~lamarena.errors.LamarenaError` into its HTTP status with the body ``{"error": code,
+"message": ...}``; database and model failures get a generic message (the details, which name
+servers and URLs, go to the log only).
 """
 
 from __future__ import annotations

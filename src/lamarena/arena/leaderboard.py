@@ -1,35 +1,33 @@
 """The arena's leaderboard document, refitted in the background so that no request waits for it.
 
 Votes on text replies (text-out) and on spoken replies (speech-out) are never pooled. The page's
-main leaderboard ranks the votes of one mode: the text-out ones when there are both (``mode``
-names it, ``battles_by_mode`` counts each mode); ``by_mode`` then ranks each mode on its own votes,
-and ``by_turns`` ranks the main leaderboard's votes per conversation depth. Each grouped document
-(see :mod:`lamarena.analysis.ranking.grouped`) is computed only when more than one of its groups
-has battles, else it is None, so an arena of one mode and one-turn votes fits one leaderboard.
+main leaderboard ranks the votes of one mode: the text-out ones when there are both (``mode`` names
+it, ``battles_by_mode`` counts each mode); ``by_mode`` then ranks each mode on its own votes, and
+``by_turns`` ranks the main leaderboard's votes per conversation depth. Each grouped document (see
+:mod:`lamarena.analysis.ranking.grouped`) is computed only when more than one of its groups has
+battles, else it is None, so an arena of one mode and one-turn votes fits one leaderboard.
 
 Refitting reads the counts the store keeps as votes arrive (``cluster_pair_counts``: one row per
-cluster, pair, mode and depth; see :mod:`lamarena.store.vote_counts`), not the votes, and
-bootstraps the ratings from them; only votes drawn with unequal pair probabilities, which the
-leaderboard weights one by one, are read themselves (as integer columns). Clusters are numbered
-in key order (counts do not know who voted first), so a bootstrap here and one of ``leaderboard
---db`` draw different, equally valid rounds. Each arena process keeps one
-:class:`LeaderboardRefresher`, whose :meth:`~LeaderboardRefresher.run` the app's lifespan runs as a
-task. From the process's start (``leaderboard_fit_at_start``, the default: the process serves
-once its first fit ended, or after :data:`FIRST_WAIT_S`), or else once a request has asked for
-the leaderboard (a worker nobody asks then never fits), it counts the votes (one ``COUNT``)
-every ``leaderboard_refresh_s`` seconds after the last check ended, and refits in a worker
-thread only when the count changed. A request gets the last document at once, never waiting for
-a fit, with ``status`` ("ready"), ``n_votes`` (the stored votes when it was read),
-``computed_at`` (UTC, when the fit ended), ``fit_s`` and ``age_s`` (seconds since
-``computed_at``). Only the first fit of a process is waited for, until :data:`FIRST_WAIT_S`
+cluster, pair, mode and depth; see :mod:`lamarena.store.vote_counts`), not the votes, and bootstraps
+the ratings from them; only votes drawn with unequal pair probabilities, which the leaderboard
+weights one by one, are read themselves (as integer columns). Clusters are numbered in key order
+(counts do not know who voted first), so a bootstrap here and one of ``leaderboard --db`` draw
+different, equally valid rounds. Each arena process keeps one :class:`LeaderboardRefresher`, whose
+:meth:`~LeaderboardRefresher.run` the app's lifespan runs as a task. From the process's start
+(``leaderboard_fit_at_start``, the default: the process serves once its first fit ended, or after
+:data:`FIRST_WAIT_S`), or else once a request has asked for the leaderboard (a worker nobody asks
+then never fits), it counts the votes (one ``COUNT``) every ``leaderboard_refresh_s`` seconds after
+the last check ended, and refits in a worker thread only when the count changed. A request gets the
+last document at once, never waiting for a fit, with ``status`` ("ready"), ``n_votes`` (the stored
+votes when it was read), ``computed_at`` (UTC, when the fit ended), ``fit_s`` and ``age_s`` (seconds
+since ``computed_at``). Only the first fit of a process is waited for, until :data:`FIRST_WAIT_S`
 after the start (or, not fitting at start, after the first request); past that a request gets
-``{"status": "computing", ...}`` (HTTP 200) and the
-page asks again shortly. A refresh that fails (the database, too few votes, a bug) keeps the last
-good document and reports the failure as ``refresh_error`` (``{"error", "message"}``; logged once
-per distinct failure); with no document yet, the failure itself is the answer (503 for the
-database). Several workers each keep their own refresher and share only the database.
-``leaderboard_refresh_s = 0`` turns the background off: a request refits on a worker thread
-whenever the count changed, as before (it blocks that request).
+``{"status": "computing", ...}`` (HTTP 200) and the page asks again shortly. A refresh that fails
+(the database, too few votes, a bug) keeps the last good document and reports the failure as
+``refresh_error`` (``{"error", "message"}``; logged once per distinct failure); with no document
+yet, the failure itself is the answer (503 for the database). Several workers each keep their own
+refresher and share only the database. ``leaderboard_refresh_s = 0`` turns the background off: a
+request refits on a worker thread whenever the count changed, as before (it blocks that request).
 """
 
 from __future__ import annotations
