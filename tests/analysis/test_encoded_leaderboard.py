@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers.study_votes import study_frame
 from lamarena.analysis.encoded import encode_columns, encode_counts, encode_frame
 from lamarena.analysis.ranking.leaderboard import build_leaderboard
 from lamarena.errors import InvalidInputError
@@ -40,22 +41,8 @@ OPTIONS: list[dict[str, Any]] = [
 
 def _votes(tmp_path: Path) -> Path:
     """A study-like file: participants (some without an id), unequal pair probabilities, flags."""
-    frame = simulate_battles(
-        {"m0": 1070.0, "m1": 1000.0, "m2": 950.0, "m3": 1140.0, "m4": 830.0},
-        700,
-        seed=5,
-        votes_per_participant=10,
-        participant_sd=0.5,
-    )
-    rng = np.random.default_rng(1)
-    frame["sampling_probability"] = rng.choice([0.05, 0.1, 0.2], size=len(frame))
-    # some sessions without a participant id, some battles without a session
-    anonymous = frame["participant_id"].isin(["participant-00003", "participant-00011"])
-    frame.loc[anonymous, "participant_id"] = None
-    frame.loc[frame.index % 17 == 0, ["participant_id", "session_id"]] = None
-    frame.loc[frame.index % 13 == 0, "counted"] = False
     path = tmp_path / "votes.jsonl"
-    write_battle_records(records_from_frame(frame), path)
+    write_battle_records(records_from_frame(study_frame(700)), path)
     return path
 
 

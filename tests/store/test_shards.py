@@ -25,11 +25,11 @@ import pytest
 from distributed import LocalCluster
 
 from helpers.servers import unused_port
+from helpers.study_votes import study_frame
 from lamarena.cli.analyze import load_battles_with_feedback
 from lamarena.cli.common import VoteFormat
 from lamarena.errors import ConfigError, InvalidInputError, RecordError
 from lamarena.settings import load_settings
-from lamarena.simulation.battles import simulate_battles
 from lamarena.store import shards
 from lamarena.store.columnar import VoteColumns, read_vote_columns, vote_columns_from_records
 from lamarena.store.columnar_store import read_store_columns
@@ -45,20 +45,7 @@ SPLITS = ((0, 200), (200, 650), (650, 1000), (1000, 1500))
 
 def _study_records() -> list[BattleRecord]:
     """1,500 study-like votes: participants (some without id), unequal probabilities, flags."""
-    frame = simulate_battles(
-        {"m0": 1070.0, "m1": 1000.0, "m2": 950.0, "m3": 1140.0, "m4": 830.0},
-        1500,
-        seed=5,
-        votes_per_participant=10,
-        participant_sd=0.5,
-    )
-    rng = np.random.default_rng(1)
-    frame["sampling_probability"] = rng.choice([0.05, 0.1, 0.2], size=len(frame))
-    anonymous = frame["participant_id"].isin(["participant-00003", "participant-00011"])
-    frame.loc[anonymous, "participant_id"] = None
-    frame.loc[frame.index % 17 == 0, ["participant_id", "session_id"]] = None
-    frame.loc[frame.index % 13 == 0, "counted"] = False
-    return records_from_frame(frame)
+    return records_from_frame(study_frame(1500))
 
 
 @pytest.fixture(scope="module")
