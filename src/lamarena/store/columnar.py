@@ -63,8 +63,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _JSON_BLOCK = 4 << 20
-"""Bytes Arrow's JSON reader parses per block: a million-vote file reads in 2.5 s, against
-3.1 s with its default of 1 MB (measured)."""
+"""Bytes Arrow's JSON reader parses per block: a million-vote file (1.1 GB) reads in 2.3 s,
+against 2.5-2.9 s with Arrow's default of 1 MB (measured on two cores)."""
 _PART_ROWS = 250_000
 """Rows checked at once by one thread (see ``_suspect_in_parts``)."""
 
