@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+from helpers.cli import ok
+from helpers.cli import run_cli as run_lamarena
 from helpers.fake_openai import FakeOpenAI
 
 PAPER_TABLE = Path(__file__).parents[2] / "src/lamarena/data/study/paper_table1_static.csv"
@@ -17,21 +17,7 @@ PAPER_MODELS = "GPT4o,Gemini,Qwen2-audio,Typhoon,DiVA,Qwen-audio,NExTGPT,PandaGP
 QUICK = ["--bootstrap", "200", "--tau-rounds", "100", "--seed", "2"]
 
 
-def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lamarena", *map(str, args)],
-        cwd=cwd,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, result.stderr
-    return result
+run_cli = partial(run_lamarena, timeout_s=240)
 
 
 @pytest.fixture(scope="module")

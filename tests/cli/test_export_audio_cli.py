@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from sqlalchemy.orm import Session
-from test_cli import ok, run_cli
 
+from helpers.cli import ok, run_cli
 from helpers.databases import DatabaseFactory
 from lamarena.store import make_engine
 from store.test_spoken_replies import _battle_with_audio

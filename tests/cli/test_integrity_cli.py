@@ -3,36 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from helpers.cli import ok, run_cli
 from helpers.databases import DatabaseFactory
 from store.arena_rows import ArenaRows
 
 QUICK = ["--bootstrap", "50", "--seed", "3"]
 MODELS = ("alpha", "beta", "gamma")
-
-
-def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lamarena", *map(str, args)],
-        cwd=cwd,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, result.stderr
-    return result
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:

@@ -7,14 +7,14 @@ The cluster runs (``--scheduler``) are in ``tests/store/test_shards.py``, which 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from helpers.cli import run_cli as run_lamarena
 from lamarena.cli.analyze import load_battles_with_feedback
 from lamarena.cli.common import VoteFormat
 from lamarena.settings import load_settings
@@ -22,17 +22,7 @@ from lamarena.simulation.battles import simulate_battles
 from lamarena.store.exporters import write_battle_records
 from lamarena.store.records import records_from_frame
 
-
-def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lamarena", *map(str, args)],
-        cwd=cwd,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+run_cli = partial(run_lamarena, timeout_s=180)
 
 
 def _json(result: subprocess.CompletedProcess[str]) -> Any:

@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy import Engine
 
+from helpers.cli import run_cli
 from lamarena.store import repo
 from lamarena.store.db import make_sessionmaker
 from lamarena.store.tables import PairCount
 
 WHEN = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-
-
-def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lamarena", *map(str, args)],
-        cwd=cwd,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def _votes(engine: Engine) -> None:

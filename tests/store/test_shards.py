@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 from distributed import LocalCluster
 
+from helpers.cli import run_cli as run_lamarena
 from helpers.servers import unused_port
 from helpers.study_votes import study_frame
 from lamarena.cli.analyze import load_battles_with_feedback
@@ -189,16 +188,7 @@ def test_a_folder_is_read_on_the_cluster_as_in_one_process(cluster, parquet_fold
     assert there.fast
 
 
-def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lamarena", *map(str, args)],
-        cwd=cwd,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+run_cli = partial(run_lamarena, timeout_s=180)
 
 
 def _leaderboard(votes: Path, fmt: str, *extra: str, cwd: Path) -> dict[str, Any]:
