@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lamarena.cli.common import VOTES_FOLDER_HELP, VoteFormat, check_scheduler
+from lamarena.cli.common import VOTES_FOLDER_HELP, VoteFormat, check_scheduler, check_votes_file
 from lamarena.errors import ConfigError, InvalidInputError
 from lamarena.settings import Settings, load_settings
 
@@ -62,8 +62,7 @@ def load_battles_with_feedback(
 
     check_scheduler(votes, scheduler)
     if votes is not None:
-        if fmt is None:
-            raise InvalidInputError("--votes needs --from talk-arena|fastchat|jsonl|parquet")
+        fmt = check_votes_file(fmt)
         if votes.is_dir():
             from lamarena.store.shards import read_shard_frame
 

@@ -29,6 +29,7 @@ __all__ = [
     "VoteFormat",
     "Weighting",
     "check_scheduler",
+    "check_votes_file",
     "format_number",
     "load_battles",
     "load_encoded_battles",
@@ -147,7 +148,12 @@ def check_scheduler(votes: Path | None, scheduler: str | None) -> None:
         )
 
 
-def _check_votes_file(fmt: VoteFormat | None, *, exclude_flagged: bool) -> VoteFormat:
+def check_votes_file(fmt: VoteFormat | None, *, exclude_flagged: bool = False) -> VoteFormat:
+    """The ``--from`` format of a ``--votes`` file or folder.
+
+    Raises:
+        InvalidInputError: no ``--from``, or ``--exclude-flagged`` (a file has no voter signals).
+    """
     if fmt is None:
         raise InvalidInputError("--votes needs --from talk-arena|fastchat|jsonl|parquet")
     if exclude_flagged:
@@ -180,7 +186,7 @@ def load_battles(
     if votes is not None:
         from lamarena.store import read_battle_records, records_to_frame
 
-        fmt = _check_votes_file(fmt, exclude_flagged=exclude_flagged)
+        fmt = check_votes_file(fmt, exclude_flagged=exclude_flagged)
         if votes.is_dir():
             from lamarena.store.shards import read_shard_frame
 
@@ -234,7 +240,7 @@ def load_encoded_battles(
 
     _check_sources(votes, scheduler, include_flagged, exclude_flagged)
     if votes is not None:
-        fmt = _check_votes_file(fmt, exclude_flagged=exclude_flagged)
+        fmt = check_votes_file(fmt, exclude_flagged=exclude_flagged)
         if votes.is_dir():
             from lamarena.store.shards import read_vote_shards
 

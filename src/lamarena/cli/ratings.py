@@ -169,6 +169,17 @@ def leaderboard(
     settings = load_settings(
         database_url=db, bootstrap_rounds=bootstrap, seed=seed, min_battles=min_battles
     )
+    options: dict[str, Any] = {
+        "n_resamples": settings.bootstrap_rounds,
+        "seed": settings.seed,
+        "min_battles": settings.min_battles,
+        "ci": ci.value,
+        "holm_head_to_head": holm,
+        "cluster": cluster.value,
+        "anchor": anchor,
+        "ties": ties.value,
+        "weights": weights.value,
+    }
     if control is None and by is None:
         # the columnar path: no object per vote (style control needs the replies' columns)
         document = _encoded_leaderboard(
@@ -179,70 +190,53 @@ def leaderboard(
             include_flagged=include_flagged,
             exclude_flagged=exclude_flagged,
             scheduler=scheduler,
-            options={
-                "n_resamples": settings.bootstrap_rounds,
-                "seed": settings.seed,
-                "min_battles": settings.min_battles,
-                "ci": ci.value,
-                "holm_head_to_head": holm,
-                "cluster": cluster.value,
-                "anchor": anchor,
-                "ties": ties.value,
-                "weights": weights.value,
-            },
+            options=options,
         )
-        if as_json:
-            typer.echo(json.dumps(document, indent=2))
-        else:
-            _print_leaderboard(document)
-        return
-    battles = load_battles(
-        settings,
-        votes,
-        from_,
-        include_flagged=include_flagged,
-        exclude_flagged=exclude_flagged,
-        scheduler=scheduler,
-    )
-    if mode is not None:
-        counts = mode_counts(battles)
-        if len(battles) and not counts[mode.value]:
-            raise InsufficientData(
-                f"no {mode.value}-out votes among the {len(battles)} battles "
-                f"({', '.join(f'{n} {name}-out' for name, n in counts.items())})"
-            )
-        battles = select_mode(battles, mode.value)
-    options: dict[str, Any] = {
-        "n_resamples": settings.bootstrap_rounds,
-        "seed": settings.seed,
-        "min_battles": settings.min_battles,
-        "control": _parse_controls(control),
-        "ci": ci.value,
-        "holm_head_to_head": holm,
-        "cluster": cluster.value,
-        "anchor": anchor,
-        "ties": ties.value,
-        "weights": weights.value,
-    }
-    if by is not None:
-        from lamarena.analysis.ranking.grouped import grouped_leaderboards
+    else:
+        battles = load_battles(
+            settings,
+            votes,
+            from_,
+            include_flagged=include_flagged,
+            exclude_flagged=exclude_flagged,
+            scheduler=scheduler,
+        )
+        if mode is not None:
+            _require_mode(mode, len(battles), mode_counts(battles))
+            battles = select_mode(battles, mode.value)
+        options["control"] = _parse_controls(control)
+        if by is not None:
+            from lamarena.analysis.ranking.grouped import grouped_leaderboards
 
-        grouped = grouped_leaderboards(battles, by.value, **options)
-        if as_json:
-            typer.echo(json.dumps(grouped, indent=2))
+            grouped = grouped_leaderboards(battles, by.value, **options)
+            if as_json:
+                typer.echo(json.dumps(grouped, indent=2))
+                return
+            for group in grouped["groups"]:
+                typer.echo(f"\n{_GROUP_TITLES[by.value][group['group']]}")
+                if group["leaderboard"] is None:
+                    typer.echo(f"  {group['note']}")
+                else:
+                    _print_leaderboard(group["leaderboard"])
             return
-        for group in grouped["groups"]:
-            typer.echo(f"\n{_GROUP_TITLES[by.value][group['group']]}")
-            if group["leaderboard"] is None:
-                typer.echo(f"  {group['note']}")
-            else:
-                _print_leaderboard(group["leaderboard"])
-        return
-    document = build_leaderboard(battles, **options).to_dict()
+        document = build_leaderboard(battles, **options).to_dict()
     if as_json:
         typer.echo(json.dumps(document, indent=2))
-        return
-    _print_leaderboard(document)
+    else:
+        _print_leaderboard(document)
+
+
+def _require_mode(mode: ReplyMode, n_battles: int, counts: dict[str, int]) -> None:
+    """Refuse ``--mode`` when the battles hold none of that mode's votes.
+
+    Raises:
+        InsufficientData: there are battles, but none of ``mode``.
+    """
+    if n_battles and not counts[mode.value]:
+        raise InsufficientData(
+            f"no {mode.value}-out votes among the {n_battles} battles "
+            f"({', '.join(f'{n} {name}-out' for name, n in counts.items())})"
+        )
 
 
 def _encoded_leaderboard(
@@ -269,12 +263,7 @@ def _encoded_leaderboard(
         scheduler=scheduler,
     )
     if mode is not None:
-        counts = encoded.mode_counts()
-        if encoded.n_battles and not counts[mode.value]:
-            raise InsufficientData(
-                f"no {mode.value}-out votes among the {encoded.n_battles} battles "
-                f"({', '.join(f'{n} {name}-out' for name, n in counts.items())})"
-            )
+        _require_mode(mode, encoded.n_battles, encoded.mode_counts())
         encoded = encoded.take(encoded.mode == MODE_CODES[mode.value])
     document: dict[str, Any] = build_leaderboard(encoded, **options).to_dict()
     return document
